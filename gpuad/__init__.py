@@ -1,0 +1,40 @@
+"""gpuad: batched automatic differentiation on NumPy and CuPy arrays, with JAX's transforms.
+
+>>> import numpy as np, gpuad as ad, gpuad.numpy as gnp
+>>> f = lambda x: gnp.sum(gnp.log(x[..., 0]) + x[..., 0] * x[..., 1] - gnp.sin(x[..., 1]))
+>>> ad.grad(f)(np.asarray([[2.0, 5.0]])).round(3).tolist()
+[[5.5, 1.716]]
+"""
+
+from . import numpy
+from .backend import BackendError, asarray, cupy_status, default_backend, to_numpy
+from .numpy import stop_gradient
+from .primitives import PRIMITIVES, Primitive
+from .tracing import LeakedTracerError
+from .transforms import grad, jacrev, jvp, value_and_grad, vjp
+from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "numpy",
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "jvp",
+    "jacrev",
+    "stop_gradient",
+    "asarray",
+    "to_numpy",
+    "default_backend",
+    "cupy_status",
+    "BackendError",
+    "LeakedTracerError",
+    "Primitive",
+    "PRIMITIVES",
+    "tree_flatten",
+    "tree_unflatten",
+    "tree_map",
+    "tree_leaves",
+    "tree_structure",
+]

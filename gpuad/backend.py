@@ -1,0 +1,357 @@
+"""Which array library a call runs on, and the few things that need to know it by name.
+
+The array library of a call is the inputs' own (found with array-api-compat), so NumPy in gives
+NumPy out and CuPy in gives CuPy out. Only this module (and ``testing``) imports NumPy; CuPy is
+imported only when a caller asks for it, never when ``gpuad`` is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import array_api_compat
+import numpy  # host-ok: the CPU backend and the dtype vocabulary live here
+
+__all__ = [
+    "BackendError",
+    "default_backend",
+    "cupy_status",
+    "asarray",
+    "to_numpy",
+    "namespace_of",
+    "namespace_of_backend",
+    "namespace_for_device",
+    "device_of",
+    "is_array",
+    "dtype_name",
+    "backend_dtype",
+    "scatter_add",
+]
+
+BACKEND_ENV = "GPUAD_BACKEND"
+_BACKEND_CHOICES = ("numpy", "cupy", "auto")
+
+
+class BackendError(RuntimeError):
+    """An array library was asked for that cannot be used here (not installed, no device)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing a backend
+# --------------------------------------------------------------------------------------------
+
+
+def cupy_status() -> tuple[bool, str]:
+    """Tell whether CuPy can run here, and if not, why.
+
+    Without a driver ``cupy.cuda.runtime.getDeviceCount()`` raises instead of returning 0, so
+    both an exception and a zero count mean "no GPU".
+
+    >>> ok, why = cupy_status()
+    >>> isinstance(ok, bool) and isinstance(why, str)
+    True
+    """
+    try:
+        import cupy
+    except ImportError as exc:  # not installed, or broken install
+        return False, f"CuPy is not installed ({exc}); install gpuad[cuda12] or gpuad[cuda13]"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError without a driver, and friends
+        return False, f"CuPy is installed but no CUDA device answers ({type(exc).__name__}: {exc})"
+    if count < 1:
+        return False, "CuPy is installed but reports 0 CUDA devices"
+    return True, f"CuPy {cupy.__version__} with {count} CUDA device(s)"
+
+
+def default_backend() -> str:
+    """The backend used when no input array decides it: ``"numpy"`` or ``"cupy"``.
+
+    Honours ``GPUAD_BACKEND=numpy|cupy|auto`` (default ``auto``: CuPy when it imports AND a device
+    answers, else NumPy). Asking for ``cupy`` where it cannot run raises :class:`BackendError`
+    saying why.
+
+    >>> import os
+    >>> os.environ.get("GPUAD_BACKEND", "auto") != "auto" or default_backend() in ("numpy", "cupy")
+    True
+    """
+    choice = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+    if choice not in _BACKEND_CHOICES:
+        raise ValueError(
+            f"{BACKEND_ENV}={os.environ.get(BACKEND_ENV)!r} is not a backend; "
+            f"use one of {', '.join(_BACKEND_CHOICES)}"
+        )
+    if choice == "numpy":
+        return "numpy"
+    ok, why = cupy_status()
+    if choice == "cupy":
+        if not ok:
+            raise BackendError(f"{BACKEND_ENV}=cupy, but {why}. Set {BACKEND_ENV}=numpy or auto.")
+        return "cupy"
+    return "cupy" if ok else "numpy"
+
+
+def namespace_of_backend(backend: str | None = None) -> Any:
+    """The array-API namespace of a backend name (``None`` means :func:`default_backend`)."""
+    name = default_backend() if backend is None else backend
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+
+        return xp
+    if name == "cupy":
+        ok, why = cupy_status()
+        if not ok:
+            raise BackendError(f"backend='cupy' was asked for, but {why}")
+        import array_api_compat.cupy as xp
+
+        return xp
+    raise ValueError(f"backend={backend!r} is not a backend; use 'numpy', 'cupy' or None")
+
+
+# --------------------------------------------------------------------------------------------
+# The namespace and device of arrays
+# --------------------------------------------------------------------------------------------
+
+# array_namespace() costs ~15 us a call; the namespace of a given array type never changes, so a
+# per-type memo keeps the per-operation dispatch cheap. It is a cache, not state: filling it in any
+# order gives the same answers.
+_NAMESPACE_BY_TYPE: dict[type, Any] = {}
+
+
+def is_array(x: Any) -> bool:
+    """True for an array of any array-API library (not for Python scalars)."""
+    if type(x) in _NAMESPACE_BY_TYPE:
+        return True
+    return not isinstance(x, (bool, int, float, complex)) and array_api_compat.is_array_api_obj(x)
+
+
+def _namespace_of_one(x: Any) -> Any:
+    t = type(x)
+    xp = _NAMESPACE_BY_TYPE.get(t)
+    if xp is None:
+        xp = array_api_compat.array_namespace(x)
+        if not array_api_compat.is_torch_array(x):  # torch namespaces depend on nothing else either,
+            _NAMESPACE_BY_TYPE[t] = xp  # but keep the memo to the libraries we test
+    return xp
+
+
+def namespace_of(*arrays: Any, names: list[str] | None = None) -> Any:
+    """The one array namespace of ``arrays``; a clear TypeError when they come from two libraries.
+
+    ``names`` labels the arrays in the error message (e.g. ``["x", "y"]``).
+
+    >>> import numpy as np
+    >>> namespace_of(np.ones(2)).__name__
+    'array_api_compat.numpy'
+    """
+    xp = None
+    first = None
+    for i, a in enumerate(arrays):
+        try:
+            ns = _namespace_of_one(a)
+        except TypeError:
+            label = names[i] if names else f"argument {i}"
+            raise TypeError(
+                f"{label} is a {type(a).__name__}, not an array; pass a NumPy or CuPy array "
+                "(or any array-API array)"
+            ) from None
+        if xp is None:
+            xp, first = ns, i
+        elif ns is not xp:
+            la = names[first] if names else f"argument {first}"
+            lb = names[i] if names else f"argument {i}"
+            raise TypeError(
+                f"{la} is a {_library_name(xp)} array but {lb} is a {_library_name(ns)} array; "
+                "gpuad does not move data between libraries implicitly. Convert one of them with "
+                "gpuad.asarray(x, backend=...) or gpuad.to_numpy(x)."
+            )
+    if xp is None:
+        raise TypeError("no array among the arguments")
+    return xp
+
+
+def _library_name(xp: Any) -> str:
+    name = getattr(xp, "__name__", repr(xp))
+    return name.replace("array_api_compat.", "")
+
+
+def device_of(x: Any) -> Any:
+    """The device of an array (``"cpu"`` for NumPy)."""
+    return array_api_compat.device(x)
+
+
+def namespace_for_device(device: Any) -> Any | None:
+    """The namespace that owns ``device``, or None when the device does not say."""
+    if device is None:
+        return None
+    if isinstance(device, str):
+        if device == "cpu":
+            import array_api_compat.numpy as xp
+
+            return xp
+        return None
+    module = type(device).__module__ or ""
+    if module.startswith("array_api_strict"):
+        import array_api_strict
+
+        return array_api_strict
+    if module.startswith("cupy"):
+        import array_api_compat.cupy as xp
+
+        return xp
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Conversions the user asks for explicitly
+# --------------------------------------------------------------------------------------------
+
+
+def asarray(x: Any, backend: str | None = None, dtype: Any = None) -> Any:
+    """Put ``x`` on a backend (``"numpy"``, ``"cupy"``, or None for :func:`default_backend`).
+
+    This is the explicit way to move data between host and device; gpuad never does it on its own.
+
+    >>> import gpuad
+    >>> gpuad.asarray([1.0, 2.0], backend="numpy").dtype
+    dtype('float64')
+    """
+    name = default_backend() if backend is None else backend
+    xp = namespace_of_backend(name)
+    if name == "cupy":
+        import cupy
+
+        if isinstance(x, numpy.ndarray) or not is_array(x):
+            return cupy.asarray(x, dtype=backend_dtype(xp, dtype))
+        if isinstance(x, cupy.ndarray):
+            return x if dtype is None else x.astype(backend_dtype(xp, dtype))
+        return cupy.asarray(to_numpy(x), dtype=backend_dtype(xp, dtype))
+    if is_array(x) and not isinstance(x, numpy.ndarray):
+        x = to_numpy(x)
+    return numpy.asarray(x, dtype=backend_dtype(xp, dtype))
+
+
+def to_numpy(x: Any) -> numpy.ndarray:
+    """A NumPy copy (or view) of any array: CuPy arrays come to the host, strict arrays to the CPU.
+
+    >>> import numpy as np
+    >>> to_numpy(np.ones(2)).tolist()
+    [1.0, 1.0]
+    """
+    if isinstance(x, numpy.ndarray):
+        return x
+    if isinstance(x, (numpy.generic, bool, int, float, complex)):
+        return numpy.asarray(x)
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if array_api_compat.is_array_api_strict_namespace(_try_namespace(x)):
+        import array_api_strict
+
+        return numpy.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
+    from .tracing import Tracer
+
+    if isinstance(x, Tracer):
+        raise TypeError(
+            "to_numpy() got a traced value; call it on the results of a transform, not inside "
+            "the function being differentiated"
+        )
+    if hasattr(x, "__dlpack__"):
+        return numpy.from_dlpack(x)
+    return numpy.asarray(x)
+
+
+def _try_namespace(x: Any) -> Any:
+    try:
+        return _namespace_of_one(x)
+    except TypeError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# dtypes: NumPy's dtype objects are the vocabulary; strict arrays get theirs by name
+# --------------------------------------------------------------------------------------------
+
+
+def dtype_name(dtype: Any) -> str:
+    """The standard name of a dtype object of any library (``"float32"``, ``"int64"``, ...)."""
+    if isinstance(dtype, str):
+        return numpy.dtype(dtype).name
+    name = getattr(dtype, "name", None)
+    if isinstance(name, str) and not str(type(dtype).__module__).startswith("array_api_strict"):
+        return name
+    text = str(dtype)
+    if text.startswith("array_api_strict."):
+        return text.split(".", 1)[1]
+    return numpy.dtype(dtype).name
+
+
+def named_dtype(name: str) -> Any:
+    """The NumPy dtype object of a standard dtype name (the vocabulary of ``gpuad.numpy``)."""
+    return numpy.dtype(name)
+
+
+def _numpy_dtype_of(x: Any) -> Any:
+    if isinstance(x, (bool, int, float, complex)):
+        return x  # Python scalars stay weak in NumPy 2's promotion
+    src = x.dtype if hasattr(x, "dtype") and not isinstance(x, (numpy.dtype, type)) else x
+    return numpy.dtype(dtype_name(src))
+
+
+def result_type(*arrays_and_dtypes: Any) -> Any:
+    """NumPy's promotion over arrays, dtypes (of any library) and Python scalars."""
+    return numpy.result_type(*(_numpy_dtype_of(a) for a in arrays_and_dtypes))
+
+
+def can_cast(from_: Any, to: Any) -> bool:
+    """NumPy's safe-casting rule between two dtypes of any library."""
+    return bool(numpy.can_cast(numpy.dtype(dtype_name(from_)), numpy.dtype(dtype_name(to))))
+
+
+def finfo(dtype: Any) -> Any:
+    """Machine limits of a floating dtype of any library."""
+    return numpy.finfo(numpy.dtype(dtype_name(dtype)))
+
+
+def iinfo(dtype: Any) -> Any:
+    """Machine limits of an integer dtype of any library."""
+    return numpy.iinfo(numpy.dtype(dtype_name(dtype)))
+
+
+def backend_dtype(xp: Any, dtype: Any) -> Any:
+    """``dtype`` translated into ``xp``'s own dtype object (NumPy dtypes serve NumPy and CuPy)."""
+    if dtype is None:
+        return None
+    if array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp):
+        return numpy.dtype(dtype) if not isinstance(dtype, numpy.dtype) else dtype
+    return getattr(xp, dtype_name(dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Scatter-add: the one operation the array-API standard lacks and reverse mode needs
+# --------------------------------------------------------------------------------------------
+
+
+def scatter_add(xp: Any, target: Any, axis: int, index: Any, values: Any) -> Any:
+    """Add ``values`` into ``target`` along ``axis`` (negative) at positions ``index`` (1-D ints).
+
+    Repeated indices accumulate. ``target`` is a fresh array owned by the caller and is updated in
+    place where the library allows it; the result is returned either way.
+    """
+    trailing = (slice(None),) * (-axis - 1)
+    key = (Ellipsis, index) + trailing
+    if array_api_compat.is_numpy_namespace(xp):
+        numpy.add.at(target, key, values)
+        return target
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupyx
+
+        cupyx.scatter_add(target, key, values)
+        return target
+    # Generic fallback for other libraries: a one-hot matrix product, O(len(index) * size) memory.
+    size = target.shape[axis]
+    positions = xp.arange(size, dtype=index.dtype, device=device_of(target))
+    one_hot = xp.astype(index[:, None] == positions[None, :], values.dtype)
+    moved = xp.moveaxis(values, axis, -1)
+    added = xp.moveaxis(xp.matmul(moved, one_hot), -1, axis)
+    return target + added

@@ -1,0 +1,97 @@
+"""Forward mode: dual values (primal, tangent) pushed through the JVP rules of the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .primitives import Primitive
+from .tracing import Trace, Tracer, bind
+
+__all__ = ["JVPTrace", "JVPTracer"]
+
+
+class JVPTracer(Tracer):
+    """A dual value: the primal (one level down) and its tangent (None for a zero tangent)."""
+
+    __slots__ = ("primal", "tangent")
+
+    def __init__(self, trace: "JVPTrace", primal: Any, tangent: Any):
+        self._trace = trace
+        self.primal = primal
+        self.tangent = tangent
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.primal.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.primal.dtype
+
+    @property
+    def device(self) -> Any:
+        return self._trace.device
+
+    def __bool__(self) -> bool:
+        return bool(self.primal)
+
+    def __float__(self) -> float:
+        return float(self.primal)  # host-ok: the user asked for a Python number
+
+    def __int__(self) -> int:
+        return int(self.primal)
+
+    def __index__(self) -> int:
+        return self.primal.__index__()
+
+
+class JVPTrace(Trace):
+    """One forward-mode transform call."""
+
+    def __init__(self, level: int, xp: Any, device: Any = None):
+        super().__init__(level, xp, device)
+
+    def new_input(self, primal: Any, tangent: Any) -> JVPTracer:
+        return JVPTracer(self, primal, tangent)
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        primals = []
+        tangents = []
+        active = False
+        for a in args:
+            if type(a) is JVPTracer and a._trace is self:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+                active = active or a.tangent is not None
+            else:
+                primals.append(a)
+                tangents.append(None)
+        out = bind(prim, *primals, **params)
+        if not active or prim.jvp is None:
+            return out
+        rules = prim.jvp
+        if callable(rules):
+            t_out = rules(tuple(tangents), out, *primals, **params)
+        else:
+            t_out = None
+            for t, rule in zip(tangents, rules):
+                if t is None or rule is None:
+                    continue
+                c = rule(t, out, *primals, **params)
+                if c is not None:
+                    t_out = c if t_out is None else t_out + c
+        if t_out is None:
+            return out
+        return JVPTracer(self, out, _fit_tangent(t_out, out))
+
+
+def _fit_tangent(t: Any, out: Any) -> Any:
+    """A tangent in its primal's shape and dtype (a contribution from a broadcast input may be
+    smaller; a float64 constant may have promoted it)."""
+    from . import numpy as gnp
+
+    if tuple(t.shape) != tuple(out.shape):
+        t = gnp.broadcast_to(t, tuple(out.shape))
+    if t.dtype != out.dtype:
+        t = gnp.astype(t, out.dtype)
+    return t

@@ -1,0 +1,1072 @@
+"""``gpuad.numpy``: the differentiable array-API namespace.
+
+Every function accepts NumPy, CuPy or any array-API array, Python scalars where the 2024.12
+standard accepts them, and traced values inside a transform. On plain arrays it computes directly
+(NumPy in, NumPy out); on traced values it goes through the transforms. Composites (mean, var,
+softmax, logsumexp, ...) are plain Python on the primitives of :mod:`gpuad.primitives`.
+
+>>> import numpy as np, gpuad.numpy as gnp
+>>> float(gnp.sum(gnp.sin(np.zeros(3))))
+0.0
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+from typing import Any, Sequence
+
+from . import backend as _backend
+from . import primitives as _p
+from .tracing import Tracer, context_namespace
+
+__array_api_version__ = "2024.12"
+
+# dtypes: NumPy's dtype objects are the vocabulary; other libraries' dtypes are accepted by name.
+bool = _backend.named_dtype("bool")  # noqa: A001  (the standard's name)
+int8 = _backend.named_dtype("int8")
+int16 = _backend.named_dtype("int16")
+int32 = _backend.named_dtype("int32")
+int64 = _backend.named_dtype("int64")
+uint8 = _backend.named_dtype("uint8")
+uint16 = _backend.named_dtype("uint16")
+uint32 = _backend.named_dtype("uint32")
+uint64 = _backend.named_dtype("uint64")
+float32 = _backend.named_dtype("float32")
+float64 = _backend.named_dtype("float64")
+complex64 = _backend.named_dtype("complex64")
+complex128 = _backend.named_dtype("complex128")
+
+e = math.e
+pi = math.pi
+inf = math.inf
+nan = math.nan
+newaxis = None
+
+_SCALARS = (builtins.bool, int, float)
+
+# ---------------------------------------------------------------------------------------------
+# Where arrays come from, and Python scalars made into arrays
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_arraylike(x: Any) -> builtins.bool:
+    return isinstance(x, Tracer) or _backend.is_array(x)
+
+
+def _namespace_and_device(x: Any) -> tuple[Any, Any]:
+    if isinstance(x, Tracer):
+        return x._trace.xp, x.device
+    return _backend.namespace_of(x), _backend.device_of(x)
+
+
+def _creation_target(device: Any = None) -> tuple[Any, Any]:
+    """Namespace and device for an array made from nothing: the given device's library, else the
+    innermost transform's, else the default backend."""
+    xp = _backend.namespace_for_device(device)
+    if xp is not None:
+        return xp, device
+    ctx = context_namespace()
+    if ctx is not None:
+        return ctx[0], device if device is not None else ctx[1]
+    return _backend.namespace_of_backend(None), device
+
+
+def _default_float(xp: Any, device: Any) -> Any:
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        try:
+            return info().default_dtypes(device=device)["real floating"]
+        except Exception:  # libraries whose info() does not know this device
+            pass
+    return xp.float64
+
+
+def _scalar_to_array(value: Any, like: Any) -> Any:
+    """A Python scalar as a 0-d array next to ``like``, weakly typed the way NumPy 2 and the
+    standard do it: the scalar takes the array's dtype when its kind fits."""
+    xp, device = _namespace_and_device(like)
+    dt = like.dtype
+    if isinstance(value, builtins.bool):
+        dtype = dt
+    elif isinstance(value, int):
+        dtype = dt if not isdtype(dt, "bool") else None
+    elif isinstance(value, float):
+        dtype = dt if isdtype(dt, "real floating") else _default_float(xp, device)
+    else:
+        raise TypeError(f"unsupported scalar {value!r} of type {type(value).__name__}")
+    return xp.asarray(value, dtype=_backend.backend_dtype(xp, dtype), device=device)
+
+
+def _lone_scalar_to_array(value: Any) -> Any:
+    xp, device = _creation_target(None)
+    if isinstance(value, float):
+        return xp.asarray(value, dtype=_default_float(xp, device), device=device)
+    return xp.asarray(value, device=device)
+
+
+def _as_array(x: Any, name: str = "x") -> Any:
+    if _is_arraylike(x):
+        return x
+    if isinstance(x, _SCALARS):
+        return _lone_scalar_to_array(x)
+    if isinstance(x, (list, tuple)):
+        return asarray(x)
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__} ({x!r})")
+    return asarray(x)
+
+
+def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
+    """Arrays for an elementwise op: scalars become 0-d arrays typed after the first array."""
+    like = next((a for a in args if _is_arraylike(a)), None)
+    out = []
+    for i, a in enumerate(args):
+        if _is_arraylike(a):
+            out.append(a)
+        elif isinstance(a, _SCALARS):
+            out.append(_scalar_to_array(a, like) if like is not None else _lone_scalar_to_array(a))
+        else:
+            out.append(_as_array(a, names[i] if names else f"x{i + 1}"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise functions
+# ---------------------------------------------------------------------------------------------
+
+
+def _unary(prim: _p.Primitive, name: str) -> Any:
+    def fn(x: Any, /) -> Any:
+        return prim(_as_array(x))
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` of the array API, differentiable in gpuad."
+    return fn
+
+
+def _binary(prim: _p.Primitive, name: str) -> Any:
+    def fn(x1: Any, x2: Any, /) -> Any:
+        a, b = _operands(x1, x2)
+        return prim(a, b)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise ``{name}`` of the array API (Python scalars allowed), differentiable."
+    return fn
+
+
+negative = _unary(_p.negative, "negative")
+abs = _unary(_p.abs_, "abs")  # noqa: A001
+exp = _unary(_p.exp, "exp")
+expm1 = _unary(_p.expm1, "expm1")
+log = _unary(_p.log, "log")
+log1p = _unary(_p.log1p, "log1p")
+log2 = _unary(_p.log2, "log2")
+log10 = _unary(_p.log10, "log10")
+sqrt = _unary(_p.sqrt, "sqrt")
+square = _unary(_p.square, "square")
+reciprocal = _unary(_p.reciprocal, "reciprocal")
+sin = _unary(_p.sin, "sin")
+cos = _unary(_p.cos, "cos")
+tan = _unary(_p.tan, "tan")
+asin = _unary(_p.asin, "asin")
+acos = _unary(_p.acos, "acos")
+atan = _unary(_p.atan, "atan")
+sinh = _unary(_p.sinh, "sinh")
+cosh = _unary(_p.cosh, "cosh")
+tanh = _unary(_p.tanh, "tanh")
+asinh = _unary(_p.asinh, "asinh")
+acosh = _unary(_p.acosh, "acosh")
+atanh = _unary(_p.atanh, "atanh")
+sign = _unary(_p.sign, "sign")
+floor = _unary(_p.floor, "floor")
+ceil = _unary(_p.ceil, "ceil")
+round = _unary(_p.round_, "round")  # noqa: A001
+trunc = _unary(_p.trunc, "trunc")
+isnan = _unary(_p.isnan, "isnan")
+isinf = _unary(_p.isinf, "isinf")
+isfinite = _unary(_p.isfinite, "isfinite")
+signbit = _unary(_p.signbit, "signbit")
+logical_not = _unary(_p.logical_not, "logical_not")
+
+add = _binary(_p.add, "add")
+subtract = _binary(_p.subtract, "subtract")
+multiply = _binary(_p.multiply, "multiply")
+divide = _binary(_p.divide, "divide")
+maximum = _binary(_p.maximum, "maximum")
+minimum = _binary(_p.minimum, "minimum")
+atan2 = _binary(_p.atan2, "atan2")
+hypot = _binary(_p.hypot, "hypot")
+logaddexp = _binary(_p.logaddexp, "logaddexp")
+remainder = _binary(_p.remainder, "remainder")
+floor_divide = _binary(_p.floor_divide, "floor_divide")
+equal = _binary(_p.equal, "equal")
+not_equal = _binary(_p.not_equal, "not_equal")
+less = _binary(_p.less, "less")
+less_equal = _binary(_p.less_equal, "less_equal")
+greater = _binary(_p.greater, "greater")
+greater_equal = _binary(_p.greater_equal, "greater_equal")
+logical_and = _binary(_p.logical_and, "logical_and")
+logical_or = _binary(_p.logical_or, "logical_or")
+logical_xor = _binary(_p.logical_xor, "logical_xor")
+
+
+def positive(x: Any, /) -> Any:
+    """``+x``: the value itself (traced values are immutable, so no copy is needed)."""
+    x = _as_array(x)
+    if isinstance(x, Tracer):
+        return x
+    return _namespace_and_device(x)[0].positive(x)
+
+
+def pow(x1: Any, x2: Any, /) -> Any:  # noqa: A001
+    """``x1 ** x2``. A Python int exponent uses exact repeated multiplication (JAX's integer_pow).
+
+    >>> import numpy as np
+    >>> pow(np.asarray([2.0, 3.0]), 2).tolist()
+    [4.0, 9.0]
+    """
+    if isinstance(x2, int) and not isinstance(x2, builtins.bool) and _is_arraylike(x1):
+        if isdtype(x1.dtype, "real floating"):
+            return _p.integer_pow(x1, n=x2)
+    a, b = _operands(x1, x2)
+    return _p.pow_(a, b)
+
+
+def stop_gradient(x: Any) -> Any:
+    """``x`` as a constant: no derivative flows through it, in any mode or nesting level.
+
+    >>> import gpuad, numpy as np
+    >>> float(gpuad.grad(lambda x: x * stop_gradient(x))(np.asarray(3.0)))
+    3.0
+    """
+    x = _as_array(x)
+    return _p.stop_gradient(x) if isinstance(x, Tracer) else x
+
+
+def where(condition: Any, x1: Any, x2: Any, /) -> Any:
+    """Elementwise choice; not NaN-safe, as in JAX (see DESIGN.md).
+
+    >>> import numpy as np
+    >>> where(np.asarray([True, False]), 1.0, np.asarray([5.0, 6.0])).tolist()
+    [1.0, 6.0]
+    """
+    if isinstance(condition, builtins.bool):
+        condition = _lone_scalar_to_array(condition)
+    a, b = _operands(x1, x2, names=["x1", "x2"])
+    cond = _as_array(condition, "condition")
+    if not isdtype(cond.dtype, "bool"):
+        raise TypeError(f"where: condition must be a boolean array, got dtype {cond.dtype}; compare first (x > 0)")
+    return _p.where(cond, a, b)
+
+
+def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:  # noqa: A002
+    """Clamp to [min, max] as ``minimum(maximum(x, min), max)``, like JAX: at a bound the
+    derivative is 0.5.
+
+    >>> import numpy as np
+    >>> clip(np.asarray([-2.0, 0.5, 3.0]), 0.0, 1.0).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    x = _as_array(x)
+    if min is not None:
+        x = maximum(min, x) if not isinstance(min, _SCALARS) else maximum(x, min)
+    if max is not None:
+        x = minimum(max, x) if not isinstance(max, _SCALARS) else minimum(x, max)
+    return x
+
+
+def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Any:
+    """Convert to ``dtype``. Float-to-float conversion is differentiable (the cotangent converts
+    back); conversion to an integer or boolean dtype has no derivative."""
+    x = _as_array(x)
+    if not isinstance(x, Tracer):
+        xp = _namespace_and_device(x)[0]
+        return xp.astype(x, _backend.backend_dtype(xp, dtype), copy=copy)
+    if _backend.dtype_name(dtype) == _backend.dtype_name(x.dtype):
+        return x
+    if isdtype(dtype, "real floating") and isdtype(x.dtype, "real floating"):
+        return _p.astype(x, dtype=dtype)
+    return _p.convert(x, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Axes and shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalize_axis(axis: int, ndim: int, name: str = "axis") -> int:
+    """One axis as a negative number, with NumPy's error for an axis out of range."""
+    if not isinstance(axis, int) or isinstance(axis, builtins.bool):
+        raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name} {axis} is out of bounds for an array of dimension {ndim}")
+    return axis - ndim if axis >= 0 else axis
+
+
+def _normalize_axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
+    """``None``, an int or a tuple of ints as a sorted tuple of distinct negative axes."""
+    if axis is None:
+        return tuple(range(-ndim, 0))
+    if isinstance(axis, int):
+        return (_normalize_axis(axis, ndim, name),)
+    axes = tuple(_normalize_axis(a, ndim, name) for a in axis)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{name}={axis!r} repeats an axis")
+    return tuple(sorted(axes))
+
+
+def _prod(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    ndim = builtins.max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            d = s[i] if -i <= len(s) else 1
+            if d != 1:
+                if size != 1 and d != size:
+                    raise ValueError(
+                        "shapes " + ", ".join(str(tuple(s)) for s in shapes) + " cannot be broadcast together"
+                    )
+                size = d
+        out.append(size)
+    return tuple(out)
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The broadcast of several shapes (ValueError naming them when they do not broadcast)."""
+    return _broadcast_shapes(*(tuple(s) for s in shapes))
+
+
+def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
+    """Reshape; one entry of ``shape`` may be -1.
+
+    >>> import numpy as np
+    >>> reshape(np.arange(6.0), (2, -1)).shape
+    (2, 3)
+    """
+    x = _as_array(x)
+    if isinstance(shape, int):
+        shape = (shape,)
+    shape = tuple(operator.index(d) for d in shape)
+    size = _prod(x.shape)
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: shape {shape} has more than one -1")
+    if -1 in shape:
+        known = _prod(d for d in shape if d != -1)
+        if known == 0 or size % known:
+            raise ValueError(f"reshape: cannot reshape an array of shape {tuple(x.shape)} into shape {shape}")
+        shape = tuple(size // known if d == -1 else d for d in shape)
+    if _prod(shape) != size or builtins.any(d < 0 for d in shape):
+        raise ValueError(f"reshape: cannot reshape an array of shape {tuple(x.shape)} into shape {shape}")
+    if shape == tuple(x.shape) and isinstance(x, Tracer):
+        return x
+    return _p.reshape(x, shape=shape, in_ndim=x.ndim)
+
+
+def permute_dims(x: Any, /, axes: Sequence[int]) -> Any:
+    """Permute the axes (``axes`` must be a permutation of ``range(x.ndim)``)."""
+    x = _as_array(x)
+    n = x.ndim
+    perm = tuple(a + n if isinstance(a, int) and a < 0 else a for a in axes)
+    if sorted(perm) != list(range(n)):
+        raise ValueError(f"permute_dims: axes={tuple(axes)} is not a permutation of the {n} axes of the array")
+    if perm == tuple(range(n)) and isinstance(x, Tracer):
+        return x
+    return _p.permute_dims(x, axes=perm)
+
+
+def matrix_transpose(x: Any, /) -> Any:
+    """Swap the last two axes."""
+    x = _as_array(x)
+    if x.ndim < 2:
+        raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape {tuple(x.shape)}")
+    n = x.ndim
+    return permute_dims(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def expand_dims(x: Any, /, *, axis: Any = 0) -> Any:
+    """Insert size-1 axes at ``axis`` (an int or tuple, counted in the result)."""
+    x = _as_array(x)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out_ndim = x.ndim + len(axes)
+    positions = sorted(_normalize_axis(a, out_ndim) + out_ndim for a in axes)
+    if len(set(positions)) != len(positions):
+        raise ValueError(f"expand_dims: axis={axis!r} repeats an axis")
+    shape = list(x.shape)
+    for p in positions:
+        shape.insert(p, 1)
+    return reshape(x, tuple(shape))
+
+
+def squeeze(x: Any, /, axis: Any = None) -> Any:
+    """Remove size-1 axes (all of them when ``axis`` is None)."""
+    x = _as_array(x)
+    if axis is None:
+        axes = tuple(i - x.ndim for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = _normalize_axes(axis, x.ndim)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1 (shape {tuple(x.shape)})")
+    shape = tuple(d for i, d in enumerate(x.shape) if (i - x.ndim) not in axes)
+    return reshape(x, shape)
+
+
+def broadcast_to(x: Any, /, shape: Any) -> Any:
+    """Broadcast to ``shape`` (NumPy rules)."""
+    x = _as_array(x)
+    shape = (shape,) if isinstance(shape, int) else tuple(operator.index(d) for d in shape)
+    if len(shape) < x.ndim or _broadcast_shapes(tuple(x.shape), shape) != shape:
+        raise ValueError(f"broadcast_to: cannot broadcast an array of shape {tuple(x.shape)} to shape {shape}")
+    if shape == tuple(x.shape) and isinstance(x, Tracer):
+        return x
+    return _p.broadcast_to(x, shape=shape, in_ndim=x.ndim)
+
+
+def broadcast_arrays(*arrays: Any) -> list[Any]:
+    """Broadcast several arrays against each other."""
+    arrays = [_as_array(a) for a in arrays]
+    shape = _broadcast_shapes(*(tuple(a.shape) for a in arrays))
+    return [broadcast_to(a, shape) for a in arrays]
+
+
+def concat(arrays: Sequence[Any], /, *, axis: int | None = 0) -> Any:
+    """Join arrays along an existing axis (``axis=None`` flattens them first)."""
+    arrays = [_as_array(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
+    if not arrays:
+        raise ValueError("concat needs at least one array")
+    if axis is None:
+        arrays = [reshape(a, (-1,)) for a in arrays]
+        axis = 0
+    ndim = arrays[0].ndim
+    if ndim == 0:
+        raise ValueError("concat: 0-d arrays cannot be concatenated; use stack")
+    ax = _normalize_axis(axis, ndim)
+    for i, a in enumerate(arrays):
+        if a.ndim != ndim or builtins.any(
+            d != e for j, (d, e) in enumerate(zip(a.shape, arrays[0].shape)) if j - ndim != ax
+        ):
+            raise ValueError(
+                f"concat: arrays[{i}] has shape {tuple(a.shape)}, which does not match arrays[0] "
+                f"{tuple(arrays[0].shape)} outside axis {axis}"
+            )
+    if len(arrays) == 1 and isinstance(arrays[0], Tracer):
+        return arrays[0]
+    return _p.concat(*arrays, axis=ax)
+
+
+def stack(arrays: Sequence[Any], /, *, axis: int = 0) -> Any:
+    """Join arrays along a new axis."""
+    arrays = [_as_array(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
+    if not arrays:
+        raise ValueError("stack needs at least one array")
+    shape = tuple(arrays[0].shape)
+    for i, a in enumerate(arrays):
+        if tuple(a.shape) != shape:
+            raise ValueError(f"stack: arrays[{i}] has shape {tuple(a.shape)} but arrays[0] has {shape}")
+    return concat([expand_dims(a, axis=axis) for a in arrays], axis=axis)
+
+
+def flip(x: Any, /, *, axis: Any = None) -> Any:
+    """Reverse the order of elements along ``axis`` (all axes by default)."""
+    x = _as_array(x)
+    return _p.flip(x, axis=_normalize_axes(axis, x.ndim))
+
+
+def moveaxis(x: Any, source: Any, destination: Any, /) -> Any:
+    """Move axes to new positions (as NumPy's moveaxis)."""
+    x = _as_array(x)
+    n = x.ndim
+    src = [_normalize_axis(a, n, "source") + n for a in ((source,) if isinstance(source, int) else source)]
+    dst = [
+        _normalize_axis(a, n, "destination") + n
+        for a in ((destination,) if isinstance(destination, int) else destination)
+    ]
+    if len(src) != len(dst):
+        raise ValueError("moveaxis: source and destination must have the same number of axes")
+    order = [a for a in range(n) if a not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute_dims(x, tuple(order))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------------------
+
+
+def sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bool = False) -> Any:  # noqa: A001
+    """Sum over ``axis`` (all axes by default).
+
+    >>> import numpy as np
+    >>> sum(np.ones((2, 3)), axis=1).tolist()
+    [3.0, 3.0]
+    """
+    x = _as_array(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    return _p.sum_(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def prod(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bool = False) -> Any:
+    """Product over ``axis``; its derivative is exact where elements are zero."""
+    x = _as_array(x)
+    if dtype is not None:
+        x = astype(x, dtype)
+    return _p.prod(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def _reduced_count(x: Any, axes: tuple[int, ...]) -> int:
+    return _prod(x.shape[a] for a in axes)
+
+
+def mean(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Any:
+    """Arithmetic mean over ``axis``."""
+    x = _as_array(x)
+    axes = _normalize_axes(axis, x.ndim)
+    return sum(x, axis=axes, keepdims=keepdims) / _reduced_count(x, axes)
+
+
+def var(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: builtins.bool = False) -> Any:
+    """Variance over ``axis`` with ``correction`` degrees of freedom removed."""
+    x = _as_array(x)
+    axes = _normalize_axes(axis, x.ndim)
+    d = x - mean(x, axis=axes, keepdims=True)
+    return sum(d * d, axis=axes, keepdims=keepdims) / (_reduced_count(x, axes) - correction)
+
+
+def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: builtins.bool = False) -> Any:
+    """Standard deviation: ``sqrt(var(...))`` (its derivative is infinite where var is 0)."""
+    return sqrt(var(x, axis=axis, correction=correction, keepdims=keepdims))
+
+
+def _chooser(prim: _p.Primitive, name: str) -> Any:
+    def fn(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Any:
+        x = _as_array(x)
+        axes = _normalize_axes(axis, x.ndim)
+        if builtins.any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{name}: zero-size reduction along axis {axis} (shape {tuple(x.shape)}) has no identity")
+        return prim(x, axis=axes, keepdims=keepdims)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``{name}`` over ``axis``; ties share the derivative equally (as JAX)."
+    return fn
+
+
+max = _chooser(_p.max_, "max")  # noqa: A001
+min = _chooser(_p.min_, "min")  # noqa: A001
+
+
+def _arg_chooser(prim: _p.Primitive, name: str) -> Any:
+    def fn(x: Any, /, *, axis: int | None = None, keepdims: builtins.bool = False) -> Any:
+        x = _as_array(x)
+        if axis is None:
+            out = prim(reshape(x, (-1,)), axis=-1, keepdims=False)
+            return reshape(out, (1,) * x.ndim) if keepdims else out
+        return prim(x, axis=_normalize_axis(axis, x.ndim), keepdims=keepdims)
+
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+argmax = _arg_chooser(_p.argmax, "argmax")
+argmin = _arg_chooser(_p.argmin, "argmin")
+
+
+def all(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Any:  # noqa: A001
+    """True where every element on ``axis`` is true."""
+    x = _as_array(x)
+    return _p.all_(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def any(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Any:  # noqa: A001
+    """True where some element on ``axis`` is true."""
+    x = _as_array(x)
+    return _p.any_(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def cumulative_sum(
+    x: Any, /, *, axis: int | None = None, dtype: Any = None, include_initial: builtins.bool = False
+) -> Any:
+    """Running sum along ``axis`` (required unless ``x`` is 1-D)."""
+    x = _as_array(x)
+    if axis is None:
+        if x.ndim != 1:
+            raise ValueError(f"cumulative_sum: axis is required for a {x.ndim}-d array")
+        axis = 0
+    if dtype is not None:
+        x = astype(x, dtype)
+    return _p.cumulative_sum(x, axis=_normalize_axis(axis, x.ndim), include_initial=include_initial)
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear algebra
+# ---------------------------------------------------------------------------------------------
+
+
+def matmul(x1: Any, x2: Any, /) -> Any:
+    """Matrix product with NumPy's rules for 1-D operands and broadcast stacks.
+
+    >>> import numpy as np
+    >>> matmul(np.eye(2), np.asarray([1.0, 2.0])).tolist()
+    [1.0, 2.0]
+    """
+    a, b = _as_array(x1, "x1"), _as_array(x2, "x2")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(
+            f"matmul: operands must have at least 1 dimension, got shapes {tuple(a.shape)} and "
+            f"{tuple(b.shape)}; use multiply for scalars"
+        )
+    vec_a, vec_b = a.ndim == 1, b.ndim == 1
+    if vec_a:
+        a = reshape(a, (1, a.shape[0]))
+    if vec_b:
+        b = reshape(b, (b.shape[0], 1))
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(
+            f"matmul: shapes {tuple(x1.shape)} and {tuple(x2.shape)} do not align "
+            f"({a.shape[-1]} != {b.shape[-2]})"
+        )
+    _broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    out = _p.matmul(a, b)
+    if vec_a and vec_b:
+        return reshape(out, tuple(out.shape[:-2]))
+    if vec_a:
+        return reshape(out, tuple(out.shape[:-2]) + (out.shape[-1],))
+    if vec_b:
+        return reshape(out, tuple(out.shape[:-1]))
+    return out
+
+
+def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
+    """Contract ``axes`` of ``x1`` with ``axes`` of ``x2`` (as the array API's tensordot)."""
+    a, b = _as_array(x1, "x1"), _as_array(x2, "x2")
+    if isinstance(axes, int):
+        if axes < 0 or axes > builtins.min(a.ndim, b.ndim):
+            raise ValueError(f"tensordot: axes={axes} is out of range for shapes {tuple(a.shape)}, {tuple(b.shape)}")
+        a_axes = list(range(a.ndim - axes, a.ndim))
+        b_axes = list(range(axes))
+    else:
+        a_axes = [_normalize_axis(i, a.ndim) + a.ndim for i in axes[0]]
+        b_axes = [_normalize_axis(i, b.ndim) + b.ndim for i in axes[1]]
+    if len(a_axes) != len(b_axes):
+        raise ValueError("tensordot: the two axes sequences must have the same length")
+    for i, j in zip(a_axes, b_axes):
+        if a.shape[i] != b.shape[j]:
+            raise ValueError(
+                f"tensordot: axis {i} of x1 (size {a.shape[i]}) does not match axis {j} of x2 (size {b.shape[j]})"
+            )
+    free_a = [i for i in range(a.ndim) if i not in a_axes]
+    free_b = [i for i in range(b.ndim) if i not in b_axes]
+    k = _prod(a.shape[i] for i in a_axes)
+    am = reshape(permute_dims(a, tuple(free_a + a_axes)), (_prod(a.shape[i] for i in free_a), k))
+    bm = reshape(permute_dims(b, tuple(b_axes + free_b)), (k, _prod(b.shape[i] for i in free_b)))
+    out = _p.matmul(am, bm)
+    return reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
+
+
+def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
+    """Dot product along ``axis`` after broadcasting (real arrays)."""
+    a, b = _operands(x1, x2)
+    shape = _broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    ax = _normalize_axis(axis, len(shape))
+    if a.ndim < -ax or b.ndim < -ax or a.shape[ax] != b.shape[ax]:
+        raise ValueError(f"vecdot: x1 {tuple(a.shape)} and x2 {tuple(b.shape)} must both have axis {axis}, of equal size")
+    return sum(a * b, axis=ax)
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexing
+# ---------------------------------------------------------------------------------------------
+
+
+def _index_error_bool() -> IndexError:
+    return IndexError(
+        "boolean mask indexing gives a data-dependent shape and is not supported by gpuad's "
+        "transforms; use gnp.where(mask, x, 0), or select the indices before differentiating"
+    )
+
+
+def getitem(x: Any, key: Any) -> Any:
+    """``x[key]`` with basic indexing (ints, slices, None, Ellipsis) and integer-array indexing
+    (the arrays, and any ints among them, must be adjacent, as NumPy then keeps them in place)."""
+    x = _as_array(x)
+    if not isinstance(key, tuple):
+        key = (key,)
+    items: list[Any] = []
+    has_array = False
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            if isinstance(k, slice) and k.step == 0:
+                raise ValueError("slice step cannot be zero")
+            items.append(k)
+        elif isinstance(k, builtins.bool):
+            raise _index_error_bool()
+        elif isinstance(k, int):
+            items.append(k)
+        elif isinstance(k, Tracer):
+            raise TypeError(
+                "indexing with a traced array is not supported here; indices must be plain integer arrays"
+            )
+        else:
+            if isinstance(k, (list, tuple)):
+                k = _index_array_like(x, k)
+            elif not _backend.is_array(k) and hasattr(k, "__index__"):
+                items.append(operator.index(k))
+                continue
+            elif not _backend.is_array(k):
+                raise TypeError(f"index of type {type(k).__name__} is not supported; use ints, slices, None, Ellipsis or integer arrays")
+            if isdtype(k.dtype, "bool"):
+                raise _index_error_bool()
+            if not isdtype(k.dtype, "integral"):
+                raise IndexError(f"index arrays must be integers, got dtype {k.dtype}")
+            items.append(k)
+            has_array = True
+    if builtins.sum(1 for k in items if k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consuming = builtins.sum(1 for k in items if k is not None and k is not Ellipsis)
+    if consuming > x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {consuming} were indexed")
+    fill = [slice(None)] * (x.ndim - consuming)
+    pos = next((i for i, k in enumerate(items) if k is Ellipsis), None)
+    if pos is not None:
+        items = items[:pos] + fill + items[pos + 1 :]
+    else:
+        items = items + fill
+    # Bounds of integer indices, checked here where the shape is known (NumPy's message).
+    axis = 0
+    for i, k in enumerate(items):
+        if k is None:
+            continue
+        if isinstance(k, int):
+            n = x.shape[axis]
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+            items[i] = k + n if k < 0 else k
+        axis += 1
+    if not has_array:
+        return _p.getitem(x, index=(Ellipsis, *items))
+    return _advanced_getitem(x, items)
+
+
+def _index_array_like(x: Any, k: Any) -> Any:
+    xp, device = _namespace_and_device(x)
+    return xp.asarray(k, device=device)
+
+
+def _advanced_getitem(x: Any, items: list[Any]) -> Any:
+    adv = [i for i, k in enumerate(items) if isinstance(k, int) or _backend.is_array(k)]
+    if adv != list(range(adv[0], adv[-1] + 1)):
+        raise IndexError(
+            "integer-array indices separated by a slice or None are not supported (NumPy would move "
+            "the indexed axes to the front); index in two steps, e.g. x[:, i][j]"
+        )
+    # Basic part first (the advanced positions become full slices), then one gather.
+    basic = [slice(None) if i in adv else k for i, k in enumerate(items)]
+    y = _p.getitem(x, index=(Ellipsis, *basic)) if builtins.any(
+        k is None or (isinstance(k, slice) and k != slice(None)) for k in basic
+    ) else x
+    start = builtins.sum(1 for k in items[: adv[0]] if k is None or isinstance(k, slice))
+    dims = tuple(y.shape[start : start + len(adv)])
+    xp, device = _namespace_and_device(x)
+    idx = []
+    for pos, d in zip(adv, dims):
+        k = items[pos]
+        k = xp.asarray(k, device=device) if isinstance(k, int) else k
+        idx.append(xp.where(k < 0, k + d, k))
+    idx_shape = _broadcast_shapes(*(tuple(i.shape) for i in idx))
+    linear = None
+    stride = 1
+    for i, d in zip(reversed(idx), reversed(dims)):
+        term = i * stride if stride != 1 else i
+        linear = term if linear is None else linear + term
+        stride *= d
+    linear = xp.reshape(xp.broadcast_to(linear, idx_shape), (-1,))
+    before, after = tuple(y.shape[:start]), tuple(y.shape[start + len(adv) :])
+    flat = reshape(y, before + (_prod(dims),) + after) if len(adv) > 1 else y
+    out = _p.take(flat, linear, axis=len(before) - flat.ndim)
+    return reshape(out, before + idx_shape + after)
+
+
+# ---------------------------------------------------------------------------------------------
+# Creation (no derivative): the arrays land where the current computation lives
+# ---------------------------------------------------------------------------------------------
+
+
+def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: Any = None) -> Any:
+    """An array from ``obj``; a (nested) list holding traced values is stacked differentiably."""
+    if isinstance(obj, Tracer):
+        return obj if dtype is None else astype(obj, dtype)
+    if _backend.is_array(obj):
+        xp = _backend.namespace_of(obj)
+        return xp.asarray(obj, dtype=_backend.backend_dtype(xp, dtype), device=device, copy=copy)
+    if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
+        out = stack([asarray(o) for o in obj])
+        return out if dtype is None else astype(out, dtype)
+    xp, device = _creation_target(device)
+    if dtype is None and _all_floats(obj):
+        dtype = _default_float(xp, device)
+    return xp.asarray(obj, dtype=_backend.backend_dtype(xp, dtype), device=device, copy=copy)
+
+
+def _contains_tracer(obj: Any) -> builtins.bool:
+    if isinstance(obj, Tracer):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return builtins.any(_contains_tracer(o) for o in obj)
+    return False
+
+
+def _all_floats(obj: Any) -> builtins.bool:
+    if isinstance(obj, float):
+        return True
+    if isinstance(obj, (list, tuple)) and obj:
+        return builtins.any(_all_floats(o) for o in obj)
+    return False
+
+
+def _creator(name: str) -> Any:
+    def fn(shape: Any, *, dtype: Any = None, device: Any = None) -> Any:
+        xp, device = _creation_target(device)
+        return getattr(xp, name)(shape, dtype=_backend.backend_dtype(xp, dtype), device=device)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"``{name}`` of the array API, on the device of the current computation."
+    return fn
+
+
+zeros = _creator("zeros")
+ones = _creator("ones")
+empty = _creator("empty")
+
+
+def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
+    """An array of ``shape`` filled with ``fill_value``."""
+    xp, device = _creation_target(device)
+    return xp.full(shape, fill_value, dtype=_backend.backend_dtype(xp, dtype), device=device)
+
+
+def _like_creator(name: str) -> Any:
+    def fn(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
+        x = _as_array(x)
+        xp, dev = _namespace_and_device(x)
+        dt = _backend.backend_dtype(xp, dtype if dtype is not None else x.dtype)
+        return getattr(xp, name)(tuple(x.shape), dtype=dt, device=device if device is not None else dev)
+
+    fn.__name__ = fn.__qualname__ = name + "_like"
+    fn.__doc__ = f"``{name}_like`` (a constant: no derivative flows through it)."
+    return fn
+
+
+zeros_like = _like_creator("zeros")
+ones_like = _like_creator("ones")
+empty_like = _like_creator("empty")
+
+
+def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
+    """An array shaped like ``x`` filled with ``fill_value`` (a constant)."""
+    x = _as_array(x)
+    xp, dev = _namespace_and_device(x)
+    dt = _backend.backend_dtype(xp, dtype if dtype is not None else x.dtype)
+    return xp.full(tuple(x.shape), fill_value, dtype=dt, device=device if device is not None else dev)
+
+
+def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Any:
+    """Evenly spaced values in [start, stop)."""
+    xp, device = _creation_target(device)
+    return xp.arange(start, stop, step, dtype=_backend.backend_dtype(xp, dtype), device=device)
+
+
+def linspace(
+    start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: builtins.bool = True
+) -> Any:
+    """``num`` evenly spaced values from start to stop."""
+    xp, device = _creation_target(device)
+    return xp.linspace(start, stop, num, dtype=_backend.backend_dtype(xp, dtype), device=device, endpoint=endpoint)
+
+
+def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Any:
+    """Identity-like matrix."""
+    xp, device = _creation_target(device)
+    return xp.eye(n_rows, n_cols, k=k, dtype=_backend.backend_dtype(xp, dtype), device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype functions
+# ---------------------------------------------------------------------------------------------
+
+_KINDS = {
+    "bool": {"bool"},
+    "signed integer": {"int8", "int16", "int32", "int64"},
+    "unsigned integer": {"uint8", "uint16", "uint32", "uint64"},
+    "real floating": {"float16", "float32", "float64"},
+    "complex floating": {"complex64", "complex128"},
+}
+_KINDS["integral"] = _KINDS["signed integer"] | _KINDS["unsigned integer"]
+_KINDS["numeric"] = _KINDS["integral"] | _KINDS["real floating"] | _KINDS["complex floating"]
+
+
+def isdtype(dtype: Any, kind: Any) -> builtins.bool:
+    """Whether ``dtype`` (of any library) is of ``kind`` (a kind name, a dtype, or a tuple)."""
+    name = _backend.dtype_name(dtype)
+    if isinstance(kind, tuple):
+        return builtins.any(isdtype(dtype, k) for k in kind)
+    if isinstance(kind, str) and kind in _KINDS:
+        return name in _KINDS[kind]
+    return name == _backend.dtype_name(kind)
+
+
+def result_type(*arrays_and_dtypes: Any) -> Any:
+    """The dtype NumPy's promotion gives (Python scalars are weak, as in NumPy 2)."""
+    return _backend.result_type(*arrays_and_dtypes)
+
+
+def can_cast(from_: Any, to: Any, /) -> builtins.bool:
+    """Whether ``from_`` casts to ``to`` under the standard's safe rules."""
+    src = from_.dtype if hasattr(from_, "dtype") else from_
+    return _backend.can_cast(src, to)
+
+
+def finfo(type: Any, /) -> Any:  # noqa: A002
+    """Machine limits of a floating dtype."""
+    src = type.dtype if hasattr(type, "dtype") else type
+    return _backend.finfo(src)
+
+
+def iinfo(type: Any, /) -> Any:  # noqa: A002
+    """Machine limits of an integer dtype."""
+    src = type.dtype if hasattr(type, "dtype") else type
+    return _backend.iinfo(src)
+
+
+# ---------------------------------------------------------------------------------------------
+# Composites users expect, written to be numerically stable
+# ---------------------------------------------------------------------------------------------
+
+
+def _stable_max(x: Any, axes: tuple[int, ...]) -> Any:
+    """The max over ``axes`` (kept), as a constant and with infinities replaced by 0, so that
+    subtracting it never makes inf - inf = nan."""
+    m = stop_gradient(max(x, axis=axes, keepdims=True))
+    return where(isfinite(m), m, 0)
+
+
+def logsumexp(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Any:
+    """``log(sum(exp(x)))`` without overflow; its gradient is ``softmax(x)``.
+
+    >>> import numpy as np
+    >>> round(float(logsumexp(np.asarray([1000.0, 1000.0]))), 4)
+    1000.6931
+    """
+    x = _as_array(x)
+    axes = _normalize_axes(axis, x.ndim)
+    m = _stable_max(x, axes)
+    out = log(sum(exp(x - m), axis=axes, keepdims=True)) + m
+    return out if keepdims else squeeze(out, axis=axes)
+
+
+def softmax(x: Any, /, *, axis: Any = -1) -> Any:
+    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max for stability."""
+    x = _as_array(x)
+    axes = _normalize_axes(axis, x.ndim)
+    unnormalized = exp(x - _stable_max(x, axes))
+    return unnormalized / sum(unnormalized, axis=axes, keepdims=True)
+
+
+def log_softmax(x: Any, /, *, axis: Any = -1) -> Any:
+    """``x - logsumexp(x)`` along ``axis``, stable for large inputs."""
+    x = _as_array(x)
+    axes = _normalize_axes(axis, x.ndim)
+    shifted = x - _stable_max(x, axes)
+    return shifted - log(sum(exp(shifted), axis=axes, keepdims=True))
+
+
+def sigmoid(x: Any, /) -> Any:
+    """The logistic function ``1 / (1 + exp(-x))``, without overflow for large ``|x|``."""
+    return _p.logistic(_as_array(x))
+
+
+def softplus(x: Any, /) -> Any:
+    """``log(1 + exp(x))`` as ``logaddexp(x, 0)``: no overflow, exact for large negative x."""
+    return logaddexp(x, 0.0)
+
+
+def relu(x: Any, /) -> Any:
+    """``max(x, 0)`` with derivative 0 at 0, as JAX's ``jax.nn.relu``."""
+    x = _as_array(x)
+    return where(x > 0, x, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Operators and array methods of traced values
+# ---------------------------------------------------------------------------------------------
+
+
+def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = tuple(shape[0])
+    return reshape(self, shape)
+
+
+def _install_operators(cls: type) -> None:
+    """Give traced values the operators and the common methods of NumPy/CuPy arrays."""
+    ops = {
+        "__add__": lambda s, o: add(s, o),
+        "__radd__": lambda s, o: add(o, s),
+        "__sub__": lambda s, o: subtract(s, o),
+        "__rsub__": lambda s, o: subtract(o, s),
+        "__mul__": lambda s, o: multiply(s, o),
+        "__rmul__": lambda s, o: multiply(o, s),
+        "__truediv__": lambda s, o: divide(s, o),
+        "__rtruediv__": lambda s, o: divide(o, s),
+        "__floordiv__": lambda s, o: floor_divide(s, o),
+        "__rfloordiv__": lambda s, o: floor_divide(o, s),
+        "__mod__": lambda s, o: remainder(s, o),
+        "__rmod__": lambda s, o: remainder(o, s),
+        "__pow__": lambda s, o: pow(s, o),
+        "__rpow__": lambda s, o: pow(o, s),
+        "__matmul__": lambda s, o: matmul(s, o),
+        "__rmatmul__": lambda s, o: matmul(o, s),
+        "__neg__": lambda s: negative(s),
+        "__pos__": lambda s: positive(s),
+        "__abs__": lambda s: abs(s),
+        "__lt__": lambda s, o: less(s, o),
+        "__le__": lambda s, o: less_equal(s, o),
+        "__gt__": lambda s, o: greater(s, o),
+        "__ge__": lambda s, o: greater_equal(s, o),
+        "__eq__": lambda s, o: equal(s, o),
+        "__ne__": lambda s, o: not_equal(s, o),
+        "__and__": lambda s, o: logical_and(s, o),
+        "__rand__": lambda s, o: logical_and(o, s),
+        "__or__": lambda s, o: logical_or(s, o),
+        "__ror__": lambda s, o: logical_or(o, s),
+        "__xor__": lambda s, o: logical_xor(s, o),
+        "__invert__": lambda s: logical_not(s),
+        "__getitem__": getitem,
+        "astype": lambda s, dtype, copy=True: astype(s, dtype, copy=copy),
+        "reshape": _reshape_method,
+        "sum": lambda s, axis=None, keepdims=False: sum(s, axis=axis, keepdims=keepdims),
+        "mean": lambda s, axis=None, keepdims=False: mean(s, axis=axis, keepdims=keepdims),
+        "prod": lambda s, axis=None, keepdims=False: prod(s, axis=axis, keepdims=keepdims),
+        "max": lambda s, axis=None, keepdims=False: max(s, axis=axis, keepdims=keepdims),
+        "min": lambda s, axis=None, keepdims=False: min(s, axis=axis, keepdims=keepdims),
+        "var": lambda s, axis=None, keepdims=False: var(s, axis=axis, keepdims=keepdims),
+        "std": lambda s, axis=None, keepdims=False: std(s, axis=axis, keepdims=keepdims),
+        "squeeze": lambda s, axis=None: squeeze(s, axis=axis),
+        "T": property(lambda s: permute_dims(s, tuple(range(s.ndim - 1, -1, -1)))),
+        "mT": property(lambda s: matrix_transpose(s)),
+    }
+    for name, fn in ops.items():
+        setattr(cls, name, fn)
+
+
+_install_operators(Tracer)

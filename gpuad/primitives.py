@@ -1,0 +1,645 @@
+"""THE table: one entry per primitive, holding how to compute it and how to differentiate it.
+
+An entry holds
+  * ``impl(xp, *arrays, **params)``: the computation with the array namespace ``xp`` only;
+  * ``jvp``: per input, ``rule(t, ans, *args, **params)`` giving that input's contribution to the
+    output tangent (contributions are summed), or one joint ``rule(tangents, ans, *args, **params)``;
+  * ``vjp``: per input, ``rule(g, ans, *args, **params)`` giving the cotangent of that input, or one
+    joint ``rule(g, ans, *args, **params)`` returning a tuple; ``None`` marks an input (or a whole
+    primitive) without derivative;
+  * ``residuals``: which values the rules read ("args" for all inputs, an input's position, "ans"
+    for the output), so the tape keeps nothing else; an input it does not keep reaches the rules as
+    an ``Aval`` (shape, dtype, device only).
+
+Rules are written with gpuad's own differentiable operations (``gnp`` below), so differentiating a
+derivative needs no second set of rules. The engine undoes broadcasting, so rules never do.
+
+Conventions that keep one implementation good for batches: every axis parameter is negative and
+every shape parameter names only the per-point (logical) dimensions, so extra leading dimensions
+(a vmap batch, a block of tangents) pass through each ``impl`` untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable
+
+from .backend import backend_dtype, device_of, scatter_add
+
+__all__ = ["Primitive", "PRIMITIVES"]
+
+
+class _LazyNamespace:
+    """``gpuad.numpy``, imported on first use: the namespace imports this table, not vice versa."""
+
+    def __getattr__(self, name: str) -> Any:
+        from . import numpy as module
+
+        value = getattr(module, name)
+        setattr(self, name, value)  # cache: later lookups skip __getattr__
+        return value
+
+
+gnp: Any = _LazyNamespace()
+
+Rule = Callable[..., Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Primitive:
+    """One operation of the table. See the module docstring for the meaning of each field."""
+
+    name: str
+    impl: Rule
+    jvp: tuple[Rule | None, ...] | Rule | None = None
+    vjp: tuple[Rule | None, ...] | Rule | None = None
+    residuals: tuple[str | int, ...] = ("args", "ans")
+
+    def __post_init__(self) -> None:
+        # Precomputed so the tape decides what to keep with two attribute reads per operation.
+        object.__setattr__(self, "keeps_ans", "ans" in self.residuals)
+        object.__setattr__(self, "keeps_all_args", "args" in self.residuals)
+        object.__setattr__(self, "kept_args", frozenset(r for r in self.residuals if isinstance(r, int)))
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not None
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name})"
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        from .tracing import bind
+
+        return bind(self, *args, **params)
+
+
+_TABLE: dict[str, Primitive] = {}
+
+
+def _add(prim: Primitive) -> Primitive:
+    if prim.name in _TABLE:
+        raise RuntimeError(f"primitive {prim.name} defined twice")  # a bug in this file
+    _TABLE[prim.name] = prim
+    return prim
+
+
+def _elementwise(name: str, impl: Rule, *linear: Rule | None, residuals=("args", "ans")) -> Primitive:
+    """An elementwise op: its Jacobian is diagonal, so one rule per input serves both modes."""
+    rules = tuple(linear)
+    return _add(Primitive(name, impl, jvp=rules, vjp=rules, residuals=residuals))
+
+
+def _nondiff(name: str, impl: Rule) -> Primitive:
+    """An op with zero (or no) derivative: comparisons, rounding, index results."""
+    return _add(Primitive(name, impl, residuals=()))
+
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+# ---------------------------------------------------------------------------------------------
+# Unary elementwise. The rule maps an incoming tangent/cotangent ``g`` through d(ans)/dx.
+# Forms follow JAX's rules so that NaN/inf behaviour at singular points matches.
+# ---------------------------------------------------------------------------------------------
+
+negative = _elementwise("negative", lambda xp, x: xp.negative(x), lambda g, ans, x: -g, residuals=())
+abs_ = _elementwise("abs", lambda xp, x: xp.abs(x), lambda g, ans, x: gnp.where(x >= 0, g, -g), residuals=("args",))
+exp = _elementwise("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: g * ans, residuals=("ans",))
+expm1 = _elementwise("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: g * (ans + 1), residuals=("ans",))
+log = _elementwise("log", lambda xp, x: xp.log(x), lambda g, ans, x: g / x, residuals=("args",))
+log1p = _elementwise("log1p", lambda xp, x: xp.log1p(x), lambda g, ans, x: g / (x + 1), residuals=("args",))
+log2 = _elementwise("log2", lambda xp, x: xp.log2(x), lambda g, ans, x: g / (x * _LN2), residuals=("args",))
+log10 = _elementwise("log10", lambda xp, x: xp.log10(x), lambda g, ans, x: g / (x * _LN10), residuals=("args",))
+sqrt = _elementwise("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: g * (0.5 / ans), residuals=("ans",))
+square = _elementwise("square", lambda xp, x: xp.square(x), lambda g, ans, x: g * (2 * x), residuals=("args",))
+reciprocal = _elementwise(
+    "reciprocal", lambda xp, x: xp.reciprocal(x), lambda g, ans, x: g * -(ans * ans), residuals=("ans",)
+)
+sin = _elementwise("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: g * gnp.cos(x), residuals=("args",))
+cos = _elementwise("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: g * -gnp.sin(x), residuals=("args",))
+tan = _elementwise("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: g * (1 + ans * ans), residuals=("ans",))
+asin = _elementwise("asin", lambda xp, x: xp.asin(x), lambda g, ans, x: g / gnp.sqrt(1 - x * x), residuals=("args",))
+acos = _elementwise("acos", lambda xp, x: xp.acos(x), lambda g, ans, x: -g / gnp.sqrt(1 - x * x), residuals=("args",))
+atan = _elementwise("atan", lambda xp, x: xp.atan(x), lambda g, ans, x: g / (1 + x * x), residuals=("args",))
+sinh = _elementwise("sinh", lambda xp, x: xp.sinh(x), lambda g, ans, x: g * gnp.cosh(x), residuals=("args",))
+cosh = _elementwise("cosh", lambda xp, x: xp.cosh(x), lambda g, ans, x: g * gnp.sinh(x), residuals=("args",))
+# (1 + a)(1 - a) rather than 1 - a*a: exact where tanh saturates near +-1.
+tanh = _elementwise(
+    "tanh", lambda xp, x: xp.tanh(x), lambda g, ans, x: g * ((1 + ans) * (1 - ans)), residuals=("ans",)
+)
+asinh = _elementwise(
+    "asinh", lambda xp, x: xp.asinh(x), lambda g, ans, x: g / gnp.sqrt(x * x + 1), residuals=("args",)
+)
+acosh = _elementwise(
+    "acosh", lambda xp, x: xp.acosh(x), lambda g, ans, x: g / gnp.sqrt((x - 1) * (x + 1)), residuals=("args",)
+)
+atanh = _elementwise(
+    "atanh", lambda xp, x: xp.atanh(x), lambda g, ans, x: g / ((1 + x) * (1 - x)), residuals=("args",)
+)
+
+
+def _logistic_impl(xp: Any, x: Any) -> Any:
+    # exp(-|x|) never overflows, and each branch keeps full relative precision in its own tail.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: g * (ans * (1 - ans)), residuals=("ans",))
+
+
+def _integer_pow_impl(xp: Any, x: Any, *, n: int) -> Any:
+    # Small integer powers by multiplication: exact like JAX's integer_pow, and far cheaper than pow.
+    if n == 0:
+        return xp.ones_like(x)
+    if n == 1:
+        return x
+    if n == 2:
+        return x * x
+    if n == 3:
+        return x * x * x
+    if n == -1:
+        return 1 / x
+    if n == -2:
+        return 1 / (x * x)
+    return xp.pow(x, xp.asarray(float(n), dtype=x.dtype, device=device_of(x)))
+
+
+def _integer_pow_rule(g: Any, ans: Any, x: Any, *, n: int) -> Any:
+    if n == 0:
+        return None  # x**0 is constant
+    if n == 1:
+        return g
+    if n == 2:
+        return g * (2 * x)
+    return g * (n * integer_pow(x, n=n - 1))
+
+
+integer_pow = _elementwise("integer_pow", _integer_pow_impl, _integer_pow_rule, residuals=("args",))
+
+# Zero-derivative elementwise ops (JAX gives 0 for these).
+sign = _nondiff("sign", lambda xp, x: xp.sign(x))
+floor = _nondiff("floor", lambda xp, x: xp.floor(x))
+ceil = _nondiff("ceil", lambda xp, x: xp.ceil(x))
+round_ = _nondiff("round", lambda xp, x: xp.round(x))
+trunc = _nondiff("trunc", lambda xp, x: xp.trunc(x))
+isnan = _nondiff("isnan", lambda xp, x: xp.isnan(x))
+isinf = _nondiff("isinf", lambda xp, x: xp.isinf(x))
+isfinite = _nondiff("isfinite", lambda xp, x: xp.isfinite(x))
+signbit = _nondiff("signbit", lambda xp, x: xp.signbit(x))
+logical_not = _nondiff("logical_not", lambda xp, x: xp.logical_not(x))
+stop_gradient = _nondiff("stop_gradient", lambda xp, x: x)
+
+# ---------------------------------------------------------------------------------------------
+# Binary elementwise (the engine sums each cotangent back to its input's shape)
+# ---------------------------------------------------------------------------------------------
+
+add = _elementwise("add", lambda xp, x, y: xp.add(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: g, residuals=())
+subtract = _elementwise(
+    "subtract", lambda xp, x, y: xp.subtract(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: -g, residuals=()
+)
+multiply = _elementwise(
+    "multiply",
+    lambda xp, x, y: xp.multiply(x, y),
+    lambda g, ans, x, y: g * y,
+    lambda g, ans, x, y: g * x,
+    residuals=("args",),
+)
+divide = _elementwise(
+    "divide",
+    lambda xp, x, y: xp.divide(x, y),
+    lambda g, ans, x, y: g / y,
+    lambda g, ans, x, y: -(g * ans) / y,
+)
+
+
+def _where_zero_to_one(x: Any) -> Any:
+    return gnp.where(x == 0, 1, x)
+
+
+pow_ = _elementwise(
+    "pow",
+    lambda xp, x, y: xp.pow(x, y),
+    lambda g, ans, x, y: g * (y * gnp.pow(x, y - 1)),
+    # log(0) is replaced by log(1) = 0, as JAX does, so 0**y has a finite y-derivative.
+    lambda g, ans, x, y: g * (gnp.log(_where_zero_to_one(x)) * ans),
+)
+
+
+def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
+    # JAX's convention at ties of maximum/minimum: each side gets half.
+    return gnp.where(mine == ans, gnp.where(other == ans, g * 0.5, g), 0)
+
+
+maximum = _elementwise(
+    "maximum",
+    lambda xp, x, y: xp.maximum(x, y),
+    lambda g, ans, x, y: _balanced(g, ans, x, y),
+    lambda g, ans, x, y: _balanced(g, ans, y, x),
+)
+minimum = _elementwise(
+    "minimum",
+    lambda xp, x, y: xp.minimum(x, y),
+    lambda g, ans, x, y: _balanced(g, ans, x, y),
+    lambda g, ans, x, y: _balanced(g, ans, y, x),
+)
+atan2 = _elementwise(
+    "atan2",
+    lambda xp, x, y: xp.atan2(x, y),
+    lambda g, ans, x, y: g * y / (x * x + y * y),
+    lambda g, ans, x, y: -g * x / (x * x + y * y),
+    residuals=("args",),
+)
+hypot = _elementwise(
+    "hypot",
+    lambda xp, x, y: xp.hypot(x, y),
+    lambda g, ans, x, y: g * (x / ans),
+    lambda g, ans, x, y: g * (y / ans),
+)
+
+
+def _posinf_to_zero(x: Any) -> Any:
+    return gnp.where(x == math.inf, 0, x)
+
+
+def _logaddexp_impl(xp: Any, x: Any, y: Any) -> Any:
+    # max + log1p(exp(-|x - y|)): no overflow; NaN delta means equal infinities (or a NaN input).
+    amax = xp.maximum(x, y)
+    delta = x - y
+    return xp.where(xp.isnan(delta), x + y, amax + xp.log1p(xp.exp(-xp.abs(delta))))
+
+
+logaddexp = _elementwise(
+    "logaddexp",
+    _logaddexp_impl,
+    lambda g, ans, x, y: g * gnp.exp(_posinf_to_zero(x) - _posinf_to_zero(ans)),
+    lambda g, ans, x, y: g * gnp.exp(_posinf_to_zero(y) - _posinf_to_zero(ans)),
+)
+remainder = _elementwise(
+    "remainder",
+    lambda xp, x, y: xp.remainder(x, y),
+    lambda g, ans, x, y: g,
+    lambda g, ans, x, y: g * -gnp.floor(x / y),
+    residuals=("args",),
+)
+
+equal = _nondiff("equal", lambda xp, x, y: xp.equal(x, y))
+not_equal = _nondiff("not_equal", lambda xp, x, y: xp.not_equal(x, y))
+less = _nondiff("less", lambda xp, x, y: xp.less(x, y))
+less_equal = _nondiff("less_equal", lambda xp, x, y: xp.less_equal(x, y))
+greater = _nondiff("greater", lambda xp, x, y: xp.greater(x, y))
+greater_equal = _nondiff("greater_equal", lambda xp, x, y: xp.greater_equal(x, y))
+logical_and = _nondiff("logical_and", lambda xp, x, y: xp.logical_and(x, y))
+logical_or = _nondiff("logical_or", lambda xp, x, y: xp.logical_or(x, y))
+logical_xor = _nondiff("logical_xor", lambda xp, x, y: xp.logical_xor(x, y))
+floor_divide = _nondiff("floor_divide", lambda xp, x, y: xp.floor_divide(x, y))
+
+# where(cond, x, y): not NaN-safe, as in JAX: the cotangent of the branch not taken is an exact 0,
+# but a NaN produced by that branch's own rules still multiplies it.
+where = _elementwise(
+    "where",
+    lambda xp, c, x, y: xp.where(c, x, y),
+    None,
+    lambda g, ans, c, x, y: gnp.where(c, g, 0),
+    lambda g, ans, c, x, y: gnp.where(c, 0, g),
+    residuals=(0,),
+)
+
+# ---------------------------------------------------------------------------------------------
+# dtype conversion
+# ---------------------------------------------------------------------------------------------
+
+astype = _add(
+    Primitive(
+        "astype",
+        lambda xp, x, *, dtype: xp.astype(x, backend_dtype(xp, dtype)),
+        jvp=(lambda t, ans, x, *, dtype: gnp.astype(t, dtype),),
+        vjp=(lambda g, ans, x, *, dtype: gnp.astype(g, x.dtype),),
+        residuals=(),
+    )
+)
+# Conversion to an integer or boolean dtype: no derivative.
+convert = _nondiff("convert", lambda xp, x, *, dtype: xp.astype(x, backend_dtype(xp, dtype)))
+
+# ---------------------------------------------------------------------------------------------
+# Reductions. ``axis`` is a tuple of negative axes; ``keepdims`` as in the standard.
+# ---------------------------------------------------------------------------------------------
+
+
+def _kept_shape(shape: tuple[int, ...], axis: tuple[int, ...]) -> tuple[int, ...]:
+    n = len(shape)
+    return tuple(1 if (i - n) in axis else d for i, d in enumerate(shape))
+
+
+def _expand_to_input(v: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """A reduced value reshaped so it broadcasts against the unreduced input ``x``."""
+    return v if keepdims else gnp.reshape(v, _kept_shape(x.shape, axis))
+
+
+def _sum_vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+    return gnp.broadcast_to(_expand_to_input(g, x, axis, keepdims), x.shape)
+
+
+sum_ = _add(
+    Primitive(
+        "sum",
+        lambda xp, x, *, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
+        jvp=(lambda t, ans, x, *, axis, keepdims: gnp.sum(t, axis=axis, keepdims=keepdims),),
+        vjp=(_sum_vjp,),
+        residuals=(),
+    )
+)
+
+
+def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    """Where x attains its max/min, divided by how many places tie (ties share equally, as JAX)."""
+    hits = gnp.astype(x == _expand_to_input(ans, x, axis, keepdims), x.dtype)
+    return hits / gnp.sum(hits, axis=axis, keepdims=True)
+
+
+def _chooser(name: str, reduce: str) -> Primitive:
+    def jvp(t: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+        return gnp.sum(t * _chosen(ans, x, axis, keepdims), axis=axis, keepdims=keepdims)
+
+    def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
+        return _expand_to_input(g, x, axis, keepdims) * _chosen(ans, x, axis, keepdims)
+
+    return _add(
+        Primitive(
+            name,
+            lambda xp, x, *, axis, keepdims: getattr(xp, reduce)(x, axis=axis, keepdims=keepdims),
+            jvp=(jvp,),
+            vjp=(vjp,),
+        )
+    )
+
+
+max_ = _chooser("max", "max")
+min_ = _chooser("min", "min")
+
+
+def _exclusive_cumprod(x: Any) -> Any:
+    """Products of the elements before each position along the last axis (1 at the first), by a
+    log-depth scan of multiplications, so that it differentiates like any other composite."""
+    n = x.shape[-1]
+    y = gnp.concat([gnp.ones_like(_slice_along(x, -1, 0, 1)), _slice_along(x, -1, 0, n - 1)], axis=-1)
+    shift = 1
+    while shift < n:
+        ones = gnp.ones_like(_slice_along(y, -1, 0, shift))
+        y = y * gnp.concat([ones, _slice_along(y, -1, 0, n - shift)], axis=-1)
+        shift *= 2
+    return y
+
+
+def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
+    """For each element, the product of the other elements on the reduced axes; exact with zeros
+    (no division) and differentiable again (built from cumulative products)."""
+    n = x.ndim
+    kept = [i for i in range(n) if (i - n) not in axis]
+    red = [i for i in range(n) if (i - n) in axis]
+    moved = gnp.permute_dims(x, tuple(kept + red))
+    flat_shape = tuple(x.shape[i] for i in kept) + (-1,)
+    flat = gnp.reshape(moved, flat_shape)
+    left = _exclusive_cumprod(flat)
+    right = gnp.flip(_exclusive_cumprod(gnp.flip(flat, axis=-1)), axis=-1)
+    others = gnp.reshape(left * right, moved.shape)
+    inverse = [0] * n
+    for pos, src in enumerate(kept + red):
+        inverse[src] = pos
+    return gnp.permute_dims(others, tuple(inverse))
+
+
+prod = _add(
+    Primitive(
+        "prod",
+        lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
+        jvp=(
+            lambda t, ans, x, *, axis, keepdims: gnp.sum(
+                t * _prod_of_others(x, axis), axis=axis, keepdims=keepdims
+            ),
+        ),
+        vjp=(lambda g, ans, x, *, axis, keepdims: _expand_to_input(g, x, axis, keepdims) * _prod_of_others(x, axis),),
+        residuals=("args",),
+    )
+)
+
+
+def _cumsum_vjp(g: Any, ans: Any, x: Any, *, axis: int, include_initial: bool) -> Any:
+    if include_initial:
+        g = _slice_along(g, axis, 1, None)
+    return gnp.flip(gnp.cumulative_sum(gnp.flip(g, axis=axis), axis=axis), axis=axis)
+
+
+cumulative_sum = _add(
+    Primitive(
+        "cumulative_sum",
+        lambda xp, x, *, axis, include_initial: xp.cumulative_sum(x, axis=axis, include_initial=include_initial),
+        jvp=(
+            lambda t, ans, x, *, axis, include_initial: gnp.cumulative_sum(
+                t, axis=axis, include_initial=include_initial
+            ),
+        ),
+        vjp=(_cumsum_vjp,),
+        residuals=(),
+    )
+)
+
+argmax = _nondiff("argmax", lambda xp, x, *, axis, keepdims: xp.argmax(x, axis=axis, keepdims=keepdims))
+argmin = _nondiff("argmin", lambda xp, x, *, axis, keepdims: xp.argmin(x, axis=axis, keepdims=keepdims))
+all_ = _nondiff("all", lambda xp, x, *, axis, keepdims: xp.all(x, axis=axis, keepdims=keepdims))
+any_ = _nondiff("any", lambda xp, x, *, axis, keepdims: xp.any(x, axis=axis, keepdims=keepdims))
+
+# ---------------------------------------------------------------------------------------------
+# Linear algebra: matmul of stacks of matrices (the namespace turns 1-D operands into matrices)
+# ---------------------------------------------------------------------------------------------
+
+matmul = _add(
+    Primitive(
+        "matmul",
+        lambda xp, a, b: xp.matmul(a, b),
+        jvp=(lambda t, ans, a, b: t @ b, lambda t, ans, a, b: a @ t),
+        vjp=(lambda g, ans, a, b: g @ gnp.matrix_transpose(b), lambda g, ans, a, b: gnp.matrix_transpose(a) @ g),
+        residuals=("args",),
+    )
+)
+
+# ---------------------------------------------------------------------------------------------
+# Structure. Shapes are per-point; ``lead`` is how many extra leading axes the operand carries.
+# ---------------------------------------------------------------------------------------------
+
+
+def _reshape_impl(xp: Any, x: Any, *, shape: tuple[int, ...], in_ndim: int) -> Any:
+    lead = x.ndim - in_ndim
+    return xp.reshape(x, tuple(x.shape[:lead]) + shape)
+
+
+reshape = _add(
+    Primitive(
+        "reshape",
+        _reshape_impl,
+        jvp=(lambda t, ans, x, *, shape, in_ndim: gnp.reshape(t, shape),),
+        vjp=(lambda g, ans, x, *, shape, in_ndim: gnp.reshape(g, x.shape),),
+        residuals=(),
+    )
+)
+
+
+def _permute_impl(xp: Any, x: Any, *, axes: tuple[int, ...]) -> Any:
+    lead = x.ndim - len(axes)
+    return xp.permute_dims(x, tuple(range(lead)) + tuple(lead + a for a in axes))
+
+
+def _inverse_permutation(axes: tuple[int, ...]) -> tuple[int, ...]:
+    inverse = [0] * len(axes)
+    for pos, src in enumerate(axes):
+        inverse[src] = pos
+    return tuple(inverse)
+
+
+permute_dims = _add(
+    Primitive(
+        "permute_dims",
+        _permute_impl,
+        jvp=(lambda t, ans, x, *, axes: gnp.permute_dims(t, axes),),
+        vjp=(lambda g, ans, x, *, axes: gnp.permute_dims(g, _inverse_permutation(axes)),),
+        residuals=(),
+    )
+)
+
+
+def _broadcast_impl(xp: Any, x: Any, *, shape: tuple[int, ...], in_ndim: int) -> Any:
+    lead = x.ndim - in_ndim
+    front = tuple(x.shape[:lead])
+    if in_ndim < len(shape):  # new logical axes go between the leading axes and the point's axes
+        x = xp.reshape(x, front + (1,) * (len(shape) - in_ndim) + tuple(x.shape[lead:]))
+    return xp.broadcast_to(x, front + shape)
+
+
+broadcast_to = _add(
+    Primitive(
+        "broadcast_to",
+        _broadcast_impl,
+        jvp=(lambda t, ans, x, *, shape, in_ndim: gnp.broadcast_to(t, shape),),
+        vjp=(lambda g, ans, x, *, shape, in_ndim: g,),  # the engine sums g back to x's shape
+        residuals=(),
+    )
+)
+
+flip = _add(
+    Primitive(
+        "flip",
+        lambda xp, x, *, axis: xp.flip(x, axis=axis),
+        jvp=(lambda t, ans, x, *, axis: gnp.flip(t, axis=axis),),
+        vjp=(lambda g, ans, x, *, axis: gnp.flip(g, axis=axis),),
+        residuals=(),
+    )
+)
+
+
+def _concat_jvp(tangents: tuple[Any, ...], ans: Any, *xs: Any, axis: int) -> Any:
+    parts = [gnp.zeros_like(x) if t is None else t for t, x in zip(tangents, xs)]
+    return gnp.concat(parts, axis=axis)
+
+
+def _concat_vjp(g: Any, ans: Any, *xs: Any, axis: int) -> tuple[Any, ...]:
+    out = []
+    start = 0
+    for x in xs:
+        stop = start + x.shape[axis]
+        out.append(_slice_along(g, axis, start, stop))
+        start = stop
+    return tuple(out)
+
+
+concat = _add(
+    Primitive(
+        "concat",
+        lambda xp, *xs, axis: xp.concat(xs, axis=axis),
+        jvp=_concat_jvp,
+        vjp=_concat_vjp,
+        residuals=(),
+    )
+)
+
+
+def _index_ndim(index: tuple[Any, ...]) -> int:
+    """Per-point rank of ``x[index]`` for a canonical basic index (Ellipsis first, then one item
+    per axis of x, plus ``None`` for new axes)."""
+    return sum(1 for item in index[1:] if item is None or isinstance(item, slice))
+
+
+def _slice_along(x: Any, axis: int, start: int | None, stop: int | None) -> Any:
+    """``x[..., start:stop, ...]`` on one (negative) axis, as a differentiable getitem."""
+    items = [slice(None)] * x.ndim
+    items[axis] = slice(start, stop)
+    return getitem(x, index=(Ellipsis, *items))
+
+
+def _embed_impl(xp: Any, g: Any, *, index: tuple[Any, ...], shape: tuple[int, ...]) -> Any:
+    """Zeros of ``shape`` with ``g`` written at ``index``: the transpose of basic indexing."""
+    lead = g.ndim - _index_ndim(index)
+    front = tuple(g.shape[:lead])
+    out = xp.zeros(front + shape, dtype=g.dtype, device=device_of(g))
+    # Assignment takes no new axes: drop them from the index, and their size-1 axes from g.
+    axis_items = [item for item in index[1:] if not isinstance(item, int)]
+    if None in axis_items:
+        kept = [d for d, item in zip(g.shape[lead:], axis_items) if item is not None]
+        g = xp.reshape(g, front + tuple(kept))
+    out[(Ellipsis, *[item for item in index[1:] if item is not None])] = g
+    return out
+
+
+getitem = _add(
+    Primitive(
+        "getitem",
+        lambda xp, x, *, index: x[index],
+        jvp=(lambda t, ans, x, *, index: getitem(t, index=index),),
+        vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=x.shape),),
+        residuals=(),
+    )
+)
+embed = _add(
+    Primitive(
+        "embed",
+        _embed_impl,
+        jvp=(lambda t, ans, g, *, index, shape: embed(t, index=index, shape=shape),),
+        vjp=(lambda c, ans, g, *, index, shape: getitem(c, index=index),),
+        residuals=(),
+    )
+)
+
+
+def _put_add_impl(xp: Any, g: Any, index: Any, *, axis: int, size: int) -> Any:
+    """Zeros with ``size`` along ``axis`` into which ``g`` is added at ``index`` (repeats add up):
+    the transpose of ``take``."""
+    shape = list(g.shape)
+    shape[axis] = size
+    out = xp.zeros(tuple(shape), dtype=g.dtype, device=device_of(g))
+    return scatter_add(xp, out, axis, index, g)
+
+
+take = _add(
+    Primitive(
+        "take",
+        lambda xp, x, index, *, axis: xp.take(x, index, axis=axis),
+        jvp=(lambda t, ans, x, index, *, axis: take(t, index, axis=axis), None),
+        vjp=(lambda g, ans, x, index, *, axis: put_add(g, index, axis=axis, size=x.shape[axis]), None),
+        residuals=(1,),
+    )
+)
+put_add = _add(
+    Primitive(
+        "put_add",
+        _put_add_impl,
+        jvp=(lambda t, ans, g, index, *, axis, size: put_add(t, index, axis=axis, size=size), None),
+        vjp=(lambda c, ans, g, index, *, axis, size: take(c, index, axis=axis), None),
+        residuals=(1,),
+    )
+)
+
+# ---------------------------------------------------------------------------------------------
+
+PRIMITIVES: MappingProxyType[str, Primitive] = MappingProxyType(_TABLE)
+"""Every primitive by name; frozen once this module has loaded."""

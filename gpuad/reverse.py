@@ -1,0 +1,173 @@
+"""Reverse mode: a tape of records (a Wengert list) and a backward sweep over it.
+
+The forward sweep appends one record per primitive applied to a traced value: which primitive, which
+nodes went in, which node came out, the parameters, and only the values its VJP rules read. The
+backward sweep walks the list from the end in a plain loop, accumulates fan-out by addition, sums
+each cotangent back over broadcast axes to its input's shape, and drops every record and cotangent
+as soon as it has been used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .primitives import Primitive
+from .tracing import Aval, Trace, Tracer, bind
+
+__all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward"]
+
+
+class ReverseTracer(Tracer):
+    """A value on a tape: its primal value (one level down) and the id of its node."""
+
+    __slots__ = ("primal", "node")
+
+    def __init__(self, trace: "ReverseTrace", primal: Any, node: int):
+        self._trace = trace
+        self.primal = primal
+        self.node = node
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.primal.shape)
+
+    @property
+    def dtype(self) -> Any:
+        return self.primal.dtype
+
+    @property
+    def device(self) -> Any:
+        return self._trace.device
+
+    # Control flow on a value is allowed when the value is concrete one level down, as in JAX's
+    # eager grad: the branch taken is simply part of the recorded program.
+    def __bool__(self) -> bool:
+        return bool(self.primal)
+
+    def __float__(self) -> float:
+        return float(self.primal)  # host-ok: the user asked for a Python number
+
+    def __int__(self) -> int:
+        return int(self.primal)
+
+    def __index__(self) -> int:
+        return self.primal.__index__()
+
+
+class Record:
+    """One line of the Wengert list."""
+
+    __slots__ = ("prim", "in_nodes", "out_node", "args", "ans", "params", "in_avals")
+
+    def __init__(self, prim: Primitive, in_nodes, out_node, args, ans, params, in_avals):
+        self.prim = prim
+        self.in_nodes = in_nodes  # node id per input, None for constants
+        self.out_node = out_node
+        self.args = args  # kept inputs, or their Aval where the rules need no data
+        self.ans = ans  # the output, or None where the rules do not read it
+        self.params = params
+        self.in_avals = in_avals  # (shape, dtype) of the traced inputs, to undo broadcasting
+
+    def __repr__(self) -> str:
+        ins = ", ".join("const" if n is None else f"v{n}" for n in self.in_nodes)
+        return f"v{self.out_node} = {self.prim.name}({ins})"
+
+
+class ReverseTrace(Trace):
+    """One reverse-mode transform call and its tape."""
+
+    def __init__(self, level: int, xp: Any, device: Any = None):
+        super().__init__(level, xp, device)
+        self.tape: list[Record | None] = []
+        self._nodes = 0
+
+    def new_node(self) -> int:
+        self._nodes += 1
+        return self._nodes - 1
+
+    def new_input(self, value: Any) -> ReverseTracer:
+        return ReverseTracer(self, value, self.new_node())
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        primals = []
+        in_nodes = []
+        active = False
+        for a in args:
+            if type(a) is ReverseTracer and a._trace is self:
+                primals.append(a.primal)
+                in_nodes.append(a.node)
+                active = True
+            else:
+                primals.append(a)
+                in_nodes.append(None)
+        out = bind(prim, *primals, **params)
+        if not active or prim.vjp is None:
+            return out  # nothing to differentiate: the result is a constant at this level
+        keep_all = prim.keeps_all_args
+        kept = prim.kept_args
+        args_kept = [
+            p if keep_all or i in kept else Aval(p.shape, p.dtype, self.device, self.xp)
+            for i, p in enumerate(primals)
+        ]
+        in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
+        node = self.new_node()
+        ans = out if prim.keeps_ans else None
+        self.tape.append(Record(prim, in_nodes, node, args_kept, ans, params, in_avals))
+        return ReverseTracer(self, out, node)
+
+
+def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
+    from . import numpy as gnp
+
+    cshape = tuple(c.shape)
+    if cshape != shape:
+        extra = len(cshape) - len(shape)
+        if extra >= 0:
+            axes = tuple(range(extra)) + tuple(
+                extra + i for i, d in enumerate(shape) if d == 1 and cshape[extra + i] != 1
+            )
+            if axes:
+                c = gnp.sum(c, axis=axes, keepdims=True)
+                c = gnp.reshape(c, shape) if c.ndim != len(shape) or tuple(c.shape) != shape else c
+        if tuple(c.shape) != shape:  # a rule returned something smaller than its input
+            c = gnp.broadcast_to(c, shape)
+    if c.dtype != dtype:
+        c = gnp.astype(c, dtype)
+    return c
+
+
+def backward(
+    tape: list[Record | None], seeds: dict[int, Any], wanted: Sequence[int], *, consume: bool
+) -> list[Any]:
+    """Propagate cotangents ``seeds`` (node -> cotangent) back through ``tape``.
+
+    Returns the cotangent of each node in ``wanted`` (None where it is zero). With ``consume`` the
+    records are dropped as the sweep passes them, releasing the forward values they held.
+    """
+    cts: dict[int, Any] = dict(seeds)
+    for i in range(len(tape) - 1, -1, -1):
+        rec = tape[i]
+        if consume:
+            tape[i] = None
+        if rec is None:
+            continue
+        g = cts.pop(rec.out_node, None)
+        if g is None:
+            continue
+        vjp = rec.prim.vjp
+        if callable(vjp):
+            contributions = vjp(g, rec.ans, *rec.args, **rec.params)
+        else:
+            contributions = [
+                None if node is None or vjp[j] is None else vjp[j](g, rec.ans, *rec.args, **rec.params)
+                for j, node in enumerate(rec.in_nodes)
+            ]
+        for node, c, aval in zip(rec.in_nodes, contributions, rec.in_avals):
+            if node is None or c is None:
+                continue
+            c = _unbroadcast(c, aval[0], aval[1])
+            prev = cts.get(node)
+            cts[node] = c if prev is None else prev + c
+        del g, contributions, rec
+    return [cts.get(n) for n in wanted]

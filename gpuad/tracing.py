@@ -1,0 +1,188 @@
+"""Traces and tracers: how one primitive call finds the transform that must see it.
+
+Every transform call (grad, jvp, vmap, ...) opens a *trace* with its own level on a thread-local
+stack. Its inputs become *tracers* of that trace. ``bind`` sends a primitive to the highest-level
+trace among its arguments; that trace computes the primitive on the values one level down (by
+binding again) and adds what its transform needs. A value from an outer level is a constant to an
+inner one, which is what makes nested derivatives right (no perturbation confusion). With no tracer
+among the arguments, ``bind`` evaluates the table entry on the raw arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .backend import namespace_of
+
+if TYPE_CHECKING:
+    from .primitives import Primitive
+
+__all__ = ["Aval", "Trace", "Tracer", "bind", "open_trace", "context_namespace", "LeakedTracerError"]
+
+
+class LeakedTracerError(RuntimeError):
+    """A traced value was used after the transform that created it had returned."""
+
+
+class Aval:
+    """Shape, dtype and device of a value, without the value: what a rule may ask of an input
+    whose data the tape chose not to keep."""
+
+    __slots__ = ("shape", "dtype", "device", "xp")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, device: Any, xp: Any):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.device = device
+        self.xp = xp
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @classmethod
+    def of(cls, x: Any) -> "Aval":
+        if isinstance(x, Tracer):
+            return cls(x.shape, x.dtype, x.device, x._trace.xp)
+        return cls(x.shape, x.dtype, _device(x), namespace_of(x))
+
+    def __repr__(self) -> str:
+        return f"Aval({self.shape}, {self.dtype})"
+
+
+def _device(x: Any) -> Any:
+    from .backend import device_of
+
+    return device_of(x)
+
+
+class Trace:
+    """One transform call. Subclasses implement ``process(prim, args, params)``."""
+
+    def __init__(self, level: int, xp: Any, device: Any = None):
+        self.level = level
+        self.xp = xp
+        self.device = device
+        self.alive = True
+
+    def process(self, prim: "Primitive", args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self.level})"
+
+
+class _TraceStack(threading.local):
+    """The active transforms of this thread, innermost last. The only mutable state of gpuad."""
+
+    def __init__(self) -> None:
+        self.traces: list[Trace] = []
+
+
+_STACK = _TraceStack()
+
+
+@contextmanager
+def open_trace(trace_cls: type, xp: Any, **kwargs: Any) -> Iterator[Any]:
+    """Push a new trace of ``trace_cls`` for the duration of a transform call."""
+    stack = _STACK.traces
+    trace = trace_cls(len(stack), xp, **kwargs)
+    stack.append(trace)
+    try:
+        yield trace
+    finally:
+        popped = stack.pop()
+        assert popped is trace, "trace stack out of order"  # internal invariant, not user input
+        trace.alive = False
+
+
+def context_namespace() -> tuple[Any, Any] | None:
+    """``(xp, device)`` of the innermost active transform, if any: where creation functions
+    called inside a differentiated function put their arrays."""
+    stack = _STACK.traces
+    return (stack[-1].xp, stack[-1].device) if stack else None
+
+
+def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
+    """Apply ``prim`` to ``args``: through the innermost trace that owns one of them, or eagerly."""
+    top = None
+    for a in args:
+        if isinstance(a, Tracer):
+            t = a._trace
+            if top is None or t.level > top.level:
+                top = t
+    if top is None:
+        return prim.impl(namespace_of(*args), *args, **params)
+    if not top.alive:
+        raise LeakedTracerError(
+            f"{prim.name}: a traced value escaped from the transform ({top!r}) that created it, "
+            "e.g. stored in a global or returned through a side channel. Return it from the "
+            "function instead, or use gpuad.stop_gradient on it."
+        )
+    return top.process(prim, args, params)
+
+
+class Tracer:
+    """A value seen by a transform. Behaves like an array of the array API: ``shape``, ``dtype``,
+    ``device``, operators, indexing and ``__array_namespace__`` (which gives ``gpuad.numpy``).
+
+    Operators are installed by :mod:`gpuad.numpy`, next to the functions they call.
+    """
+
+    __slots__ = ("_trace",)
+
+    # Opt out of NumPy's operator dispatch so ``M @ x`` and ``c * x`` with a NumPy array on the
+    # left fall back to our reflected operators instead of NumPy converting us element by element.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    # Subclasses provide these.
+    shape: tuple[int, ...]
+    dtype: Any
+    device: Any
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d traced array")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self.shape:
+            raise TypeError("iteration over a 0-d traced array")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __array_namespace__(self, api_version: str | None = None) -> Any:
+        from . import numpy as gnp
+
+        return gnp
+
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "a traced value cannot be converted to a NumPy array inside a transform: use "
+            "gpuad.numpy (or the array's __array_namespace__) for every operation on it, or "
+            "gpuad.stop_gradient if the value is a constant"
+        )
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError(
+            "traced arrays are immutable inside a transform: build the result with "
+            "gpuad.numpy.where, concat or stack instead of assigning into it"
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # == is elementwise, as for arrays
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}<{self.dtype}{list(self.shape)}>(level={self._trace.level})"

@@ -1,0 +1,452 @@
+"""The user-facing transforms, with JAX's signatures and semantics, built from the traces."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Sequence
+
+from . import backend
+from .forward import JVPTrace, JVPTracer
+from .reverse import ReverseTrace, ReverseTracer, backward
+from .tracing import Tracer, open_trace
+from .tree import tree_flatten, tree_unflatten
+
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking what the user passed
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_callable(fun: Any, transform: str) -> None:
+    if not callable(fun):
+        raise TypeError(f"{transform}: expected a function to transform, got {type(fun).__name__} ({fun!r})")
+
+
+def _normalize_argnums(argnums: Any, transform: str) -> tuple[int, ...]:
+    items = (argnums,) if isinstance(argnums, int) else argnums
+    if not isinstance(items, (tuple, list)) or not items:
+        raise TypeError(f"{transform}: argnums must be an int or a non-empty tuple of ints, got {argnums!r}")
+    for a in items:
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise TypeError(f"{transform}: argnums must be an int or a tuple of ints, got {argnums!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{transform}: argnums {argnums!r} repeats an argument")
+    return tuple(items)
+
+
+def _resolve_argnums(argnums: tuple[int, ...], nargs: int, transform: str, given: Any) -> tuple[int, ...]:
+    out = []
+    for a in argnums:
+        if not -nargs <= a < nargs:
+            raise TypeError(
+                f"{transform}: differentiating with respect to argnums={given!r} requires at least "
+                f"{(a if a >= 0 else -a - 1) + 1} positional arguments, but the function was called with {nargs}"
+            )
+        out.append(a % nargs)
+    return tuple(out)
+
+
+def _arg_label(fun: Callable[..., Any], i: int) -> str:
+    """'argument 0 (x)' using the function's own parameter names where they can be read."""
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(fun).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if i < len(params):
+            return f"argument {i} ({params[i]})"
+    except (TypeError, ValueError):
+        pass
+    return f"argument {i}"
+
+
+def _leaf_labels(label: str, treedef: Any, n: int) -> list[str]:
+    if treedef.kind == "leaf":
+        return [label]
+    return [f"{label}, leaf {j} of {treedef}" for j in range(n)]
+
+
+def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None) -> Any:
+    """A differentiable input: an array (or traced value, or Python float) of a real floating dtype."""
+    from . import numpy as gnp
+
+    if isinstance(value, Tracer) or backend.is_array(value):
+        arr = value
+    elif isinstance(value, float):
+        arr = gnp.asarray(value)
+    elif isinstance(value, bool) or isinstance(value, int):
+        raise TypeError(
+            f"{transform} requires real floating-point inputs, but {label} is the Python "
+            f"{type(value).__name__} {value!r}; pass a float (e.g. {float(value)!r}) or a float array"
+        )
+    else:
+        raise TypeError(
+            f"{transform}: {label} must be an array (NumPy, CuPy or any array-API array), got "
+            f"{type(value).__name__}" + ("" if value is None else f" ({value!r})"[:120])
+        )
+    if not gnp.isdtype(arr.dtype, "real floating"):
+        raise TypeError(
+            f"{transform} requires real floating-point inputs (float32 or float64), but {label} has "
+            f"dtype {arr.dtype}. Convert it (x.astype(float)) or, if it is not differentiated, leave it "
+            "out of argnums"
+        )
+    return arr
+
+
+def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any, Any]:
+    """The one library and device of all differentiated inputs; a clear error otherwise."""
+    xp = device = None
+    first = None
+    for a, label in zip(arrays, labels):
+        if isinstance(a, Tracer):
+            ns, dev = a._trace.xp, a.device
+        else:
+            ns, dev = backend.namespace_of(a, names=[label]), backend.device_of(a)
+        if xp is None:
+            xp, device, first = ns, dev, label
+            continue
+        if ns is not xp:
+            raise TypeError(
+                f"{first} is a {_lib(xp)} array but {label} is a {_lib(ns)} array; gpuad does not "
+                "move data between libraries implicitly. Convert one with gpuad.asarray(x, backend=...)"
+            )
+        if dev != device:
+            raise ValueError(
+                f"{first} is on device {device} but {label} is on device {dev}; put all inputs on one "
+                "device (e.g. with x.to_device(...))"
+            )
+    if xp is None:
+        xp, device = backend.namespace_of_backend(None), None
+    return xp, device
+
+
+def _lib(xp: Any) -> str:
+    return getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
+
+
+def _split_aux(out: Any, transform: str) -> tuple[Any, Any]:
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(
+            f"{transform} with has_aux=True requires the function to return a pair (output, aux), "
+            f"got {type(out).__name__}"
+        )
+    return out[0], out[1]
+
+
+def _strip(trace: Any, tree: Any) -> Any:
+    """Replace this trace's tracers in ``tree`` by their primal values (aux outputs)."""
+    leaves, treedef = tree_flatten(tree)
+    cls = ReverseTracer if isinstance(trace, ReverseTrace) else JVPTracer
+    return tree_unflatten(treedef, [x.primal if type(x) is cls and x._trace is trace else x for x in leaves])
+
+
+def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) -> Any:
+    from . import numpy as gnp
+
+    if isinstance(value, Tracer) or backend.is_array(value):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return gnp.asarray(value, device=device) if device is not None else gnp.asarray(value)
+    raise TypeError(f"{transform}: the function's {where} must be arrays, got {type(value).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reverse mode
+# ---------------------------------------------------------------------------------------------
+
+
+class _ReverseResult:
+    """What one reverse-mode recording leaves: outputs, their nodes, the tape, the inputs."""
+
+    def __init__(self, fun, primals, has_aux, transform, labels):
+        flat, self.in_tree = tree_flatten(tuple(primals))
+        self.inputs = [_as_input_array(v, lab, transform) for v, lab in zip(flat, labels)]
+        xp, device = _common_namespace(self.inputs, labels)
+        with open_trace(ReverseTrace, xp, device=device) as trace:
+            tracers = [trace.new_input(a) for a in self.inputs]
+            out = fun(*tree_unflatten(self.in_tree, tracers))
+            aux = None
+            if has_aux:
+                out, aux = _split_aux(out, transform)
+        self.in_nodes = [t.node for t in tracers]
+        del tracers
+        self.aux = _strip(trace, aux) if has_aux else None
+        out_flat, self.out_tree = tree_flatten(out)
+        self.out_primals = []
+        self.out_nodes = []
+        for o in out_flat:
+            if type(o) is ReverseTracer and o._trace is trace:
+                self.out_primals.append(o.primal)
+                self.out_nodes.append(o.node)
+            else:
+                self.out_primals.append(_output_array(o, xp, device, transform, "outputs"))
+                self.out_nodes.append(None)
+        self.tape = trace.tape
+        self.xp, self.device = xp, device
+
+    def pull(self, cotangents: Sequence[Any], *, consume: bool) -> list[Any]:
+        """Cotangents of the inputs (zeros where none arrived), for output cotangents in order."""
+        from . import numpy as gnp
+
+        seeds: dict[int, Any] = {}
+        for node, c in zip(self.out_nodes, cotangents):
+            if node is None or c is None:
+                continue
+            seeds[node] = seeds[node] + c if node in seeds else c
+        grads = backward(self.tape, seeds, self.in_nodes, consume=consume)
+        return [gnp.zeros_like(a) if g is None else g for g, a in zip(grads, self.inputs)]
+
+
+def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
+    """``(out, vjp_fn)`` or ``(out, vjp_fn, aux)``: ``vjp_fn(ct)`` returns the cotangents of the
+    primals as a tuple, as ``jax.vjp``.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> out, f_vjp = vjp(gnp.sin, np.asarray([0.0, 1.0]))
+    >>> [round(v, 4) for v in f_vjp(np.ones(2))[0].tolist()]
+    [1.0, 0.5403]
+    """
+    _check_callable(fun, "vjp")
+    labels = _input_labels(fun, primals, range(len(primals)))
+    rec = _ReverseResult(fun, primals, has_aux, "vjp", labels)
+    out = tree_unflatten(rec.out_tree, rec.out_primals)
+
+    def vjp_fn(ct: Any) -> tuple[Any, ...]:
+        ct_flat, ct_tree = tree_flatten(ct)
+        if ct_tree != rec.out_tree:
+            raise ValueError(
+                f"vjp_fn: the cotangent has structure {ct_tree} but the function's output has structure {rec.out_tree}"
+            )
+        for i, (c, o) in enumerate(zip(ct_flat, rec.out_primals)):
+            if not (isinstance(c, Tracer) or backend.is_array(c)):
+                raise TypeError(f"vjp_fn: cotangent leaf {i} must be an array, got {type(c).__name__}")
+            if tuple(c.shape) != tuple(o.shape):
+                raise ValueError(
+                    f"vjp_fn: cotangent leaf {i} has shape {tuple(c.shape)} but the output has shape {tuple(o.shape)}"
+                )
+        grads = rec.pull(ct_flat, consume=False)
+        return tree_unflatten(rec.in_tree, grads)
+
+    if has_aux:
+        return out, vjp_fn, rec.aux
+    return out, vjp_fn
+
+
+def _input_labels(fun: Callable[..., Any], args: Sequence[Any], positions: Sequence[int]) -> list[str]:
+    labels = []
+    for pos, a in zip(positions, args):
+        leaves, treedef = tree_flatten(a)
+        labels.extend(_leaf_labels(_arg_label(fun, pos), treedef, len(leaves)))
+    return labels
+
+
+def _with_replaced(args: tuple[Any, ...], argnums: tuple[int, ...], values: Sequence[Any]) -> list[Any]:
+    full = list(args)
+    for i, v in zip(argnums, values):
+        full[i] = v
+    return full
+
+
+def value_and_grad(
+    fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+) -> Callable[..., Any]:
+    """A function returning ``(fun(*args), gradient)`` (``((value, aux), gradient)`` with has_aux),
+    as ``jax.value_and_grad``. ``fun`` must return a real scalar.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> v, g = value_and_grad(lambda x: gnp.sum(x * x))(np.asarray([1.0, 2.0]))
+    >>> float(v), g.tolist()
+    (5.0, [2.0, 4.0])
+    """
+    _check_callable(fun, "value_and_grad")
+    nums = _normalize_argnums(argnums, "value_and_grad")
+    return _make_value_and_grad(fun, nums, argnums, has_aux, "value_and_grad")
+
+
+def _make_value_and_grad(fun, nums, given, has_aux, transform):
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
+        positions = _resolve_argnums(nums, len(args), transform, given)
+        diff = [args[i] for i in positions]
+        labels = _input_labels(fun, diff, positions)
+
+        def partial_fun(*dargs: Any) -> Any:
+            return fun(*_with_replaced(args, positions, dargs), **kwargs)
+
+        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
+        if rec.out_tree.kind != "leaf":
+            raise TypeError(
+                f"{transform}: the function must return a single scalar array, got a {rec.out_tree} structure"
+                + ("; with an auxiliary output, pass has_aux=True" if rec.out_tree.kind in ("tuple", "list") else "")
+            )
+        out = rec.out_primals[0]
+        _check_scalar_output(out, transform)
+        from . import numpy as gnp
+
+        grads = rec.pull([gnp.ones_like(out)], consume=True)
+        per_arg = tree_unflatten(rec.in_tree, grads)
+        g = per_arg[0] if isinstance(given, int) else tuple(per_arg)
+        value = (out, rec.aux) if has_aux else out
+        return value, g
+
+    return value_and_grad_fun
+
+
+def _check_scalar_output(out: Any, transform: str) -> None:
+    from . import numpy as gnp
+
+    if tuple(out.shape) != ():
+        raise TypeError(
+            f"{transform}: gradient only defined for scalar-output functions. Output had shape: "
+            f"{tuple(out.shape)}. Sum or index it to a scalar, or use jacrev/vjp for vector outputs"
+        )
+    if not gnp.isdtype(out.dtype, "real floating"):
+        raise TypeError(
+            f"{transform} requires real-valued floating outputs (float32 or float64), but the "
+            f"output has dtype {out.dtype}"
+        )
+
+
+def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+    """The gradient of a real scalar function, as ``jax.grad``.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> grad(lambda x: gnp.sum(gnp.sin(x)))(np.asarray([0.0])).tolist()
+    [1.0]
+    """
+    _check_callable(fun, "grad")
+    nums = _normalize_argnums(argnums, "grad")
+    vg = _make_value_and_grad(fun, nums, argnums, has_aux, "grad")
+
+    @functools.wraps(fun)
+    def grad_fun(*args: Any, **kwargs: Any) -> Any:
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return grad_fun
+
+
+def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+    """The Jacobian by reverse mode, as ``jax.jacrev``: for an output of shape ``S`` and an input of
+    shape ``T``, an array of shape ``S + T`` (nested as output tree, then input tree).
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> jacrev(lambda x: x * x)(np.asarray([1.0, 2.0])).tolist()
+    [[2.0, 0.0], [0.0, 4.0]]
+    """
+    _check_callable(fun, "jacrev")
+    nums = _normalize_argnums(argnums, "jacrev")
+
+    @functools.wraps(fun)
+    def jacrev_fun(*args: Any, **kwargs: Any) -> Any:
+        from . import numpy as gnp
+
+        positions = _resolve_argnums(nums, len(args), "jacrev", argnums)
+        diff = [args[i] for i in positions]
+        labels = _input_labels(fun, diff, positions)
+
+        def partial_fun(*dargs: Any) -> Any:
+            return fun(*_with_replaced(args, positions, dargs), **kwargs)
+
+        rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
+        # One backward sweep per output element, each seeded with a one-hot cotangent.
+        per_output = []
+        for k, o in enumerate(rec.out_primals):
+            size = 1
+            for d in o.shape:
+                size *= d
+            rows = []
+            for j in range(size):
+                cts = [None] * len(rec.out_primals)
+                cts[k] = _one_hot(o, j)
+                rows.append(rec.pull(cts, consume=False))
+            jac_leaves = []
+            for i, a in enumerate(rec.inputs):
+                col = [r[i] for r in rows]
+                stacked = gnp.stack(col) if col else gnp.zeros((0,) + tuple(a.shape), dtype=a.dtype)
+                jac_leaves.append(gnp.reshape(stacked, tuple(o.shape) + tuple(a.shape)))
+            per_arg = tree_unflatten(rec.in_tree, jac_leaves)
+            per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
+        jac = tree_unflatten(rec.out_tree, per_output)
+        return (jac, rec.aux) if has_aux else jac
+
+    return jacrev_fun
+
+
+def _one_hot(like: Any, j: int) -> Any:
+    from . import numpy as gnp
+
+    flat = gnp.zeros((max(1, _size(like)),), dtype=like.dtype, device=like.device)
+    flat[j] = 1
+    return gnp.reshape(flat, tuple(like.shape))
+
+
+def _size(x: Any) -> int:
+    n = 1
+    for d in x.shape:
+        n *= d
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward mode
+# ---------------------------------------------------------------------------------------------
+
+
+def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False) -> Any:
+    """``(fun(*primals), J @ tangents)`` by forward mode, as ``jax.jvp``.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> y, t = jvp(gnp.sin, (np.asarray(0.0),), (np.asarray(2.0),))
+    >>> float(y), float(t)
+    (0.0, 2.0)
+    """
+    _check_callable(fun, "jvp")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(
+            "jvp: primals and tangents must be tuples (or lists) with one entry per argument of fun, "
+            f"got {type(primals).__name__} and {type(tangents).__name__}"
+        )
+    p_flat, p_tree = tree_flatten(tuple(primals))
+    t_flat, t_tree = tree_flatten(tuple(tangents))
+    if p_tree != t_tree:
+        raise TypeError(f"jvp: primals have structure {p_tree} but tangents have structure {t_tree}")
+    labels = _input_labels(fun, primals, range(len(primals)))
+    inputs = [_as_input_array(v, lab, "jvp") for v, lab in zip(p_flat, labels)]
+    for p, t, lab in zip(inputs, t_flat, labels):
+        if not (isinstance(t, Tracer) or backend.is_array(t)):
+            raise TypeError(f"jvp: the tangent of {lab} must be an array, got {type(t).__name__}")
+        if tuple(t.shape) != tuple(p.shape):
+            raise ValueError(
+                f"jvp: the tangent of {lab} has shape {tuple(t.shape)} but the primal has shape {tuple(p.shape)}"
+            )
+        if backend.dtype_name(t.dtype) != backend.dtype_name(p.dtype):
+            raise TypeError(
+                f"jvp: the tangent of {lab} has dtype {t.dtype} but the primal has dtype {p.dtype}; "
+                "tangents must have their primal's dtype"
+            )
+    xp, device = _common_namespace(inputs + list(t_flat), labels + [f"tangent of {lab}" for lab in labels])
+    with open_trace(JVPTrace, xp, device=device) as trace:
+        tracers = [trace.new_input(p, t) for p, t in zip(inputs, t_flat)]
+        out = fun(*tree_unflatten(p_tree, tracers))
+        aux = None
+        if has_aux:
+            out, aux = _split_aux(out, "jvp")
+    from . import numpy as gnp
+
+    out_flat, out_tree = tree_flatten(out)
+    primals_out, tangents_out = [], []
+    for o in out_flat:
+        if type(o) is JVPTracer and o._trace is trace:
+            primals_out.append(o.primal)
+            tangents_out.append(o.tangent if o.tangent is not None else gnp.zeros_like(o.primal))
+        else:
+            o = _output_array(o, xp, device, "jvp", "outputs")
+            primals_out.append(o)
+            tangents_out.append(gnp.zeros_like(o))
+    result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
+    return result + (_strip(trace, aux),) if has_aux else result

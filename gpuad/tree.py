@@ -1,0 +1,129 @@
+"""Pytrees: nested tuples, lists, dicts and namedtuples of arrays, flattened the way JAX does.
+
+Dicts flatten in sorted-key order, ``None`` is an empty node, anything else is a leaf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure"]
+
+
+@dataclass(frozen=True)
+class TreeDef:
+    """The shape of a pytree without its leaves. ``kind`` is 'leaf', 'none', 'tuple', 'list',
+    'dict' or 'namedtuple'; ``meta`` holds dict keys or the namedtuple class."""
+
+    kind: str
+    children: tuple["TreeDef", ...] = ()
+    meta: Any = None
+
+    @property
+    def num_leaves(self) -> int:
+        if self.kind == "leaf":
+            return 1
+        return sum(c.num_leaves for c in self.children)
+
+    def __str__(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        if self.kind == "none":
+            return "None"
+        inner = ", ".join(str(c) for c in self.children)
+        if self.kind == "tuple":
+            return f"({inner}{',' if len(self.children) == 1 else ''})"
+        if self.kind == "list":
+            return f"[{inner}]"
+        if self.kind == "dict":
+            return "{" + ", ".join(f"{k!r}: {c}" for k, c in zip(self.meta, self.children)) + "}"
+        return f"{self.meta.__name__}({inner})"
+
+
+_LEAF = TreeDef("leaf")
+_NONE = TreeDef("none")
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
+    """Leaves in order, and the structure to rebuild the tree.
+
+    >>> leaves, d = tree_flatten({"b": 2, "a": (1, None)})
+    >>> leaves, str(d)
+    ([1, 2], "{'a': (*, None), 'b': *}")
+    """
+    leaves: list[Any] = []
+    def build(node: Any) -> TreeDef:
+        if node is None:
+            return _NONE
+        if isinstance(node, dict):
+            keys = sorted(node)
+            return TreeDef("dict", tuple(build(node[k]) for k in keys), tuple(keys))
+        if _is_namedtuple(node):
+            return TreeDef("namedtuple", tuple(build(c) for c in node), type(node))
+        if isinstance(node, tuple):
+            return TreeDef("tuple", tuple(build(c) for c in node))
+        if isinstance(node, list):
+            return TreeDef("list", tuple(build(c) for c in node))
+        leaves.append(node)
+        return _LEAF
+
+    treedef = build(tree)
+    return leaves, treedef
+
+
+def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
+    """Rebuild a tree of ``treedef``'s shape from ``leaves``.
+
+    >>> tree_unflatten(tree_flatten((1, [2]))[1], [5, 6])
+    (5, [6])
+    """
+    it = iter(leaves)
+
+    def build(d: TreeDef) -> Any:
+        if d.kind == "leaf":
+            return next(it)
+        if d.kind == "none":
+            return None
+        children = [build(c) for c in d.children]
+        if d.kind == "tuple":
+            return tuple(children)
+        if d.kind == "list":
+            return children
+        if d.kind == "dict":
+            return dict(zip(d.meta, children))
+        return d.meta(*children)
+
+    return build(treedef)
+
+
+def tree_leaves(tree: Any) -> list[Any]:
+    """The leaves of ``tree``, in flattening order."""
+    return tree_flatten(tree)[0]
+
+
+def tree_structure(tree: Any) -> TreeDef:
+    """The structure of ``tree``."""
+    return tree_flatten(tree)[1]
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` leaf by leaf over trees of the same structure.
+
+    >>> tree_map(lambda a, b: a + b, (1, {"x": 2}), (10, {"x": 20}))
+    (11, {'x': 22})
+    """
+    leaves, treedef = tree_flatten(tree)
+    others = []
+    for i, r in enumerate(rest):
+        rl, rd = tree_flatten(r)
+        if rd != treedef:
+            raise ValueError(
+                f"tree_map: tree {i + 1} has structure {rd}, which differs from the first tree's {treedef}"
+            )
+        others.append(rl)
+    return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
