@@ -121,8 +121,8 @@ _NAMESPACE_BY_TYPE: dict[type, Any] = {}
 
 def is_array(x: Any) -> bool:
     """True for an array of any array-API library (not for Python scalars)."""
-    if type(x) in _NAMESPACE_BY_TYPE:
-        return True
+    if type(x) in _NAMESPACE_BY_TYPE or isinstance(x, numpy.generic):
+        return True  # NumPy scalars (what full reductions return) are 0-d arrays here
     return not isinstance(x, (bool, int, float, complex)) and array_api_compat.is_array_api_obj(x)
 
 
@@ -136,10 +136,10 @@ def _namespace_of_one(x: Any) -> Any:
     return xp
 
 
-def namespace_of(*arrays: Any, names: list[str] | None = None) -> Any:
+def namespace_of(*arrays: Any, names: list[str] | None = None, op: str | None = None) -> Any:
     """The one array namespace of ``arrays``; a clear TypeError when they come from two libraries.
 
-    ``names`` labels the arrays in the error message (e.g. ``["x", "y"]``).
+    ``names`` labels the arrays in the error message (e.g. ``["x", "y"]``), ``op`` the operation.
 
     >>> import numpy as np
     >>> namespace_of(np.ones(2)).__name__
@@ -147,22 +147,23 @@ def namespace_of(*arrays: Any, names: list[str] | None = None) -> Any:
     """
     xp = None
     first = None
+    where = f"{op}: " if op else ""
     for i, a in enumerate(arrays):
         try:
             ns = _namespace_of_one(a)
         except TypeError:
-            label = names[i] if names else f"argument {i}"
+            label = names[i] if names else f"operand {i}"
             raise TypeError(
-                f"{label} is a {type(a).__name__}, not an array; pass a NumPy or CuPy array "
+                f"{where}{label} is a {type(a).__name__}, not an array; pass a NumPy or CuPy array "
                 "(or any array-API array)"
             ) from None
         if xp is None:
             xp, first = ns, i
         elif ns is not xp:
-            la = names[first] if names else f"argument {first}"
-            lb = names[i] if names else f"argument {i}"
+            la = names[first] if names else f"operand {first}"
+            lb = names[i] if names else f"operand {i}"
             raise TypeError(
-                f"{la} is a {_library_name(xp)} array but {lb} is a {_library_name(ns)} array; "
+                f"{where}{la} is {_a_library(xp)} array but {lb} is {_a_library(ns)} array; "
                 "gpuad does not move data between libraries implicitly. Convert one of them with "
                 "gpuad.asarray(x, backend=...) or gpuad.to_numpy(x)."
             )
@@ -174,6 +175,31 @@ def namespace_of(*arrays: Any, names: list[str] | None = None) -> Any:
 def _library_name(xp: Any) -> str:
     name = getattr(xp, "__name__", repr(xp))
     return name.replace("array_api_compat.", "")
+
+
+def _a_library(xp: Any) -> str:
+    name = _library_name(xp)
+    return ("an " if name[:1] in "aeiou" else "a ") + name
+
+
+def check_index_bounds(xp: Any, index: Any, size: int, axis: int) -> None:
+    """NumPy's IndexError for integer-array indices outside [-size, size).
+
+    Only host (NumPy) arrays are checked: on a device the check would be a hidden sync, so there,
+    as in JAX, out-of-range indices are the library's business."""
+    if not array_api_compat.is_numpy_namespace(xp):
+        return
+    index = numpy.asarray(index)
+    bad = (index < -size) | (index >= size)
+    if bad.any():
+        raise IndexError(f"index {index[bad].flat[0]} is out of bounds for axis {axis} with size {size}")
+
+
+def materialize(x: Any) -> Any:
+    """A result the caller may write into: NumPy views that are read-only (broadcasts) are copied."""
+    if isinstance(x, numpy.ndarray) and not x.flags.writeable:
+        return x.copy()
+    return x
 
 
 def device_of(x: Any) -> Any:
@@ -241,7 +267,7 @@ def to_numpy(x: Any) -> numpy.ndarray:
     """
     if isinstance(x, numpy.ndarray):
         return x
-    if isinstance(x, (numpy.generic, bool, int, float, complex)):
+    if isinstance(x, (numpy.generic, bool, int, float, complex, list, tuple)):
         return numpy.asarray(x)
     if array_api_compat.is_cupy_array(x):
         return x.get()
@@ -323,7 +349,7 @@ def backend_dtype(xp: Any, dtype: Any) -> Any:
     if dtype is None:
         return None
     if array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp):
-        return numpy.dtype(dtype) if not isinstance(dtype, numpy.dtype) else dtype
+        return dtype if isinstance(dtype, numpy.dtype) else numpy.dtype(dtype_name(dtype))
     return getattr(xp, dtype_name(dtype))
 
 

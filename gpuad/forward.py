@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .primitives import Primitive
+from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, bind
 
 __all__ = ["JVPTrace", "JVPTracer"]
@@ -31,6 +31,10 @@ class JVPTracer(Tracer):
     @property
     def device(self) -> Any:
         return self._trace.device
+
+    def _concrete(self) -> Any:
+        p = self.primal
+        return p._concrete() if isinstance(p, Tracer) else p
 
     def __bool__(self) -> bool:
         return bool(self.primal)
@@ -68,7 +72,7 @@ class JVPTrace(Trace):
                 tangents.append(None)
         out = bind(prim, *primals, **params)
         if not active or prim.jvp is None:
-            return out
+            return JVPTracer(self, out, None)  # zero tangent; still a tracer (see ReverseTrace)
         rules = prim.jvp
         if callable(rules):
             t_out = rules(tuple(tangents), out, *primals, **params)
@@ -79,17 +83,13 @@ class JVPTrace(Trace):
                     continue
                 c = rule(t, out, *primals, **params)
                 if c is not None:
-                    t_out = c if t_out is None else t_out + c
-        if t_out is None:
-            return out
-        return JVPTracer(self, out, _fit_tangent(t_out, out))
+                    t_out = c if t_out is None else gnp.add(t_out, c)
+        return JVPTracer(self, out, None if t_out is None else _fit_tangent(t_out, out))
 
 
 def _fit_tangent(t: Any, out: Any) -> Any:
     """A tangent in its primal's shape and dtype (a contribution from a broadcast input may be
     smaller; a float64 constant may have promoted it)."""
-    from . import numpy as gnp
-
     if tuple(t.shape) != tuple(out.shape):
         t = gnp.broadcast_to(t, tuple(out.shape))
     if t.dtype != out.dtype:

@@ -139,7 +139,7 @@ def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
 
 def _unary(prim: _p.Primitive, name: str) -> Any:
     def fn(x: Any, /) -> Any:
-        return prim(_as_array(x))
+        return prim(_as_array(x, f"{name}: x"))
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}`` of the array API, differentiable in gpuad."
@@ -148,7 +148,7 @@ def _unary(prim: _p.Primitive, name: str) -> Any:
 
 def _binary(prim: _p.Primitive, name: str) -> Any:
     def fn(x1: Any, x2: Any, /) -> Any:
-        a, b = _operands(x1, x2)
+        a, b = _operands(x1, x2, names=[f"{name}: x1", f"{name}: x2"])
         return prim(a, b)
 
     fn.__name__ = fn.__qualname__ = name
@@ -414,9 +414,13 @@ def squeeze(x: Any, /, axis: Any = None) -> Any:
         axes = tuple(i - x.ndim for i, d in enumerate(x.shape) if d == 1)
     else:
         axes = _normalize_axes(axis, x.ndim)
-    for a in axes:
-        if x.shape[a] != 1:
-            raise ValueError(f"squeeze: axis {a} has size {x.shape[a]}, not 1 (shape {tuple(x.shape)})")
+        for given in (axis,) if isinstance(axis, int) else tuple(axis):
+            size = x.shape[_normalize_axis(given, x.ndim)]
+            if size != 1:
+                raise ValueError(
+                    f"squeeze: axis {given} has size {size}, not 1 (shape {tuple(x.shape)}); only "
+                    "size-1 axes can be removed"
+                )
     shape = tuple(d for i, d in enumerate(x.shape) if (i - x.ndim) not in axes)
     return reshape(x, shape)
 
@@ -425,8 +429,12 @@ def broadcast_to(x: Any, /, shape: Any) -> Any:
     """Broadcast to ``shape`` (NumPy rules)."""
     x = _as_array(x)
     shape = (shape,) if isinstance(shape, int) else tuple(operator.index(d) for d in shape)
-    if len(shape) < x.ndim or _broadcast_shapes(tuple(x.shape), shape) != shape:
-        raise ValueError(f"broadcast_to: cannot broadcast an array of shape {tuple(x.shape)} to shape {shape}")
+    ok = len(shape) >= x.ndim and builtins.all(d in (1, e) for d, e in zip(reversed(tuple(x.shape)), reversed(shape)))
+    if not ok:
+        raise ValueError(
+            f"broadcast_to: cannot broadcast an array of shape {tuple(x.shape)} to shape {shape}; "
+            "each axis must be 1 or equal to the target size (axes are matched from the right)"
+        )
     if shape == tuple(x.shape) and isinstance(x, Tracer):
         return x
     return _p.broadcast_to(x, shape=shape, in_ndim=x.ndim)
@@ -713,11 +721,17 @@ def getitem(x: Any, key: Any) -> Any:
             raise _index_error_bool()
         elif isinstance(k, int):
             items.append(k)
-        elif isinstance(k, Tracer):
-            raise TypeError(
-                "indexing with a traced array is not supported here; indices must be plain integer arrays"
-            )
         else:
+            if isinstance(k, Tracer):
+                concrete = k._concrete()
+                if concrete is None:
+                    if isdtype(k.dtype, "bool"):
+                        raise _index_error_bool()
+                    raise TypeError(
+                        "indexing with an index that depends on a batched or differentiated value is "
+                        "not supported yet; compute the indices from plain arrays"
+                    )
+                k = concrete
             if isinstance(k, (list, tuple)):
                 k = _index_array_like(x, k)
             elif not _backend.is_array(k) and hasattr(k, "__index__"):
@@ -729,6 +743,13 @@ def getitem(x: Any, key: Any) -> Any:
                 raise _index_error_bool()
             if not isdtype(k.dtype, "integral"):
                 raise IndexError(f"index arrays must be integers, got dtype {k.dtype}")
+            k_xp, x_xp = _backend.namespace_of(k), _namespace_and_device(x)[0]
+            if k_xp is not x_xp:
+                raise TypeError(
+                    f"the index array is {_backend._a_library(k_xp)} array but the indexed array is "
+                    f"{_backend._a_library(x_xp)} array; make the index with the same library "
+                    "(e.g. gnp.asarray(index, device=x.device))"
+                )
             items.append(k)
             has_array = True
     if builtins.sum(1 for k in items if k is Ellipsis) > 1:
@@ -781,7 +802,10 @@ def _advanced_getitem(x: Any, items: list[Any]) -> Any:
     idx = []
     for pos, d in zip(adv, dims):
         k = items[pos]
-        k = xp.asarray(k, device=device) if isinstance(k, int) else k
+        if isinstance(k, int):
+            k = xp.asarray(k, device=device)
+        else:
+            _backend.check_index_bounds(xp, k, d, start + len(idx))
         idx.append(xp.where(k < 0, k + d, k))
     idx_shape = _broadcast_shapes(*(tuple(i.shape) for i in idx))
     linear = None
@@ -964,7 +988,7 @@ def logsumexp(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -
     """``log(sum(exp(x)))`` without overflow; its gradient is ``softmax(x)``.
 
     >>> import numpy as np
-    >>> round(float(logsumexp(np.asarray([1000.0, 1000.0]))), 4)
+    >>> print(f"{float(logsumexp(np.asarray([1000.0, 1000.0]))):.4f}")
     1000.6931
     """
     x = _as_array(x)

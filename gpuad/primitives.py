@@ -97,6 +97,25 @@ def _nondiff(name: str, impl: Rule) -> Primitive:
     return _add(Primitive(name, impl, residuals=()))
 
 
+# Binary operations between two arrays inside rules go through these, never through operators: the
+# operands may sit at different levels (a raw array and a traced value), and not every library's
+# array hands an unknown right operand back to Python (array_api_strict raises instead).
+def mul(a: Any, b: Any) -> Any:
+    return gnp.multiply(a, b)
+
+
+def div(a: Any, b: Any) -> Any:
+    return gnp.divide(a, b)
+
+
+def plus(a: Any, b: Any) -> Any:
+    return gnp.add(a, b)
+
+
+def minus(a: Any, b: Any) -> Any:
+    return gnp.subtract(a, b)
+
+
 _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
@@ -107,37 +126,37 @@ _LN10 = math.log(10.0)
 
 negative = _elementwise("negative", lambda xp, x: xp.negative(x), lambda g, ans, x: -g, residuals=())
 abs_ = _elementwise("abs", lambda xp, x: xp.abs(x), lambda g, ans, x: gnp.where(x >= 0, g, -g), residuals=("args",))
-exp = _elementwise("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: g * ans, residuals=("ans",))
-expm1 = _elementwise("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: g * (ans + 1), residuals=("ans",))
-log = _elementwise("log", lambda xp, x: xp.log(x), lambda g, ans, x: g / x, residuals=("args",))
-log1p = _elementwise("log1p", lambda xp, x: xp.log1p(x), lambda g, ans, x: g / (x + 1), residuals=("args",))
-log2 = _elementwise("log2", lambda xp, x: xp.log2(x), lambda g, ans, x: g / (x * _LN2), residuals=("args",))
-log10 = _elementwise("log10", lambda xp, x: xp.log10(x), lambda g, ans, x: g / (x * _LN10), residuals=("args",))
-sqrt = _elementwise("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: g * (0.5 / ans), residuals=("ans",))
-square = _elementwise("square", lambda xp, x: xp.square(x), lambda g, ans, x: g * (2 * x), residuals=("args",))
+exp = _elementwise("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: mul(g, ans), residuals=("ans",))
+expm1 = _elementwise("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
+log = _elementwise("log", lambda xp, x: xp.log(x), lambda g, ans, x: div(g, x), residuals=("args",))
+log1p = _elementwise("log1p", lambda xp, x: xp.log1p(x), lambda g, ans, x: div(g, x + 1), residuals=("args",))
+log2 = _elementwise("log2", lambda xp, x: xp.log2(x), lambda g, ans, x: div(g, x * _LN2), residuals=("args",))
+log10 = _elementwise("log10", lambda xp, x: xp.log10(x), lambda g, ans, x: div(g, x * _LN10), residuals=("args",))
+sqrt = _elementwise("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: mul(g, 0.5 / ans), residuals=("ans",))
+square = _elementwise("square", lambda xp, x: xp.square(x), lambda g, ans, x: mul(g, 2 * x), residuals=("args",))
 reciprocal = _elementwise(
-    "reciprocal", lambda xp, x: xp.reciprocal(x), lambda g, ans, x: g * -(ans * ans), residuals=("ans",)
+    "reciprocal", lambda xp, x: xp.reciprocal(x), lambda g, ans, x: mul(g, -(ans * ans)), residuals=("ans",)
 )
-sin = _elementwise("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: g * gnp.cos(x), residuals=("args",))
-cos = _elementwise("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: g * -gnp.sin(x), residuals=("args",))
-tan = _elementwise("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: g * (1 + ans * ans), residuals=("ans",))
-asin = _elementwise("asin", lambda xp, x: xp.asin(x), lambda g, ans, x: g / gnp.sqrt(1 - x * x), residuals=("args",))
-acos = _elementwise("acos", lambda xp, x: xp.acos(x), lambda g, ans, x: -g / gnp.sqrt(1 - x * x), residuals=("args",))
-atan = _elementwise("atan", lambda xp, x: xp.atan(x), lambda g, ans, x: g / (1 + x * x), residuals=("args",))
-sinh = _elementwise("sinh", lambda xp, x: xp.sinh(x), lambda g, ans, x: g * gnp.cosh(x), residuals=("args",))
-cosh = _elementwise("cosh", lambda xp, x: xp.cosh(x), lambda g, ans, x: g * gnp.sinh(x), residuals=("args",))
+sin = _elementwise("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: mul(g, gnp.cos(x)), residuals=("args",))
+cos = _elementwise("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: mul(g, -gnp.sin(x)), residuals=("args",))
+tan = _elementwise("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: mul(g, 1 + ans * ans), residuals=("ans",))
+asin = _elementwise("asin", lambda xp, x: xp.asin(x), lambda g, ans, x: div(g, gnp.sqrt(1 - x * x)), residuals=("args",))
+acos = _elementwise("acos", lambda xp, x: xp.acos(x), lambda g, ans, x: div(-g, gnp.sqrt(1 - x * x)), residuals=("args",))
+atan = _elementwise("atan", lambda xp, x: xp.atan(x), lambda g, ans, x: div(g, 1 + x * x), residuals=("args",))
+sinh = _elementwise("sinh", lambda xp, x: xp.sinh(x), lambda g, ans, x: mul(g, gnp.cosh(x)), residuals=("args",))
+cosh = _elementwise("cosh", lambda xp, x: xp.cosh(x), lambda g, ans, x: mul(g, gnp.sinh(x)), residuals=("args",))
 # (1 + a)(1 - a) rather than 1 - a*a: exact where tanh saturates near +-1.
 tanh = _elementwise(
-    "tanh", lambda xp, x: xp.tanh(x), lambda g, ans, x: g * ((1 + ans) * (1 - ans)), residuals=("ans",)
+    "tanh", lambda xp, x: xp.tanh(x), lambda g, ans, x: mul(g, (1 + ans) * (1 - ans)), residuals=("ans",)
 )
 asinh = _elementwise(
-    "asinh", lambda xp, x: xp.asinh(x), lambda g, ans, x: g / gnp.sqrt(x * x + 1), residuals=("args",)
+    "asinh", lambda xp, x: xp.asinh(x), lambda g, ans, x: div(g, gnp.sqrt(x * x + 1)), residuals=("args",)
 )
 acosh = _elementwise(
-    "acosh", lambda xp, x: xp.acosh(x), lambda g, ans, x: g / gnp.sqrt((x - 1) * (x + 1)), residuals=("args",)
+    "acosh", lambda xp, x: xp.acosh(x), lambda g, ans, x: div(g, gnp.sqrt((x - 1) * (x + 1))), residuals=("args",)
 )
 atanh = _elementwise(
-    "atanh", lambda xp, x: xp.atanh(x), lambda g, ans, x: g / ((1 + x) * (1 - x)), residuals=("args",)
+    "atanh", lambda xp, x: xp.atanh(x), lambda g, ans, x: div(g, (1 + x) * (1 - x)), residuals=("args",)
 )
 
 
@@ -147,7 +166,7 @@ def _logistic_impl(xp: Any, x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: g * (ans * (1 - ans)), residuals=("ans",))
+logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: mul(g, ans * (1 - ans)), residuals=("ans",))
 
 
 def _integer_pow_impl(xp: Any, x: Any, *, n: int) -> Any:
@@ -173,8 +192,8 @@ def _integer_pow_rule(g: Any, ans: Any, x: Any, *, n: int) -> Any:
     if n == 1:
         return g
     if n == 2:
-        return g * (2 * x)
-    return g * (n * integer_pow(x, n=n - 1))
+        return mul(g, 2 * x)
+    return mul(g, n * integer_pow(x, n=n - 1))
 
 
 integer_pow = _elementwise("integer_pow", _integer_pow_impl, _integer_pow_rule, residuals=("args",))
@@ -203,15 +222,15 @@ subtract = _elementwise(
 multiply = _elementwise(
     "multiply",
     lambda xp, x, y: xp.multiply(x, y),
-    lambda g, ans, x, y: g * y,
-    lambda g, ans, x, y: g * x,
+    lambda g, ans, x, y: mul(g, y),
+    lambda g, ans, x, y: mul(g, x),
     residuals=("args",),
 )
 divide = _elementwise(
     "divide",
     lambda xp, x, y: xp.divide(x, y),
-    lambda g, ans, x, y: g / y,
-    lambda g, ans, x, y: -(g * ans) / y,
+    lambda g, ans, x, y: div(g, y),
+    lambda g, ans, x, y: div(-mul(g, ans), y),
 )
 
 
@@ -222,15 +241,15 @@ def _where_zero_to_one(x: Any) -> Any:
 pow_ = _elementwise(
     "pow",
     lambda xp, x, y: xp.pow(x, y),
-    lambda g, ans, x, y: g * (y * gnp.pow(x, y - 1)),
+    lambda g, ans, x, y: mul(g, mul(y, gnp.pow(x, y - 1))),
     # log(0) is replaced by log(1) = 0, as JAX does, so 0**y has a finite y-derivative.
-    lambda g, ans, x, y: g * (gnp.log(_where_zero_to_one(x)) * ans),
+    lambda g, ans, x, y: mul(g, mul(gnp.log(_where_zero_to_one(x)), ans)),
 )
 
 
 def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
     # JAX's convention at ties of maximum/minimum: each side gets half.
-    return gnp.where(mine == ans, gnp.where(other == ans, g * 0.5, g), 0)
+    return gnp.where(gnp.equal(mine, ans), gnp.where(gnp.equal(other, ans), g * 0.5, g), 0)
 
 
 maximum = _elementwise(
@@ -248,15 +267,15 @@ minimum = _elementwise(
 atan2 = _elementwise(
     "atan2",
     lambda xp, x, y: xp.atan2(x, y),
-    lambda g, ans, x, y: g * y / (x * x + y * y),
-    lambda g, ans, x, y: -g * x / (x * x + y * y),
+    lambda g, ans, x, y: div(mul(g, y), plus(x * x, y * y)),
+    lambda g, ans, x, y: div(mul(-g, x), plus(x * x, y * y)),
     residuals=("args",),
 )
 hypot = _elementwise(
     "hypot",
     lambda xp, x, y: xp.hypot(x, y),
-    lambda g, ans, x, y: g * (x / ans),
-    lambda g, ans, x, y: g * (y / ans),
+    lambda g, ans, x, y: mul(g, div(x, ans)),
+    lambda g, ans, x, y: mul(g, div(y, ans)),
 )
 
 
@@ -274,14 +293,14 @@ def _logaddexp_impl(xp: Any, x: Any, y: Any) -> Any:
 logaddexp = _elementwise(
     "logaddexp",
     _logaddexp_impl,
-    lambda g, ans, x, y: g * gnp.exp(_posinf_to_zero(x) - _posinf_to_zero(ans)),
-    lambda g, ans, x, y: g * gnp.exp(_posinf_to_zero(y) - _posinf_to_zero(ans)),
+    lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(x), _posinf_to_zero(ans)))),
+    lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(y), _posinf_to_zero(ans)))),
 )
 remainder = _elementwise(
     "remainder",
     lambda xp, x, y: xp.remainder(x, y),
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: g * -gnp.floor(x / y),
+    lambda g, ans, x, y: mul(g, -gnp.floor(div(x, y))),
     residuals=("args",),
 )
 
@@ -355,16 +374,16 @@ sum_ = _add(
 
 def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     """Where x attains its max/min, divided by how many places tie (ties share equally, as JAX)."""
-    hits = gnp.astype(x == _expand_to_input(ans, x, axis, keepdims), x.dtype)
-    return hits / gnp.sum(hits, axis=axis, keepdims=True)
+    hits = gnp.astype(gnp.equal(x, _expand_to_input(ans, x, axis, keepdims)), x.dtype)
+    return div(hits, gnp.sum(hits, axis=axis, keepdims=True))
 
 
 def _chooser(name: str, reduce: str) -> Primitive:
     def jvp(t: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        return gnp.sum(t * _chosen(ans, x, axis, keepdims), axis=axis, keepdims=keepdims)
+        return gnp.sum(mul(t, _chosen(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims)
 
     def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        return _expand_to_input(g, x, axis, keepdims) * _chosen(ans, x, axis, keepdims)
+        return mul(_expand_to_input(g, x, axis, keepdims), _chosen(ans, x, axis, keepdims))
 
     return _add(
         Primitive(
@@ -388,7 +407,7 @@ def _exclusive_cumprod(x: Any) -> Any:
     shift = 1
     while shift < n:
         ones = gnp.ones_like(_slice_along(y, -1, 0, shift))
-        y = y * gnp.concat([ones, _slice_along(y, -1, 0, n - shift)], axis=-1)
+        y = mul(y, gnp.concat([ones, _slice_along(y, -1, 0, n - shift)], axis=-1))
         shift *= 2
     return y
 
@@ -404,7 +423,7 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     flat = gnp.reshape(moved, flat_shape)
     left = _exclusive_cumprod(flat)
     right = gnp.flip(_exclusive_cumprod(gnp.flip(flat, axis=-1)), axis=-1)
-    others = gnp.reshape(left * right, moved.shape)
+    others = gnp.reshape(mul(left, right), moved.shape)
     inverse = [0] * n
     for pos, src in enumerate(kept + red):
         inverse[src] = pos
@@ -417,10 +436,14 @@ prod = _add(
         lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
         jvp=(
             lambda t, ans, x, *, axis, keepdims: gnp.sum(
-                t * _prod_of_others(x, axis), axis=axis, keepdims=keepdims
+                mul(t, _prod_of_others(x, axis)), axis=axis, keepdims=keepdims
             ),
         ),
-        vjp=(lambda g, ans, x, *, axis, keepdims: _expand_to_input(g, x, axis, keepdims) * _prod_of_others(x, axis),),
+        vjp=(
+            lambda g, ans, x, *, axis, keepdims: mul(
+                _expand_to_input(g, x, axis, keepdims), _prod_of_others(x, axis)
+            ),
+        ),
         residuals=("args",),
     )
 )
@@ -459,8 +482,11 @@ matmul = _add(
     Primitive(
         "matmul",
         lambda xp, a, b: xp.matmul(a, b),
-        jvp=(lambda t, ans, a, b: t @ b, lambda t, ans, a, b: a @ t),
-        vjp=(lambda g, ans, a, b: g @ gnp.matrix_transpose(b), lambda g, ans, a, b: gnp.matrix_transpose(a) @ g),
+        jvp=(lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)),
+        vjp=(
+            lambda g, ans, a, b: matmul(g, gnp.matrix_transpose(b)),
+            lambda g, ans, a, b: matmul(gnp.matrix_transpose(a), g),
+        ),
         residuals=("args",),
     )
 )

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .primitives import Primitive
+from .primitives import Primitive, gnp
 from .tracing import Aval, Trace, Tracer, bind
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward"]
 
 
 class ReverseTracer(Tracer):
-    """A value on a tape: its primal value (one level down) and the id of its node."""
+    """A value on a tape: its primal value (one level down) and the id of its node (None for a
+    value that does not depend on the inputs)."""
 
     __slots__ = ("primal", "node")
 
-    def __init__(self, trace: "ReverseTrace", primal: Any, node: int):
+    def __init__(self, trace: "ReverseTrace", primal: Any, node: int | None):
         self._trace = trace
         self.primal = primal
         self.node = node
@@ -41,6 +42,10 @@ class ReverseTracer(Tracer):
 
     # Control flow on a value is allowed when the value is concrete one level down, as in JAX's
     # eager grad: the branch taken is simply part of the recorded program.
+    def _concrete(self) -> Any:
+        p = self.primal
+        return p._concrete() if isinstance(p, Tracer) else p
+
     def __bool__(self) -> bool:
         return bool(self.primal)
 
@@ -96,13 +101,15 @@ class ReverseTrace(Trace):
             if type(a) is ReverseTracer and a._trace is self:
                 primals.append(a.primal)
                 in_nodes.append(a.node)
-                active = True
+                active = active or a.node is not None
             else:
                 primals.append(a)
                 in_nodes.append(None)
         out = bind(prim, *primals, **params)
         if not active or prim.vjp is None:
-            return out  # nothing to differentiate: the result is a constant at this level
+            # A constant at this level. It stays a tracer (without a node) so that operators on it
+            # keep dispatching to gpuad, whatever library sits underneath.
+            return ReverseTracer(self, out, None)
         keep_all = prim.keeps_all_args
         kept = prim.kept_args
         args_kept = [
@@ -118,8 +125,6 @@ class ReverseTrace(Trace):
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
-    from . import numpy as gnp
-
     cshape = tuple(c.shape)
     if cshape != shape:
         extra = len(cshape) - len(shape)
@@ -168,6 +173,6 @@ def backward(
                 continue
             c = _unbroadcast(c, aval[0], aval[1])
             prev = cts.get(node)
-            cts[node] = c if prev is None else prev + c
+            cts[node] = c if prev is None else gnp.add(prev, c)
         del g, contributions, rec
     return [cts.get(n) for n in wanted]

@@ -114,7 +114,7 @@ def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
             if top is None or t.level > top.level:
                 top = t
     if top is None:
-        return prim.impl(namespace_of(*args), *args, **params)
+        return prim.impl(namespace_of(*args, op=prim.name), *args, **params)
     if not top.alive:
         raise LeakedTracerError(
             f"{prim.name}: a traced value escaped from the transform ({top!r}) that created it, "
@@ -163,6 +163,11 @@ class Tracer:
         if not self.shape:
             raise TypeError("iteration over a 0-d traced array")
         return (self[i] for i in range(self.shape[0]))
+
+    def _concrete(self) -> Any:
+        """The plain array under this tracer when it is a plain value one level down all the way
+        (as for integer and boolean results inside grad/jvp), else None."""
+        return None
 
     def __array_namespace__(self, api_version: str | None = None) -> Any:
         from . import numpy as gnp

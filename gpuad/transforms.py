@@ -198,7 +198,7 @@ class _ReverseResult:
                 continue
             seeds[node] = seeds[node] + c if node in seeds else c
         grads = backward(self.tape, seeds, self.in_nodes, consume=consume)
-        return [gnp.zeros_like(a) if g is None else g for g, a in zip(grads, self.inputs)]
+        return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
 
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -222,18 +222,39 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
                 f"vjp_fn: the cotangent has structure {ct_tree} but the function's output has structure {rec.out_tree}"
             )
         for i, (c, o) in enumerate(zip(ct_flat, rec.out_primals)):
-            if not (isinstance(c, Tracer) or backend.is_array(c)):
-                raise TypeError(f"vjp_fn: cotangent leaf {i} must be an array, got {type(c).__name__}")
-            if tuple(c.shape) != tuple(o.shape):
-                raise ValueError(
-                    f"vjp_fn: cotangent leaf {i} has shape {tuple(c.shape)} but the output has shape {tuple(o.shape)}"
-                )
+            _check_cotangent(c, o, i, rec.xp, rec.device)
         grads = rec.pull(ct_flat, consume=False)
         return tree_unflatten(rec.in_tree, grads)
 
     if has_aux:
         return out, vjp_fn, rec.aux
     return out, vjp_fn
+
+
+def _check_cotangent(c: Any, out: Any, i: int, xp: Any, device: Any) -> None:
+    """A cotangent must look like its output: an array of the same shape, dtype, library and device."""
+    if not (isinstance(c, Tracer) or backend.is_array(c)):
+        raise TypeError(f"vjp_fn: cotangent leaf {i} must be an array, got {type(c).__name__}")
+    if tuple(c.shape) != tuple(out.shape):
+        raise ValueError(
+            f"vjp_fn: cotangent leaf {i} has shape {tuple(c.shape)} but the output has shape {tuple(out.shape)}"
+        )
+    if backend.dtype_name(c.dtype) != backend.dtype_name(out.dtype):
+        raise ValueError(
+            f"vjp_fn: cotangent leaf {i} has dtype {c.dtype} but the output has dtype {out.dtype}; "
+            "give the cotangent its output's dtype"
+        )
+    c_xp, c_dev = (c._trace.xp, c.device) if isinstance(c, Tracer) else (backend.namespace_of(c), backend.device_of(c))
+    if c_xp is not xp:
+        raise TypeError(
+            f"vjp_fn: cotangent leaf {i} is {backend._a_library(c_xp)} array but the function's "
+            f"inputs are {backend._a_library(xp)} arrays; convert the cotangent with gpuad.asarray"
+        )
+    if device is not None and c_dev != device:
+        raise ValueError(
+            f"vjp_fn: cotangent leaf {i} is on device {c_dev} but the inputs are on device {device}; "
+            "move the cotangent there first"
+        )
 
 
 def _input_labels(fun: Callable[..., Any], args: Sequence[Any], positions: Sequence[int]) -> list[str]:

@@ -1,0 +1,85 @@
+"""Shared fixtures: the backends every test runs on, and JAX in float64 as the oracle."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("JAX_ENABLE_X64", "1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import gpuad  # noqa: E402
+
+
+class Backend:
+    """How a test puts NumPy data on a backend and reads results back."""
+
+    def __init__(self, name: str):
+        self.name = name
+        if name == "strict":
+            import array_api_strict as xs
+
+            self.xp = xs
+            # device1 refuses conversion to NumPy and mixing with other devices: a stand-in GPU.
+            self.device = xs.Device("device1")
+        elif name == "cupy":
+            import cupy
+
+            self.xp = cupy
+            self.device = None
+        else:
+            self.xp = np
+            self.device = None
+
+    def asarray(self, a):
+        a = np.asarray(a)
+        if self.name == "strict":
+            return self.xp.asarray(a, device=self.device)
+        if self.name == "cupy":
+            return self.xp.asarray(a)
+        return a
+
+    def to_numpy(self, x):
+        return gpuad.to_numpy(x)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _gpu_available() -> bool:
+    ok, _ = gpuad.cupy_status()
+    return ok
+
+
+BACKENDS = ["numpy", "strict"] + (["cupy"] if _gpu_available() else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> Backend:
+    """Every backend the suite runs on here: NumPy, array_api_strict's device1, CuPy with a GPU."""
+    return Backend(request.param)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261122)
+
+
+def pytest_collection_modifyitems(config, items):
+    if _gpu_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device and CuPy (marker 'gpu')")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def jax_x64():
+    """JAX with float64 enabled, the oracle. CI installs it with the test extra."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return jax

@@ -1,0 +1,300 @@
+"""The spec table: one row per tested function, each naming the primitives it exercises.
+
+A row's function is written once against an array namespace ``xp`` and runs unchanged on
+``gpuad.numpy`` (our side) and ``jax.numpy`` (the oracle), through the two adapters below.
+Every primitive of ``gpuad.PRIMITIVES`` must appear in some row (tests/test_spec_coverage.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+import gpuad.numpy as gnp
+from gpuad import primitives as P
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where an argument is sampled: uniform in [lo, hi], times a random sign when ``signed``."""
+
+    shape: tuple[int, ...]
+    lo: float = -2.0
+    hi: float = 2.0
+    signed: bool = False
+
+    def sample(self, rng: np.random.Generator, dtype: Any) -> np.ndarray:
+        x = rng.uniform(self.lo, self.hi, size=self.shape)
+        if self.signed:
+            x = x * rng.choice([-1.0, 1.0], size=self.shape)
+        return np.asarray(x, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    fn: Callable[..., Any]  # fn(xp, *arrays)
+    args: tuple[Domain, ...]
+    prims: tuple[str, ...]
+    second_order: bool = True  # smooth enough at the sampled points for 2nd derivatives
+    rtol32: float = 2e-4
+    atol32: float = 2e-5
+    extra: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# ---------------------------------------------------------------------------------------------
+# The two namespaces a row runs on
+# ---------------------------------------------------------------------------------------------
+
+
+class GpuadNS:
+    """gpuad.numpy plus the internal primitives that have no public name."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(gnp, name)
+
+    @staticmethod
+    def embed(x: Any, index: tuple, shape: tuple) -> Any:
+        return P.embed(x, index=(Ellipsis, *index), shape=shape)
+
+    @staticmethod
+    def put_add(x: Any, index: list[int], size: int) -> Any:
+        idx = gnp.asarray(index, device=dev(x))
+        return P.put_add(x, idx, axis=-1, size=size)
+
+
+class JaxNS:
+    """jax.numpy plus the composites that live elsewhere in JAX."""
+
+    def __init__(self) -> None:
+        import jax
+        import jax.numpy as jnp
+        import jax.scipy.special as jss
+
+        self._jnp = jnp
+        self._extra = {
+            "softmax": jax.nn.softmax,
+            "log_softmax": jax.nn.log_softmax,
+            "sigmoid": jax.nn.sigmoid,
+            "relu": jax.nn.relu,
+            "softplus": jax.nn.softplus,
+            "logsumexp": jss.logsumexp,
+            "stop_gradient": jax.lax.stop_gradient,
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._extra:
+            return self._extra[name]
+        return getattr(self._jnp, name)
+
+    def embed(self, x: Any, index: tuple, shape: tuple) -> Any:
+        return self._jnp.zeros(shape, dtype=x.dtype).at[index].set(x)
+
+    def put_add(self, x: Any, index: list[int], size: int) -> Any:
+        shape = x.shape[:-1] + (size,)
+        return self._jnp.zeros(shape, dtype=x.dtype).at[..., self._jnp.asarray(index)].add(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------------------------
+
+M = (4, 3)  # a small batch of 3-vectors
+R = Domain(M)  # reals
+POS = Domain(M, 0.2, 3.0)
+UNIT = Domain(M, -0.9, 0.9)
+NONZERO = Domain(M, 0.3, 2.0, signed=True)
+
+SPECS: list[Spec] = []
+
+
+def dev(x):
+    """The device of x, for creating constants next to it (JAX tracers have none: None)."""
+    try:
+        return x.device
+    except AttributeError:
+        return None
+
+
+def row(name, fn, args, prims, **kw):
+    SPECS.append(Spec(name, fn, tuple(args), tuple(prims), **kw))
+
+
+# Unary elementwise
+row("negative", lambda xp, x: xp.negative(x), [R], ["negative"])
+row("neg_operator", lambda xp, x: -x, [R], ["negative"])
+row("positive", lambda xp, x: xp.positive(x) * x, [R], ["multiply"])
+row("abs", lambda xp, x: xp.abs(x), [NONZERO], ["abs"])
+row("exp", lambda xp, x: xp.exp(x), [R], ["exp"])
+row("expm1", lambda xp, x: xp.expm1(x), [R], ["expm1"])
+row("log", lambda xp, x: xp.log(x), [POS], ["log"])
+row("log1p", lambda xp, x: xp.log1p(x), [Domain(M, -0.8, 3.0)], ["log1p"])
+row("log2", lambda xp, x: xp.log2(x), [POS], ["log2"])
+row("log10", lambda xp, x: xp.log10(x), [POS], ["log10"])
+row("sqrt", lambda xp, x: xp.sqrt(x), [POS], ["sqrt"])
+row("square", lambda xp, x: xp.square(x), [R], ["square"])
+row("reciprocal", lambda xp, x: xp.reciprocal(x), [NONZERO], ["reciprocal"])
+row("sin", lambda xp, x: xp.sin(x), [R], ["sin"])
+row("cos", lambda xp, x: xp.cos(x), [R], ["cos"])
+row("tan", lambda xp, x: xp.tan(x), [Domain(M, -1.2, 1.2)], ["tan"])
+row("asin", lambda xp, x: xp.asin(x), [UNIT], ["asin"])
+row("acos", lambda xp, x: xp.acos(x), [UNIT], ["acos"])
+row("atan", lambda xp, x: xp.atan(x), [R], ["atan"])
+row("sinh", lambda xp, x: xp.sinh(x), [R], ["sinh"])
+row("cosh", lambda xp, x: xp.cosh(x), [R], ["cosh"])
+row("tanh", lambda xp, x: xp.tanh(x), [R], ["tanh"])
+row("asinh", lambda xp, x: xp.asinh(x), [R], ["asinh"])
+row("acosh", lambda xp, x: xp.acosh(x), [Domain(M, 1.1, 4.0)], ["acosh"])
+row("atanh", lambda xp, x: xp.atanh(x), [UNIT], ["atanh"])
+row("sigmoid", lambda xp, x: xp.sigmoid(x), [Domain(M, -6.0, 6.0)], ["logistic"])
+row("sigmoid_tails", lambda xp, x: xp.sigmoid(x), [Domain(M, 20.0, 40.0, signed=True)], ["logistic"])
+row("pow_int2", lambda xp, x: x**2, [R], ["integer_pow"])
+row("pow_int3", lambda xp, x: x**3, [R], ["integer_pow"])
+row("pow_int5", lambda xp, x: xp.pow(x, 5), [R], ["integer_pow"])
+row("pow_int_neg2", lambda xp, x: x**-2, [NONZERO], ["integer_pow"])
+row("pow_int_neg1", lambda xp, x: x**-1, [NONZERO], ["integer_pow"])
+row("pow_int0_and_1", lambda xp, x: x**0 * x**1 + x, [R], ["integer_pow", "add", "multiply"])
+row("scalar_ops", lambda xp, x: 2.5 * x - x / 3 + (1.5 - x) * 0.5 + 2.0**x, [R], ["multiply", "subtract", "divide", "pow", "add"])
+row("pow_float_scalar", lambda xp, x: x**2.5, [POS], ["pow"])
+
+# Binary elementwise, with broadcasting and size-1 axes
+SHAPE_PAIRS = [((4, 3), (4, 3)), ((4, 3), (3,)), ((4, 1), (1, 3)), ((), (3,)), ((2, 1, 3), (4, 1))]
+
+
+def binary(name, fn, prims, dx=(-2.0, 2.0), dy=(-2.0, 2.0), sy=False, **kw):
+    for sa, sb in SHAPE_PAIRS:
+        row(
+            f"{name}{list(sa)}{list(sb)}",
+            fn,
+            [Domain(sa, *dx), Domain(sb, *dy, signed=sy)],
+            prims,
+            **kw,
+        )
+
+
+binary("add", lambda xp, x, y: xp.add(x, y), ["add"])
+binary("subtract", lambda xp, x, y: x - y, ["subtract"])
+binary("multiply", lambda xp, x, y: x * y, ["multiply"])
+binary("divide", lambda xp, x, y: x / y, ["divide"], dy=(0.4, 2.0), sy=True)
+binary("pow", lambda xp, x, y: xp.pow(x, y), ["pow"], dx=(0.3, 2.0))
+binary("maximum", lambda xp, x, y: xp.maximum(x, y), ["maximum"], second_order=True)
+binary("minimum", lambda xp, x, y: xp.minimum(x, y), ["minimum"])
+binary("atan2", lambda xp, x, y: xp.atan2(x, y), ["atan2"], dy=(0.3, 2.0), sy=True)
+binary("hypot", lambda xp, x, y: xp.hypot(x, y), ["hypot"], dx=(0.3, 2.0))
+binary("logaddexp", lambda xp, x, y: xp.logaddexp(x, y), ["logaddexp"])
+binary("remainder", lambda xp, x, y: xp.remainder(x, y), ["remainder"], dx=(-5.0, 5.0), dy=(0.7, 2.0))
+row("where", lambda xp, c, x, y: xp.where(c > 0, x * y, y - x), [R, R, Domain((3,))], ["where", "greater"])
+row("where_scalar", lambda xp, x: xp.where(x > 0, x, 0.0) + xp.where(x < 0.5, 1.0, x * x), [R], ["where", "less"])
+row("clip", lambda xp, x: xp.clip(x, -0.5, 0.8), [R], ["maximum", "minimum"])
+row("clip_arrays", lambda xp, x, lo: xp.clip(x, lo, 1.0), [R, Domain((3,), -1.0, 0.0)], ["maximum", "minimum"])
+
+# Zero-derivative operations, used next to a differentiable one
+row("sign", lambda xp, x: x * xp.sign(x), [NONZERO], ["sign"])
+row("floor", lambda xp, x: x * xp.floor(x), [Domain(M, -3.0, 3.0)], ["floor"])
+row("ceil", lambda xp, x: x * xp.ceil(x), [Domain(M, -3.0, 3.0)], ["ceil"])
+row("round", lambda xp, x: x * xp.round(x), [Domain(M, -3.0, 3.0)], ["round"])
+row("trunc", lambda xp, x: x * xp.trunc(x), [Domain(M, -3.0, 3.0)], ["trunc"])
+row("floor_divide", lambda xp, x, y: x * (x // y), [Domain(M, -3.0, 3.0), Domain((3,), 0.7, 2.0)], ["floor_divide"])
+
+
+def _mask(xp, m, x):
+    return xp.astype(m, x.dtype)
+
+
+row("isnan_isinf_isfinite", lambda xp, x: x * _mask(xp, xp.isfinite(x) & ~xp.isnan(x) & ~xp.isinf(x), x), [R], ["isnan", "isinf", "isfinite", "logical_and", "logical_not", "astype"])
+row("signbit", lambda xp, x: x * _mask(xp, xp.signbit(x), x), [NONZERO], ["signbit"])
+row("comparisons", lambda xp, x, y: x * _mask(xp, (x < y) | (x <= y * 0.5), x) + y * _mask(xp, (x > y) ^ (x >= y * 2), y) + x * _mask(xp, (x == y) | (x != y), x), [R, R], ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_or", "logical_xor"])
+row("stop_gradient", lambda xp, x: x * xp.stop_gradient(x * x), [R], ["stop_gradient"])
+row("convert_to_int", lambda xp, x: x * xp.astype(xp.astype(x * 3, xp.int64), x.dtype), [Domain(M, -3.0, 3.0)], ["convert"])
+row("astype_roundtrip", lambda xp, x: xp.astype(xp.astype(x, xp.float32), xp.float64) * x, [R], ["astype"], rtol32=2e-4, extra={"rtol64": 1e-6})
+row("argmax_argmin", lambda xp, x: xp.sum(x, axis=-1) * xp.astype(xp.argmax(x, axis=-1) - xp.argmin(x, axis=0)[0], x.dtype), [R], ["argmax", "argmin"])
+row("all_any", lambda xp, x: x * _mask(xp, xp.all(x > -1.5, axis=0) | xp.any(x > 1.9, axis=0), x), [R], ["all", "any"])
+
+# Reductions
+X3 = Domain((4, 3, 2))
+row("sum_all", lambda xp, x: xp.sum(x), [X3], ["sum"])
+row("sum_axis", lambda xp, x: xp.sum(x, axis=1), [X3], ["sum"])
+row("sum_axes_keepdims", lambda xp, x: xp.sum(x * x, axis=(0, 2), keepdims=True), [X3], ["sum"])
+row("mean", lambda xp, x: xp.mean(x, axis=-1), [X3], ["sum", "divide"])
+row("var", lambda xp, x: xp.var(x, axis=0, correction=1), [X3], ["sum", "multiply"])
+row("std", lambda xp, x: xp.std(x, axis=1, keepdims=True), [X3], ["sqrt", "sum"])
+row("prod", lambda xp, x: xp.prod(x, axis=1), [Domain((4, 3, 2), 0.5, 1.5)], ["prod"])
+row("prod_all", lambda xp, x: xp.prod(x), [Domain((2, 3), 0.5, 1.5)], ["prod"])
+row("prod_with_zeros", lambda xp, x: xp.prod(x * xp.asarray([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 1.0]], dtype=x.dtype, device=dev(x)), axis=-1), [Domain(M, 0.5, 1.5)], ["prod"])
+row("max", lambda xp, x: xp.max(x, axis=-1), [X3], ["max"])
+row("max_all", lambda xp, x: xp.max(x), [X3], ["max"])
+row("min", lambda xp, x: xp.min(x, axis=(0, 1), keepdims=True), [X3], ["min"])
+row("cumulative_sum", lambda xp, x: xp.cumulative_sum(x, axis=1), [X3], ["cumulative_sum"])
+row("cumulative_sum_initial", lambda xp, x: xp.cumulative_sum(x * x, axis=0, include_initial=True), [X3], ["cumulative_sum"])
+row("logsumexp", lambda xp, x: xp.logsumexp(x, axis=-1), [X3], ["exp", "log", "max", "sum"])
+row("logsumexp_big", lambda xp, x: xp.logsumexp(x * 300.0), [Domain((5,), 1.0, 3.0)], ["exp", "log"])
+row("softmax", lambda xp, x: xp.softmax(x, axis=1), [X3], ["exp", "sum", "divide"])
+row("log_softmax", lambda xp, x: xp.log_softmax(x, axis=-1), [X3], ["exp", "log", "subtract"])
+row("softplus", lambda xp, x: xp.softplus(x), [Domain(M, -30.0, 30.0)], ["logaddexp"])
+row("relu", lambda xp, x: xp.relu(x), [NONZERO], ["where", "greater"])
+
+# Linear algebra
+row("matmul", lambda xp, a, b: a @ b, [Domain((3, 4)), Domain((4, 5))], ["matmul"])
+row("matmul_batched", lambda xp, a, b: xp.matmul(a, b), [Domain((2, 3, 4)), Domain((4, 5))], ["matmul"])
+row("matmul_broadcast", lambda xp, a, b: a @ b, [Domain((1, 3, 4)), Domain((2, 4, 5))], ["matmul"])
+row("matmul_vec_mat", lambda xp, a, b: a @ b, [Domain((4,)), Domain((4, 5))], ["matmul", "reshape"])
+row("matmul_mat_vec", lambda xp, a, b: a @ b, [Domain((2, 3, 4)), Domain((4,))], ["matmul", "reshape"])
+row("matmul_vec_vec", lambda xp, a, b: xp.matmul(a, b), [Domain((4,)), Domain((4,))], ["matmul", "reshape"])
+row("tensordot_1", lambda xp, a, b: xp.tensordot(a, b, axes=1), [Domain((3, 4)), Domain((4, 5))], ["matmul"])
+row("tensordot_pairs", lambda xp, a, b: xp.tensordot(a, b, axes=([0], [1])), [Domain((4, 3)), Domain((5, 4))], ["matmul", "permute_dims"])
+row("tensordot_2", lambda xp, a, b: xp.tensordot(a, b, axes=2), [Domain((2, 3, 4)), Domain((3, 4, 5))], ["matmul", "reshape"])
+row("vecdot", lambda xp, a, b: xp.vecdot(a, b), [Domain((4, 3)), Domain((3,))], ["multiply", "sum"])
+row("matrix_transpose", lambda xp, a: xp.matrix_transpose(a) * a.mT, [Domain((2, 3, 4))], ["permute_dims"])
+row("transpose_T", lambda xp, a: a.T @ a, [Domain((3, 4))], ["permute_dims", "matmul"])
+
+# Structure
+row("reshape", lambda xp, x: xp.reshape(x, (6, 4)) * 2.0, [X3], ["reshape"])
+row("reshape_flat", lambda xp, x: xp.reshape(x, (-1,)), [X3], ["reshape"])
+row("permute_dims", lambda xp, x: xp.permute_dims(x, (2, 0, 1)), [X3], ["permute_dims"])
+row("expand_dims", lambda xp, x: xp.expand_dims(x, axis=1) * x[:, None, :], [R], ["reshape", "getitem"])
+row("squeeze", lambda xp, x: xp.squeeze(x, axis=1), [Domain((4, 1, 3))], ["reshape"])
+row("broadcast_to", lambda xp, x: xp.broadcast_to(x, (4, 3)), [Domain((3,))], ["broadcast_to"])
+row("broadcast_to_inner", lambda xp, x: xp.broadcast_to(x, (2, 4, 5)), [Domain((4, 1))], ["broadcast_to"])
+row("concat", lambda xp, a, b, c: xp.concat([a, b * 2.0, c], axis=-1), [Domain((4, 1)), Domain((4, 3)), Domain((4, 2))], ["concat"])
+row("concat_axis0_one_const", lambda xp, a: xp.concat([a, xp.ones_like(a)], axis=0) * 3.0, [R], ["concat"])
+row("concat_none", lambda xp, a, b: xp.concat([a, b], axis=None), [R, Domain((2,))], ["concat", "reshape"])
+row("stack", lambda xp, a, b: xp.stack([a, b], axis=1), [R, R], ["concat", "reshape"])
+row("flip", lambda xp, x: xp.flip(x, axis=0) * x, [X3], ["flip"])
+row("flip_all", lambda xp, x: xp.flip(x), [X3], ["flip"])
+row("moveaxis", lambda xp, x: xp.moveaxis(x, 0, -1), [X3], ["permute_dims"])
+
+# Indexing
+row("slice", lambda xp, x: x[1:, ::2], [X3], ["getitem"])
+row("ellipsis_int", lambda xp, x: x[..., 0] * x[..., 1], [X3], ["getitem"])
+row("none_int_slice", lambda xp, x: x[None, 0, :], [X3], ["getitem"])
+row("negative_int", lambda xp, x: x[-1], [X3], ["getitem"])
+row("slice_newaxis", lambda xp, x: x[:, 1:2, None] * 2.0, [X3], ["getitem"])
+row("reverse_slice", lambda xp, x: x[::-1, 2:0:-1], [X3], ["getitem"])
+row("take_repeats", lambda xp, x: x[xp.asarray([0, 2, 2, 3], device=dev(x))], [X3], ["take"])
+row("take_axis1", lambda xp, x: x[:, xp.asarray([2, 0], device=dev(x))], [X3], ["take"])
+row("take_negative", lambda xp, x: x[:, xp.asarray([-1, 0, -1], device=dev(x)), 1], [X3], ["take", "getitem"])
+row("take_pairs", lambda xp, x: x[xp.asarray([0, 1, 3, 3], device=dev(x)), xp.asarray([2, 2, 0, 2], device=dev(x))], [X3], ["take", "reshape"])
+row("take_int_and_array", lambda xp, x: x[1, xp.asarray([0, 2, 0], device=dev(x))], [X3], ["take"])
+row("take_2d_index", lambda xp, x: x[xp.asarray([[0, 1], [3, 3]], device=dev(x))], [X3], ["take", "reshape"])
+row("embed", lambda xp, x: xp.embed(x, (slice(1, 3), 0), (4, 3)) * 2.0, [Domain((2,))], ["embed"])
+row("put_add", lambda xp, x: xp.put_add(x, [0, 2, 2, 1, 0], 3), [Domain((4, 5))], ["put_add"])
+
+# The seed notes' functions, written for a batch of points
+row(
+    "seed1_batch",
+    lambda xp, x: xp.log(x[..., 0]) + x[..., 0] * x[..., 1] - xp.sin(x[..., 1]),
+    [Domain((5, 2), 1.0, 3.0)],
+    ["log", "multiply", "sin", "add", "subtract", "getitem"],
+)
+row(
+    "seed2_batch",
+    lambda xp, x: (xp.sin(x[..., 0] / x[..., 1]) + x[..., 0] / x[..., 1] - xp.exp(x[..., 1]))
+    * (x[..., 0] / x[..., 1] - xp.exp(x[..., 1])),
+    [Domain((5, 2), 0.5, 2.0)],
+    ["sin", "divide", "exp", "multiply"],
+)

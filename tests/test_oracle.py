@@ -1,0 +1,185 @@
+"""Every row of the spec table against JAX (x64 on): values, VJPs, JVPs, Jacobians and second
+derivatives, in float64 (tight) and float32 (loose), on NumPy and on array_api_strict's device1."""
+
+from __future__ import annotations
+
+import functools
+import zlib
+
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad import numpy as gnp
+
+from .spec import SPECS, GpuadNS, JaxNS
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+
+GNS = GpuadNS()
+JNS = JaxNS()
+
+DTYPES = ["float64", "float32"]
+
+
+def tolerances(spec, dtype):
+    if dtype == "float64":
+        return dict(rtol=spec.extra.get("rtol64", 1e-10), atol=spec.extra.get("atol64", 1e-12))
+    return dict(rtol=spec.rtol32, atol=spec.atol32)
+
+
+def inputs(spec, dtype, seed=0):
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + seed)
+    return [d.sample(rng, dtype) for d in spec.args]
+
+
+def ours(spec):
+    return lambda *a: spec.fn(GNS, *a)
+
+
+def theirs(spec):
+    return lambda *a: spec.fn(JNS, *a)
+
+
+def to_jax(arrays):
+    return [jnp.asarray(a) for a in arrays]
+
+
+def check(actual, expected, **tol):
+    actual = gpuad.to_numpy(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    np.testing.assert_allclose(actual, expected, **tol)
+
+
+def same_dtype(actual, expected):
+    assert gpuad.backend.dtype_name(actual.dtype) == np.dtype(expected.dtype).name, (actual.dtype, expected.dtype)
+
+
+cases = pytest.mark.parametrize("spec", SPECS, ids=str)
+dtypes = pytest.mark.parametrize("dtype", DTYPES)
+
+
+@cases
+@dtypes
+def test_value(spec, dtype, backend):
+    """The primal value and its dtype match JAX (float32 stays float32), traced and, on NumPy,
+    also evaluated directly on plain arrays."""
+    xs = inputs(spec, dtype)
+    expected = theirs(spec)(*to_jax(xs))
+    out, _ = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
+    same_dtype(out, expected)
+    check(out, expected, **tolerances(spec, dtype))
+    if backend.name == "numpy":
+        plain = ours(spec)(*xs)
+        same_dtype(plain, expected)
+        check(plain, expected, **tolerances(spec, dtype))
+
+
+@cases
+@dtypes
+def test_vjp(spec, dtype, backend):
+    """vjp with a random cotangent equals jax.vjp, for every argument."""
+    xs = inputs(spec, dtype)
+    expected_out, jax_pullback = jax.vjp(theirs(spec), *to_jax(xs))
+    w = np.random.default_rng(1).standard_normal(expected_out.shape).astype(expected_out.dtype)
+    out, pullback = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
+    got = pullback(backend.asarray(w))
+    want = jax_pullback(jnp.asarray(w))
+    assert isinstance(got, tuple) and len(got) == len(xs)
+    for g, e, x in zip(got, want, xs):
+        assert gpuad.backend.dtype_name(g.dtype) == x.dtype.name  # cotangent in the input's dtype
+        check(g, e, **tolerances(spec, dtype))
+
+
+@cases
+@dtypes
+def test_jvp(spec, dtype, backend):
+    """jvp with random tangents equals jax.jvp (primal and tangent)."""
+    xs = inputs(spec, dtype)
+    ts = [np.random.default_rng(2 + i).standard_normal(x.shape).astype(dtype) for i, x in enumerate(xs)]
+    out, tan = gpuad.jvp(ours(spec), [backend.asarray(x) for x in xs], [backend.asarray(t) for t in ts])
+    e_out, e_tan = jax.jvp(theirs(spec), tuple(to_jax(xs)), tuple(to_jax(ts)))
+    check(out, e_out, **tolerances(spec, dtype))
+    same_dtype(tan, e_tan)
+    check(tan, e_tan, **tolerances(spec, dtype))
+
+
+@cases
+def test_jacrev(spec, backend):
+    """The full Jacobian by reverse mode equals jax.jacrev (float64)."""
+    xs = inputs(spec, "float64")
+    argnums = tuple(range(len(xs)))
+    got = gpuad.jacrev(ours(spec), argnums=argnums)(*[backend.asarray(x) for x in xs])
+    want = jax.jacrev(theirs(spec), argnums=argnums)(*to_jax(xs))
+    for g, e in zip(got, want):
+        check(g, e, **tolerances(spec, "float64"))
+
+
+def _scalarized(f, w, xp):
+    """x -> sum(w * f(x)): a scalar whose gradient is the VJP with cotangent w."""
+    return lambda *a: xp.sum(f(*a) * w)
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.second_order], ids=str)
+@dtypes
+def test_second_order(spec, dtype, backend):
+    """Reverse-over-reverse and forward-over-reverse second derivatives equal JAX's.
+
+    With h(x) = sum(w * f(x)), checks grad(x -> sum(v * grad(h)(x))) (a Hessian-vector product by
+    reverse over reverse) and jvp(grad(h), x, v) (the same product, forward over reverse)."""
+    xs = inputs(spec, dtype)
+    argnums = tuple(range(len(xs)))
+    e_out = theirs(spec)(*to_jax(xs))
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal(e_out.shape).astype(e_out.dtype)
+    vs = [rng.standard_normal(x.shape).astype(dtype) for x in xs]
+
+    def hvp_rr(f, xp, wv, vv, grad):
+        h = _scalarized(f, wv, xp)
+
+        def inner(*a):
+            gs = grad(h, argnums=argnums)(*a)
+            return functools.reduce(xp.add, [xp.sum(g * v) for g, v in zip(gs, vv)])
+
+        return inner
+
+    want = jax.grad(hvp_rr(theirs(spec), jnp, jnp.asarray(w), to_jax(vs), jax.grad), argnums=argnums)(*to_jax(xs))
+    bw, bvs = backend.asarray(w), [backend.asarray(v) for v in vs]
+    bxs = [backend.asarray(x) for x in xs]
+    got = gpuad.grad(hvp_rr(ours(spec), gnp, bw, bvs, gpuad.grad), argnums=argnums)(*bxs)
+    tol = tolerances(spec, dtype)
+    if dtype == "float32":
+        tol = dict(rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    for g, e in zip(got, want):
+        check(g, e, **tol)
+
+    # Forward over reverse: jvp of the gradient in direction v.
+    def grad_all(f, xp, wv, grad):
+        return lambda *a: grad(_scalarized(f, wv, xp), argnums=argnums)(*a)
+
+    _, want_t = jax.jvp(grad_all(theirs(spec), jnp, jnp.asarray(w), jax.grad), tuple(to_jax(xs)), tuple(to_jax(vs)))
+    _, got_t = gpuad.jvp(grad_all(ours(spec), gnp, bw, gpuad.grad), bxs, bvs)
+    for g, e in zip(got_t, want_t):
+        check(g, e, **tol)
+
+
+@cases
+def test_strict_matches_numpy(spec):
+    """The stand-in GPU (strict device1) gives exactly NumPy's gradients: no hidden conversion."""
+    import array_api_strict as xs_mod
+
+    dev = xs_mod.Device("device1")
+    xs = inputs(spec, "float64")
+    f = ours(spec)
+    out, pull = gpuad.vjp(f, *xs)
+    w = np.ones(np.shape(out))
+    g_np = pull(w)
+    out_s, pull_s = gpuad.vjp(f, *[xs_mod.asarray(x, device=dev) for x in xs])
+    g_s = pull_s(xs_mod.asarray(w, device=dev))
+    assert out_s.device == dev
+    for a, b in zip(g_s, g_np):
+        assert a.device == dev
+        np.testing.assert_allclose(gpuad.to_numpy(a), b, rtol=1e-13, atol=1e-14)
