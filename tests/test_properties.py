@@ -1,0 +1,95 @@
+"""Properties (Hypothesis): linearity of derivatives, forward and reverse mode agreeing on the
+Jacobian, and broadcasting of random shapes against JAX."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpuad
+import gpuad.numpy as gnp
+
+from .spec import SPECS, GpuadNS
+
+GNS = GpuadNS()
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
+SMALL = [s for s in SPECS if all(int(np.prod(d.shape)) <= 24 for d in s.args)]
+
+
+def sample(spec, seed):
+    rng = np.random.default_rng(seed)
+    return [d.sample(rng, "float64") for d in spec.args], rng
+
+
+@SETTINGS
+@given(spec=st.sampled_from(SPECS), seed=st.integers(0, 2**31), a=st.floats(-3, 3), b=st.floats(-3, 3))
+def test_jvp_is_linear_in_the_tangent(spec, seed, a, b):
+    xs, rng = sample(spec, seed)
+    f = lambda *v: spec.fn(GNS, *v)
+    t1 = [rng.standard_normal(x.shape) for x in xs]
+    t2 = [rng.standard_normal(x.shape) for x in xs]
+    _, j1 = gpuad.jvp(f, xs, t1)
+    _, j2 = gpuad.jvp(f, xs, t2)
+    _, j12 = gpuad.jvp(f, xs, [a * u + b * v for u, v in zip(t1, t2)])
+    np.testing.assert_allclose(j12, a * np.asarray(j1) + b * np.asarray(j2), rtol=1e-9, atol=1e-9)
+
+
+@SETTINGS
+@given(spec=st.sampled_from(SPECS), seed=st.integers(0, 2**31), a=st.floats(-3, 3))
+def test_vjp_is_linear_in_the_cotangent(spec, seed, a):
+    xs, rng = sample(spec, seed)
+    out, pull = gpuad.vjp(lambda *v: spec.fn(GNS, *v), *xs)
+    w1 = rng.standard_normal(np.shape(out))
+    w2 = rng.standard_normal(np.shape(out))
+    for g12, g1, g2 in zip(pull(a * w1 + w2), pull(w1), pull(w2)):
+        np.testing.assert_allclose(g12, a * g1 + g2, rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(spec=st.sampled_from(SMALL), seed=st.integers(0, 2**31))
+def test_jacrev_columns_equal_jvps_of_basis_vectors(spec, seed):
+    """Reverse mode (rows) and forward mode (columns) give the same Jacobian."""
+    xs, _ = sample(spec, seed)
+    f = lambda *v: spec.fn(GNS, *v)
+    argnums = tuple(range(len(xs)))
+    jac = gpuad.jacrev(f, argnums=argnums)(*xs)
+    for i, x in enumerate(xs):
+        for j in range(x.size):
+            tangents = [np.zeros_like(v) for v in xs]
+            tangents[i].reshape(-1)[j] = 1.0
+            _, col = gpuad.jvp(f, xs, tangents)
+            expected = np.asarray(jac[i]).reshape(np.shape(col) + (x.size,))[..., j]
+            np.testing.assert_allclose(col, expected, rtol=1e-12, atol=1e-14)
+
+
+@st.composite
+def broadcastable_pair(draw):
+    ndim = draw(st.integers(0, 3))
+    full = draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim))
+    shapes = []
+    for _ in range(2):
+        keep = draw(st.integers(0, ndim))
+        shape = [d if draw(st.booleans()) else 1 for d in full[ndim - keep :]]
+        shapes.append(tuple(shape))
+    return shapes
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(data=st.data(), op=st.sampled_from(["add", "subtract", "multiply", "divide", "maximum", "atan2", "hypot", "logaddexp"]))
+def test_broadcasting_gradients_match_jax(data, op):
+    """Random broadcastable shapes: each gradient has its own input's shape and equals JAX's."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    sa, sb = data.draw(broadcastable_pair())
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 2.0, size=sa)
+    b = rng.uniform(0.5, 2.0, size=sb) * rng.choice([-1.0, 1.0], size=sb)
+    got = gpuad.grad(lambda u, v: gnp.sum(getattr(gnp, op)(u, v) ** 2), argnums=(0, 1))(a, b)
+    want = jax.grad(lambda u, v: jnp.sum(getattr(jnp, op)(u, v) ** 2), argnums=(0, 1))(jnp.asarray(a), jnp.asarray(b))
+    for g, w, x in zip(got, want, (a, b)):
+        assert np.shape(g) == np.shape(x)
+        np.testing.assert_allclose(g, w, rtol=1e-12)

@@ -1,0 +1,63 @@
+"""Every primitive of the table has a spec row, and every row really exercises what it claims."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpuad
+from gpuad.tracing import Trace, Tracer, bind, open_trace
+
+from .spec import SPECS, GpuadNS
+
+
+class _Seen(Tracer):
+    __slots__ = ("value",)
+
+    def __init__(self, trace, value):
+        self._trace = trace
+        self.value = value
+
+    shape = property(lambda self: tuple(self.value.shape))
+    dtype = property(lambda self: self.value.dtype)
+    device = property(lambda self: self._trace.device)
+
+
+class RecordingTrace(Trace):
+    """A do-nothing transform that notes the name of every primitive applied to its values,
+    including those without a derivative (their results stay traced too)."""
+
+    def __init__(self, level, xp, device=None):
+        super().__init__(level, xp, device)
+        self.names: set[str] = set()
+
+    def process(self, prim, args, params):
+        self.names.add(prim.name)
+        plain = [a.value if isinstance(a, _Seen) and a._trace is self else a for a in args]
+        return _Seen(self, bind(prim, *plain, **params))
+
+
+def primitives_used(spec) -> set[str]:
+    rng = np.random.default_rng(0)
+    xs = [d.sample(rng, "float64") for d in spec.args]
+    import array_api_compat.numpy as xp
+
+    with open_trace(RecordingTrace, xp, device="cpu") as trace:
+        spec.fn(GpuadNS(), *[_Seen(trace, x) for x in xs])
+    return trace.names
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_row_uses_the_primitives_it_names(spec):
+    missing = set(spec.prims) - primitives_used(spec)
+    assert not missing, f"row {spec.name} claims {sorted(missing)} but never applies them"
+
+
+def test_every_primitive_has_a_spec_row():
+    covered = set()
+    for spec in SPECS:
+        covered |= set(spec.prims)
+    missing = sorted(set(gpuad.PRIMITIVES) - covered)
+    assert not missing, f"primitives without a spec row in tests/spec.py: {missing}"
+    unknown = sorted(covered - set(gpuad.PRIMITIVES))
+    assert not unknown, f"spec rows name primitives that do not exist: {unknown}"
