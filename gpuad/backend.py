@@ -195,6 +195,14 @@ def check_index_bounds(xp: Any, index: Any, size: int, axis: int) -> None:
         raise IndexError(f"index {index[bad].flat[0]} is out of bounds for axis {axis} with size {size}")
 
 
+def synchronize(x: Any) -> None:
+    """Wait until the work producing ``x`` has finished (CuPy runs asynchronously); for timing."""
+    if array_api_compat.is_cupy_array(x):
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
+
+
 def materialize(x: Any) -> Any:
     """A result the caller may write into: NumPy views that are read-only (broadcasts) are copied."""
     if isinstance(x, numpy.ndarray) and not x.flags.writeable:
