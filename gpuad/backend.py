@@ -203,6 +203,13 @@ def synchronize(x: Any) -> None:
         cupy.cuda.get_current_stream().synchronize()
 
 
+def is_writable(x: Any) -> bool:
+    """True for an array that can be updated in place (not a NumPy scalar, not a read-only view)."""
+    if isinstance(x, numpy.ndarray):
+        return x.flags.writeable
+    return is_array(x) and not isinstance(x, numpy.generic)
+
+
 def materialize(x: Any) -> Any:
     """A result the caller may write into: NumPy views that are read-only (broadcasts) are copied."""
     if isinstance(x, numpy.ndarray) and not x.flags.writeable:

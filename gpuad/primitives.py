@@ -7,6 +7,10 @@ An entry holds
   * ``vjp``: per input, ``rule(g, ans, *args, **params)`` giving the cotangent of that input, or one
     joint ``rule(g, ans, *args, **params)`` returning a tuple; ``None`` marks an input (or a whole
     primitive) without derivative;
+  * ``vjp_into`` (optional, per input): ``rule(buf, g, ans, *args, **params)`` adding this input's
+    cotangent into ``buf`` in place (``buf`` None: allocate zeros first) and returning ``buf``; the
+    engine uses it for plain arrays, where it saves a zero-filled array and an addition per use
+    (indexing writes its cotangent into one buffer instead of one zero array per index);
   * ``residuals``: which values the rules read ("args" for all inputs, an input's position, "ans"
     for the output), so the tape keeps nothing else; an input it does not keep reaches the rules as
     an ``Aval`` (shape, dtype, device only).
@@ -56,6 +60,7 @@ class Primitive:
     jvp: tuple[Rule | None, ...] | Rule | None = None
     vjp: tuple[Rule | None, ...] | Rule | None = None
     residuals: tuple[str | int, ...] = ("args", "ans")
+    vjp_into: tuple[Rule | None, ...] | None = None
 
     def __post_init__(self) -> None:
         # Precomputed so the tape decides what to keep with two attribute reads per operation.
@@ -617,6 +622,20 @@ def _embed_impl(xp: Any, g: Any, *, index: tuple[Any, ...], shape: tuple[int, ..
     return out
 
 
+def _zeros_for(x: Any) -> Any:
+    return gnp.zeros(x.shape, dtype=x.dtype, device=x.device)
+
+
+def _getitem_vjp_into(buf: Any, g: Any, ans: Any, x: Any, *, index: tuple[Any, ...]) -> Any:
+    buf = _zeros_for(x) if buf is None else buf
+    axis_items = [item for item in index[1:] if not isinstance(item, int)]
+    if None in axis_items:  # assignment takes no new axes: drop them (size 1) from g
+        g = gnp.reshape(g, tuple(d for d, item in zip(g.shape, axis_items) if item is not None))
+    key = (Ellipsis, *[item for item in index[1:] if item is not None])
+    buf[key] += g  # a basic index never repeats an element, so += is exact
+    return buf
+
+
 getitem = _add(
     Primitive(
         "getitem",
@@ -624,6 +643,7 @@ getitem = _add(
         jvp=(lambda t, ans, x, *, index: getitem(t, index=index),),
         vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=x.shape),),
         residuals=(),
+        vjp_into=(_getitem_vjp_into,),
     )
 )
 embed = _add(
@@ -646,6 +666,11 @@ def _put_add_impl(xp: Any, g: Any, index: Any, *, axis: int, size: int) -> Any:
     return scatter_add(xp, out, axis, index, g)
 
 
+def _take_vjp_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
+    buf = _zeros_for(x) if buf is None else buf
+    return scatter_add(x.xp, buf, axis, index, g)  # x is an Aval: the tape keeps only the index
+
+
 take = _add(
     Primitive(
         "take",
@@ -653,6 +678,7 @@ take = _add(
         jvp=(lambda t, ans, x, index, *, axis: take(t, index, axis=axis), None),
         vjp=(lambda g, ans, x, index, *, axis: put_add(g, index, axis=axis, size=x.shape[axis]), None),
         residuals=(1,),
+        vjp_into=(_take_vjp_into, None),
     )
 )
 put_add = _add(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .primitives import Primitive, gnp
+from .backend import is_writable
 from .tracing import Aval, Trace, Tracer, bind
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward"]
@@ -149,8 +150,12 @@ def backward(
 
     Returns the cotangent of each node in ``wanted`` (None where it is zero). With ``consume`` the
     records are dropped as the sweep passes them, releasing the forward values they held.
+
+    Fan-out is summed in place where that is safe: into buffers this sweep allocated itself
+    (``owned``), and only for plain arrays (a traced cotangent must stay a fresh value).
     """
     cts: dict[int, Any] = dict(seeds)
+    owned: set[int] = set()
     for i in range(len(tape) - 1, -1, -1):
         rec = tape[i]
         if consume:
@@ -158,21 +163,48 @@ def backward(
         if rec is None:
             continue
         g = cts.pop(rec.out_node, None)
+        owned.discard(rec.out_node)
         if g is None:
             continue
-        vjp = rec.prim.vjp
+        prim = rec.prim
+        vjp = prim.vjp
+        into = prim.vjp_into if not isinstance(g, Tracer) else None
         if callable(vjp):
             contributions = vjp(g, rec.ans, *rec.args, **rec.params)
         else:
             contributions = [
-                None if node is None or vjp[j] is None else vjp[j](g, rec.ans, *rec.args, **rec.params)
+                None
+                if node is None or vjp[j] is None or (into is not None and into[j] is not None)
+                else vjp[j](g, rec.ans, *rec.args, **rec.params)
                 for j, node in enumerate(rec.in_nodes)
             ]
-        for node, c, aval in zip(rec.in_nodes, contributions, rec.in_avals):
-            if node is None or c is None:
+        for j, (node, c, aval) in enumerate(zip(rec.in_nodes, contributions, rec.in_avals)):
+            if node is None:
+                continue
+            prev = cts.get(node)
+            if into is not None and into[j] is not None and not isinstance(prev, Tracer):
+                # Write straight into this node's buffer (made here, or made from prev).
+                buf = prev if node in owned else None
+                if aval[1] != g.dtype:
+                    g = gnp.astype(g, aval[1])
+                new = into[j](buf, g, rec.ans, *rec.args, **rec.params)
+                if buf is None and prev is not None:
+                    new += prev
+                cts[node] = new
+                owned.add(node)
+                continue
+            if c is None:
                 continue
             c = _unbroadcast(c, aval[0], aval[1])
-            prev = cts.get(node)
-            cts[node] = c if prev is None else gnp.add(prev, c)
+            if prev is None:
+                cts[node] = c
+            elif node in owned and not isinstance(c, Tracer):
+                prev += c
+                cts[node] = prev  # same object for mutable arrays; the sum for immutable ones
+            else:
+                total = gnp.add(prev, c)
+                cts[node] = total
+                if is_writable(total):
+                    owned.add(node)
         del g, contributions, rec
     return [cts.get(n) for n in wanted]

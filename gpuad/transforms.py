@@ -81,7 +81,7 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
     elif isinstance(value, bool) or isinstance(value, int):
         raise TypeError(
             f"{transform} requires real floating-point inputs, but {label} is the Python "
-            f"{type(value).__name__} {value!r}; pass a float (e.g. {float(value)!r}) or a float array"
+            f"{type(value).__name__} {value!r}; pass a float (e.g. {float(value)!r}) or a float array"  # host-ok
         )
     else:
         raise TypeError(
@@ -231,19 +231,21 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     return out, vjp_fn
 
 
+def _check_like(value: Any, ref: Any, what: str, ref_what: str, dtype_error: type) -> None:
+    """A tangent or cotangent must be an array with its reference's shape and dtype."""
+    if not (isinstance(value, Tracer) or backend.is_array(value)):
+        raise TypeError(f"{what} must be an array, got {type(value).__name__}")
+    if tuple(value.shape) != tuple(ref.shape):
+        raise ValueError(f"{what} has shape {tuple(value.shape)} but {ref_what} has shape {tuple(ref.shape)}")
+    if backend.dtype_name(value.dtype) != backend.dtype_name(ref.dtype):
+        raise dtype_error(
+            f"{what} has dtype {value.dtype} but {ref_what} has dtype {ref.dtype}; it must have {ref_what}'s dtype"
+        )
+
+
 def _check_cotangent(c: Any, out: Any, i: int, xp: Any, device: Any) -> None:
     """A cotangent must look like its output: an array of the same shape, dtype, library and device."""
-    if not (isinstance(c, Tracer) or backend.is_array(c)):
-        raise TypeError(f"vjp_fn: cotangent leaf {i} must be an array, got {type(c).__name__}")
-    if tuple(c.shape) != tuple(out.shape):
-        raise ValueError(
-            f"vjp_fn: cotangent leaf {i} has shape {tuple(c.shape)} but the output has shape {tuple(out.shape)}"
-        )
-    if backend.dtype_name(c.dtype) != backend.dtype_name(out.dtype):
-        raise ValueError(
-            f"vjp_fn: cotangent leaf {i} has dtype {c.dtype} but the output has dtype {out.dtype}; "
-            "give the cotangent its output's dtype"
-        )
+    _check_like(c, out, f"vjp_fn: cotangent leaf {i}", "the output", ValueError)  # JAX: ValueError
     c_xp, c_dev = (c._trace.xp, c.device) if isinstance(c, Tracer) else (backend.namespace_of(c), backend.device_of(c))
     if c_xp is not xp:
         raise TypeError(
@@ -439,17 +441,7 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     labels = _input_labels(fun, primals, range(len(primals)))
     inputs = [_as_input_array(v, lab, "jvp") for v, lab in zip(p_flat, labels)]
     for p, t, lab in zip(inputs, t_flat, labels):
-        if not (isinstance(t, Tracer) or backend.is_array(t)):
-            raise TypeError(f"jvp: the tangent of {lab} must be an array, got {type(t).__name__}")
-        if tuple(t.shape) != tuple(p.shape):
-            raise ValueError(
-                f"jvp: the tangent of {lab} has shape {tuple(t.shape)} but the primal has shape {tuple(p.shape)}"
-            )
-        if backend.dtype_name(t.dtype) != backend.dtype_name(p.dtype):
-            raise TypeError(
-                f"jvp: the tangent of {lab} has dtype {t.dtype} but the primal has dtype {p.dtype}; "
-                "tangents must have their primal's dtype"
-            )
+        _check_like(t, p, f"jvp: the tangent of {lab}", "the primal", TypeError)  # JAX: TypeError
     xp, device = _common_namespace(inputs + list(t_flat), labels + [f"tangent of {lab}" for lab in labels])
     with open_trace(JVPTrace, xp, device=device) as trace:
         tracers = [trace.new_input(p, t) for p, t in zip(inputs, t_flat)]
