@@ -724,13 +724,14 @@ def getitem(x: Any, key: Any) -> Any:
         else:
             if isinstance(k, Tracer):
                 concrete = k._concrete()
-                if concrete is None:
+                if concrete is None:  # a batched (per-point) index: gathered per point
                     if isdtype(k.dtype, "bool"):
                         raise _index_error_bool()
-                    raise TypeError(
-                        "indexing with an index that depends on a batched or differentiated value is "
-                        "not supported yet; compute the indices from plain arrays"
-                    )
+                    if not isdtype(k.dtype, "integral"):
+                        raise IndexError(f"index arrays must be integers, got dtype {k.dtype}")
+                    items.append(k)
+                    has_array = True
+                    continue
                 k = concrete
             if isinstance(k, (list, tuple)):
                 k = _index_array_like(x, k)
@@ -784,8 +785,12 @@ def _index_array_like(x: Any, k: Any) -> Any:
     return xp.asarray(k, device=device)
 
 
+def _is_index_array(k: Any) -> builtins.bool:
+    return isinstance(k, Tracer) or _backend.is_array(k)
+
+
 def _advanced_getitem(x: Any, items: list[Any]) -> Any:
-    adv = [i for i, k in enumerate(items) if isinstance(k, int) or _backend.is_array(k)]
+    adv = [i for i, k in enumerate(items) if isinstance(k, int) or _is_index_array(k)]
     if adv != list(range(adv[0], adv[-1] + 1)):
         raise IndexError(
             "integer-array indices separated by a slice or None are not supported (NumPy would move "
@@ -798,23 +803,30 @@ def _advanced_getitem(x: Any, items: list[Any]) -> Any:
     ) else x
     start = builtins.sum(1 for k in items[: adv[0]] if k is None or isinstance(k, slice))
     dims = tuple(y.shape[start : start + len(adv)])
-    xp, device = _namespace_and_device(x)
+    xp = _namespace_and_device(x)[0]
     idx = []
     for pos, d in zip(adv, dims):
-        k = items[pos]
-        if isinstance(k, int):
-            k = xp.asarray(k, device=device)
-        else:
-            _backend.check_index_bounds(xp, k, d, start + len(idx))
-        idx.append(xp.where(k < 0, k + d, k))
-    idx_shape = _broadcast_shapes(*(tuple(i.shape) for i in idx))
-    linear = None
+        k = items[pos]  # ints are already in range and non-negative
+        if not isinstance(k, int):
+            if not isinstance(k, Tracer):
+                _backend.check_index_bounds(xp, k, d, start + len(idx))
+            k = where(k < 0, k + d, k)
+        idx.append(k)
+    idx_shape = _broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
+    # One linear index into the indexed axes merged into one (row-major), then a single take.
+    terms = []
     stride = 1
     for i, d in zip(reversed(idx), reversed(dims)):
-        term = i * stride if stride != 1 else i
-        linear = term if linear is None else linear + term
+        terms.append(i * stride if stride != 1 else i)
         stride *= d
-    linear = xp.reshape(xp.broadcast_to(linear, idx_shape), (-1,))
+    arrays = [t for t in terms if not isinstance(t, int)]
+    linear = arrays[0]
+    for t in arrays[1:]:
+        linear = add(linear, t)
+    offset = builtins.sum(t for t in terms if isinstance(t, int))
+    if offset:
+        linear = linear + offset
+    linear = reshape(broadcast_to(linear, idx_shape), (-1,))
     before, after = tuple(y.shape[:start]), tuple(y.shape[start + len(adv) :])
     flat = reshape(y, before + (_prod(dims),) + after) if len(adv) > 1 else y
     out = _p.take(flat, linear, axis=len(before) - flat.ndim)

@@ -11,6 +11,9 @@ An entry holds
     cotangent into ``buf`` in place (``buf`` None: allocate zeros first) and returning ``buf``; the
     engine uses it for plain arrays, where it saves a zero-filled array and an addition per use
     (indexing writes its cotangent into one buffer instead of one zero array per index);
+  * ``batch`` (optional): ``rule(vals, batched, bsize, /, **params)`` computing the primitive for a vmap
+    batch (batch axis first on the batched values); without it, vmap aligns the operands' ranks and
+    calls ``impl``'s primitive again, which every entry here supports;
   * ``residuals``: which values the rules read ("args" for all inputs, an input's position, "ans"
     for the output), so the tape keeps nothing else; an input it does not keep reaches the rules as
     an ``Aval`` (shape, dtype, device only).
@@ -61,6 +64,7 @@ class Primitive:
     vjp: tuple[Rule | None, ...] | Rule | None = None
     residuals: tuple[str | int, ...] = ("args", "ans")
     vjp_into: tuple[Rule | None, ...] | None = None
+    batch: Rule | None = None
 
     def __post_init__(self) -> None:
         # Precomputed so the tape decides what to keep with two attribute reads per operation.
@@ -584,6 +588,16 @@ def _concat_vjp(g: Any, ans: Any, *xs: Any, axis: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _batched(v: Any, batched: bool, size: int) -> Any:
+    """``v`` with a batch axis in front: repeated over the batch (a view) when it has none."""
+    return v if batched else gnp.broadcast_to(v, (size,) + tuple(v.shape))
+
+
+def _concat_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int) -> Any:
+    # concat does not broadcast: every operand needs the batch axis.
+    return concat(*[_batched(v, b, bsize) for v, b in zip(vals, batched)], axis=axis)
+
+
 concat = _add(
     Primitive(
         "concat",
@@ -591,6 +605,7 @@ concat = _add(
         jvp=_concat_jvp,
         vjp=_concat_vjp,
         residuals=(),
+        batch=_concat_batch,
     )
 )
 
@@ -666,6 +681,49 @@ def _put_add_impl(xp: Any, g: Any, index: Any, *, axis: int, size: int) -> Any:
     return scatter_add(xp, out, axis, index, g)
 
 
+def _merge_with_batch(x: Any, axis: int) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+    """Batched ``x`` (batch axis 0) with its ``axis`` moved next to the batch axis and merged with
+    it, so that per-point indices become indices into one axis. Returns the merged array, the
+    permutation used and the shape of the remaining axes."""
+    pos = x.ndim + axis
+    perm = (0, pos) + tuple(i for i in range(1, x.ndim) if i != pos)
+    moved = gnp.permute_dims(x, perm)
+    rest = tuple(moved.shape[2:])
+    return gnp.reshape(moved, (moved.shape[0] * moved.shape[1],) + rest), perm, rest
+
+
+def _split_from_batch(flat: Any, size: int, perm: tuple[int, ...], rest: tuple[int, ...]) -> Any:
+    out = gnp.reshape(flat, (size, -1) + rest)
+    return gnp.permute_dims(out, _inverse_permutation(perm))
+
+
+def _offset_indices(index: Any, bsize: int, n: int) -> Any:
+    """Per-point indices (batch axis 0) into a merged (batch * n) axis, flattened."""
+    offsets = gnp.arange(bsize, dtype=index.dtype, device=index.device) * n
+    return gnp.reshape(plus(index, gnp.reshape(offsets, (bsize,) + (1,) * (index.ndim - 1))), (-1,))
+
+
+def _take_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int) -> Any:
+    x, index = vals
+    if not batched[1]:
+        return take(x, index, axis=axis)  # the batch axis leads and passes through
+    x = _batched(x, batched[0], bsize)
+    n = x.shape[axis]
+    flat, perm, rest = _merge_with_batch(x, axis)
+    got = take(flat, _offset_indices(index, bsize, n), axis=-len(rest) - 1)
+    return _split_from_batch(got, bsize, perm, rest)
+
+
+def _put_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int, size: int) -> Any:
+    g, index = vals
+    if not batched[1]:
+        return put_add(g, index, axis=axis, size=size)
+    g = _batched(g, batched[0], bsize)
+    flat, perm, rest = _merge_with_batch(g, axis)
+    out = put_add(flat, _offset_indices(index, bsize, size), axis=-len(rest) - 1, size=bsize * size)
+    return _split_from_batch(out, bsize, perm, rest)
+
+
 def _take_vjp_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
     buf = _zeros_for(x) if buf is None else buf
     return scatter_add(x.xp, buf, axis, index, g)  # x is an Aval: the tape keeps only the index
@@ -679,6 +737,7 @@ take = _add(
         vjp=(lambda g, ans, x, index, *, axis: put_add(g, index, axis=axis, size=x.shape[axis]), None),
         residuals=(1,),
         vjp_into=(_take_vjp_into, None),
+        batch=_take_batch,
     )
 )
 put_add = _add(
@@ -688,6 +747,7 @@ put_add = _add(
         jvp=(lambda t, ans, g, index, *, axis, size: put_add(t, index, axis=axis, size=size), None),
         vjp=(lambda c, ans, g, index, *, axis, size: take(c, index, axis=axis), None),
         residuals=(1,),
+        batch=_put_add_batch,
     )
 )
 

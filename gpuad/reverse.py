@@ -168,7 +168,11 @@ def backward(
             continue
         prim = rec.prim
         vjp = prim.vjp
-        into = prim.vjp_into if not isinstance(g, Tracer) else None
+        # In-place accumulation is for plain arrays only: a traced cotangent or operand must go
+        # through the functional rule so that the outer transform sees it.
+        into = prim.vjp_into
+        if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in rec.args)):
+            into = None
         if callable(vjp):
             contributions = vjp(g, rec.ans, *rec.args, **rec.params)
         else:

@@ -7,12 +7,13 @@ import inspect
 from typing import Any, Callable, Sequence
 
 from . import backend
+from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace
 from .tree import tree_flatten, tree_unflatten
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev"]
+__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "vmap"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,22 +377,16 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
             return fun(*_with_replaced(args, positions, dargs), **kwargs)
 
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
-        # One backward sweep per output element, each seeded with a one-hot cotangent.
+        rows = _pull_basis(rec)  # per input: (M, *input shape), M = all output elements
         per_output = []
-        for k, o in enumerate(rec.out_primals):
-            size = 1
-            for d in o.shape:
-                size *= d
-            rows = []
-            for j in range(size):
-                cts = [None] * len(rec.out_primals)
-                cts[k] = _one_hot(o, j)
-                rows.append(rec.pull(cts, consume=False))
-            jac_leaves = []
-            for i, a in enumerate(rec.inputs):
-                col = [r[i] for r in rows]
-                stacked = gnp.stack(col) if col else gnp.zeros((0,) + tuple(a.shape), dtype=a.dtype)
-                jac_leaves.append(gnp.reshape(stacked, tuple(o.shape) + tuple(a.shape)))
+        offset = 0
+        for o in rec.out_primals:
+            m = _size(o)
+            jac_leaves = [
+                gnp.reshape(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape))
+                for r, a in zip(rows, rec.inputs)
+            ]
+            offset += m
             per_arg = tree_unflatten(rec.in_tree, jac_leaves)
             per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
         jac = tree_unflatten(rec.out_tree, per_output)
@@ -400,12 +395,28 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
     return jacrev_fun
 
 
-def _one_hot(like: Any, j: int) -> Any:
+def _pull_basis(rec: "_ReverseResult") -> list[Any]:
+    """All rows of the Jacobian in one backward sweep: the sweep runs under a batch of M one-hot
+    cotangents (M = number of output elements), so each rule works on all rows at once."""
     from . import numpy as gnp
 
-    flat = gnp.zeros((max(1, _size(like)),), dtype=like.dtype, device=like.device)
-    flat[j] = 1
-    return gnp.reshape(flat, tuple(like.shape))
+    sizes = [_size(o) for o in rec.out_primals]
+    total = sum(sizes)
+    if total == 0:
+        return [gnp.zeros((0,) + tuple(a.shape), dtype=a.dtype, device=rec.device) for a in rec.inputs]
+    eye = gnp.eye(total, device=rec.device)
+    with open_trace(BatchTrace, rec.xp, device=rec.device, size=total) as trace:
+        seeds = []
+        offset = 0
+        for o, m in zip(rec.out_primals, sizes):
+            block = gnp.astype(eye[:, offset : offset + m], o.dtype)
+            seeds.append(BatchTracer(trace, gnp.reshape(block, (total,) + tuple(o.shape))))
+            offset += m
+        grads = rec.pull(seeds, consume=True)
+    return [
+        g.val if type(g) is BatchTracer and g._trace is trace else gnp.broadcast_to(g, (total,) + tuple(g.shape))
+        for g in grads
+    ]
 
 
 def _size(x: Any) -> int:
@@ -463,3 +474,208 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
             tangents_out.append(gnp.zeros_like(o))
     result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
     return result + (_strip(trace, aux),) if has_aux else result
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching
+# ---------------------------------------------------------------------------------------------
+
+
+def _axes_for_leaves(spec: Any, tree: Any, label: str, what: str) -> list[Any]:
+    """Broadcast an axis specification (an int, None, or a tree prefix of ``tree``) to one entry
+    per leaf of ``tree``, in flattening order."""
+    leaves, treedef = tree_flatten(tree)
+    if spec is None or (isinstance(spec, int) and not isinstance(spec, bool)):
+        return [spec] * len(leaves)
+    if isinstance(spec, (tuple, list)) and isinstance(tree, (tuple, list)) and len(spec) == len(tree):
+        out: list[Any] = []
+        for i, (s, t) in enumerate(zip(spec, tree)):
+            out.extend(_axes_for_leaves(s, t, f"{label}[{i}]", what))
+        return out
+    if isinstance(spec, dict) and isinstance(tree, dict) and set(spec) == set(tree):
+        out = []
+        for k in sorted(tree):
+            out.extend(_axes_for_leaves(spec[k], tree[k], f"{label}[{k!r}]", what))
+        return out
+    raise ValueError(
+        f"vmap: {what} {spec!r} does not match the structure of {label} ({treedef}); give an int, "
+        "None, or a tuple/list/dict with one entry per element"
+    )
+
+
+def _check_axes_spec(spec: Any, what: str) -> None:
+    leaves = [spec] if not isinstance(spec, (tuple, list, dict)) else tree_flatten(spec)[0]
+    for a in leaves:
+        if a is not None and (not isinstance(a, int) or isinstance(a, bool)):
+            raise TypeError(f"vmap: {what} entries must be ints or None, got {a!r}")
+
+
+def vmap(
+    fun: Callable[..., Any],
+    in_axes: Any = 0,
+    out_axes: Any = 0,
+    *,
+    chunk_size: int | None = None,
+) -> Callable[..., Any]:
+    """Vectorize ``fun`` over a batch axis, as ``jax.vmap``: ``fun`` is written for one point and
+    the result holds every point's result along ``out_axes``. No Python loop runs over the points;
+    with ``chunk_size`` the batch is evaluated ``chunk_size`` points at a time to bound memory.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> vmap(lambda x: gnp.sum(x * x))(np.asarray([[1.0, 2.0], [3.0, 4.0]])).tolist()
+    [5.0, 25.0]
+    """
+    _check_callable(fun, "vmap")
+    _check_axes_spec(in_axes, "in_axes")
+    _check_axes_spec(out_axes, "out_axes")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0):
+        raise ValueError(f"vmap: chunk_size must be a positive int or None, got {chunk_size!r}")
+
+    @functools.wraps(fun)
+    def vmapped(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(in_axes, (tuple, list)) and len(in_axes) != len(args):
+            raise ValueError(
+                f"vmap: in_axes has {len(in_axes)} entries but the function was called with {len(args)} "
+                "positional arguments; give one entry per argument (None for an argument that is not batched)"
+            )
+        specs = in_axes if isinstance(in_axes, (tuple, list)) else [in_axes] * len(args)
+        leaves, axes, labels = [], [], []
+        for i, (arg, spec) in enumerate(zip(args, specs)):
+            label = _arg_label(fun, i)
+            arg_leaves, arg_tree = tree_flatten(arg)
+            leaves.extend(arg_leaves)
+            axes.extend(_axes_for_leaves(spec, arg, label, "in_axes"))
+            labels.extend(_leaf_labels(label, arg_tree, len(arg_leaves)))
+        for k, v in kwargs.items():  # as in JAX, keyword arguments are mapped along axis 0
+            kw_leaves, kw_tree = tree_flatten(v)
+            leaves.extend(kw_leaves)
+            axes.extend([0] * len(kw_leaves))
+            labels.extend(_leaf_labels(f"keyword argument {k!r}", kw_tree, len(kw_leaves)))
+        size, moved, mapped = _batch_inputs(leaves, axes, labels)
+        xp, device = _common_namespace([v for v, m in zip(moved, mapped) if m], [l for l, m in zip(labels, mapped) if m])
+        n_pos = len(tree_flatten(args)[0])
+
+        def call(batch_leaves: list[Any], n: int) -> tuple[list[Any], Any, list[Any]]:
+            with open_trace(BatchTrace, xp, device=device, size=n) as trace:
+                ins = [BatchTracer(trace, v) if m else v for v, m in zip(batch_leaves, mapped)]
+                pos = tree_unflatten(tree_flatten(args)[1], ins[:n_pos])
+                kw_vals = ins[n_pos:]
+                kw = {}
+                for k in kwargs:
+                    count = len(tree_flatten(kwargs[k])[0])
+                    kw[k] = tree_unflatten(tree_flatten(kwargs[k])[1], kw_vals[:count])
+                    kw_vals = kw_vals[count:]
+                out = fun(*pos, **kw)
+            return _unbatch_outputs(trace, out, out_axes, n, xp, device)
+
+        if chunk_size is None or size <= chunk_size:
+            results, out_tree, _ = call(moved, size)
+            return tree_unflatten(out_tree, results)
+        return _chunked(call, moved, mapped, size, chunk_size, xp, device)
+
+    return vmapped
+
+
+def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tuple[int, list[Any], list[bool]]:
+    """Check the mapped inputs, agree on the batch size, and move each batch axis to the front."""
+    from . import numpy as gnp
+
+    size = None
+    size_label = None
+    moved, mapped = [], []
+    for v, ax, label in zip(leaves, axes, labels):
+        if ax is None:
+            moved.append(v)
+            mapped.append(False)
+            continue
+        if not (isinstance(v, Tracer) or backend.is_array(v)):
+            raise TypeError(
+                f"vmap: {label} is mapped along axis {ax} but is a {type(v).__name__}, not an array; "
+                "pass an array, or None in in_axes for it"
+            )
+        ndim = len(v.shape)
+        if not -ndim <= ax < ndim:
+            raise ValueError(
+                f"vmap: {label} is mapped along axis {ax}, but it has only {ndim} dimension(s) "
+                f"(shape {tuple(v.shape)}); use an axis in [{-ndim}, {ndim})" if ndim else
+                f"vmap: {label} is mapped along axis {ax}, but it is 0-dimensional; give it a batch axis "
+                "or use None in in_axes"
+            )
+        ax = ax % ndim
+        n = v.shape[ax]
+        if size is None:
+            size, size_label = n, f"{label} has size {n} along axis {ax}"
+        elif n != size:
+            raise ValueError(
+                f"vmap got inconsistent sizes for the mapped axes: {size_label}, but {label} has size "
+                f"{n} along axis {ax}"
+            )
+        moved.append(gnp.moveaxis(v, ax, 0) if ax != 0 else v)
+        mapped.append(True)
+    if size is None:
+        raise ValueError("vmap needs at least one mapped argument: in_axes is None for every input")
+    return size, moved, mapped
+
+
+def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, device: Any) -> tuple[list[Any], Any, list[Any]]:
+    """Outputs with the batch axis where out_axes puts it (unbatched outputs are repeated)."""
+    from . import numpy as gnp
+
+    out_flat, out_tree = tree_flatten(out)
+    axes = _axes_for_leaves(out_axes, out, "the output", "out_axes")
+    results = []
+    for i, (o, ax) in enumerate(zip(out_flat, axes)):
+        if type(o) is BatchTracer and o._trace is trace:
+            if ax is None:
+                raise ValueError(
+                    f"vmap: output leaf {i} depends on the mapped inputs, but out_axes is None for it; "
+                    "give it an int out_axes (or return something that does not vary per point)"
+                )
+            v = o.val
+        else:
+            o = _output_array(o, xp, device, "vmap", "outputs")
+            if ax is None:
+                results.append(o)
+                continue
+            v = gnp.broadcast_to(o, (size,) + tuple(o.shape))  # the same for every point, as JAX
+        ndim = len(v.shape)
+        if not -ndim <= ax < ndim:
+            raise ValueError(
+                f"vmap: out_axes {ax} is out of range for output leaf {i}, which has {ndim - 1} "
+                f"dimension(s) per point; use an axis in [{-ndim}, {ndim})"
+            )
+        results.append(gnp.moveaxis(v, 0, ax % ndim) if ax % ndim != 0 else v)
+    return results, out_tree, axes
+
+
+def _chunked(call, moved, mapped, size, chunk_size, xp, device):
+    """Evaluate the batch ``chunk_size`` points at a time and assemble the results: written into
+    one preallocated array per output where the results are plain arrays, concatenated otherwise."""
+    from . import numpy as gnp
+
+    assembled = None
+    out_tree = None
+    axes = None
+    for start in range(0, size, chunk_size):
+        stop = min(start + chunk_size, size)
+        part = [v[start:stop, ...] if m else v for v, m in zip(moved, mapped)]
+        results, out_tree, axes = call(part, stop - start)
+        if assembled is None:
+            assembled = [[] if ax is not None else r for r, ax in zip(results, axes)]
+            buffers = [None] * len(results)
+        for i, (r, ax) in enumerate(zip(results, axes)):
+            if ax is None:
+                continue
+            ax_n = ax % len(r.shape)
+            if isinstance(r, Tracer) or not backend.is_writable(r):
+                assembled[i].append(r)
+                continue
+            if buffers[i] is None:
+                shape = list(r.shape)
+                shape[ax_n] = size
+                buffers[i] = gnp.empty(tuple(shape), dtype=r.dtype, device=device)
+            key = (slice(None),) * ax_n + (slice(start, stop),)
+            buffers[i][key] = r
+            assembled[i] = buffers[i]
+    final = [gnp.concat(a, axis=ax) if ax is not None and isinstance(a, list) else a for a, ax in zip(assembled, axes)]
+    return tree_unflatten(out_tree, final)

@@ -1,0 +1,90 @@
+"""vmap's trace: a batched value is one array whose axis 0 is the batch.
+
+Every primitive's implementation accepts extra leading axes (axes are negative, shapes per point; see
+primitives.py), so batching a primitive is mostly bookkeeping: move each batched operand's batch axis
+to the front (done once, on entry), give batched operands of lower rank size-1 axes right after the
+batch axis so that broadcasting lines up per point, and call the same primitive one level down. The
+few primitives for which that is not enough (concat, and gathers/scatters with per-point indices)
+carry their own ``batch`` rule in the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .primitives import Primitive, gnp
+from .tracing import Trace, Tracer, bind
+
+__all__ = ["BatchTrace", "BatchTracer", "align_ranks"]
+
+
+class BatchTracer(Tracer):
+    """A batched value: ``val`` holds all points, batch axis first; ``shape`` is one point's."""
+
+    __slots__ = ("val",)
+
+    def __init__(self, trace: "BatchTrace", val: Any):
+        self._trace = trace
+        self.val = val
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.val.shape[1:])
+
+    @property
+    def dtype(self) -> Any:
+        return self.val.dtype
+
+    @property
+    def device(self) -> Any:
+        return self._trace.device
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "the truth value of a batched value is different for each point: use gnp.where(cond, a, b) "
+            "instead of Python control flow inside vmap"
+        )
+
+    def __float__(self) -> float:
+        raise TypeError("a batched value has one number per point; float() needs a single number")
+
+    __int__ = __index__ = __float__  # type: ignore[assignment]
+
+
+class BatchTrace(Trace):
+    """One vmap call: ``size`` points."""
+
+    def __init__(self, level: int, xp: Any, device: Any = None, size: int = 0):
+        super().__init__(level, xp, device)
+        self.size = size
+
+    def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        vals = []
+        batched = []
+        for a in args:
+            if type(a) is BatchTracer and a._trace is self:
+                vals.append(a.val)
+                batched.append(True)
+            else:
+                vals.append(a)
+                batched.append(False)
+        rule = prim.batch
+        if rule is not None:
+            out = rule(vals, tuple(batched), self.size, **params)  # bsize is positional-only
+        else:
+            out = bind(prim, *align_ranks(vals, batched), **params)
+        return BatchTracer(self, out)
+
+
+def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list[Any]:
+    """Give each batched operand size-1 axes after its batch axis until all operands have the same
+    per-point rank, so NumPy broadcasting pairs point with point (unbatched operands broadcast from
+    the right as they are)."""
+    ranks = [v.ndim - 1 if b else v.ndim for v, b in zip(vals, batched)]
+    top = max(ranks)
+    out = []
+    for v, b, r in zip(vals, batched, ranks):
+        if b and r < top:
+            v = gnp.reshape(v, (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:]))
+        out.append(v)
+    return out
