@@ -23,7 +23,11 @@ derivative needs no second set of rules. The engine undoes broadcasting, so rule
 
 Conventions that keep one implementation good for batches: every axis parameter is negative and
 every shape parameter names only the per-point (logical) dimensions, so extra leading dimensions
-(a vmap batch, a block of tangents) pass through each ``impl`` untouched.
+(a vmap batch, a block of tangents) pass through each ``impl`` untouched. The rules keep the same
+promise: a transform below a vmap sees the batch axis as a real leading axis while the parameters
+stay per point, so a rule that passes a per-point parameter on calls the primitive itself (which
+works out the leading axes) rather than the user-facing ``gnp`` function (which would check the
+parameter against the full shape).
 """
 
 from __future__ import annotations
@@ -514,7 +518,7 @@ reshape = _add(
     Primitive(
         "reshape",
         _reshape_impl,
-        jvp=(lambda t, ans, x, *, shape, in_ndim: gnp.reshape(t, shape),),
+        jvp=(lambda t, ans, x, *, shape, in_ndim: reshape(t, shape=shape, in_ndim=in_ndim),),
         vjp=(lambda g, ans, x, *, shape, in_ndim: gnp.reshape(g, x.shape),),
         residuals=(),
     )
@@ -537,8 +541,8 @@ permute_dims = _add(
     Primitive(
         "permute_dims",
         _permute_impl,
-        jvp=(lambda t, ans, x, *, axes: gnp.permute_dims(t, axes),),
-        vjp=(lambda g, ans, x, *, axes: gnp.permute_dims(g, _inverse_permutation(axes)),),
+        jvp=(lambda t, ans, x, *, axes: permute_dims(t, axes=axes),),
+        vjp=(lambda g, ans, x, *, axes: permute_dims(g, axes=_inverse_permutation(axes)),),
         residuals=(),
     )
 )
@@ -552,12 +556,26 @@ def _broadcast_impl(xp: Any, x: Any, *, shape: tuple[int, ...], in_ndim: int) ->
     return xp.broadcast_to(x, front + shape)
 
 
+def _broadcast_vjp(g: Any, ans: Any, x: Any, *, shape: tuple[int, ...], in_ndim: int) -> Any:
+    # New per-point axes sit right after the leading axes (not in front, as NumPy would put
+    # them), so the sum back to x's shape is done here rather than by the engine.
+    lead = g.ndim - len(shape)
+    new = len(shape) - in_ndim
+    point = tuple(x.shape[len(x.shape) - in_ndim :])
+    axes = [lead + i for i in range(new)]
+    axes += [lead + new + i for i, d in enumerate(point) if d == 1 and shape[new + i] != 1]
+    if not axes:
+        return g
+    summed = gnp.sum(g, axis=tuple(a - g.ndim for a in axes), keepdims=True)
+    return gnp.reshape(summed, tuple(x.shape))
+
+
 broadcast_to = _add(
     Primitive(
         "broadcast_to",
         _broadcast_impl,
-        jvp=(lambda t, ans, x, *, shape, in_ndim: gnp.broadcast_to(t, shape),),
-        vjp=(lambda g, ans, x, *, shape, in_ndim: g,),  # the engine sums g back to x's shape
+        jvp=(lambda t, ans, x, *, shape, in_ndim: broadcast_to(t, shape=shape, in_ndim=in_ndim),),
+        vjp=(_broadcast_vjp,),
         residuals=(),
     )
 )
@@ -641,11 +659,19 @@ def _zeros_for(x: Any) -> Any:
     return gnp.zeros(x.shape, dtype=x.dtype, device=x.device)
 
 
+def _point_shape(x: Any, index: tuple[Any, ...]) -> tuple[int, ...]:
+    """The per-point shape of the array indexed by the canonical ``index`` (one item per axis)."""
+    n = sum(1 for item in index[1:] if item is not None)
+    return tuple(x.shape[len(x.shape) - n :])
+
+
 def _getitem_vjp_into(buf: Any, g: Any, ans: Any, x: Any, *, index: tuple[Any, ...]) -> Any:
     buf = _zeros_for(x) if buf is None else buf
     axis_items = [item for item in index[1:] if not isinstance(item, int)]
     if None in axis_items:  # assignment takes no new axes: drop them (size 1) from g
-        g = gnp.reshape(g, tuple(d for d, item in zip(g.shape, axis_items) if item is not None))
+        lead = g.ndim - len(axis_items)
+        kept = [d for d, item in zip(g.shape[lead:], axis_items) if item is not None]
+        g = gnp.reshape(g, tuple(g.shape[:lead]) + tuple(kept))
     key = (Ellipsis, *[item for item in index[1:] if item is not None])
     buf[key] += g  # a basic index never repeats an element, so += is exact
     return buf
@@ -656,7 +682,7 @@ getitem = _add(
         "getitem",
         lambda xp, x, *, index: x[index],
         jvp=(lambda t, ans, x, *, index: getitem(t, index=index),),
-        vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=x.shape),),
+        vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=_point_shape(x, index)),),
         residuals=(),
         vjp_into=(_getitem_vjp_into,),
     )

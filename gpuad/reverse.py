@@ -173,30 +173,25 @@ def backward(
         into = prim.vjp_into
         if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in rec.args)):
             into = None
-        if callable(vjp):
-            contributions = vjp(g, rec.ans, *rec.args, **rec.params)
-        else:
-            contributions = [
-                None
-                if node is None or vjp[j] is None or (into is not None and into[j] is not None)
-                else vjp[j](g, rec.ans, *rec.args, **rec.params)
-                for j, node in enumerate(rec.in_nodes)
-            ]
-        for j, (node, c, aval) in enumerate(zip(rec.in_nodes, contributions, rec.in_avals)):
+        joint = vjp(g, rec.ans, *rec.args, **rec.params) if callable(vjp) else None
+        for j, (node, aval) in enumerate(zip(rec.in_nodes, rec.in_avals)):
             if node is None:
                 continue
             prev = cts.get(node)
             if into is not None and into[j] is not None and not isinstance(prev, Tracer):
                 # Write straight into this node's buffer (made here, or made from prev).
                 buf = prev if node in owned else None
-                if aval[1] != g.dtype:
-                    g = gnp.astype(g, aval[1])
-                new = into[j](buf, g, rec.ans, *rec.args, **rec.params)
+                gj = g if aval[1] == g.dtype else gnp.astype(g, aval[1])
+                new = into[j](buf, gj, rec.ans, *rec.args, **rec.params)
                 if buf is None and prev is not None:
                     new += prev
                 cts[node] = new
                 owned.add(node)
                 continue
+            if joint is not None:
+                c = joint[j]
+            else:
+                c = None if vjp[j] is None else vjp[j](g, rec.ans, *rec.args, **rec.params)
             if c is None:
                 continue
             c = _unbroadcast(c, aval[0], aval[1])
@@ -208,7 +203,7 @@ def backward(
             else:
                 total = gnp.add(prev, c)
                 cts[node] = total
-                if is_writable(total):
+                if not isinstance(total, Tracer) and is_writable(total):
                     owned.add(node)
-        del g, contributions, rec
+        del g, joint, rec
     return [cts.get(n) for n in wanted]

@@ -193,7 +193,9 @@ row("where_scalar", lambda xp, x: xp.where(x > 0, x, 0.0) + xp.where(x < 0.5, 1.
 row("clip", lambda xp, x: xp.clip(x, -0.5, 0.8), [R], ["maximum", "minimum"])
 row("clip_arrays", lambda xp, x, lo: xp.clip(x, lo, 1.0), [R, Domain((3,), -1.0, 0.0)], ["maximum", "minimum"])
 
-# Zero-derivative operations, used next to a differentiable one
+# Zero-derivative operations, used next to a differentiable one. (Rows keep traced values on the
+# left of operators where an operand may be a plain array: array_api_strict raises instead of
+# deferring to the traced value's reflected operator; NumPy and CuPy defer.)
 row("sign", lambda xp, x: x * xp.sign(x), [NONZERO], ["sign"])
 row("floor", lambda xp, x: x * xp.floor(x), [Domain(M, -3.0, 3.0)], ["floor"])
 row("ceil", lambda xp, x: x * xp.ceil(x), [Domain(M, -3.0, 3.0)], ["ceil"])
@@ -208,7 +210,7 @@ def _mask(xp, m, x):
 
 row("isnan_isinf_isfinite", lambda xp, x: x * _mask(xp, xp.isfinite(x) & ~xp.isnan(x) & ~xp.isinf(x), x), [R], ["isnan", "isinf", "isfinite", "logical_and", "logical_not", "convert"])
 row("signbit", lambda xp, x: x * _mask(xp, xp.signbit(x), x), [NONZERO], ["signbit"])
-row("comparisons", lambda xp, x, y: x * _mask(xp, (x < y) | (x <= y * 0.5), x) + y * _mask(xp, (x > y) ^ (x >= y * 2), y) + x * _mask(xp, (x == y) | (x != y), x), [R, R], ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_or", "logical_xor"])
+row("comparisons", lambda xp, x, y: x * _mask(xp, (x < y) | (x <= y * 0.5), x) + _mask(xp, (x > y) ^ (x >= y * 2), y) * y + x * _mask(xp, (x == y) | (x != y), x), [R, R], ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_or", "logical_xor"])
 row("stop_gradient", lambda xp, x: x * xp.stop_gradient(x * x), [R], ["stop_gradient"], extra={"fd": False})
 row("convert_to_int", lambda xp, x: x * xp.astype(xp.astype(x * 3, xp.int64), x.dtype), [Domain(M, -3.0, 3.0)], ["convert"])
 row("astype_roundtrip", lambda xp, x: xp.astype(xp.astype(x, xp.float32), xp.float64) * x, [R], ["astype"], rtol32=2e-4, extra={"rtol64": 1e-6, "fd": False})
