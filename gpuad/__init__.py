@@ -11,7 +11,7 @@ from .backend import BackendError, asarray, cupy_status, default_backend, to_num
 from .numpy import stop_gradient
 from .primitives import PRIMITIVES, Primitive
 from .tracing import LeakedTracerError
-from .transforms import grad, jacrev, jvp, value_and_grad, vjp, vmap
+from .transforms import checkpoint, grad, jacrev, jvp, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 
 __version__ = "0.1.0"
@@ -24,6 +24,7 @@ __all__ = [
     "jvp",
     "jacrev",
     "vmap",
+    "checkpoint",
     "stop_gradient",
     "asarray",
     "to_numpy",

@@ -13,9 +13,10 @@ from typing import Any, Sequence
 
 from .primitives import Primitive, gnp
 from .backend import is_writable
-from .tracing import Aval, Trace, Tracer, bind
+from .tracing import Aval, Trace, Tracer, bind, open_trace
+from .tree import tree_flatten, tree_unflatten
 
-__all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward"]
+__all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
 
 
 class ReverseTracer(Tracer):
@@ -76,7 +77,8 @@ class Record:
 
     def __repr__(self) -> str:
         ins = ", ".join("const" if n is None else f"v{n}" for n in self.in_nodes)
-        return f"v{self.out_node} = {self.prim.name}({ins})"
+        outs = self.out_node if isinstance(self.out_node, tuple) else (self.out_node,)
+        return f"{', '.join(f'v{n}' for n in outs)} = {self.prim.name}({ins})"
 
 
 class ReverseTrace(Trace):
@@ -123,6 +125,53 @@ class ReverseTrace(Trace):
         self.tape.append(Record(prim, in_nodes, node, args_kept, ans, params, in_avals))
         return ReverseTracer(self, out, node)
 
+    def checkpoint_call(self, fun: Any, flat_args: list[Any], in_tree: Any) -> Any:
+        """Run ``fun`` one level down, so none of its intermediate values lands on this tape, and
+        record one line that recomputes it during the backward sweep."""
+        primals = [a.primal if type(a) is ReverseTracer and a._trace is self else a for a in flat_args]
+        in_nodes = [a.node if type(a) is ReverseTracer and a._trace is self else None for a in flat_args]
+        out = fun(*tree_unflatten(in_tree, primals))
+        out_flat, out_tree = tree_flatten(out)
+        if any(type(o) is ReverseTracer and o._trace is self for o in out_flat):
+            raise ValueError(
+                "checkpoint: the function uses a value that is being differentiated without receiving "
+                "it as an argument (a closure); pass every differentiated value as an argument"
+            )
+        active = tuple(n is not None for n in in_nodes)
+        arrays = [isinstance(o, Tracer) or hasattr(o, "shape") for o in out_flat]
+        if not any(active):
+            return tree_unflatten(out_tree, [ReverseTracer(self, o, None) if a else o for o, a in zip(out_flat, arrays)])
+        nodes = tuple(self.new_node() if a else -1 for a in arrays)
+        in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
+        params = {"fun": fun, "in_tree": in_tree, "active": active, "xp": self.xp, "device": self.device}
+        self.tape.append(Record(CHECKPOINT, in_nodes, nodes, primals, None, params, in_avals))
+        return tree_unflatten(
+            out_tree, [ReverseTracer(self, o, n) if a else o for o, n, a in zip(out_flat, nodes, arrays)]
+        )
+
+
+def _checkpoint_impl(xp: Any, *args: Any, fun: Any, in_tree: Any, active: Any, **_: Any) -> Any:
+    return tuple(tree_flatten(fun(*tree_unflatten(in_tree, list(args))))[0])
+
+
+def _checkpoint_vjp(gs, ans, *args, fun, in_tree, active, xp, device):
+    """Recompute the segment's forward from its saved inputs on a fresh tape, then sweep back."""
+    with open_trace(ReverseTrace, xp, device=device) as trace:
+        ins = [trace.new_input(a) if act else a for a, act in zip(args, active)]
+        out_flat = tree_flatten(fun(*tree_unflatten(in_tree, ins)))[0]
+    seeds: dict[int, Any] = {}
+    for o, g in zip(out_flat, gs):
+        if g is None or not (type(o) is ReverseTracer and o._trace is trace and o.node is not None):
+            continue
+        seeds[o.node] = gnp.add(seeds[o.node], g) if o.node in seeds else g
+    wanted = [i.node for i, act in zip(ins, active) if act]
+    grads = iter(backward(trace.tape, seeds, wanted, consume=True))
+    return tuple(next(grads) if act else None for act in active)
+
+
+# A higher-order record rather than an array operation: it lives with the tape, not in the table.
+CHECKPOINT = Primitive("checkpoint", _checkpoint_impl, vjp=_checkpoint_vjp, residuals=("args",))
+
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
@@ -162,10 +211,16 @@ def backward(
             tape[i] = None
         if rec is None:
             continue
-        g = cts.pop(rec.out_node, None)
-        owned.discard(rec.out_node)
-        if g is None:
-            continue
+        if isinstance(rec.out_node, tuple):  # a record with several outputs (checkpoint)
+            g = tuple(cts.pop(n, None) for n in rec.out_node)
+            owned.difference_update(rec.out_node)
+            if all(x is None for x in g):
+                continue
+        else:
+            g = cts.pop(rec.out_node, None)
+            owned.discard(rec.out_node)
+            if g is None:
+                continue
         prim = rec.prim
         vjp = prim.vjp
         # In-place accumulation is for plain arrays only: a traced cotangent or operand must go

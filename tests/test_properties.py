@@ -93,3 +93,25 @@ def test_broadcasting_gradients_match_jax(data, op):
     for g, w, x in zip(got, want, (a, b)):
         assert np.shape(g) == np.shape(x)
         np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(spec=st.sampled_from(SPECS), seed=st.integers(0, 2**31), n=st.integers(1, 4), mapped=st.lists(st.booleans(), min_size=3, max_size=3))
+def test_vmap_equals_stacking_per_point_results(spec, seed, n, mapped):
+    """vmap(f)(X) equals stacking f(X[i]) for i in range(n), for any choice of mapped arguments,
+    and so does vmap(grad(sum f))."""
+    rng = np.random.default_rng(seed)
+    flags = [m for m, _ in zip(mapped, spec.args)]
+    if not any(flags):
+        flags[0] = True
+    xs = [np.stack([d.sample(rng, "float64") for _ in range(n)]) if m else d.sample(rng, "float64") for d, m in zip(spec.args, flags)]
+    axes = tuple(0 if m else None for m in flags)
+    f = lambda *a: spec.fn(GNS, *a)
+    point = lambda i: [x[i] if m else x for x, m in zip(xs, flags)]
+    np.testing.assert_allclose(
+        gpuad.vmap(f, in_axes=axes)(*xs), np.stack([np.asarray(f(*point(i))) for i in range(n)]), rtol=1e-13, atol=1e-14
+    )
+    g = gpuad.grad(lambda *a: gnp.sum(f(*a)))
+    got = gpuad.vmap(g, in_axes=axes)(*xs)
+    want = np.stack([np.asarray(g(*point(i))) for i in range(n)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
