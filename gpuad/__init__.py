@@ -11,7 +11,9 @@ from .backend import BackendError, asarray, cupy_status, default_backend, to_num
 from .numpy import stop_gradient
 from .primitives import PRIMITIVES, Primitive
 from .tracing import LeakedTracerError
-from .transforms import checkpoint, grad, jacrev, jvp, value_and_grad, vjp, vmap
+from .custom import custom_jvp, custom_vjp
+from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
+from .transforms import checkpoint, grad, jacrev, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 
 __version__ = "0.1.0"
@@ -25,6 +27,13 @@ __all__ = [
     "jacrev",
     "vmap",
     "checkpoint",
+    "jacfwd",
+    "jacobian",
+    "hessian",
+    "hvp",
+    "linearize",
+    "custom_jvp",
+    "custom_vjp",
     "stop_gradient",
     "asarray",
     "to_numpy",

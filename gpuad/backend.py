@@ -203,6 +203,13 @@ def synchronize(x: Any) -> None:
         cupy.cuda.get_current_stream().synchronize()
 
 
+def is_float0(x: Any) -> bool:
+    """True for a JAX-style float0 tangent (a NumPy array of the void dtype JAX uses for the
+    tangents of integer values)."""
+    dtype = getattr(x, "dtype", None)
+    return isinstance(dtype, numpy.dtype) and dtype.kind == "V"
+
+
 def is_writable(x: Any) -> bool:
     """True for an array that can be updated in place (not a NumPy scalar, not a read-only view)."""
     if isinstance(x, numpy.ndarray):

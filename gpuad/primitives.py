@@ -592,7 +592,7 @@ flip = _add(
 
 
 def _concat_jvp(tangents: tuple[Any, ...], ans: Any, *xs: Any, axis: int) -> Any:
-    parts = [gnp.zeros_like(x) if t is None else t for t, x in zip(tangents, xs)]
+    parts = [gnp.zeros(x.shape, dtype=x.dtype, device=x.device) if t is None else t for t, x in zip(tangents, xs)]
     return gnp.concat(parts, axis=axis)
 
 

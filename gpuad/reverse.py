@@ -64,9 +64,9 @@ class ReverseTracer(Tracer):
 class Record:
     """One line of the Wengert list."""
 
-    __slots__ = ("prim", "in_nodes", "out_node", "args", "ans", "params", "in_avals")
+    __slots__ = ("prim", "in_nodes", "out_node", "args", "ans", "params", "in_avals", "out_aval")
 
-    def __init__(self, prim: Primitive, in_nodes, out_node, args, ans, params, in_avals):
+    def __init__(self, prim: Primitive, in_nodes, out_node, args, ans, params, in_avals, out_aval=None):
         self.prim = prim
         self.in_nodes = in_nodes  # node id per input, None for constants
         self.out_node = out_node
@@ -74,6 +74,7 @@ class Record:
         self.ans = ans  # the output, or None where the rules do not read it
         self.params = params
         self.in_avals = in_avals  # (shape, dtype) of the traced inputs, to undo broadcasting
+        self.out_aval = out_aval  # (shape, dtype) of the output, for replaying tangents forward
 
     def __repr__(self) -> str:
         ins = ", ".join("const" if n is None else f"v{n}" for n in self.in_nodes)
@@ -122,7 +123,7 @@ class ReverseTrace(Trace):
         in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
         node = self.new_node()
         ans = out if prim.keeps_ans else None
-        self.tape.append(Record(prim, in_nodes, node, args_kept, ans, params, in_avals))
+        self.tape.append(Record(prim, in_nodes, node, args_kept, ans, params, in_avals, (tuple(out.shape), out.dtype)))
         return ReverseTracer(self, out, node)
 
     def checkpoint_call(self, fun: Any, flat_args: list[Any], in_tree: Any) -> Any:
@@ -169,8 +170,55 @@ def _checkpoint_vjp(gs, ans, *args, fun, in_tree, active, xp, device):
     return tuple(next(grads) if act else None for act in active)
 
 
+def _checkpoint_jvp(tangents, ans, *args, fun, in_tree, active, xp, device):
+    """Tangents of the segment's outputs (for linearize's replay): forward mode through it."""
+    from .forward import JVPTrace, JVPTracer
+
+    with open_trace(JVPTrace, xp, device=device) as trace:
+        ins = [trace.new_input(a, t) if act else a for a, t, act in zip(args, tangents, active)]
+        out_flat = tree_flatten(fun(*tree_unflatten(in_tree, ins)))[0]
+    return tuple(o.tangent if type(o) is JVPTracer and o._trace is trace else None for o in out_flat)
+
+
 # A higher-order record rather than an array operation: it lives with the tape, not in the table.
-CHECKPOINT = Primitive("checkpoint", _checkpoint_impl, vjp=_checkpoint_vjp, residuals=("args",))
+CHECKPOINT = Primitive(
+    "checkpoint", _checkpoint_impl, jvp=_checkpoint_jvp, vjp=_checkpoint_vjp, residuals=("args",)
+)
+
+
+def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: Sequence[int | None]) -> list[Any]:
+    """Push input tangents (node -> tangent) forward through a recorded tape with the JVP rules and
+    the values the records kept: ``linearize``'s replay, with no primal recomputed."""
+    tan: dict[int, Any] = dict(tangents)
+    for rec in tape:
+        if rec is None:
+            continue
+        ts = [None if n is None else tan.get(n) for n in rec.in_nodes]
+        if all(t is None for t in ts):
+            continue
+        rules = rec.prim.jvp
+        if callable(rules):
+            out = rules(tuple(ts), rec.ans, *rec.args, **rec.params)
+        else:
+            out = None
+            for t, rule in zip(ts, rules):
+                if t is None or rule is None:
+                    continue
+                c = rule(t, rec.ans, *rec.args, **rec.params)
+                if c is not None:
+                    out = c if out is None else gnp.add(out, c)
+        if isinstance(rec.out_node, tuple):
+            for n, t in zip(rec.out_node, out):
+                if t is not None and n >= 0:
+                    tan[n] = t
+        elif out is not None:
+            shape, dtype = rec.out_aval
+            if tuple(out.shape) != shape:
+                out = gnp.broadcast_to(out, shape)
+            if out.dtype != dtype:
+                out = gnp.astype(out, dtype)
+            tan[rec.out_node] = out
+    return [None if n is None else tan.get(n) for n in wanted]
 
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:

@@ -8,12 +8,12 @@ from typing import Any, Callable, Sequence
 
 from . import backend
 from .batching import BatchTrace, BatchTracer
-from .forward import JVPTrace, JVPTracer
+from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace
 from .tree import tree_flatten, tree_unflatten
 
-__all__ = ["grad", "value_and_grad", "vjp", "jvp", "jacrev", "vmap", "checkpoint"]
+__all__ = ["grad", "value_and_grad", "vjp", "jacrev", "vmap", "checkpoint"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,8 +367,6 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
 
     @functools.wraps(fun)
     def jacrev_fun(*args: Any, **kwargs: Any) -> Any:
-        from . import numpy as gnp
-
         positions = _resolve_argnums(nums, len(args), "jacrev", argnums)
         diff = [args[i] for i in positions]
         labels = _input_labels(fun, diff, positions)
@@ -377,22 +375,28 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
             return fun(*_with_replaced(args, positions, dargs), **kwargs)
 
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
-        rows = _pull_basis(rec)  # per input: (M, *input shape), M = all output elements
-        per_output = []
-        offset = 0
-        for o in rec.out_primals:
-            m = _size(o)
-            jac_leaves = [
-                gnp.reshape(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape))
-                for r, a in zip(rows, rec.inputs)
-            ]
-            offset += m
-            per_arg = tree_unflatten(rec.in_tree, jac_leaves)
-            per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
-        jac = tree_unflatten(rec.out_tree, per_output)
-        return (jac, rec.aux) if has_aux else jac
+        return _jacobian_from_record(rec, argnums, has_aux)
 
     return jacrev_fun
+
+
+def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) -> Any:
+    """The Jacobian (output tree of input trees) of a recording, by one batched backward sweep."""
+    from . import numpy as gnp
+
+    rows = _pull_basis(rec)  # per input: (M, *input shape), M = all output elements
+    per_output = []
+    offset = 0
+    for o in rec.out_primals:
+        m = _size(o)
+        jac_leaves = [
+            gnp.reshape(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape)) for r, a in zip(rows, rec.inputs)
+        ]
+        offset += m
+        per_arg = tree_unflatten(rec.in_tree, jac_leaves)
+        per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
+    jac = tree_unflatten(rec.out_tree, per_output)
+    return (jac, rec.aux) if has_aux else jac
 
 
 def _pull_basis(rec: "_ReverseResult") -> list[Any]:
@@ -424,56 +428,6 @@ def _size(x: Any) -> int:
     for d in x.shape:
         n *= d
     return n
-
-
-# ---------------------------------------------------------------------------------------------
-# Forward mode
-# ---------------------------------------------------------------------------------------------
-
-
-def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False) -> Any:
-    """``(fun(*primals), J @ tangents)`` by forward mode, as ``jax.jvp``.
-
-    >>> import numpy as np, gpuad.numpy as gnp
-    >>> y, t = jvp(gnp.sin, (np.asarray(0.0),), (np.asarray(2.0),))
-    >>> float(y), float(t)
-    (0.0, 2.0)
-    """
-    _check_callable(fun, "jvp")
-    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError(
-            "jvp: primals and tangents must be tuples (or lists) with one entry per argument of fun, "
-            f"got {type(primals).__name__} and {type(tangents).__name__}"
-        )
-    p_flat, p_tree = tree_flatten(tuple(primals))
-    t_flat, t_tree = tree_flatten(tuple(tangents))
-    if p_tree != t_tree:
-        raise TypeError(f"jvp: primals have structure {p_tree} but tangents have structure {t_tree}")
-    labels = _input_labels(fun, primals, range(len(primals)))
-    inputs = [_as_input_array(v, lab, "jvp") for v, lab in zip(p_flat, labels)]
-    for p, t, lab in zip(inputs, t_flat, labels):
-        _check_like(t, p, f"jvp: the tangent of {lab}", "the primal", TypeError)  # JAX: TypeError
-    xp, device = _common_namespace(inputs + list(t_flat), labels + [f"tangent of {lab}" for lab in labels])
-    with open_trace(JVPTrace, xp, device=device) as trace:
-        tracers = [trace.new_input(p, t) for p, t in zip(inputs, t_flat)]
-        out = fun(*tree_unflatten(p_tree, tracers))
-        aux = None
-        if has_aux:
-            out, aux = _split_aux(out, "jvp")
-    from . import numpy as gnp
-
-    out_flat, out_tree = tree_flatten(out)
-    primals_out, tangents_out = [], []
-    for o in out_flat:
-        if type(o) is JVPTracer and o._trace is trace:
-            primals_out.append(o.primal)
-            tangents_out.append(o.tangent if o.tangent is not None else gnp.zeros_like(o.primal))
-        else:
-            o = _output_array(o, xp, device, "jvp", "outputs")
-            primals_out.append(o)
-            tangents_out.append(gnp.zeros_like(o))
-    result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
-    return result + (_strip(trace, aux),) if has_aux else result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure"]
+__all__ = ["TreeDef", "tree_flatten", "tree_unflatten", "tree_map", "tree_leaves", "tree_structure", "tree_flatten_up_to"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,39 @@ def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
         return d.meta(*children)
 
     return build(treedef)
+
+
+def tree_flatten_up_to(treedef: TreeDef, tree: Any) -> list[Any]:
+    """The subtrees of ``tree`` at the leaf positions of ``treedef`` (so a ``None`` where treedef
+    has a leaf is kept as a leaf). Raises ValueError when ``tree`` does not have that structure.
+
+    >>> tree_flatten_up_to(tree_structure((1, [2, 3])), (None, [5, (6, 7)]))
+    [None, 5, (6, 7)]
+    """
+    out: list[Any] = []
+
+    def walk(d: TreeDef, node: Any) -> None:
+        if d.kind == "leaf":
+            out.append(node)
+            return
+        if d.kind == "none":
+            if node is not None:
+                raise ValueError(f"expected None, got {type(node).__name__}")
+            return
+        if d.kind == "dict":
+            if not isinstance(node, dict) or sorted(node) != list(d.meta):
+                raise ValueError(f"expected a dict with keys {list(d.meta)}, got {node!r:.60}")
+            for k, c in zip(d.meta, d.children):
+                walk(c, node[k])
+            return
+        expected = {"tuple": tuple, "list": list}.get(d.kind, d.meta)
+        if not isinstance(node, expected) or len(node) != len(d.children):
+            raise ValueError(f"expected {d}, got {type(node).__name__} of length {len(node) if hasattr(node, '__len__') else '?'}")
+        for c, n in zip(d.children, node):
+            walk(c, n)
+
+    walk(treedef, tree)
+    return out
 
 
 def tree_leaves(tree: Any) -> list[Any]:

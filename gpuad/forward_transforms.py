@@ -1,0 +1,345 @@
+"""Forward-mode transforms: jvp, linearize, jacfwd (many tangents per pass), jacobian, hessian, hvp.
+
+Vector mode is forward mode under a batch of tangents: the K directions of ``jacfwd`` travel as one
+batched tangent (a ``BatchTracer`` with K on its leading axis), so every JVP rule runs once on all K
+directions with broadcasting, while the primal is computed once.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+from . import backend
+from .batching import BatchTrace, BatchTracer
+from .forward import JVPTrace, JVPTracer
+from .reverse import forward_sweep
+from .tracing import Tracer, open_trace
+from .transforms import (
+    _arg_label,
+    _as_input_array,
+    _check_callable,
+    _check_like,
+    _common_namespace,
+    _input_labels,
+    _jacobian_from_record,
+    _normalize_argnums,
+    _output_array,
+    _resolve_argnums,
+    _ReverseResult,
+    _size,
+    _split_aux,
+    _strip,
+    _with_replaced,
+    grad,
+    jacrev,
+)
+from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
+
+__all__ = ["jvp", "linearize", "jacfwd", "jacobian", "hessian", "hvp"]
+
+
+def _gnp() -> Any:
+    from . import numpy as gnp
+
+    return gnp
+
+
+def _is_float(x: Any) -> bool:
+    return _gnp().isdtype(x.dtype, "real floating")
+
+
+def _tangents_for(
+    fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], transform: str
+) -> tuple[list[Any], list[Any], Any, list[str]]:
+    """Checked primal leaves and their tangents (None = zero, and the only tangent an integer
+    primal may have), the primal tree, and labels for messages."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError(
+            f"{transform}: primals and tangents must be tuples (or lists) with one entry per argument of "
+            f"fun, got {type(primals).__name__} and {type(tangents).__name__}"
+        )
+    p_flat, p_tree = tree_flatten(tuple(primals))
+    try:
+        t_flat = tree_flatten_up_to(p_tree, tuple(tangents))
+    except ValueError as exc:
+        raise TypeError(
+            f"{transform}: primals have structure {p_tree} but tangents have structure "
+            f"{tree_structure(tuple(tangents))} ({exc}); give one tangent (or None) per primal"
+        ) from None
+    labels = _input_labels(fun, primals, range(len(primals)))
+    inputs, tans = [], []
+    for p, t, lab in zip(p_flat, t_flat, labels):
+        if isinstance(p, bool) or isinstance(p, int) or (
+            (isinstance(p, Tracer) or backend.is_array(p)) and not _is_float(p)
+        ):
+            if t is not None and not backend.is_float0(t):
+                raise TypeError(
+                    f"{transform}: {lab} has an integer or boolean dtype, so it has no derivative: its "
+                    f"tangent must be None (JAX's float0), got {getattr(t, 'dtype', type(t).__name__)}"
+                )
+            inputs.append(p)
+            tans.append(None)
+            continue
+        p = _as_input_array(p, lab, transform)
+        if t is not None:
+            _check_like(t, p, f"{transform}: the tangent of {lab}", "the primal", TypeError)  # JAX: TypeError
+        inputs.append(p)
+        tans.append(t)
+    return inputs, tans, p_tree, labels
+
+
+def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any], has_aux: bool = False) -> Any:
+    """``(fun(*primals), J @ tangents)`` by forward mode, as ``jax.jvp``. A tangent may be None (a
+    zero tangent); integer primals take None.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> y, t = jvp(gnp.sin, (np.asarray(0.0),), (np.asarray(2.0),))
+    >>> float(y), float(t)
+    (0.0, 2.0)
+    """
+    _check_callable(fun, "jvp")
+    inputs, tans, p_tree, labels = _tangents_for(fun, primals, tangents, "jvp")
+    arrays = [(a, lab) for a, lab in zip(inputs, labels) if isinstance(a, Tracer) or backend.is_array(a)]
+    arrays += [(t, f"the tangent of {lab}") for t, lab in zip(tans, labels) if t is not None]
+    xp, device = _common_namespace([a for a, _ in arrays], [lab for _, lab in arrays])
+    gnp = _gnp()
+    with open_trace(JVPTrace, xp, device=device) as trace:
+        # Every array input is traced, integer ones with a None (zero) tangent, so that operators
+        # between inputs always dispatch to gpuad whatever library holds them.
+        ins = [trace.new_input(p, t) if isinstance(p, Tracer) or backend.is_array(p) else p for p, t in zip(inputs, tans)]
+        out = fun(*tree_unflatten(p_tree, ins))
+        aux = None
+        if has_aux:
+            out, aux = _split_aux(out, "jvp")
+    out_flat, out_tree = tree_flatten(out)
+    primals_out, tangents_out = [], []
+    for o in out_flat:
+        if type(o) is JVPTracer and o._trace is trace:
+            primals_out.append(o.primal)
+            tangents_out.append(o.tangent if o.tangent is not None else gnp.zeros_like(o.primal))
+        else:
+            o = _output_array(o, xp, device, "jvp", "outputs")
+            primals_out.append(o)
+            tangents_out.append(gnp.zeros_like(o))
+    result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
+    return result + (_strip(trace, aux),) if has_aux else result
+
+
+def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
+    """``(fun(*primals), f_jvp)`` as ``jax.linearize``: ``f_jvp(*tangents)`` applies the Jacobian at
+    ``primals`` to new tangents without computing the primal again (it replays the recorded
+    program's JVP rules on the values the recording kept). ``f_jvp`` composes with vmap.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> y, f_jvp = linearize(lambda x: gnp.sin(x) * x, np.asarray(1.0))
+    >>> round(float(f_jvp(np.asarray(1.0))), 6)
+    1.381773
+    """
+    _check_callable(fun, "linearize")
+    labels = _input_labels(fun, primals, range(len(primals)))
+    rec = _ReverseResult(fun, primals, False, "linearize", labels)
+    tape = rec.tape
+    gnp = _gnp()
+
+    def f_jvp(*tangents: Any) -> Any:
+        try:
+            t_flat = tree_flatten_up_to(rec.in_tree, tuple(tangents))
+        except ValueError as exc:
+            raise TypeError(f"linearize's f_jvp: the tangents must have the structure of the primals: {exc}") from None
+        seeds = {}
+        for node, t, a, lab in zip(rec.in_nodes, t_flat, rec.inputs, labels):
+            if t is None:
+                continue
+            _check_like(t, a, f"f_jvp: the tangent of {lab}", "the primal", TypeError)
+            seeds[node] = t
+        outs = forward_sweep(tape, seeds, rec.out_nodes)
+        results = []
+        for t, o in zip(outs, rec.out_primals):
+            if t is None:
+                results.append(gnp.zeros_like(o))
+            else:
+                results.append(backend.materialize(t))
+        return tree_unflatten(rec.out_tree, results)
+
+    return tree_unflatten(rec.out_tree, rec.out_primals), f_jvp
+
+
+# ---------------------------------------------------------------------------------------------
+# Jacobians by forward mode
+# ---------------------------------------------------------------------------------------------
+
+
+def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: int, device: Any) -> list[Any]:
+    """Rows start..stop of the identity over all input elements, split per input and shaped
+    (rows, *input shape): the tangents of one forward pass."""
+    gnp = _gnp()
+    total = sum(sizes)
+    rows = gnp.eye(stop - start, total, k=start, device=device)
+    blocks = []
+    offset = 0
+    for a, n in zip(inputs, sizes):
+        part = gnp.astype(rows[:, offset : offset + n], a.dtype)
+        blocks.append(gnp.reshape(part, (stop - start,) + tuple(a.shape)))
+        offset += n
+    return blocks
+
+
+def _push_tangents(fun, in_tree, inputs, blocks, k, xp, device, has_aux):
+    """One forward pass carrying ``k`` tangent directions at once. Returns the primal outputs, each
+    output's tangents as an array (k, *output shape), the output tree and aux."""
+    gnp = _gnp()
+    with open_trace(BatchTrace, xp, device=device, size=k) as batch:
+        with open_trace(JVPTrace, xp, device=device) as trace:
+            ins = [trace.new_input(p, BatchTracer(batch, b)) for p, b in zip(inputs, blocks)]
+            out = fun(*tree_unflatten(in_tree, ins))
+            aux = None
+            if has_aux:
+                out, aux = _split_aux(out, "jacfwd")
+    out_flat, out_tree = tree_flatten(out)
+    primals, tangents = [], []
+    for o in out_flat:
+        if type(o) is JVPTracer and o._trace is trace:
+            p, t = o.primal, o.tangent
+        else:
+            p, t = _output_array(o, xp, device, "jacfwd", "outputs"), None
+        shape = (k,) + tuple(p.shape)
+        if type(t) is BatchTracer and t._trace is batch:
+            t = t.val
+        elif t is None:
+            t = gnp.zeros(shape, dtype=p.dtype, device=device)
+        else:
+            t = gnp.broadcast_to(t, shape)
+        primals.append(p)
+        tangents.append(t)
+    return primals, tangents, out_tree, (_strip(trace, aux) if has_aux else None)
+
+
+def jacfwd(
+    fun: Callable[..., Any],
+    argnums: int | Sequence[int] = 0,
+    has_aux: bool = False,
+    *,
+    chunk_size: int | None = None,
+) -> Callable[..., Any]:
+    """The Jacobian by forward mode, as ``jax.jacfwd``: all n basis tangents in one pass (vector
+    mode), or in passes of ``chunk_size`` tangents to bound memory. Output shape: output shape +
+    input shape.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> jacfwd(lambda x: x * x)(np.asarray([1.0, 2.0])).tolist()
+    [[2.0, 0.0], [0.0, 4.0]]
+    """
+    _check_callable(fun, "jacfwd")
+    nums = _normalize_argnums(argnums, "jacfwd")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0):
+        raise ValueError(f"jacfwd: chunk_size must be a positive int or None, got {chunk_size!r}")
+
+    @functools.wraps(fun)
+    def jacfwd_fun(*args: Any, **kwargs: Any) -> Any:
+        gnp = _gnp()
+        positions = _resolve_argnums(nums, len(args), "jacfwd", argnums)
+        diff = [args[i] for i in positions]
+        labels = _input_labels(fun, diff, positions)
+        flat, in_tree = tree_flatten(tuple(diff))
+        inputs = [_as_input_array(v, lab, "jacfwd") for v, lab in zip(flat, labels)]
+        xp, device = _common_namespace(inputs, labels)
+        sizes = [_size(a) for a in inputs]
+        total = sum(sizes)
+
+        def partial_fun(*dargs: Any) -> Any:
+            return fun(*_with_replaced(args, positions, dargs), **kwargs)
+
+        step = chunk_size or max(total, 1)
+        parts: list[list[Any]] = []
+        for start in range(0, max(total, 1), step):
+            stop = min(start + step, total)
+            blocks = _basis_block(inputs, sizes, start, stop, device)
+            primals, tangents, out_tree, aux = _push_tangents(
+                partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
+            )
+            parts.append(tangents)
+        columns = [parts[0][i] if len(parts) == 1 else gnp.concat([p[i] for p in parts], axis=0) for i in range(len(primals))]
+        per_output = []
+        for p, cols in zip(primals, columns):
+            leaves = []
+            offset = 0
+            for a, n in zip(inputs, sizes):
+                block = cols[offset : offset + n, ...]
+                block = gnp.moveaxis(block, 0, -1) if block.ndim > 1 else block
+                leaves.append(gnp.reshape(block, tuple(p.shape) + tuple(a.shape)))
+                offset += n
+            per_arg = tree_unflatten(in_tree, leaves)
+            per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
+        jac = tree_unflatten(out_tree, per_output)
+        return (jac, aux) if has_aux else jac
+
+    return jacfwd_fun
+
+
+def jacobian(
+    fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False, *, mode: str = "auto"
+) -> Callable[..., Any]:
+    """The Jacobian, by forward mode when the inputs have fewer elements than the outputs and by
+    reverse mode otherwise (the seed notes' rule: a pass of forward mode gives a column, one of
+    reverse mode a row). ``mode="fwd"`` or ``"rev"`` forces one.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> jacobian(lambda x: gnp.stack([x, 2 * x, 3 * x]))(np.asarray(1.0)).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    if mode not in ("auto", "fwd", "rev"):
+        raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}")
+    _check_callable(fun, "jacobian")
+    if mode == "fwd":
+        return jacfwd(fun, argnums, has_aux)
+    if mode == "rev":
+        return jacrev(fun, argnums, has_aux)
+    nums = _normalize_argnums(argnums, "jacobian")
+
+    @functools.wraps(fun)
+    def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
+        positions = _resolve_argnums(nums, len(args), "jacobian", argnums)
+        diff = [args[i] for i in positions]
+        labels = _input_labels(fun, diff, positions)
+
+        def partial_fun(*dargs: Any) -> Any:
+            return fun(*_with_replaced(args, positions, dargs), **kwargs)
+
+        # Record once: reverse mode can use the recording; forward mode needs only the sizes.
+        rec = _ReverseResult(partial_fun, diff, has_aux, "jacobian", labels)
+        n_in = sum(_size(a) for a in rec.inputs)
+        n_out = sum(_size(o) for o in rec.out_primals)
+        if n_in < n_out:
+            return jacfwd(fun, argnums, has_aux)(*args, **kwargs)
+        return _jacobian_from_record(rec, argnums, has_aux)
+
+    return jacobian_fun
+
+
+def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+    """Second derivatives, forward over reverse (``jacfwd(jacrev(fun))``), as ``jax.hessian``: for an
+    output of shape S and an input of shape T, an array of shape S + T + T.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> hessian(lambda x: x[0] ** 2 * x[1])(np.asarray([1.0, 3.0])).tolist()
+    [[6.0, 2.0], [2.0, 0.0]]
+    """
+    _check_callable(fun, "hessian")
+    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+
+
+def hvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:
+    """The Hessian of a scalar function applied to ``tangents`` (forward over reverse), without
+    forming the Hessian. With several arguments, the tangent of every argument counts and the
+    result has one entry per argument.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> hvp(lambda x: gnp.sum(x ** 3), (np.asarray([1.0, 2.0]),), (np.asarray([1.0, 0.0]),)).tolist()
+    [6.0, 0.0]
+    """
+    _check_callable(fun, "hvp")
+    if not isinstance(primals, (tuple, list)) or not primals:
+        raise TypeError(f"hvp: primals must be a non-empty tuple with one entry per argument, got {primals!r:.60}")
+    argnums = 0 if len(primals) == 1 else tuple(range(len(primals)))
+    return jvp(grad(fun, argnums=argnums), tuple(primals), tuple(tangents))[1]
