@@ -85,6 +85,7 @@ class JaxNS:
             "softplus": jax.nn.softplus,
             "logsumexp": jss.logsumexp,
             "stop_gradient": jax.lax.stop_gradient,
+            "vector_norm": jnp.linalg.vector_norm,
         }
 
     def __getattr__(self, name: str) -> Any:
@@ -239,6 +240,11 @@ row("softmax", lambda xp, x: xp.softmax(x, axis=1), [X3], ["exp", "sum", "divide
 row("log_softmax", lambda xp, x: xp.log_softmax(x, axis=-1), [X3], ["exp", "log", "subtract"])
 row("softplus", lambda xp, x: xp.softplus(x), [Domain(M, -30.0, 30.0)], ["logaddexp"])
 row("relu", lambda xp, x: xp.relu(x), [NONZERO], ["where", "greater"])
+row("vector_norm", lambda xp, x: xp.vector_norm(x, axis=-1), [R], ["sqrt", "sum", "multiply"])
+row("vector_norm_all_keepdims", lambda xp, x: xp.vector_norm(x, keepdims=True), [X3], ["sqrt", "sum"])
+row("vector_norm_ord1", lambda xp, x: xp.vector_norm(x, axis=0, ord=1), [NONZERO], ["abs", "sum"])
+row("vector_norm_ord3", lambda xp, x: xp.vector_norm(x, axis=-1, ord=3), [NONZERO], ["abs", "pow"])
+row("vector_norm_inf", lambda xp, x: xp.vector_norm(x, axis=-1, ord=float("inf")), [NONZERO], ["abs", "max"])
 
 # Linear algebra
 row("matmul", lambda xp, a, b: a @ b, [Domain((3, 4)), Domain((4, 5))], ["matmul"])

@@ -1,0 +1,207 @@
+"""Forward mode against JAX: jacfwd in vector mode (K tangents per pass, K in {1, 3, 16}),
+linearize, hessian, hvp, and their composition with vmap, over the spec table."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+
+from .spec import SPECS, GpuadNS, JaxNS
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+
+GNS = GpuadNS()
+JNS = JaxNS()
+SMALL = [s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)]
+
+
+def inputs(spec, dtype="float64", seed=0):
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + 31 + seed)
+    return [d.sample(rng, dtype) for d in spec.args]
+
+
+def check(got, want, **kw):
+    got = gpuad.to_numpy(got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_allclose(got, want, **kw)
+
+
+def tol(spec, dtype):
+    if dtype == "float64":
+        return dict(rtol=spec.extra.get("rtol64", 1e-10), atol=1e-12)
+    return dict(rtol=spec.rtol32 * 5, atol=spec.atol32 * 5)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_jacfwd_any_chunk_size_matches_jax(spec, dtype, backend):
+    """jacfwd with 1, 3 or 16 tangents per pass (and all at once) equals jax.jacfwd."""
+    xs = inputs(spec, dtype)
+    argnums = tuple(range(len(xs)))
+    f = lambda *a: spec.fn(GNS, *a)
+    want = jax.jacfwd(lambda *a: spec.fn(JNS, *a), argnums=argnums)(*[jnp.asarray(x) for x in xs])
+    bxs = [backend.asarray(x) for x in xs]
+    for chunk in (None, 1, 3, 16):
+        got = gpuad.jacfwd(f, argnums=argnums, chunk_size=chunk)(*bxs)
+        for g, e in zip(got, want):
+            check(g, e, **tol(spec, dtype))
+            assert gpuad.backend.dtype_name(g.dtype) == np.dtype(e.dtype).name
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_linearize_replays_the_jvp(spec, backend):
+    """linearize's f_jvp gives jax.jvp's tangent for several tangents, also under vmap."""
+    xs = inputs(spec)
+    f = lambda *a: spec.fn(GNS, *a)
+    out, f_jvp = gpuad.linearize(f, *[backend.asarray(x) for x in xs])
+    rng = np.random.default_rng(4)
+    many = [np.stack([rng.standard_normal(x.shape) for _ in range(3)]) for x in xs]
+    for k in range(3):
+        ts = [m[k] for m in many]
+        _, want = jax.jvp(lambda *a: spec.fn(JNS, *a), tuple(jnp.asarray(x) for x in xs), tuple(jnp.asarray(t) for t in ts))
+        check(f_jvp(*[backend.asarray(t) for t in ts]), want, rtol=1e-10, atol=1e-12)
+    batched = gpuad.vmap(f_jvp)(*[backend.asarray(m) for m in many])
+    want = jax.vmap(lambda *t: jax.jvp(lambda *a: spec.fn(JNS, *a), tuple(jnp.asarray(x) for x in xs), t)[1])(
+        *[jnp.asarray(m) for m in many]
+    )
+    check(batched, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
+def test_hessian_matches_jax(spec, backend):
+    """hessian (forward over reverse) of sum(w * f) equals jax.hessian, argument by argument."""
+    xs = inputs(spec)
+    argnums = tuple(range(len(xs)))
+    w = np.random.default_rng(2).standard_normal(np.shape(spec.fn(GNS, *xs)))
+    got = gpuad.hessian(lambda *a: gnp.sum(spec.fn(GNS, *a) * backend.asarray(w)), argnums=argnums)(
+        *[backend.asarray(x) for x in xs]
+    )
+    want = jax.hessian(lambda *a: jnp.sum(spec.fn(JNS, *a) * jnp.asarray(w)), argnums=argnums)(*[jnp.asarray(x) for x in xs])
+    for gi, ei in zip(got, want):
+        for g, e in zip(gi, ei):
+            check(g, e, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
+def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec, backend):
+    """vmap(jacfwd), vmap(hessian) and vmap(hvp) give every point's result in one pass."""
+    rng = np.random.default_rng(5)
+    B = 3
+    xs = [np.stack([d.sample(rng, "float64") for _ in range(B)]) for d in spec.args]
+    vs = [rng.standard_normal(x.shape) for x in xs]
+    argnums = tuple(range(len(xs)))
+    f = lambda *a: spec.fn(GNS, *a)
+    jf = lambda *a: spec.fn(JNS, *a)
+    bx = [backend.asarray(x) for x in xs]
+    jx = [jnp.asarray(x) for x in xs]
+    for g, e in zip(gpuad.vmap(gpuad.jacfwd(f, argnums=argnums))(*bx), jax.vmap(jax.jacfwd(jf, argnums=argnums))(*jx)):
+        check(g, e, rtol=1e-10, atol=1e-12)
+    s = lambda ns, fn: (lambda *a: ns.sum(fn(*a)))
+    got_h = gpuad.vmap(gpuad.hessian(s(gnp, f), argnums=argnums))(*bx)
+    want_h = jax.vmap(jax.hessian(s(jnp, jf), argnums=argnums))(*jx)
+    for gi, ei in zip(got_h, want_h):
+        for g, e in zip(gi, ei):
+            check(g, e, rtol=1e-9, atol=1e-11)
+    got_v = gpuad.vmap(lambda *pv: gpuad.hvp(s(gnp, f), pv[: len(xs)], pv[len(xs) :]))(*bx, *[backend.asarray(v) for v in vs])
+    want_v = jax.vmap(
+        lambda *pv: jax.jvp(jax.grad(s(jnp, jf), argnums=argnums), pv[: len(xs)], pv[len(xs) :])[1]
+    )(*jx, *[jnp.asarray(v) for v in vs])
+    got_v = got_v if isinstance(got_v, tuple) else (got_v,)
+    for g, e in zip(got_v, want_v):
+        check(g, e, rtol=1e-9, atol=1e-11)
+
+
+def test_jacobian_mode_choice():
+    """mode='auto' follows the seed notes: forward when inputs are fewer than outputs."""
+    calls = []
+
+    def f(x):
+        calls.append(type(x).__name__)
+        return gnp.concat([gnp.sin(x), x * x, x])
+
+    x = np.asarray([0.1, 0.2])
+    full = gpuad.jacobian(f)(x)
+    assert "JVPTracer" in calls  # 2 inputs < 6 outputs: forward mode
+    np.testing.assert_allclose(full, jax.jacfwd(lambda x: jnp.concatenate([jnp.sin(x), x * x, x]))(jnp.asarray(x)), rtol=1e-14)
+    calls.clear()
+    g = gpuad.jacobian(lambda x: gnp.sum(f(x)))(np.arange(5.0))
+    assert "JVPTracer" not in calls and g.shape == (5,)
+    for mode in ("fwd", "rev"):
+        np.testing.assert_allclose(gpuad.jacobian(f, mode=mode)(x), full, rtol=1e-14)
+    with pytest.raises(ValueError, match=r"mode must be 'auto', 'fwd' or 'rev', got 'sideways'"):
+        gpuad.jacobian(f, mode="sideways")
+
+
+def test_third_derivatives_and_mixed_nesting():
+    """jacfwd(jacrev(jacfwd(f))) and jvp-of-jvp match the exact third derivative."""
+    f = lambda x: gnp.sin(x) * x
+    x = np.asarray(0.7)
+    d3 = gpuad.jacfwd(gpuad.jacrev(gpuad.jacfwd(f)))(x)
+    exact = -3 * np.sin(0.7) - 0.7 * np.cos(0.7)
+    assert float(d3) == pytest.approx(exact, rel=1e-13)
+    one = np.asarray(1.0)
+    jj = gpuad.jvp(lambda y: gpuad.jvp(f, (y,), (one,))[1], (x,), (one,))[1]
+    assert float(jj) == pytest.approx(2 * np.cos(0.7) - 0.7 * np.sin(0.7), rel=1e-13)
+    gj = gpuad.grad(lambda y: gpuad.jvp(lambda z: gpuad.grad(f)(z), (y,), (one,))[1])(x)
+    assert float(gj) == pytest.approx(exact, rel=1e-13)
+
+
+def test_perturbation_confusion_in_vector_mode():
+    """d/dx [x * d/dy (x + y)] = 1 also through jacfwd and hessian, and with closures over the
+    outer traced value."""
+    f = lambda x: x * gpuad.jacfwd(lambda y: x + y)(np.asarray(2.0))
+    assert float(gpuad.jacfwd(f)(np.asarray(3.0))) == 1.0
+    g = lambda x: gnp.sum(x * gpuad.grad(lambda y: gnp.sum(x * y * y))(np.asarray([1.0, 2.0])))
+    np.testing.assert_allclose(gpuad.hessian(g)(np.asarray([0.5, 0.25])), [[4.0, 0.0], [0.0, 8.0]], rtol=1e-14)
+
+
+def test_jacfwd_result_does_not_depend_on_chunks_at_kinks():
+    """At points where maximum, abs and where switch branch, any chunking gives the same result."""
+    x = np.asarray([0.0, 1.0, -1.0, 1.0, 0.5])
+
+    def f(v):
+        return gnp.maximum(v, 1.0) + gnp.abs(v) + gnp.where(v > 0.5, v * v, -v) + gnp.max(v) * v
+
+    ref = gpuad.jacfwd(f)(x)
+    for chunk in (1, 2, 3, 4, 16):
+        np.testing.assert_array_equal(gpuad.jacfwd(f, chunk_size=chunk)(x), ref)
+    np.testing.assert_array_equal(ref, gpuad.jacrev(f)(x))
+    np.testing.assert_allclose(
+        ref,
+        jax.jacfwd(lambda v: jnp.maximum(v, 1.0) + jnp.abs(v) + jnp.where(v > 0.5, v * v, -v) + jnp.max(v) * v)(jnp.asarray(x)),
+        rtol=1e-15,
+    )
+
+
+def test_jacfwd_has_aux_and_pytrees():
+    def f(p):
+        return {"y": gnp.sin(p["a"]) * p["b"]}, p["b"] * 2.0
+
+    p = {"a": np.asarray([0.1, 0.2]), "b": np.asarray(3.0)}
+    jac, aux = gpuad.jacfwd(f, has_aux=True)(p)
+    jjac, jaux = jax.jacfwd(lambda p: ({"y": jnp.sin(p["a"]) * p["b"]}, p["b"] * 2.0), has_aux=True)(
+        jax.tree_util.tree_map(jnp.asarray, p)
+    )
+    check(jac["y"]["a"], jjac["y"]["a"], rtol=1e-14)
+    check(jac["y"]["b"], jjac["y"]["b"], rtol=1e-14)
+    assert float(aux) == 6.0
+
+
+def test_forward_bad_input():
+    with pytest.raises(ValueError, match=r"jacfwd: chunk_size must be a positive int or None, got 0"):
+        gpuad.jacfwd(gnp.sin, chunk_size=0)
+    with pytest.raises(TypeError, match=r"hvp: primals must be a non-empty tuple"):
+        gpuad.hvp(gnp.sin, np.ones(2), (np.ones(2),))
+    _, f_jvp = gpuad.linearize(gnp.sin, np.ones(3))
+    with pytest.raises(ValueError, match=r"f_jvp: the tangent of argument 0 .* has shape \(2,\) but the primal has shape \(3,\)"):
+        f_jvp(np.ones(2))
+    with pytest.raises(TypeError, match=r"tangent of argument 0 .* has dtype float32 but the primal has dtype float64"):
+        f_jvp(np.ones(3, dtype=np.float32))
