@@ -192,7 +192,15 @@ logical_not = _unary(_p.logical_not, "logical_not")
 
 add = _binary(_p.add, "add")
 subtract = _binary(_p.subtract, "subtract")
-multiply = _binary(_p.multiply, "multiply")
+_multiply = _binary(_p.multiply, "multiply")
+
+
+def multiply(x1: Any, x2: Any, /) -> Any:
+    """Elementwise ``x1 * x2`` (Python scalars allowed), differentiable. ``x * x`` is computed as
+    ``square(x)``: one tangent product instead of two plus a sum in forward mode."""
+    if x1 is x2 and isinstance(x1, Tracer):
+        return square(x1)
+    return _multiply(x1, x2)
 divide = _binary(_p.divide, "divide")
 maximum = _binary(_p.maximum, "maximum")
 minimum = _binary(_p.minimum, "minimum")
