@@ -56,6 +56,11 @@ def _gpu_available() -> bool:
 BACKENDS = ["numpy", "strict"] + (["cupy"] if _gpu_available() else [])
 
 
+def all_backends() -> list[Backend]:
+    """Every backend, for tests that compute the JAX oracle once and then check each backend."""
+    return [Backend(name) for name in BACKENDS]
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> Backend:
     """Every backend the suite runs on here: NumPy, array_api_strict's device1, CuPy with a GPU."""

@@ -11,6 +11,7 @@ import pytest
 import gpuad
 import gpuad.numpy as gnp
 
+from .conftest import all_backends
 from .spec import SPECS, GpuadNS, JaxNS
 
 jax = pytest.importorskip("jax")
@@ -42,56 +43,56 @@ def tol(spec, dtype):
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_jacfwd_any_chunk_size_matches_jax(spec, dtype, backend):
-    """jacfwd with 1, 3 or 16 tangents per pass (and all at once) equals jax.jacfwd."""
+def test_jacfwd_any_chunk_size_matches_jax(spec, dtype):
+    """jacfwd with 1, 3 or 16 tangents per pass (and all at once) equals jax.jacfwd, on every
+    backend."""
     xs = inputs(spec, dtype)
     argnums = tuple(range(len(xs)))
     f = lambda *a: spec.fn(GNS, *a)
     want = jax.jacfwd(lambda *a: spec.fn(JNS, *a), argnums=argnums)(*[jnp.asarray(x) for x in xs])
-    bxs = [backend.asarray(x) for x in xs]
-    for chunk in (None, 1, 3, 16):
-        got = gpuad.jacfwd(f, argnums=argnums, chunk_size=chunk)(*bxs)
-        for g, e in zip(got, want):
-            check(g, e, **tol(spec, dtype))
-            assert gpuad.backend.dtype_name(g.dtype) == np.dtype(e.dtype).name
+    for backend in all_backends():
+        bxs = [backend.asarray(x) for x in xs]
+        for chunk in (None, 1, 3, 16):
+            got = gpuad.jacfwd(f, argnums=argnums, chunk_size=chunk)(*bxs)
+            for g, e in zip(got, want):
+                check(g, e, **tol(spec, dtype))
+                assert gpuad.backend.dtype_name(g.dtype) == np.dtype(e.dtype).name
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_linearize_replays_the_jvp(spec, backend):
+def test_linearize_replays_the_jvp(spec):
     """linearize's f_jvp gives jax.jvp's tangent for several tangents, also under vmap."""
     xs = inputs(spec)
     f = lambda *a: spec.fn(GNS, *a)
-    out, f_jvp = gpuad.linearize(f, *[backend.asarray(x) for x in xs])
     rng = np.random.default_rng(4)
     many = [np.stack([rng.standard_normal(x.shape) for _ in range(3)]) for x in xs]
-    for k in range(3):
-        ts = [m[k] for m in many]
-        _, want = jax.jvp(lambda *a: spec.fn(JNS, *a), tuple(jnp.asarray(x) for x in xs), tuple(jnp.asarray(t) for t in ts))
-        check(f_jvp(*[backend.asarray(t) for t in ts]), want, rtol=1e-10, atol=1e-12)
-    batched = gpuad.vmap(f_jvp)(*[backend.asarray(m) for m in many])
-    want = jax.vmap(lambda *t: jax.jvp(lambda *a: spec.fn(JNS, *a), tuple(jnp.asarray(x) for x in xs), t)[1])(
-        *[jnp.asarray(m) for m in many]
-    )
-    check(batched, want, rtol=1e-10, atol=1e-12)
+    jxs = tuple(jnp.asarray(x) for x in xs)
+    want = jax.vmap(lambda *t: jax.jvp(lambda *a: spec.fn(JNS, *a), jxs, t)[1])(*[jnp.asarray(m) for m in many])
+    for backend in all_backends():
+        out, f_jvp = gpuad.linearize(f, *[backend.asarray(x) for x in xs])
+        for k in range(3):
+            check(f_jvp(*[backend.asarray(m[k]) for m in many]), want[k], rtol=1e-10, atol=1e-12)
+        check(gpuad.vmap(f_jvp)(*[backend.asarray(m) for m in many]), want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
-def test_hessian_matches_jax(spec, backend):
+def test_hessian_matches_jax(spec):
     """hessian (forward over reverse) of sum(w * f) equals jax.hessian, argument by argument."""
     xs = inputs(spec)
     argnums = tuple(range(len(xs)))
     w = np.random.default_rng(2).standard_normal(np.shape(spec.fn(GNS, *xs)))
-    got = gpuad.hessian(lambda *a: gnp.sum(spec.fn(GNS, *a) * backend.asarray(w)), argnums=argnums)(
-        *[backend.asarray(x) for x in xs]
-    )
     want = jax.hessian(lambda *a: jnp.sum(spec.fn(JNS, *a) * jnp.asarray(w)), argnums=argnums)(*[jnp.asarray(x) for x in xs])
-    for gi, ei in zip(got, want):
-        for g, e in zip(gi, ei):
-            check(g, e, rtol=1e-9, atol=1e-11)
+    for backend in all_backends():
+        got = gpuad.hessian(lambda *a, bw=backend.asarray(w): gnp.sum(spec.fn(GNS, *a) * bw), argnums=argnums)(
+            *[backend.asarray(x) for x in xs]
+        )
+        for gi, ei in zip(got, want):
+            for g, e in zip(gi, ei):
+                check(g, e, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
-def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec, backend):
+def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec):
     """vmap(jacfwd), vmap(hessian) and vmap(hvp) give every point's result in one pass."""
     rng = np.random.default_rng(5)
     B = 3
@@ -100,23 +101,25 @@ def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec, backend):
     argnums = tuple(range(len(xs)))
     f = lambda *a: spec.fn(GNS, *a)
     jf = lambda *a: spec.fn(JNS, *a)
-    bx = [backend.asarray(x) for x in xs]
-    jx = [jnp.asarray(x) for x in xs]
-    for g, e in zip(gpuad.vmap(gpuad.jacfwd(f, argnums=argnums))(*bx), jax.vmap(jax.jacfwd(jf, argnums=argnums))(*jx)):
-        check(g, e, rtol=1e-10, atol=1e-12)
     s = lambda ns, fn: (lambda *a: ns.sum(fn(*a)))
-    got_h = gpuad.vmap(gpuad.hessian(s(gnp, f), argnums=argnums))(*bx)
+    jx = [jnp.asarray(x) for x in xs]
+    want_j = jax.vmap(jax.jacfwd(jf, argnums=argnums))(*jx)
     want_h = jax.vmap(jax.hessian(s(jnp, jf), argnums=argnums))(*jx)
-    for gi, ei in zip(got_h, want_h):
-        for g, e in zip(gi, ei):
+    want_v = jax.vmap(lambda *pv: jax.jvp(jax.grad(s(jnp, jf), argnums=argnums), pv[: len(xs)], pv[len(xs) :])[1])(
+        *jx, *[jnp.asarray(v) for v in vs]
+    )
+    for backend in all_backends():
+        bx = [backend.asarray(x) for x in xs]
+        for g, e in zip(gpuad.vmap(gpuad.jacfwd(f, argnums=argnums))(*bx), want_j):
+            check(g, e, rtol=1e-10, atol=1e-12)
+        got_h = gpuad.vmap(gpuad.hessian(s(gnp, f), argnums=argnums))(*bx)
+        for gi, ei in zip(got_h, want_h):
+            for g, e in zip(gi, ei):
+                check(g, e, rtol=1e-9, atol=1e-11)
+        got_v = gpuad.vmap(lambda *pv: gpuad.hvp(s(gnp, f), pv[: len(xs)], pv[len(xs) :]))(*bx, *[backend.asarray(v) for v in vs])
+        got_v = got_v if isinstance(got_v, tuple) else (got_v,)
+        for g, e in zip(got_v, want_v):
             check(g, e, rtol=1e-9, atol=1e-11)
-    got_v = gpuad.vmap(lambda *pv: gpuad.hvp(s(gnp, f), pv[: len(xs)], pv[len(xs) :]))(*bx, *[backend.asarray(v) for v in vs])
-    want_v = jax.vmap(
-        lambda *pv: jax.jvp(jax.grad(s(jnp, jf), argnums=argnums), pv[: len(xs)], pv[len(xs) :])[1]
-    )(*jx, *[jnp.asarray(v) for v in vs])
-    got_v = got_v if isinstance(got_v, tuple) else (got_v,)
-    for g, e in zip(got_v, want_v):
-        check(g, e, rtol=1e-9, atol=1e-11)
 
 
 def test_jacobian_mode_choice():

@@ -12,6 +12,7 @@ import pytest
 import gpuad
 from gpuad import numpy as gnp
 
+from .conftest import all_backends
 from .spec import SPECS, GpuadNS, JaxNS
 
 jax = pytest.importorskip("jax")
@@ -64,58 +65,45 @@ dtypes = pytest.mark.parametrize("dtype", DTYPES)
 
 @cases
 @dtypes
-def test_value(spec, dtype, backend):
-    """The primal value and its dtype match JAX (float32 stays float32), traced and, on NumPy,
-    also evaluated directly on plain arrays."""
+def test_first_order(spec, dtype):
+    """Value (and its dtype: float32 stays float32), vjp with a random cotangent and jvp with
+    random tangents equal JAX's, on every backend; on NumPy also evaluated on plain arrays.
+    (JAX runs once per case; the backends loop inside, which keeps the suite fast.)"""
     xs = inputs(spec, dtype)
-    expected = theirs(spec)(*to_jax(xs))
-    out, _ = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
-    same_dtype(out, expected)
-    check(out, expected, **tolerances(spec, dtype))
-    if backend.name == "numpy":
-        plain = ours(spec)(*xs)
-        same_dtype(plain, expected)
-        check(plain, expected, **tolerances(spec, dtype))
-
-
-@cases
-@dtypes
-def test_vjp(spec, dtype, backend):
-    """vjp with a random cotangent equals jax.vjp, for every argument."""
-    xs = inputs(spec, dtype)
-    expected_out, jax_pullback = jax.vjp(theirs(spec), *to_jax(xs))
-    w = np.random.default_rng(1).standard_normal(expected_out.shape).astype(expected_out.dtype)
-    out, pullback = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
-    got = pullback(backend.asarray(w))
-    want = jax_pullback(jnp.asarray(w))
-    assert isinstance(got, tuple) and len(got) == len(xs)
-    for g, e, x in zip(got, want, xs):
-        assert gpuad.backend.dtype_name(g.dtype) == x.dtype.name  # cotangent in the input's dtype
-        check(g, e, **tolerances(spec, dtype))
-
-
-@cases
-@dtypes
-def test_jvp(spec, dtype, backend):
-    """jvp with random tangents equals jax.jvp (primal and tangent)."""
-    xs = inputs(spec, dtype)
+    expected, jax_pullback = jax.vjp(theirs(spec), *to_jax(xs))
+    w = np.random.default_rng(1).standard_normal(expected.shape).astype(expected.dtype)
+    want_ct = jax_pullback(jnp.asarray(w))
     ts = [np.random.default_rng(2 + i).standard_normal(x.shape).astype(dtype) for i, x in enumerate(xs)]
-    out, tan = gpuad.jvp(ours(spec), [backend.asarray(x) for x in xs], [backend.asarray(t) for t in ts])
-    e_out, e_tan = jax.jvp(theirs(spec), tuple(to_jax(xs)), tuple(to_jax(ts)))
-    check(out, e_out, **tolerances(spec, dtype))
-    same_dtype(tan, e_tan)
-    check(tan, e_tan, **tolerances(spec, dtype))
+    _, want_t = jax.jvp(theirs(spec), tuple(to_jax(xs)), tuple(to_jax(ts)))
+    tol = tolerances(spec, dtype)
+    for backend in all_backends():
+        out, pullback = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
+        same_dtype(out, expected)
+        check(out, expected, **tol)
+        got = pullback(backend.asarray(w))
+        assert isinstance(got, tuple) and len(got) == len(xs)
+        for g, e, x in zip(got, want_ct, xs):
+            assert gpuad.backend.dtype_name(g.dtype) == x.dtype.name  # cotangent in the input's dtype
+            check(g, e, **tol)
+        out_t, tan = gpuad.jvp(ours(spec), [backend.asarray(x) for x in xs], [backend.asarray(t) for t in ts])
+        check(out_t, expected, **tol)
+        same_dtype(tan, want_t)
+        check(tan, want_t, **tol)
+    plain = ours(spec)(*xs)
+    same_dtype(plain, expected)
+    check(plain, expected, **tol)
 
 
 @cases
-def test_jacrev(spec, backend):
-    """The full Jacobian by reverse mode equals jax.jacrev (float64)."""
+def test_jacrev(spec):
+    """The full Jacobian by reverse mode equals jax.jacrev (float64), on every backend."""
     xs = inputs(spec, "float64")
     argnums = tuple(range(len(xs)))
-    got = gpuad.jacrev(ours(spec), argnums=argnums)(*[backend.asarray(x) for x in xs])
     want = jax.jacrev(theirs(spec), argnums=argnums)(*to_jax(xs))
-    for g, e in zip(got, want):
-        check(g, e, **tolerances(spec, "float64"))
+    for backend in all_backends():
+        got = gpuad.jacrev(ours(spec), argnums=argnums)(*[backend.asarray(x) for x in xs])
+        for g, e in zip(got, want):
+            check(g, e, **tolerances(spec, "float64"))
 
 
 def _scalarized(f, w, xp):
@@ -125,7 +113,7 @@ def _scalarized(f, w, xp):
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.second_order], ids=str)
 @dtypes
-def test_second_order(spec, dtype, backend):
+def test_second_order(spec, dtype):
     """Reverse-over-reverse and forward-over-reverse second derivatives equal JAX's.
 
     With h(x) = sum(w * f(x)), checks grad(x -> sum(v * grad(h)(x))) (a Hessian-vector product by
@@ -146,24 +134,23 @@ def test_second_order(spec, dtype, backend):
 
         return inner
 
-    want = jax.grad(hvp_rr(theirs(spec), jnp, jnp.asarray(w), to_jax(vs), jax.grad), argnums=argnums)(*to_jax(xs))
-    bw, bvs = backend.asarray(w), [backend.asarray(v) for v in vs]
-    bxs = [backend.asarray(x) for x in xs]
-    got = gpuad.grad(hvp_rr(ours(spec), gnp, bw, bvs, gpuad.grad), argnums=argnums)(*bxs)
-    tol = tolerances(spec, dtype)
-    if dtype == "float32":
-        tol = dict(rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
-    for g, e in zip(got, want):
-        check(g, e, **tol)
-
-    # Forward over reverse: jvp of the gradient in direction v.
     def grad_all(f, xp, wv, grad):
         return lambda *a: grad(_scalarized(f, wv, xp), argnums=argnums)(*a)
 
+    want = jax.grad(hvp_rr(theirs(spec), jnp, jnp.asarray(w), to_jax(vs), jax.grad), argnums=argnums)(*to_jax(xs))
     _, want_t = jax.jvp(grad_all(theirs(spec), jnp, jnp.asarray(w), jax.grad), tuple(to_jax(xs)), tuple(to_jax(vs)))
-    _, got_t = gpuad.jvp(grad_all(ours(spec), gnp, bw, gpuad.grad), bxs, bvs)
-    for g, e in zip(got_t, want_t):
-        check(g, e, **tol)
+    tol = tolerances(spec, dtype)
+    if dtype == "float32":
+        tol = dict(rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+    for backend in all_backends():
+        bw, bvs = backend.asarray(w), [backend.asarray(v) for v in vs]
+        bxs = [backend.asarray(x) for x in xs]
+        got = gpuad.grad(hvp_rr(ours(spec), gnp, bw, bvs, gpuad.grad), argnums=argnums)(*bxs)
+        for g, e in zip(got, want):
+            check(g, e, **tol)
+        _, got_t = gpuad.jvp(grad_all(ours(spec), gnp, bw, gpuad.grad), bxs, bvs)
+        for g, e in zip(got_t, want_t):
+            check(g, e, **tol)
 
 
 @cases

@@ -12,6 +12,7 @@ import pytest
 import gpuad
 import gpuad.numpy as gnp
 
+from .conftest import all_backends
 from .spec import SPECS, GpuadNS, JaxNS
 
 jax = pytest.importorskip("jax")
@@ -74,23 +75,24 @@ def cases_for(specs):
 
 @pytest.mark.parametrize("spec, mode", cases_for(SPECS))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_vmap_value_and_per_point_gradient(spec, mode, dtype, backend):
-    """vmap(f) and vmap(grad(sum(w * f))) equal JAX's, with per-point shapes inside."""
+def test_vmap_value_and_per_point_gradient(spec, mode, dtype):
+    """vmap(f) and vmap(grad(sum(w * f))) equal JAX's, with per-point shapes inside, on every
+    backend (JAX runs once; the backends loop inside)."""
     xs, axes = batch_inputs(spec, dtype, mode)
     f = lambda *a: spec.fn(GNS, *a)
     jf = lambda *a: spec.fn(JNS, *a)
-    bxs = [backend.asarray(x) for x in xs]
     want = jax.vmap(jf, in_axes=axes)(*[jnp.asarray(x) for x in xs])
-    check(gpuad.vmap(f, in_axes=axes)(*bxs), want, **tol(spec, dtype))
-
     w = np.random.default_rng(5).standard_normal(want.shape[1:]).astype(want.dtype)
     argnums = tuple(range(len(xs)))
-    h = lambda *a: gnp.sum(f(*a) * backend.asarray(w))
     jh = lambda *a: jnp.sum(jf(*a) * jnp.asarray(w))
-    got = gpuad.vmap(gpuad.grad(h, argnums=argnums), in_axes=axes)(*bxs)
     want_g = jax.vmap(jax.grad(jh, argnums=argnums), in_axes=axes)(*[jnp.asarray(x) for x in xs])
-    for g, e in zip(got, want_g):
-        check(g, e, **tol(spec, dtype))
+    for backend in all_backends():
+        bxs = [backend.asarray(x) for x in xs]
+        check(gpuad.vmap(f, in_axes=axes)(*bxs), want, **tol(spec, dtype))
+        h = lambda *a, bw=backend.asarray(w): gnp.sum(f(*a) * bw)
+        got = gpuad.vmap(gpuad.grad(h, argnums=argnums), in_axes=axes)(*bxs)
+        for g, e in zip(got, want_g):
+            check(g, e, **tol(spec, dtype))
 
 
 @pytest.mark.parametrize("spec", SMALL, ids=str)
@@ -111,7 +113,7 @@ def test_vmap_of_jacrev_and_jacrev_of_vmap(spec):
 
 
 @pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
-def test_vmap_of_second_derivatives(spec, backend):
+def test_vmap_of_second_derivatives(spec):
     """vmap(grad(grad-based hvp)) per point equals JAX's."""
     xs, axes = batch_inputs(spec, "float64", "all")
     rng = np.random.default_rng(11)
@@ -124,24 +126,26 @@ def test_vmap_of_second_derivatives(spec, backend):
         h = lambda *a: ns.sum(spec.fn(ns, *a) * wv)
         return lambda *a: functools.reduce(ns.add, [ns.sum(g * v) for g, v in zip(grad(h, argnums=argnums)(*a), vv)])
 
-    got = gpuad.vmap(gpuad.grad(hvp(GNS, gpuad.grad, backend.asarray(w), [backend.asarray(v) for v in vs]), argnums=argnums))(
-        *[backend.asarray(x) for x in xs]
-    )
     want = jax.vmap(jax.grad(hvp(JNS, jax.grad, jnp.asarray(w), [jnp.asarray(v) for v in vs]), argnums=argnums))(
         *[jnp.asarray(x) for x in xs]
     )
-    for g, e in zip(got, want):
-        check(g, e, rtol=1e-9, atol=1e-11)
+    for backend in all_backends():
+        got = gpuad.vmap(
+            gpuad.grad(hvp(GNS, gpuad.grad, backend.asarray(w), [backend.asarray(v) for v in vs]), argnums=argnums)
+        )(*[backend.asarray(x) for x in xs])
+        for g, e in zip(got, want):
+            check(g, e, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("spec", SMALL, ids=str)
-def test_vmap_of_vmap(spec, backend):
+def test_vmap_of_vmap(spec):
     rng = np.random.default_rng(3)
     xs = [np.stack([np.stack([d.sample(rng, "float64") for _ in range(2)]) for _ in range(B)]) for d in spec.args]
     f = lambda *a: spec.fn(GNS, *a)
-    got = gpuad.vmap(gpuad.vmap(f))(*[backend.asarray(x) for x in xs])
     want = jax.vmap(jax.vmap(lambda *a: spec.fn(JNS, *a)))(*[jnp.asarray(x) for x in xs])
-    check(got, want, rtol=1e-10, atol=1e-12)
+    for backend in all_backends():
+        got = gpuad.vmap(gpuad.vmap(f))(*[backend.asarray(x) for x in xs])
+        check(got, want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5])
