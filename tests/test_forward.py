@@ -12,7 +12,7 @@ import gpuad
 import gpuad.numpy as gnp
 
 from .conftest import all_backends
-from .spec import SPECS, GpuadNS, JaxNS
+from .spec import SPECS, GpuadNS, JaxNS, core
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -20,7 +20,7 @@ import jax.numpy as jnp  # noqa: E402
 
 GNS = GpuadNS()
 JNS = JaxNS()
-SMALL = [s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)]
+SMALL = core([s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)])
 
 
 def inputs(spec, dtype="float64", seed=0):

@@ -13,7 +13,7 @@ import gpuad
 import gpuad.numpy as gnp
 
 from .conftest import all_backends
-from .spec import SPECS, GpuadNS, JaxNS
+from .spec import SPECS, GpuadNS, JaxNS, core
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -22,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 GNS = GpuadNS()
 JNS = JaxNS()
 B = 3
-SMALL = [s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)]
+SMALL = core([s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)])
 
 
 def tol(spec, dtype):
