@@ -15,6 +15,7 @@ from .custom import custom_jvp, custom_vjp
 from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
 from .transforms import checkpoint, grad, jacrev, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
+from .wengert import make_tape
 
 __version__ = "0.1.0"
 
@@ -48,4 +49,5 @@ __all__ = [
     "tree_map",
     "tree_leaves",
     "tree_structure",
+    "make_tape",
 ]

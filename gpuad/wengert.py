@@ -1,0 +1,940 @@
+"""See inside a recording: the Wengert list of a function, its tables of values, tangents and
+adjoints, and its computational graph.
+
+``make_tape(f)(*args)`` runs ``f`` once on a tape that keeps every intermediate value and returns a
+:class:`Tape`. Printing it gives the Wengert list (one line per operation, like ``jax.make_jaxpr``);
+``tape.table(point=i)`` gives the table of the seed notes for one point of a batch (primal value,
+forward-mode tangent and reverse-mode adjoint of every intermediate); ``tape.to_dot()`` gives the
+graph as Graphviz DOT text.
+
+Tangents and adjoints are computed by the public transforms (``gpuad.jvp`` and ``gpuad.vjp``) on a
+replay of the recorded program, so the table shows exactly what gpuad computes. This is a debugging
+tool: it keeps every intermediate, and the tables copy the chosen point to the host.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy  # host-ok: display only; values reach it through _host()
+
+from . import backend
+from .reverse import ReverseTrace, ReverseTracer
+from .tracing import Tracer, bind, open_trace
+from .tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
+
+__all__ = ["make_tape", "Tape", "Operation", "Table", "Row"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording: a reverse-mode trace that also keeps every value
+# ---------------------------------------------------------------------------------------------
+
+
+class _KeepingTrace(ReverseTrace):
+    """A reverse-mode tape that also keeps the output value of every record and every input of
+    it (the ordinary tape keeps only what the VJP rules read)."""
+
+    def __init__(self, level: int, xp: Any, device: Any = None):
+        super().__init__(level, xp, device)
+        self.values: dict[int, Any] = {}  # node -> primal value
+        self.full_args: dict[int, list[Any]] = {}  # record index -> every input value
+
+    def _primals(self, args: Sequence[Any]) -> list[Any]:
+        return [a.primal if type(a) is ReverseTracer and a._trace is self else a for a in args]
+
+    def new_input(self, value: Any) -> ReverseTracer:
+        tracer = super().new_input(value)
+        self.values[tracer.node] = value
+        return tracer
+
+    def process(self, prim: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        start = len(self.tape)
+        out = super().process(prim, args, params)
+        if len(self.tape) > start:
+            self.full_args[len(self.tape) - 1] = self._primals(args)
+            if type(out) is ReverseTracer and out.node is not None:
+                self.values[out.node] = out.primal
+        return out
+
+    def checkpoint_call(self, fun: Any, flat_args: list[Any], in_tree: Any) -> Any:
+        start = len(self.tape)
+        out = super().checkpoint_call(fun, flat_args, in_tree)
+        if len(self.tape) > start:
+            self.full_args[len(self.tape) - 1] = self._primals(flat_args)
+            for leaf in tree_leaves(out):
+                if type(leaf) is ReverseTracer and leaf._trace is self and leaf.node is not None:
+                    self.values[leaf.node] = leaf.primal
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The recorded program
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One line of the Wengert list: ``outputs = prim(inputs, **params)``. ``inputs`` holds a name
+    per input (or a constant's text), ``shape``/``dtype`` describe the (first) output."""
+
+    outputs: tuple[str, ...]
+    prim: str
+    inputs: tuple[str, ...]
+    params: dict[str, Any]
+    shape: tuple[int, ...]
+    dtype: str
+    batched: bool
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.outputs)
+
+    @property
+    def expression(self) -> str:
+        """The right-hand side, e.g. ``x1 * x2`` or ``sum(v3, axis=(-1,), keepdims=False)``."""
+        return _expression(self.prim, self.inputs, self.params)
+
+
+class Tape:
+    """A recorded program with all its values: what :func:`make_tape` returns.
+
+    ``str(tape)`` is the Wengert list; ``tape.table(point=i)`` the table of values, tangents and
+    adjoints; ``tape.to_dot()`` the graph. ``tape.value(name)`` is the recorded value of an input
+    or intermediate (an array of the inputs' library).
+    """
+
+    def __init__(self, *, fun_name, input_names, input_nodes, batched_inputs, xp, device, records, full_args,
+                 values, out_leaves, out_tree, batch_size):
+        self.fun_name: str = fun_name
+        self.batch_size: int | None = batch_size
+        self._input_names: list[str] = input_names
+        self._input_nodes: list[int] = input_nodes
+        self._xp, self._device = xp, device
+        self._records = records
+        self._full_args = full_args
+        self._values = values
+        self._out_leaves = out_leaves  # per output leaf: ("node", id) or ("const", value)
+        self._out_tree = out_tree
+        self._names: dict[int, str] = dict(zip(input_nodes, input_names))
+        self._batched: dict[int, bool] = dict(zip(input_nodes, batched_inputs))
+        count = 0
+        for rec in records:
+            for n in _out_nodes(rec):
+                if n is not None:
+                    count += 1
+                    self._names[n] = f"v{count}"
+        for rec in records:
+            batched_in = any(n is not None and self._batched.get(n, False) for n in rec.in_nodes)
+            for n in _out_nodes(rec):
+                if n is not None:
+                    shape = tuple(values[n].shape)
+                    self._batched[n] = bool(
+                        batch_size is not None and batched_in and len(shape) >= 1 and shape[0] == batch_size
+                    )
+        self.operations: list[Operation] = [self._operation(i, rec) for i, rec in enumerate(records)]
+
+    # -- what the program is ----------------------------------------------------------------
+
+    @property
+    def inputs(self) -> list[str]:
+        """The names of the inputs, in the order of the function's (flattened) arguments."""
+        return list(self._input_names)
+
+    @property
+    def outputs(self) -> list[str]:
+        """The name of each output leaf (``const`` for an output that does not depend on the inputs)."""
+        return [self._names[v] if kind == "node" else "const" for kind, v in self._out_leaves]
+
+    @property
+    def names(self) -> list[str]:
+        """Every input and intermediate, in recording order."""
+        return list(self._input_names) + [n for op in self.operations for n in op.outputs]
+
+    def __len__(self) -> int:
+        return len(self.operations)
+
+    def value(self, name: str) -> Any:
+        """The recorded value of an input or intermediate, by name (an array of the inputs' library)."""
+        node = self._node(name)
+        return self._values[node]
+
+    def _node(self, name: str) -> int:
+        for node, n in self._names.items():
+            if n == name:
+                return node
+        raise KeyError(f"make_tape: no input or intermediate is named {name!r}; the names are {self.names}")
+
+    def _operation(self, i: int, rec: Any) -> Operation:
+        outs = tuple(self._names[n] for n in _out_nodes(rec) if n is not None)
+        first = next(n for n in _out_nodes(rec) if n is not None)
+        ins = tuple(
+            self._names[n] if n is not None else _const_text(a) for n, a in zip(rec.in_nodes, self._full_args[i])
+        )
+        in_ndim = None
+        if rec.in_nodes and rec.in_nodes[0] is not None:
+            in_ndim = len(self._values[rec.in_nodes[0]].shape)
+        params = _shown_params(rec.prim.name, rec.params, in_ndim)
+        v = self._values[first]
+        return Operation(
+            outs, rec.prim.name, ins, params, tuple(v.shape), backend.dtype_name(v.dtype), self._batched[first]
+        )
+
+    def __str__(self) -> str:
+        lines = [self._header()]
+        rows = []
+        star = "*" if self.batch_size is not None else ""
+        for name, node in zip(self._input_names, self._input_nodes):
+            v = self._values[node]
+            rows.append((f"{name} = input", _shape_text(v.shape), backend.dtype_name(v.dtype),
+                         star if self._batched[node] else ""))
+        for op in self.operations:
+            rows.append((f"{op.name} = {op.expression}", _shape_text(op.shape), op.dtype, star if op.batched else ""))
+        w0 = max(len(r[0]) for r in rows)
+        w1 = max(len(r[1]) for r in rows)
+        for a, b, c, d in rows:
+            lines.append(f"  {a.ljust(w0)}   {b.ljust(w1)}  {c}{'  ' + d if d else ''}".rstrip())
+        lines.append(f"  output: {self._output_text()}")
+        if self.batch_size is not None:
+            lines.append(f"  (* per point: point=i takes element i along axis 0, the batch of {self.batch_size})")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _header(self) -> str:
+        n_in, n_op, n_out = len(self._input_names), len(self.operations), len(self._out_leaves)
+        text = (f"Wengert list of {self.fun_name}: {n_in} input{'s' * (n_in != 1)}, {n_op} "
+                f"operation{'s' * (n_op != 1)}, {n_out} output{'s' * (n_out != 1)}")
+        return text
+
+    def _output_text(self) -> str:
+        names = self.outputs
+        if self._out_tree.kind == "leaf":
+            return names[0]
+        return str(tree_unflatten(self._out_tree, names)).replace("'", "")
+
+    # -- replaying it ------------------------------------------------------------------------
+
+    def _replay(self, inputs: Sequence[Any], eps: dict[int, Any] | None = None) -> dict[int, Any]:
+        """Evaluate the recorded program again with the primitives (so that an enclosing transform
+        sees every operation): node -> value. ``eps`` adds a perturbation to chosen nodes."""
+        env: dict[int, Any] = dict(zip(self._input_nodes, inputs))
+        for i, rec in enumerate(self._records):
+            args = [env[n] if n is not None else a for n, a in zip(rec.in_nodes, self._full_args[i])]
+            if isinstance(rec.out_node, tuple):
+                outs = _replay_multi(rec, args)
+                for n, o in zip(rec.out_node, outs):
+                    if n is not None and n >= 0:
+                        env[n] = o
+            else:
+                env[rec.out_node] = bind(rec.prim, *args, **rec.params)
+            if eps:
+                for n in _out_nodes(rec):
+                    if n in eps:
+                        from . import numpy as gnp
+
+                        env[n] = gnp.add(env[n], eps[n])
+        return env
+
+    def _all_nodes(self) -> list[int]:
+        return list(self._input_nodes) + [n for rec in self._records for n in _out_nodes(rec) if n is not None]
+
+    def _tangents(self, tangent: Any) -> tuple[list[Any], str]:
+        from .forward_transforms import jvp
+
+        ins = [self._values[n] for n in self._input_nodes]
+        tans, label = self._tangent_inputs(tangent)
+        nodes = self._all_nodes()
+
+        def everything(*xs: Any) -> tuple[Any, ...]:
+            env = self._replay(xs)
+            return tuple(env[n] for n in nodes)
+
+        _, ts = jvp(everything, tuple(ins), tuple(tans))
+        return list(ts), label
+
+    def _adjoints(self, cotangent: Any) -> tuple[list[Any], str]:
+        from .transforms import vjp
+        from . import numpy as gnp
+
+        ins = [self._values[n] for n in self._input_nodes]
+        inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and _is_float(self._values[n])]
+        eps0 = [gnp.zeros_like(self._values[n]) for n in inner]
+        out_nodes = [v for kind, v in self._out_leaves if kind == "node"]
+        cts, label = self._cotangents(cotangent, out_nodes)
+
+        def outputs(xs: Any, eps: Any) -> tuple[Any, ...]:
+            env = self._replay(xs, dict(zip(inner, eps)))
+            return tuple(env[n] for n in out_nodes)
+
+        _, pullback = vjp(outputs, tuple(ins), tuple(eps0))
+        g_in, g_inner = pullback(tuple(cts))
+        adj = dict(zip(self._input_nodes, g_in))
+        adj.update(zip(inner, g_inner))
+        return [adj.get(n) for n in self._all_nodes()], label
+
+    def _tangent_inputs(self, tangent: Any) -> tuple[list[Any], str]:
+        """One tangent per input: e_k of the per-point inputs (an int k), or arrays given per input."""
+        from . import numpy as gnp
+
+        ins = [self._values[n] for n in self._input_nodes]
+        if tangent is None:
+            tangent = 0
+        if isinstance(tangent, int) and not isinstance(tangent, bool):
+            sizes = [_size(self._point_shape(n)) for n in self._input_nodes]
+            total = sum(sizes)
+            if not 0 <= tangent < total:
+                raise ValueError(
+                    f"make_tape table: tangent={tangent} picks an input coordinate, but the inputs have "
+                    f"{total} coordinate(s) per point; use 0 to {total - 1}, or give one array per input"
+                )
+            out = []
+            label = ""
+            offset = 0
+            for name, n, x, size in zip(self._input_names, self._input_nodes, ins, sizes):
+                k = tangent - offset
+                offset += size
+                if not 0 <= k < size:
+                    out.append(gnp.zeros_like(x))
+                    continue
+                shape = self._point_shape(n)
+                onehot = gnp.astype(gnp.arange(size, device=self._device) == k, x.dtype)
+                t = gnp.broadcast_to(gnp.reshape(onehot, shape), tuple(x.shape))
+                out.append(t)
+                label = f"{name}{_index_text(shape, k)} = 1"
+            return out, label
+        if isinstance(tangent, (tuple, list)):
+            given = list(tangent)
+        elif len(ins) == 1:
+            given = [tangent]
+        else:
+            given = None
+        if given is None or len(given) != len(ins):
+            raise ValueError(
+                f"make_tape table: tangent must be an int (an input coordinate) or a tuple with one array "
+                f"(or None) per input ({len(ins)}: {', '.join(self._input_names)}), got "
+                + (f"{len(given)} entries" if given is not None else type(tangent).__name__)
+            )
+        out = []
+        for name, x, t in zip(self._input_names, ins, given):
+            out.append(gnp.zeros_like(x) if t is None else _fit(t, x, f"the tangent of {name}"))
+        return out, "given"
+
+    def _cotangents(self, cotangent: Any, out_nodes: list[int]) -> tuple[list[Any], str]:
+        from . import numpy as gnp
+
+        node_leaves = [(kind, v) for kind, v in self._out_leaves]
+        if cotangent is None:
+            names = [self._names[n] for n in out_nodes]
+            return [gnp.ones_like(self._values[n]) for n in out_nodes], " + ".join(names) or "nothing"
+        given, tree = tree_flatten(cotangent)
+        if tree != self._out_tree:
+            raise ValueError(
+                f"make_tape table: cotangent has structure {tree} but the function's output has structure "
+                f"{self._out_tree}"
+            )
+        cts = []
+        for (kind, v), c, name in zip(node_leaves, given, self.outputs):
+            if kind != "node":
+                continue
+            cts.append(gnp.zeros_like(self._values[v]) if c is None else _fit(c, self._values[v], f"the cotangent of {name}"))
+        return cts, "given"
+
+    def _point_shape(self, node: int) -> tuple[int, ...]:
+        shape = tuple(self._values[node].shape)
+        return shape[1:] if self._batched[node] else shape
+
+    # -- the table ---------------------------------------------------------------------------
+
+    def table(self, point: int | None = None, tangent: Any = None, cotangent: Any = None, digits: int = 3) -> "Table":
+        """The table of the seed notes: for every input and intermediate, its primal value, its
+        tangent (forward mode) and its adjoint (reverse mode), at batch point ``point``.
+
+        * ``point``: with a batch (``make_tape(..., batch_axis=0)``), the point whose values to show:
+          element ``point`` along axis 0 of every per-point value; values that are not per point
+          (constants, a sum over the batch) are shown whole. Without a batch, leave it None.
+        * ``tangent``: the input direction of the forward-mode column. An int ``k`` is the k-th
+          coordinate of one point's inputs, flattened in argument order (default 0: the first
+          coordinate of the first input, at every point); or one array (or None) per input,
+          broadcast to its shape.
+        * ``cotangent``: the output weights of the adjoint column; default ones for every output,
+          so a per-point output gives every point its own adjoints ``d f(point) / d v``.
+        * ``digits``: decimals in the printed table (the rows keep full precision).
+
+        >>> import numpy as np, gpuad, gpuad.numpy as gnp
+        >>> tape = gpuad.make_tape(lambda x, y: gnp.sin(x) * y)(np.asarray(0.0), np.asarray(2.0))
+        >>> print(tape.table())
+        Wengert table of <lambda>: tangent x = 1 (forward mode), adjoint of v2 (reverse mode)
+          name  operation  primal  tangent  adjoint
+          x     input       0.000    1.000    2.000
+          y     input       2.000    0.000    0.000
+          v1    sin(x)      0.000    1.000    2.000
+          v2    v1 * y      0.000    2.000    1.000
+        """
+        if not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 17:
+            raise ValueError(f"make_tape table: digits must be an int from 0 to 17, got {digits!r}")
+        if point is not None:
+            if self.batch_size is None:
+                raise ValueError(
+                    "make_tape table: point= needs a batch; record with make_tape(f, batch_axis=0) to say that "
+                    "axis 0 of the inputs is the batch, or leave point=None to show whole values"
+                )
+            if not isinstance(point, int) or isinstance(point, bool):
+                raise TypeError(f"make_tape table: point must be an int, got {type(point).__name__}")
+            if not -self.batch_size <= point < self.batch_size:
+                raise IndexError(
+                    f"make_tape table: point {point} is out of range for a batch of {self.batch_size} points"
+                )
+            point %= self.batch_size
+        tangents, t_label = self._tangents(tangent)
+        adjoints, a_label = self._adjoints(cotangent)
+        rows = []
+        nodes = self._all_nodes()
+        ops = {n: (op, rec) for op, rec in zip(self.operations, self._records) for n in _out_nodes(rec) if n is not None}
+        for node, t, a in zip(nodes, tangents, adjoints):
+            if node in ops:
+                op = ops[node][0]
+                operation, inputs = op.expression, op.inputs
+                if len(op.outputs) > 1:
+                    operation = f"{operation}[{op.outputs.index(self._names[node])}]"
+            else:
+                operation, inputs = "input", ()
+            v = self._values[node]
+            sel = point if (point is not None and self._batched[node]) else None
+            rows.append(
+                Row(
+                    name=self._names[node],
+                    operation=operation,
+                    inputs=inputs,
+                    shape=tuple(v.shape[1:]) if sel is not None else tuple(v.shape),
+                    dtype=backend.dtype_name(v.dtype),
+                    batched=self._batched[node],
+                    primal=_host(v, sel),
+                    tangent=_host(t, sel, like=v),
+                    adjoint=_host(a, sel, like=v),
+                )
+            )
+        where = "" if point is None else f" at point {point} of {self.batch_size}"
+        title = (f"Wengert table of {self.fun_name}{where}: tangent {t_label} (forward mode), "
+                 f"adjoint of {a_label} (reverse mode)")
+        return Table(title, rows, digits)
+
+    # -- the graph ---------------------------------------------------------------------------
+
+    def to_dot(self) -> str:
+        """The computational graph as Graphviz DOT text: a box per input, an ellipse per operation,
+        a plain node per constant, a double box per output, edges from inputs to their uses.
+
+        >>> import numpy as np, gpuad, gpuad.numpy as gnp
+        >>> dot = gpuad.make_tape(lambda x: gnp.sin(x) * 2.0)(np.asarray(1.0)).to_dot()
+        >>> print(dot.splitlines()[0])
+        digraph "<lambda>" {
+        """
+        lines = [f"digraph {_q(self.fun_name)} {{", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        for name, node in zip(self._input_names, self._input_nodes):
+            v = self._values[node]
+            lines.append(f"  {_q(name)} [shape=box, style=rounded, label={_q(name + chr(10) + _shape_text(v.shape))}];")
+        const = 0
+        edges = []
+        for op, rec in zip(self.operations, self._records):
+            node_id = op.outputs[0]
+            label = f"{op.name} = {op.expression}\n{_shape_text(op.shape)} {op.dtype}"
+            lines.append(f"  {_q(node_id)} [shape=ellipse, label={_q(label)}];")
+            for n, text in zip(rec.in_nodes, op.inputs):
+                if n is None:
+                    const += 1
+                    cid = f"const{const}"
+                    lines.append(f"  {_q(cid)} [shape=plaintext, label={_q(text)}];")
+                    edges.append((cid, node_id))
+                else:
+                    edges.append((self._names[n], node_id))
+            for extra in op.outputs[1:]:
+                lines.append(f"  {_q(extra)} [shape=point, xlabel={_q(extra)}];")
+                edges.append((node_id, extra))
+        for k, (kind, v) in enumerate(self._out_leaves):
+            oid = f"output{k}"
+            lines.append(f"  {_q(oid)} [shape=box, peripheries=2, label={_q('output ' + str(k) if len(self._out_leaves) > 1 else 'output')}];")
+            if kind == "node":
+                edges.append((self._names[v], oid))
+            else:
+                const += 1
+                cid = f"const{const}"
+                lines.append(f"  {_q(cid)} [shape=plaintext, label={_q(_const_text(v))}];")
+                edges.append((cid, oid))
+        lines.extend(f"  {_q(a)} -> {_q(b)};" for a, b in edges)
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_graphviz(self) -> Any:
+        """The graph as a ``graphviz.Source`` (renders in Jupyter; ``.render()`` writes a file).
+        Needs the optional ``graphviz`` Python package and Graphviz's ``dot`` program to render;
+        :meth:`to_dot` needs neither."""
+        try:
+            import graphviz
+        except ImportError:
+            raise ImportError(
+                "Tape.to_graphviz needs the optional 'graphviz' Python package (pip install graphviz) and "
+                "Graphviz's dot program to render; Tape.to_dot() gives the same graph as DOT text without them"
+            ) from None
+        return graphviz.Source(self.to_dot())
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of one point
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a :class:`Table`: an input or intermediate and its values at the chosen point
+    (NumPy arrays; a 0-d array for a scalar). ``tangent``/``adjoint`` are None where the value has
+    no derivative (an integer value)."""
+
+    name: str
+    operation: str
+    inputs: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    batched: bool
+    primal: Any
+    tangent: Any
+    adjoint: Any
+
+
+class Table:
+    """The rows of a Wengert table (``table.rows``, ``table["v3"]``, iteration) and their printed
+    form (``str(table)``)."""
+
+    def __init__(self, title: str, rows: list[Row], digits: int = 3):
+        self.title = title
+        self.rows = rows
+        self.digits = digits
+
+    def __iter__(self) -> Any:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, name: str) -> Row:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no row named {name!r}; the rows are {[r.name for r in self.rows]}")
+
+    def __str__(self) -> str:
+        d = self.digits
+        cells = [("name", "operation", "primal", "tangent", "adjoint")]
+        for r in self.rows:
+            cells.append((r.name, r.operation, _fmt(r.primal, d), _fmt(r.tangent, d), _fmt(r.adjoint, d)))
+        widths = [max(len(c[i]) for c in cells) for i in range(5)]
+        lines = [self.title]
+        for c in cells:
+            lines.append(
+                "  " + "  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1])] + [c[i].rjust(widths[i]) for i in (2, 3, 4)])
+            )
+        return "\n".join(line.rstrip() for line in lines)
+
+    __repr__ = __str__
+
+
+# ---------------------------------------------------------------------------------------------
+# make_tape
+# ---------------------------------------------------------------------------------------------
+
+
+def make_tape(
+    fun: Callable[..., Any],
+    argnums: int | Sequence[int] | None = None,
+    *,
+    batch_axis: int | None | Sequence[int | None] = None,
+) -> Callable[..., Tape]:
+    """A function that records ``fun`` on a tape and returns the :class:`Tape`: the Wengert list of
+    the program ``fun`` ran, with every value, like ``jax.make_jaxpr`` for gpuad's tape.
+
+    * ``argnums``: the positional arguments whose (floating-point) arrays are the tape's inputs;
+      default all of them. Everything else (other arguments, integer arrays, Python numbers) is a
+      constant of the program.
+    * ``batch_axis``: None (no batch), or 0 when axis 0 of the inputs is a batch of points
+      (``fun`` written on batches, e.g. with ``x[..., 0]``, or ``gpuad.vmap(f)`` of a per-point
+      ``f``); a tuple gives one entry (0 or None) per argument. An intermediate is per point when
+      it depends on a batched input and its axis 0 has the batch's size; ``table(point=i)`` shows
+      element i of those. Pick a batch size that differs from the per-point sizes.
+
+    Inputs are named after ``fun``'s parameters (``x``, ``params.w`` for a dict leaf, ``xs.0`` for
+    a tuple element); intermediates are ``v1, v2, ...`` in the order they were computed, as in the
+    seed notes.
+
+    >>> import numpy as np, gpuad, gpuad.numpy as gnp
+    >>> def f(x1, x2):
+    ...     return gnp.log(x1) + x1 * x2
+    >>> print(gpuad.make_tape(f)(np.asarray(2.0), np.asarray(5.0)))
+    Wengert list of f: 2 inputs, 3 operations, 1 output
+      x1 = input     ()  float64
+      x2 = input     ()  float64
+      v1 = log(x1)   ()  float64
+      v2 = x1 * x2   ()  float64
+      v3 = v1 + v2   ()  float64
+      output: v3
+    """
+    if not callable(fun):
+        raise TypeError(f"make_tape: expected a function to record, got {type(fun).__name__} ({fun!r:.80})")
+    from .transforms import _normalize_argnums
+
+    nums = None if argnums is None else _normalize_argnums(argnums, "make_tape")
+    axes_spec = _check_batch_axis(batch_axis)
+    fun_name = getattr(fun, "__name__", None) or type(fun).__name__
+
+    def recorder(*args: Any, **kwargs: Any) -> Tape:
+        from .transforms import _arg_label, _common_namespace, _resolve_argnums
+
+        positions = tuple(range(len(args))) if nums is None else _resolve_argnums(nums, len(args), "make_tape", argnums)
+        if isinstance(axes_spec, tuple) and len(axes_spec) != len(args):
+            raise ValueError(
+                f"make_tape: batch_axis has {len(axes_spec)} entries but the function was called with "
+                f"{len(args)} positional arguments; give one entry (0 or None) per argument"
+            )
+        leaves_per_arg = []
+        slots = []  # (arg position, leaf index, label, batched)
+        used: set[str] = set()
+        for pos, arg in enumerate(args):
+            leaves, tree = tree_flatten(arg)
+            leaves_per_arg.append((leaves, tree))
+            if pos not in positions:
+                continue
+            base = _param_name(fun, pos)
+            axis = axes_spec[pos] if isinstance(axes_spec, tuple) else axes_spec
+            for j, (leaf, path) in enumerate(zip(leaves, _leaf_paths(tree))):
+                if not _is_float_array(leaf):
+                    continue
+                name = _unique(base + path, used)
+                if axis is not None and len(leaf.shape) == 0:
+                    raise ValueError(
+                        f"make_tape: {_arg_label(fun, pos)}{' leaf ' + path if path else ''} is batched "
+                        f"(batch_axis=0) but is 0-dimensional; give it a batch axis or use None for it in batch_axis"
+                    )
+                slots.append((pos, j, name, axis is not None))
+        if not slots:
+            raise TypeError(
+                "make_tape: no input to record: the arguments hold no floating-point array"
+                + ("" if nums is None else f" among argnums={argnums!r}")
+                + "; pass the values to follow as float arrays (e.g. np.asarray(2.0))"
+            )
+        batch_size = None
+        first = None
+        for pos, j, name, batched in slots:
+            if not batched:
+                continue
+            n = leaves_per_arg[pos][0][j].shape[0]
+            if batch_size is None:
+                batch_size, first = n, name
+            elif n != batch_size:
+                raise ValueError(
+                    f"make_tape: the batched inputs disagree on the batch size: {first} has {batch_size} points "
+                    f"along axis 0 but {name} has {n}"
+                )
+        arrays = [leaves_per_arg[pos][0][j] for pos, j, _, _ in slots]
+        xp, device = _common_namespace(arrays, [s[2] for s in slots])
+        with open_trace(_KeepingTrace, xp, device=device) as trace:
+            new_leaves = [list(leaves) for leaves, _ in leaves_per_arg]
+            tracers = []
+            for pos, j, _, _ in slots:
+                t = trace.new_input(new_leaves[pos][j])
+                new_leaves[pos][j] = t
+                tracers.append(t)
+            call_args = [tree_unflatten(tree, leaves) for leaves, (_, tree) in zip(new_leaves, leaves_per_arg)]
+            out = fun(*call_args, **kwargs)
+        out_flat, out_tree = tree_flatten(out)
+        out_leaves = []
+        for o in out_flat:
+            if type(o) is ReverseTracer and o._trace is trace and o.node is not None:
+                out_leaves.append(("node", o.node))
+            else:
+                out_leaves.append(("const", o.primal if type(o) is ReverseTracer and o._trace is trace else o))
+        return Tape(
+            fun_name=fun_name,
+            input_names=[s[2] for s in slots],
+            input_nodes=[t.node for t in tracers],
+            batched_inputs=[s[3] for s in slots],
+            xp=xp,
+            device=device,
+            records=[r for r in trace.tape if r is not None],
+            full_args=[trace.full_args[i] for i, r in enumerate(trace.tape) if r is not None],
+            values=trace.values,
+            out_leaves=out_leaves,
+            out_tree=out_tree,
+            batch_size=batch_size,
+        )
+
+    recorder.__name__ = f"make_tape({fun_name})"
+    recorder.__doc__ = f"Record {fun_name} on a tape and return the Tape."
+    return recorder
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_batch_axis(spec: Any) -> Any:
+    def one(a: Any) -> Any:
+        if a is None:
+            return None
+        if isinstance(a, bool) or not isinstance(a, int):
+            raise TypeError(f"make_tape: batch_axis entries must be 0 or None, got {a!r}")
+        if a != 0:
+            raise ValueError(
+                f"make_tape: batch_axis={a} is not supported: the batch must be axis 0 (move it first with "
+                "gnp.moveaxis(x, axis, 0)), or None for no batch"
+            )
+        return 0
+
+    if isinstance(spec, (tuple, list)):
+        return tuple(one(a) for a in spec)
+    return one(spec)
+
+
+def _out_nodes(rec: Any) -> tuple[int | None, ...]:
+    if isinstance(rec.out_node, tuple):
+        return tuple(n if n is not None and n >= 0 else None for n in rec.out_node)
+    return (rec.out_node,)
+
+
+def _replay_multi(rec: Any, args: list[Any]) -> list[Any]:
+    """Replay a record with several outputs. Checkpointed segments are simply run again (their
+    derivatives are those of their inside)."""
+    if rec.prim.name == "checkpoint":
+        fun, in_tree = rec.params["fun"], rec.params["in_tree"]
+        return [o if hasattr(o, "shape") else None for o in tree_flatten(fun(*tree_unflatten(in_tree, args)))[0]]
+    raise NotImplementedError(f"make_tape cannot replay a '{rec.prim.name}' record with several outputs")
+
+
+def _is_float_array(x: Any) -> bool:
+    from . import numpy as gnp
+
+    return (isinstance(x, Tracer) or backend.is_array(x)) and gnp.isdtype(x.dtype, "real floating")
+
+
+def _is_float(x: Any) -> bool:
+    from . import numpy as gnp
+
+    return gnp.isdtype(x.dtype, "real floating")
+
+
+def _param_name(fun: Callable[..., Any], pos: int) -> str:
+    import inspect
+
+    try:
+        params = [
+            p.name for p in inspect.signature(fun).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if pos < len(params):
+            return params[pos]
+        var = [p.name for p in inspect.signature(fun).parameters.values() if p.kind == p.VAR_POSITIONAL]
+        if var:
+            return f"{var[0]}{pos - len(params)}"
+    except (TypeError, ValueError):
+        pass
+    return f"arg{pos}"
+
+
+def _leaf_paths(tree: TreeDef) -> list[str]:
+    """A suffix per leaf: '' for a leaf argument, '.w' for a dict key, '.0' for a tuple element."""
+    out: list[str] = []
+
+    def walk(d: TreeDef, prefix: str) -> None:
+        if d.kind == "leaf":
+            out.append(prefix)
+        elif d.kind == "dict":
+            for k, c in zip(d.meta, d.children):
+                walk(c, f"{prefix}.{k}")
+        elif d.kind == "namedtuple":
+            for k, c in zip(d.meta._fields, d.children):
+                walk(c, f"{prefix}.{k}")
+        else:
+            for i, c in enumerate(d.children):
+                walk(c, f"{prefix}.{i}")
+
+    walk(tree, "")
+    return out
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """Input names must not collide with each other or with the v1, v2, ... of intermediates."""
+    if re.fullmatch(r"v\d+", name) or keyword.iskeyword(name) or name == "const":
+        name = f"{name}_"
+    base, k = name, 1
+    while name in used:
+        k += 1
+        name = f"{base}_{k}"
+    used.add(name)
+    return name
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _index_text(shape: tuple[int, ...], k: int) -> str:
+    if not shape:
+        return ""
+    idx = numpy.unravel_index(k, shape)
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+
+
+def _fit(t: Any, x: Any, what: str) -> Any:
+    """``t`` as an array of ``x``'s shape, dtype, library and device (broadcast if it is smaller)."""
+    from . import numpy as gnp
+
+    if not (isinstance(t, Tracer) or backend.is_array(t)):
+        raise TypeError(f"make_tape table: {what} must be an array or None, got {type(t).__name__}")
+    try:
+        shape = numpy.broadcast_shapes(tuple(t.shape), tuple(x.shape))
+    except ValueError:
+        shape = None
+    if shape != tuple(x.shape):
+        raise ValueError(
+            f"make_tape table: {what} has shape {tuple(t.shape)}, which does not broadcast to the value's "
+            f"shape {tuple(x.shape)}"
+        )
+    t = gnp.broadcast_to(t, tuple(x.shape)) if tuple(t.shape) != tuple(x.shape) else t
+    return gnp.astype(t, x.dtype) if t.dtype != x.dtype else t
+
+
+def _host(v: Any, point: int | None, like: Any = None) -> Any:
+    """A NumPy copy of ``v`` (element ``point`` along axis 0 if given): only what the table shows
+    crosses to the host. None stays None for integer values; a missing derivative is zero."""
+    if v is None:
+        if like is None or not _is_float(like):
+            return None
+        shape = tuple(like.shape[1:]) if point is not None else tuple(like.shape)
+        return numpy.zeros(shape, dtype=backend.dtype_name(like.dtype))  # host-ok: display
+    if like is not None and not _is_float(like):
+        return None
+    if point is not None:
+        v = v[point, ...]
+    return numpy.array(backend.to_numpy(backend.materialize(v)))  # host-ok: the one copy for display
+
+
+def _fmt(v: Any, digits: int) -> str:
+    if v is None:
+        return "-"
+    a = numpy.asarray(v)
+    if a.ndim == 0:
+        return _fmt_scalar(a.item(), digits)
+    flat = a.reshape(-1)
+    items = [_fmt_scalar(x, digits) for x in flat[:4].tolist()]
+    if flat.size > 5:
+        items = items[:3] + ["...", _fmt_scalar(flat[-1].item(), digits)]
+    elif flat.size == 5:
+        items.append(_fmt_scalar(flat[4].item(), digits))
+    text = "[" + ", ".join(items) + "]"
+    return text if a.ndim == 1 else f"{text} {tuple(a.shape)}"
+
+
+def _fmt_scalar(x: Any, digits: int) -> str:
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if x != x or x in (float("inf"), float("-inf")):
+        return str(x)
+    if x == 0 or 10.0 ** -digits <= abs(x) < 1e6:
+        text = f"{x:.{digits}f}"
+        return "0." + "0" * digits if text.startswith("-") and float(text) == 0 else text
+    return f"{x:.{max(digits - 1, 1)}e}"
+
+
+def _const_text(a: Any) -> str:
+    """A scalar constant by value (``2.0``), any other constant as ``const``."""
+    if isinstance(a, (bool, int, float)):
+        return repr(a)
+    shape = getattr(a, "shape", None)
+    if shape is not None and len(shape) == 0 and not isinstance(a, Tracer):
+        value = backend.to_numpy(a).item()  # host-ok: one number, for display
+        return repr(value)
+    return "const"
+
+
+def _shape_text(shape: Any) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+_INFIX = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "matmul": "@", "pow": "**"}
+
+
+def _expression(prim: str, inputs: tuple[str, ...], params: dict[str, Any]) -> str:
+    if prim in _INFIX and len(inputs) == 2 and not params:
+        return f"{inputs[0]} {_INFIX[prim]} {inputs[1]}"
+    if prim == "negative" and len(inputs) == 1:
+        return f"-{inputs[0]}"
+    if prim == "integer_pow" and set(params) == {"n"}:
+        return f"{inputs[0]} ** {params['n']}"
+    if prim == "getitem" and set(params) == {"index"}:
+        return f"{inputs[0]}[{params['index']}]"
+    items = list(inputs) + [f"{k}={_param_text(v)}" for k, v in params.items()]
+    return f"{prim}({', '.join(items)})"
+
+
+_HIDDEN_PARAMS = frozenset({"xp", "device", "active"})  # bookkeeping of higher-order records
+
+
+def _shown_params(prim: str, params: dict[str, Any], in_ndim: int | None) -> dict[str, Any]:
+    """The parameters worth printing: plain data only (no functions, namespaces or trees)."""
+    shown: dict[str, Any] = {}
+    for k, v in params.items():
+        if k in _HIDDEN_PARAMS:
+            continue
+        if k == "index" and prim == "getitem":
+            shown[k] = _index_param(v, in_ndim)
+        elif _is_plain(v):
+            shown[k] = v
+    return shown
+
+
+def _is_plain(v: Any) -> bool:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (tuple, list)):
+        return all(_is_plain(x) for x in v)
+    return False
+
+
+def _param_text(v: Any) -> str:
+    return repr(v)
+
+
+def _index_param(index: Any, in_ndim: int | None) -> str:
+    """``x[0]`` rather than the recorded ``x[..., 0]`` where the index spans every axis."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    if items and items[0] is Ellipsis and in_ndim is not None:
+        rest = items[1:]
+        if Ellipsis not in rest and sum(1 for i in rest if i is not None) == in_ndim and rest:
+            items = rest
+    return ", ".join(_index_item(i) for i in items)
+
+
+def _index_item(i: Any) -> str:
+    if i is Ellipsis:
+        return "..."
+    if i is None:
+        return "None"
+    if isinstance(i, slice):
+        parts = ["" if i.start is None else str(i.start), "" if i.stop is None else str(i.stop)]
+        text = ":".join(parts)
+        return text + (f":{i.step}" if i.step is not None else "")
+    if isinstance(i, int):
+        return str(i)
+    return "array"
+
+
+def _q(text: str) -> str:
+    """A DOT string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
