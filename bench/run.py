@@ -1,0 +1,202 @@
+"""The runner: data, correctness check, timing and results for every (workload, dtype, size, library)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from .libs import LIBRARIES
+from .workloads import WORKLOADS
+
+try:
+    from tqdm import tqdm
+except ImportError:  # the progress bar is a nicety
+    tqdm = None
+
+# Agreement with the hand-written reference: relative to the reference's scale, per dtype.
+TOLERANCE = {"float64": 1e-8, "float32": 2e-3}
+
+
+def _nbytes(tree: Any) -> int:
+    if isinstance(tree, dict):
+        return sum(_nbytes(v) for v in tree.values())
+    if isinstance(tree, (tuple, list)):
+        return sum(_nbytes(v) for v in tree)
+    return int(getattr(tree, "nbytes", 0))
+
+
+def copy_bandwidth(nbytes: int = 1 << 28) -> float:
+    """Bytes per second of np.copyto between two large arrays (read + write counted)."""
+    a = np.ones(nbytes // 8)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    best = min(_cpu_time(lambda: np.copyto(b, a)) for _ in range(5))
+    return 2 * a.nbytes / best
+
+
+def _cpu_time(fn) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def check(out: tuple, ref: tuple, dtype: str) -> str | None:
+    """None when ``out`` matches the reference, else what differs."""
+    if len(out) != len(ref):
+        return f"{len(out)} results, expected {len(ref)}"
+    for i, (a, b) in enumerate(zip(out, ref)):
+        a = np.asarray(a)
+        if a.shape != np.shape(b):
+            return f"result {i} has shape {a.shape}, expected {np.shape(b)}"
+        if str(a.dtype) != dtype:
+            return f"result {i} has dtype {a.dtype}, expected {dtype}"
+        scale = max(1.0, float(np.max(np.abs(b))) if np.size(b) else 1.0)
+        err = float(np.max(np.abs(a.astype(np.float64) - b))) / scale if np.size(b) else 0.0
+        if not err <= TOLERANCE[dtype]:
+            return f"result {i} differs from the hand-written reference by {err:.2e} (relative)"
+    return None
+
+
+def time_calls(run, repeats: int, min_time: float) -> dict:
+    """Median CPU time per call over ``repeats`` repeats, each looping calls for >= min_time."""
+    calls = 1
+    t = _cpu_time(run)
+    while t * calls < min_time and calls < 1 << 20:
+        calls *= 2
+    per_call, sys_per_call = [], []
+    for _ in range(repeats):
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.process_time()
+        for _ in range(calls):
+            run()
+        t1 = time.process_time()
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        per_call.append((t1 - t0) / calls)
+        sys_per_call.append((r1.ru_stime - r0.ru_stime) / calls)
+    return {"seconds": statistics.median(per_call), "sys_seconds": statistics.median(sys_per_call),
+            "calls": calls, "spread": (max(per_call) - min(per_call)) / max(statistics.median(per_call), 1e-12)}
+
+
+def machine_description(args, bandwidth: float) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("gpuad", "jax", "torch", "autograd", "cupy"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            versions[mod] = getattr(m, "__version__", "?")
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**30, 1),
+        "platform": platform.platform(),
+        "threads": args.threads,
+        "pinned": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "copy_bandwidth_gb_s": round(bandwidth / 1e9, 2),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python -m bench " + " ".join(sys.argv[1:]),
+    }
+
+
+def run_suite(args) -> int:
+    from . import report
+
+    tasks = list(WORKLOADS) if args.tasks is None else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    for t in tasks:
+        if t not in WORKLOADS:
+            print(f"--tasks: unknown workload {t!r}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
+            return 2
+    if args.libs is None:
+        names = ["gpuad", "hand"] if args.quick else [n for n in LIBRARIES if n != "gpuad-cupy"] + ["gpuad-cupy"]
+    else:
+        names = [n.strip() for n in args.libs.split(",") if n.strip()]
+    for n in names:
+        if n not in LIBRARIES:
+            print(f"--libs: unknown library {n!r}; choose from {', '.join(LIBRARIES)}", file=sys.stderr)
+            return 2
+    if "hand" not in names:
+        names.append("hand")  # the reference of every ratio
+    libs, notes = [], []
+    for n in names:
+        ok, why = LIBRARIES[n].available()
+        if ok:
+            libs.append(LIBRARIES[n])
+        else:
+            notes.append(f"{n} skipped: {why}")
+            print(f"note: {n} skipped: {why}")
+
+    import gpuad  # noqa: F401  (for the versions in the machine description)
+
+    bandwidth = copy_bandwidth(1 << 26 if args.quick else 1 << 28)
+    machine = machine_description(args, bandwidth)
+    grid = [(w, dt, B) for w in tasks for dt in args.dtypes for B in args.sizes]
+    total = sum(len(libs) for w, dt, B in grid if B <= WORKLOADS[w].max_size)
+    bar = tqdm(total=total, desc="bench", unit="run", file=sys.stderr) if tqdm is not None else None
+    rows: list[dict] = []
+    failures = 0
+    for wname, dtype, B in grid:
+        w = WORKLOADS[wname]
+        if B > w.max_size:
+            notes.append(f"{wname}: B = {B:g} skipped (above its max_size {w.max_size:g}, memory)")
+            continue
+        data = w.data(B, dtype, np.random.default_rng(args.seed))
+        ref = w.hand(data)
+        io_bytes = _nbytes(data) + _nbytes(ref)
+        for lib in libs:
+            if bar is not None:
+                bar.set_postfix_str(f"{wname} {dtype} B={B:g} {lib.name}")
+            row = {"workload": wname, "kind": w.kind, "dtype": dtype, "B": B, "lib": lib.name, "io_bytes": io_bytes,
+                   "floor_seconds": io_bytes / bandwidth}
+            try:
+                run, to_numpy = lib.build(w, data)
+                problem = check(to_numpy(run()), ref, dtype)
+            except Exception as exc:  # a peer that cannot do this workload is reported, not fatal
+                problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+            if problem is None:
+                row.update(time_calls(run, args.repeats, args.min_time))
+                row["points_per_second"] = B / row["seconds"]
+                row["ok"] = True
+            else:
+                row["ok"] = False
+                row["error"] = problem
+                if lib.name.startswith("gpuad") or lib.name == "hand":
+                    failures += 1
+                print(f"\n{wname} {dtype} B={B:g} {lib.name}: {problem}", file=sys.stderr)
+            rows.append(row)
+            run = to_numpy = None
+            gc.collect()
+            if bar is not None:
+                bar.update(1)
+        del data, ref
+        gc.collect()
+    if bar is not None:
+        bar.close()
+
+    cost_rows = []
+    if args.cost:
+        from .cost import count_costs
+
+        cost_rows = count_costs(tasks, args.dtypes, sizes=[min(args.sizes[-1], 100_000)], seed=args.seed)
+
+    os.makedirs(args.out, exist_ok=True)
+    report.write_all(args.out, rows, cost_rows, machine, notes, plots=not args.no_plots)
+    print(report.summary_text(rows, cost_rows))
+    print(f"results written to {args.out}")
+    return 1 if failures else 0
