@@ -16,6 +16,7 @@ from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
 from .transforms import checkpoint, grad, jacrev, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 from .wengert import make_tape
+from . import testing
 
 __version__ = "0.1.0"
 
@@ -50,4 +51,5 @@ __all__ = [
     "tree_leaves",
     "tree_structure",
     "make_tape",
+    "testing",
 ]

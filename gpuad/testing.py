@@ -1,0 +1,582 @@
+"""Differential gradient checking, point by point: forward mode vs reverse mode vs an oracle.
+
+``check_grads(f, args)`` takes a function written for ONE point and a batch of points (axis 0 of
+every argument), computes its first (and second) derivatives at every point with gpuad's batched
+transforms in each mode (``vmap(jacfwd(f))``, ``vmap(jacrev(f))``, and for second order every
+composition such as ``vmap(hessian(f))``), compares them with each other and with an oracle
+(central finite differences, or JAX in float64), and reports *which points* disagree, with their
+errors. A wrong derivative rule that only bites in part of the domain shows up as exactly those
+points.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy  # host-ok: reports only (per-point summaries and failing points come to the host)
+
+from . import backend
+from .tracing import Tracer
+from .tree import tree_leaves
+
+__all__ = ["check_grads", "GradCheckReport", "GradCheckError", "Failure"]
+
+MODES = ("fwd", "rev")
+ORACLES = ("fd", "jax")
+
+# Default (rtol, atol) by kind of comparison and dtype. "ad": two exact methods (modes against each
+# other, or against JAX), which differ only by rounding. "fd1"/"fd2": against central differences of
+# first/second order, whose truncation error is what these allow; their rounding error is added
+# per element as a noise floor (see _FD_NOISE).
+_TOLERANCES = {
+    ("ad", "float64"): (1e-8, 1e-11),
+    ("ad", "float32"): (1e-3, 1e-5),
+    ("fd1", "float64"): (1e-5, 1e-7),
+    ("fd1", "float32"): (2e-2, 1e-3),
+    ("fd2", "float64"): (1e-4, 1e-6),
+    ("fd2", "float32"): (1e-1, 1e-2),
+}
+# The rounding error of a central difference is about eps * |f| / h (order 1) or eps * |f| / h^2
+# (order 2) times the few ulps by which f itself is off; this factor is a generous few ulps.
+_FD_NOISE = 100.0
+# Points x steps evaluated per call when building finite differences: bounds memory at large batches.
+_FD_BUDGET = 1 << 16
+_SHOWN = 20
+
+
+class GradCheckError(AssertionError):
+    """Raised by :func:`check_grads` (with ``raise_on_failure=True``) or by
+    :meth:`GradCheckReport.raise_if_failed`; ``.report`` holds the report, the message its text."""
+
+    def __init__(self, report: "GradCheckReport"):
+        super().__init__(str(report))
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failing point of one comparison: its index in the batch, the derivative order, the
+    comparison (``"rev vs fd"``: the reverse-mode value against the oracle), the largest absolute
+    and relative errors over that point's derivatives, and the worst element with both values."""
+
+    point: int
+    order: int
+    comparison: str
+    abs_err: float
+    rel_err: float
+    element: str
+    got: float
+    expected: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison that was made, over all points, and how many points failed it."""
+
+    order: int
+    name: str
+    rtol: float
+    atol: float
+    failing: int
+
+
+@dataclass
+class GradCheckReport:
+    """What :func:`check_grads` found. ``ok`` is True when every point passed every comparison;
+    ``failures`` lists each failing (point, comparison); ``failing_points`` the sorted indices;
+    ``str(report)`` a readable summary with the failing points first."""
+
+    n_points: int
+    dtype: str
+    modes: tuple[str, ...]
+    order: int
+    oracle: str
+    comparisons: list[Comparison] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def failing_points(self) -> list[int]:
+        return sorted({f.point for f in self.failures})
+
+    def raise_if_failed(self) -> "GradCheckReport":
+        """Raise :class:`GradCheckError` (an AssertionError) with this report if any point failed;
+        return the report otherwise."""
+        if not self.ok:
+            raise GradCheckError(self)
+        return self
+
+    def __str__(self) -> str:
+        what = (f"order {self.order}, modes {'+'.join(self.modes)}, oracle {self.oracle}, {self.dtype}, "
+                f"{self.n_points} point{'s' * (self.n_points != 1)}")
+        if self.ok:
+            head = f"check_grads: every point passes ({what})"
+        else:
+            pts = self.failing_points
+            shown = ", ".join(str(p) for p in pts[:_SHOWN]) + (", ..." if len(pts) > _SHOWN else "")
+            head = f"check_grads: {len(pts)} of {self.n_points} points fail ({what}): points [{shown}]"
+        lines = [head, "  order  comparison                        rtol      atol  failing points"]
+        for c in self.comparisons:
+            lines.append(f"  {c.order:>5}  {c.name:<30}  {c.rtol:>8.1e}  {c.atol:>8.1e}  {c.failing}")
+        if self.failures:
+            lines.append("  failing points (worst element of each):")
+            width = max(len(f.element) for f in self.failures[:_SHOWN])
+            lines.append(
+                f"  point  order  {'comparison':<30}  max abs err  max rel err  {'element':<{width}}         got    expected"
+            )
+            for f in self.failures[:_SHOWN]:
+                lines.append(
+                    f"  {f.point:>5}  {f.order:>5}  {f.comparison:<30}  {f.abs_err:>11.3e}  {f.rel_err:>11.3e}  "
+                    f"{f.element:<{width}}  {f.got:>10.4g}  {f.expected:>10.4g}"
+                )
+            if len(self.failures) > _SHOWN:
+                lines.append(f"  ... and {len(self.failures) - _SHOWN} more (report.failures lists them all)")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+# ---------------------------------------------------------------------------------------------
+# check_grads
+# ---------------------------------------------------------------------------------------------
+
+
+def check_grads(
+    f: Callable[..., Any],
+    args: Any,
+    *,
+    modes: Sequence[str] | str = ("fwd", "rev"),
+    order: int = 2,
+    oracle: str = "fd",
+    rtol: float | None = None,
+    atol: float | None = None,
+    eps: float | None = None,
+    raise_on_failure: bool = False,
+) -> GradCheckReport:
+    """Check the derivatives of ``f`` at every point of a batch, and say which points fail.
+
+    * ``f`` is written for ONE point (as for ``gpuad.vmap``): ``f(*point_args)`` returns an array
+      (or a tuple/dict of arrays) of floats.
+    * ``args``: an array, or a tuple of arrays, one per argument of ``f``, each holding the batch
+      on axis 0 (all with the same number of points and the same floating dtype).
+    * ``modes``: which of gpuad's modes to check, ``"fwd"`` (``jacfwd``) and/or ``"rev"``
+      (``jacrev``). Second order checks every composition (``fwd-over-rev`` is ``hessian``). Use
+      ``modes=("rev",)`` for a ``custom_vjp`` function, which has no forward mode.
+    * ``order``: 1 (Jacobians) or 2 (Jacobians and second derivatives).
+    * ``oracle``: ``"fd"``, central finite differences of ``f`` in the inputs' dtype, with the step
+      ``eps * max(1, |x|)`` (default eps: machine epsilon ** (1/3) for first and ** (1/4) for
+      second derivatives); or ``"jax"``, JAX's ``jacfwd``/``hessian`` of the same ``f`` with
+      float64 enabled, for which ``f`` must be written against the array API (``xp =
+      x.__array_namespace__()``), not ``gpuad.numpy``.
+    * ``rtol``, ``atol``: an element passes when ``|got - expected| <= atol + rtol * max(|got|,
+      |expected|)`` (plus the rounding noise of the differences against ``"fd"``). Defaults
+      depend on the dtype and the comparison (see the report); giving one sets it for all.
+    * ``raise_on_failure``: raise :class:`GradCheckError` (an AssertionError) carrying the report
+      instead of returning a failing report.
+
+    The derivatives are computed for all points at once (no Python loop over points); only the
+    per-point summaries and the failing points come to the host.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> def f(x):                                    # one point: x.shape == (2,)
+    ...     return gnp.log(x[0]) + x[0] * x[1] - gnp.sin(x[1])
+    >>> X = np.random.default_rng(0).uniform(1.0, 3.0, size=(100, 2))
+    >>> report = check_grads(f, (X,))
+    >>> report.ok, report.failing_points
+    (True, [])
+    >>> print(str(report).splitlines()[0])
+    check_grads: every point passes (order 2, modes fwd+rev, oracle fd, float64, 100 points)
+    """
+    if not callable(f):
+        raise TypeError(f"check_grads: f must be a function, got {type(f).__name__} ({f!r:.80})")
+    arrays = _check_args(f, args)
+    modes = _check_modes(modes)
+    if isinstance(order, bool) or order not in (1, 2):
+        raise ValueError(f"check_grads: order must be 1 or 2, got {order!r}")
+    if oracle not in ORACLES:
+        raise ValueError(f"check_grads: oracle must be 'fd' (finite differences) or 'jax', got {oracle!r}")
+    rtol = _check_tol(rtol, "rtol")
+    atol = _check_tol(atol, "atol")
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1):
+        raise ValueError(f"check_grads: eps (the relative finite-difference step) must be a number in (0, 1), got {eps!r}")
+    if not isinstance(raise_on_failure, bool):
+        raise TypeError(f"check_grads: raise_on_failure must be True or False, got {raise_on_failure!r}")
+
+    xp = backend.namespace_of(*arrays)
+    device = backend.device_of(arrays[0])
+    dtype = backend.dtype_name(arrays[0].dtype)
+    B = arrays[0].shape[0]
+    shapes = [tuple(a.shape[1:]) for a in arrays]
+    sizes = [_size(s) for s in shapes]
+    Z = xp.concat([xp.reshape(a, (B, n)) for a, n in zip(arrays, sizes)], axis=1)
+    F, info = _flat_function(f, shapes, sizes)
+
+    from .forward_transforms import hessian, jacfwd
+    from .transforms import jacrev, vmap
+
+    Y = vmap(F)(Z)  # (B, M): also fixes the output layout in ``info``
+    if not xp.isdtype(Y.dtype, "real floating"):
+        raise TypeError(f"check_grads: f must return floating-point arrays, got dtype {Y.dtype}")
+    names = _param_names(f, len(arrays))
+    report = GradCheckReport(B, dtype, modes, order, oracle)
+    if B == 0 or Y.shape[1] == 0 or Z.shape[1] == 0:
+        return report
+    describe = _Describer(info["out_shapes"], shapes, sizes, names)
+    jac = {"fwd": jacfwd, "rev": jacrev}
+
+    first = {m: vmap(jac[m](F))(Z) for m in modes}
+    if oracle == "fd":
+        ref1, noise1 = _fd_first(F, Z, Y, xp, device, eps)
+        kind1 = "fd1"
+    else:
+        ref1, noise1 = _jax_derivatives(F, Z, 1, xp, device), None
+        kind1 = "ad"
+    checks = [(1, f"{m} vs {oracle}", first[m], ref1, kind1, noise1) for m in modes]
+    checks += [(1, f"{m} vs {modes[0]}", first[m], first[modes[0]], "ad", None) for m in modes[1:]]
+    _run(checks, report, xp, dtype, rtol, atol, describe)
+
+    if order == 2:
+        second = {}
+        for outer in modes:
+            for inner in modes:
+                name = f"{outer}-over-{inner}"
+                fun = hessian(F) if (outer, inner) == ("fwd", "rev") else jac[outer](jac[inner](F))
+                second[name] = vmap(fun)(Z)
+        combos = list(second)
+        if oracle == "fd":
+            ref2, noise2 = _fd_second(F, Z, Y, xp, device, eps)
+            kind2 = "fd2"
+        else:
+            ref2, noise2 = _jax_derivatives(F, Z, 2, xp, device), None
+            kind2 = "ad"
+        checks = [(2, f"{c} vs {oracle}", second[c], ref2, kind2, noise2) for c in combos]
+        checks += [(2, f"{c} vs {combos[0]}", second[c], second[combos[0]], "ad", None) for c in combos[1:]]
+        _run(checks, report, xp, dtype, rtol, atol, describe)
+
+    report.failures.sort(key=lambda x: (x.point, x.order))
+    if raise_on_failure:
+        report.raise_if_failed()
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking what the user passed
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_args(f: Callable[..., Any], args: Any) -> list[Any]:
+    if backend.is_array(args) and not isinstance(args, Tracer):
+        args = (args,)
+    if not isinstance(args, (tuple, list)) or not args:
+        raise TypeError(
+            "check_grads: args must be an array or a non-empty tuple of arrays (one per argument of f, "
+            f"batch on axis 0), got {type(args).__name__}"
+        )
+    names = _param_names(f, len(args))
+    out = []
+    for i, a in enumerate(args):
+        label = f"argument {i} ({names[i]})"
+        if isinstance(a, Tracer) or not backend.is_array(a):
+            raise TypeError(
+                f"check_grads: {label} must be an array (NumPy, CuPy or any array-API array) holding the "
+                f"batch of points on axis 0, got {type(a).__name__}"
+            )
+        if not backend.namespace_of(a).isdtype(a.dtype, "real floating"):
+            raise TypeError(f"check_grads: {label} has dtype {a.dtype}; the derivatives need float32 or float64")
+        if len(a.shape) == 0:
+            raise ValueError(
+                f"check_grads: {label} is 0-dimensional, but axis 0 of every argument is the batch of points; "
+                "for a single point pass x[None]"
+            )
+        out.append(a)
+    for i, a in enumerate(out[1:], 1):
+        if a.shape[0] != out[0].shape[0]:
+            raise ValueError(
+                f"check_grads: the arguments disagree on the number of points (axis 0): argument 0 ({names[0]}) "
+                f"has {out[0].shape[0]} but argument {i} ({names[i]}) has {a.shape[0]}"
+            )
+        if backend.dtype_name(a.dtype) != backend.dtype_name(out[0].dtype):
+            raise TypeError(
+                f"check_grads: argument 0 ({names[0]}) is {backend.dtype_name(out[0].dtype)} but argument {i} "
+                f"({names[i]}) is {backend.dtype_name(a.dtype)}; give all arguments one dtype"
+            )
+    from .transforms import _common_namespace
+
+    _common_namespace(out, [f"check_grads: argument {i} ({names[i]})" for i in range(len(out))])
+    return out
+
+
+def _check_modes(modes: Any) -> tuple[str, ...]:
+    if isinstance(modes, str):
+        modes = (modes,)
+    if not isinstance(modes, (tuple, list)) or not modes:
+        raise ValueError(f"check_grads: modes must be a non-empty tuple of 'fwd' and/or 'rev', got {modes!r}")
+    out: list[str] = []
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"check_grads: unknown mode {m!r}; modes are 'fwd' (jacfwd) and 'rev' (jacrev)")
+        if m not in out:
+            out.append(m)
+    return tuple(out)
+
+
+def _check_tol(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
+        raise ValueError(f"check_grads: {name} must be a non-negative finite number or None, got {value!r}")
+    return float(value)
+
+
+def _param_names(f: Callable[..., Any], n: int) -> list[str]:
+    try:
+        params = [
+            p.name for p in inspect.signature(f).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# The function on one flat vector per point
+# ---------------------------------------------------------------------------------------------
+
+
+def _namespace(z: Any) -> Any:
+    if hasattr(z, "__array_namespace__"):
+        return z.__array_namespace__()
+    return backend.namespace_of(z)
+
+
+def _flat_function(f: Callable[..., Any], shapes: list[tuple[int, ...]], sizes: list[int]) -> tuple[Callable[..., Any], dict]:
+    """``F(z)``: ``f`` on the arguments cut out of one flat vector ``z`` (all inputs of a point),
+    returning all its outputs as one flat vector. Written against ``z``'s own namespace, so the same
+    F runs on gpuad and on JAX."""
+    info: dict[str, Any] = {}
+
+    def F(z: Any) -> Any:
+        ns = _namespace(z)
+        parts = []
+        offset = 0
+        for shape, n in zip(shapes, sizes):
+            parts.append(ns.reshape(z[offset : offset + n], shape))
+            offset += n
+        leaves = tree_leaves(f(*parts))
+        if not leaves or not all(hasattr(o, "shape") and hasattr(o, "dtype") for o in leaves):
+            raise TypeError("check_grads: f must return an array, or a tuple/list/dict of arrays")
+        info.setdefault("out_shapes", [tuple(int(d) for d in o.shape) for o in leaves])
+        flat = [ns.reshape(o, (-1,)) for o in leaves]
+        return flat[0] if len(flat) == 1 else ns.concat(flat, axis=0)
+
+    return F, info
+
+
+# ---------------------------------------------------------------------------------------------
+# Oracles
+# ---------------------------------------------------------------------------------------------
+
+
+def _evaluate(F: Callable[..., Any], points: list[Any], xp: Any) -> list[Any]:
+    """``vmap(F)`` at each of several batches of points, concatenated into few calls."""
+    from .transforms import vmap
+
+    if not points:
+        return []
+    B = points[0].shape[0]
+    per_call = max(1, _FD_BUDGET // max(B, 1))
+    out: list[Any] = []
+    for start in range(0, len(points), per_call):
+        group = points[start : start + per_call]
+        Y = vmap(F)(group[0] if len(group) == 1 else xp.concat(group, axis=0))
+        out.extend(Y[k * B : (k + 1) * B, ...] for k in range(len(group)))
+    return out
+
+
+def _steps(Z: Any, xp: Any, c: float) -> Any:
+    absz = xp.abs(Z)
+    return c * xp.maximum(absz, xp.ones_like(absz))
+
+
+def _fd_first(F: Callable[..., Any], Z: Any, Y: Any, xp: Any, device: Any, eps: float | None) -> tuple[Any, Any]:
+    """Central differences of every output in every input coordinate: (B, M, N), and the rounding
+    noise of each."""
+    finfo = xp.finfo(Z.dtype)
+    c = eps if eps is not None else float(finfo.eps) ** (1 / 3)
+    N = Z.shape[1]
+    H = _steps(Z, xp, c)
+    eye = xp.eye(N, dtype=Z.dtype, device=device)
+    points = []
+    for k in range(N):
+        step = H[:, k : k + 1] * eye[k : k + 1, :]
+        points += [Z + step, Z - step]
+    vals = _evaluate(F, points, xp)
+    dh = (Z + H) - (Z - H)  # the steps actually taken, after rounding
+    cols, noise = [], []
+    for k in range(N):
+        plus, minus = vals[2 * k], vals[2 * k + 1]
+        d = dh[:, k : k + 1]
+        cols.append((plus - minus) / d)
+        noise.append(_FD_NOISE * float(finfo.eps) * xp.maximum(xp.abs(plus), xp.abs(minus)) / d)
+    return xp.stack(cols, axis=-1), xp.stack(noise, axis=-1)
+
+
+def _fd_second(F: Callable[..., Any], Z: Any, Y: Any, xp: Any, device: Any, eps: float | None) -> tuple[Any, Any]:
+    """Second central differences of the function values: (B, M, N, N), and their rounding noise.
+    They use f only, so they do not depend on any first-derivative rule."""
+    finfo = xp.finfo(Z.dtype)
+    c = eps if eps is not None else float(finfo.eps) ** (1 / 4)
+    N = Z.shape[1]
+    H = _steps(Z, xp, c)
+    eye = xp.eye(N, dtype=Z.dtype, device=device)
+    step = [H[:, k : k + 1] * eye[k : k + 1, :] for k in range(N)]
+    half = [((Z[:, k : k + 1] + H[:, k : k + 1]) - (Z[:, k : k + 1] - H[:, k : k + 1])) / 2 for k in range(N)]
+    pairs = [(i, j) for i in range(N) for j in range(i, N)]
+    points = []
+    for i, j in pairs:
+        points += [Z + step[i] + step[j], Z + step[i] - step[j], Z - step[i] + step[j], Z - step[i] - step[j]]
+    vals = _evaluate(F, points, xp)
+    entries: dict[tuple[int, int], tuple[Any, Any]] = {}
+    for p, (i, j) in enumerate(pairs):
+        pp, pm, mp, mm = vals[4 * p : 4 * p + 4]
+        denom = 4 * half[i] * half[j]
+        top = xp.maximum(xp.maximum(xp.abs(pp), xp.abs(pm)), xp.maximum(xp.abs(mp), xp.abs(mm)))
+        entries[(i, j)] = entries[(j, i)] = (((pp - pm) - (mp - mm)) / denom, _FD_NOISE * float(finfo.eps) * top / denom)
+    value = xp.stack([xp.stack([entries[(i, j)][0] for j in range(N)], axis=-1) for i in range(N)], axis=-2)
+    noise = xp.stack([xp.stack([entries[(i, j)][1] for j in range(N)], axis=-1) for i in range(N)], axis=-2)
+    return value, noise
+
+
+def _x64(jax: Any) -> Any:
+    """JAX's float64 switch as a context manager where this JAX has one."""
+    manager = getattr(jax, "enable_x64", None)
+    if callable(manager):
+        return manager(True)
+    from jax.experimental import enable_x64  # older JAX
+
+    return enable_x64()
+
+
+def _jax_derivatives(F: Callable[..., Any], Z: Any, order: int, xp: Any, device: Any) -> Any:
+    """JAX's derivatives of the same flat function at every point: (B, M, N) or (B, M, N, N)."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        raise ImportError(
+            "check_grads: oracle='jax' needs JAX (pip install jax); without it use oracle='fd'"
+        ) from None
+    host = backend.to_numpy(Z)  # host-ok: JAX gets its own copy of the points
+    with _x64(jax):
+        z = jnp.asarray(host)
+        try:
+            d = jax.vmap(jax.jacfwd(F) if order == 1 else jax.hessian(F))(z)
+        except Exception as exc:  # the user's code failed on JAX arrays
+            raise TypeError(
+                "check_grads: oracle='jax' runs f on JAX arrays, and f failed there "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Write f against the "
+                "array API (xp = x.__array_namespace__(); xp.sin(x), ...) rather than gpuad.numpy, or use oracle='fd'"
+            ) from exc
+        result = numpy.asarray(d)  # host-ok
+    return xp.asarray(result, device=device)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing, point by point
+# ---------------------------------------------------------------------------------------------
+
+
+def _run(checks: list, report: GradCheckReport, xp: Any, dtype: str, rtol: Any, atol: Any, describe: Any) -> None:
+    key = dtype if dtype in ("float64", "float32") else "float32"
+    for order, name, got, expected, kind, noise in checks:
+        d_rtol, d_atol = _TOLERANCES[(kind, key)]
+        r = d_rtol if rtol is None else rtol
+        a = d_atol if atol is None else atol
+        failures = _compare(got, expected, noise, r, a, xp, order, name, describe)
+        report.comparisons.append(Comparison(order, name, r, a, len(failures)))
+        report.failures.extend(failures)
+
+
+def _compare(got, expected, noise, rtol, atol, xp, order, name, describe) -> list[Failure]:
+    B = got.shape[0]
+    g = xp.reshape(got, (B, -1))
+    e = xp.reshape(xp.astype(expected, g.dtype), (B, -1))
+    zeros = xp.zeros_like(g)
+    inf = xp.full_like(g, math.inf)
+    same = (g == e) | (xp.isnan(g) & xp.isnan(e))
+    diff = xp.abs(g - e)
+    diff = xp.where(same, zeros, xp.where(xp.isnan(diff), inf, diff))
+    scale = xp.maximum(xp.abs(g), xp.abs(e))
+    tol = atol + rtol * xp.where(xp.isnan(scale), zeros, scale)
+    if noise is not None:
+        tol = tol + xp.reshape(xp.astype(noise, g.dtype), (B, -1))
+    finite = xp.isfinite(g) & xp.isfinite(e)
+    bad = (diff > tol) | (~same & ~finite)
+    rel = xp.where(scale > 0, diff / xp.where(scale > 0, scale, xp.ones_like(scale)), xp.where(diff > 0, inf, zeros))
+    point_bad = backend.to_numpy(xp.any(bad, axis=1))  # host-ok: one flag per point
+    idx = numpy.nonzero(point_bad)[0]
+    if idx.size == 0:
+        return []
+    sel = xp.asarray(idx, device=backend.device_of(g))
+    ratio = xp.where(bad, diff / xp.where(tol > 0, tol, xp.full_like(tol, 1e-300)), xp.full_like(diff, -1.0))
+    worst = backend.to_numpy(xp.argmax(xp.take(ratio, sel, axis=0), axis=1))  # host-ok: failing points only
+    host = {
+        k: backend.to_numpy(xp.take(v, sel, axis=0))  # host-ok: failing points only
+        for k, v in (("got", g), ("expected", e), ("diff", diff), ("rel", rel))
+    }
+    out = []
+    for row, p in enumerate(idx.tolist()):
+        w = int(worst[row])
+        out.append(
+            Failure(
+                point=p,
+                order=order,
+                comparison=name,
+                abs_err=float(numpy.max(host["diff"][row])),
+                rel_err=float(numpy.max(host["rel"][row])),
+                element=describe(order, w),
+                got=float(host["got"][row, w]),
+                expected=float(host["expected"][row, w]),
+            )
+        )
+    return out
+
+
+class _Describer:
+    """Names an element of a flat derivative: ``d out[1] / d x[0]``, ``d2 out / d x[0] d y``."""
+
+    def __init__(self, out_shapes, in_shapes, in_sizes, names):
+        self.outs = self._slots(out_shapes, ["out"] if len(out_shapes) == 1 else [f"out.{i}" for i in range(len(out_shapes))])
+        self.ins = self._slots(in_shapes, names)
+
+    @staticmethod
+    def _slots(shapes, labels):
+        slots = []
+        for shape, label in zip(shapes, labels):
+            for k in range(_size(shape)):
+                index = numpy.unravel_index(k, shape) if shape else ()
+                slots.append(label + ("[" + ", ".join(str(int(i)) for i in index) + "]" if shape else ""))
+        return slots
+
+    def __call__(self, order: int, flat: int) -> str:
+        n = len(self.ins)
+        if order == 1:
+            m, i = divmod(flat, n)
+            return f"d {self.outs[m]} / d {self.ins[i]}"
+        m, rest = divmod(flat, n * n)
+        i, j = divmod(rest, n)
+        return f"d2 {self.outs[m]} / d {self.ins[i]} d {self.ins[j]}"
