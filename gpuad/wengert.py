@@ -24,7 +24,7 @@ import numpy  # host-ok: display only; values reach it through _host()
 from . import backend
 from .reverse import ReverseTrace, ReverseTracer
 from .tracing import Tracer, bind, open_trace
-from .tree import TreeDef, tree_flatten, tree_leaves, tree_unflatten
+from .tree import TreeDef, tree_flatten, tree_flatten_up_to, tree_leaves, tree_structure, tree_unflatten
 
 __all__ = ["make_tape", "Tape", "Operation", "Table", "Row"]
 
@@ -330,12 +330,13 @@ class Tape:
         if cotangent is None:
             names = [self._names[n] for n in out_nodes]
             return [gnp.ones_like(self._values[n]) for n in out_nodes], " + ".join(names) or "nothing"
-        given, tree = tree_flatten(cotangent)
-        if tree != self._out_tree:
+        try:
+            given = tree_flatten_up_to(self._out_tree, cotangent)
+        except (ValueError, TypeError) as exc:  # TypeError: tree.py takes len() of a 0-d array
             raise ValueError(
-                f"make_tape table: cotangent has structure {tree} but the function's output has structure "
-                f"{self._out_tree}"
-            )
+                f"make_tape table: cotangent has structure {tree_structure(cotangent)} but the function's output "
+                f"has structure {self._out_tree} ({exc}); give one array (or None) per output"
+            ) from None
         cts = []
         for (kind, v), c, name in zip(node_leaves, given, self.outputs):
             if kind != "node":
