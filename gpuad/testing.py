@@ -107,7 +107,12 @@ class GradCheckReport:
 
     def raise_if_failed(self) -> "GradCheckReport":
         """Raise :class:`GradCheckError` (an AssertionError) with this report if any point failed;
-        return the report otherwise."""
+        return the report otherwise.
+
+        >>> import numpy as np, gpuad.numpy as gnp
+        >>> check_grads(gnp.sin, np.asarray([0.1, 0.2]), order=1).raise_if_failed().ok
+        True
+        """
         if not self.ok:
             raise GradCheckError(self)
         return self
@@ -121,14 +126,15 @@ class GradCheckReport:
             pts = self.failing_points
             shown = ", ".join(str(p) for p in pts[:_SHOWN]) + (", ..." if len(pts) > _SHOWN else "")
             head = f"check_grads: {len(pts)} of {self.n_points} points fail ({what}): points [{shown}]"
-        lines = [head, "  order  comparison                        rtol      atol  failing points"]
+        lines = [head, f"  {'order':>5}  {'comparison':<30}  {'rtol':>8}  {'atol':>8}  failing points"]
         for c in self.comparisons:
             lines.append(f"  {c.order:>5}  {c.name:<30}  {c.rtol:>8.1e}  {c.atol:>8.1e}  {c.failing}")
         if self.failures:
             lines.append("  failing points (worst element of each):")
             width = max(len(f.element) for f in self.failures[:_SHOWN])
             lines.append(
-                f"  point  order  {'comparison':<30}  max abs err  max rel err  {'element':<{width}}         got    expected"
+                f"  {'point':>5}  {'order':>5}  {'comparison':<30}  {'max abs err':>11}  {'max rel err':>11}  "
+                f"{'element':<{width}}  {'got':>10}  {'expected':>10}"
             )
             for f in self.failures[:_SHOWN]:
                 lines.append(
@@ -534,7 +540,7 @@ def _compare(got, expected, noise, rtol, atol, xp, order, name, describe) -> lis
     idx = numpy.nonzero(point_bad)[0]
     if idx.size == 0:
         return []
-    sel = xp.asarray(idx, device=backend.device_of(g))
+    sel = xp.asarray(idx, device=backend.device_of(g))  # host-ok: the failing points' indices, to the device
     ratio = xp.where(bad, diff / xp.where(tol > 0, tol, xp.full_like(tol, 1e-300)), xp.full_like(diff, -1.0))
     worst = backend.to_numpy(xp.argmax(xp.take(ratio, sel, axis=0), axis=1))  # host-ok: failing points only
     host = {

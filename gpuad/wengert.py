@@ -107,8 +107,22 @@ class Tape:
     or intermediate (an array of the inputs' library).
     """
 
-    def __init__(self, *, fun_name, input_names, input_nodes, batched_inputs, xp, device, records, full_args,
-                 values, out_leaves, out_tree, batch_size):
+    def __init__(
+        self,
+        *,
+        fun_name: str,
+        input_names: list[str],
+        input_nodes: list[int],
+        batched_inputs: list[bool],
+        xp: Any,
+        device: Any,
+        records: list[Any],
+        full_args: list[list[Any]],
+        values: dict[int, Any],
+        out_leaves: list[tuple[str, Any]],
+        out_tree: TreeDef,
+        batch_size: int | None,
+    ) -> None:
         self.fun_name: str = fun_name
         self.batch_size: int | None = batch_size
         self._input_names: list[str] = input_names
@@ -158,7 +172,12 @@ class Tape:
         return len(self.operations)
 
     def value(self, name: str) -> Any:
-        """The recorded value of an input or intermediate, by name (an array of the inputs' library)."""
+        """The recorded value of an input or intermediate, by name (an array of the inputs' library).
+
+        >>> import numpy as np, gpuad, gpuad.numpy as gnp
+        >>> gpuad.make_tape(lambda x: gnp.exp(x) * x)(np.asarray([0.0, 1.0])).value("v1").tolist()
+        [1.0, 2.718281828459045]
+        """
         node = self._node(name)
         return self._values[node]
 
@@ -437,7 +456,7 @@ class Tape:
         lines = [f"digraph {_q(self.fun_name)} {{", "  rankdir=LR;", '  node [fontname="Helvetica"];']
         for name, node in zip(self._input_names, self._input_nodes):
             v = self._values[node]
-            lines.append(f"  {_q(name)} [shape=box, style=rounded, label={_q(name + chr(10) + _shape_text(v.shape))}];")
+            lines.append(f"  {_q(name)} [shape=box, style=rounded, label={_q(name + chr(10) + _shape_text(v.shape) + ' ' + backend.dtype_name(v.dtype))}];")
         const = 0
         edges = []
         for op, rec in zip(self.operations, self._records):
@@ -472,7 +491,13 @@ class Tape:
     def to_graphviz(self) -> Any:
         """The graph as a ``graphviz.Source`` (renders in Jupyter; ``.render()`` writes a file).
         Needs the optional ``graphviz`` Python package and Graphviz's ``dot`` program to render;
-        :meth:`to_dot` needs neither."""
+        :meth:`to_dot` needs neither.
+
+        >>> import numpy as np, gpuad, gpuad.numpy as gnp
+        >>> tape = gpuad.make_tape(gnp.sin)(np.asarray(1.0))
+        >>> tape.to_graphviz().render("sin", format="png")  # doctest: +SKIP
+        'sin.png'
+        """
         try:
             import graphviz
         except ImportError:

@@ -127,6 +127,23 @@ def test_demo_prints_the_seed_tables_then_the_batched_run():
     assert "max |gradient - exact| = 0.0e+00" in text
 
 
+def test_readme_section_shows_real_output():
+    """The README's printed table and check_grads report are what its code prints."""
+    import pathlib
+
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("## Seeing inside: Wengert tables and check_grads") : text.index("## Backends")]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)
+    printed = re.findall(r"```text\n(.*?)```", section, re.S)
+    assert len(code) == len(printed) == 2
+    namespace: dict = {}
+    for block, expected in zip(code, printed):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(block, namespace)
+        assert out.getvalue() == expected
+
+
 # ---------------------------------------------------------------------------------------------
 # Batches: point=i
 # ---------------------------------------------------------------------------------------------
