@@ -210,7 +210,9 @@ def check_grads(
     rtol = _check_tol(rtol, "rtol")
     atol = _check_tol(atol, "atol")
     if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1):
-        raise ValueError(f"check_grads: eps (the relative finite-difference step) must be a number in (0, 1), got {eps!r}")
+        raise ValueError(
+            f"check_grads: eps (the relative finite-difference step) must be a number in (0, 1), got {eps!r}"
+        )
     if not isinstance(raise_on_failure, bool):
         raise TypeError(f"check_grads: raise_on_failure must be True or False, got {raise_on_failure!r}")
 
@@ -231,7 +233,7 @@ def check_grads(
         raise TypeError(f"check_grads: f must return floating-point arrays, got dtype {Y.dtype}")
     names = _param_names(f, len(arrays))
     report = GradCheckReport(B, dtype, modes, order, oracle)
-    if B == 0 or Y.shape[1] == 0 or Z.shape[1] == 0:
+    if Y.shape[1] == 0 or Z.shape[1] == 0:  # nothing to differentiate
         return report
     describe = _Describer(info["out_shapes"], shapes, sizes, names)
     jac = {"fwd": jacfwd, "rev": jacrev}
@@ -312,9 +314,16 @@ def _check_args(f: Callable[..., Any], args: Any) -> list[Any]:
                 f"check_grads: argument 0 ({names[0]}) is {backend.dtype_name(out[0].dtype)} but argument {i} "
                 f"({names[i]}) is {backend.dtype_name(a.dtype)}; give all arguments one dtype"
             )
+    if out[0].shape[0] == 0:
+        raise ValueError(
+            "check_grads: the batch is empty (axis 0 of the arguments has size 0); give at least one point"
+        )
     from .transforms import _common_namespace
 
-    _common_namespace(out, [f"check_grads: argument {i} ({names[i]})" for i in range(len(out))])
+    try:
+        _common_namespace(out, [f"argument {i} ({names[i]})" for i in range(len(out))])
+    except (TypeError, ValueError) as exc:  # two libraries or two devices
+        raise type(exc)(f"check_grads: {exc}") from None
     return out
 
 
@@ -369,7 +378,9 @@ def _namespace(z: Any) -> Any:
     return backend.namespace_of(z)
 
 
-def _flat_function(f: Callable[..., Any], shapes: list[tuple[int, ...]], sizes: list[int]) -> tuple[Callable[..., Any], dict]:
+def _flat_function(
+    f: Callable[..., Any], shapes: list[tuple[int, ...]], sizes: list[int]
+) -> tuple[Callable[..., Any], dict]:
     """``F(z)``: ``f`` on the arguments cut out of one flat vector ``z`` (all inputs of a point),
     returning all its outputs as one flat vector. Written against ``z``'s own namespace, so the same
     F runs on gpuad and on JAX."""
@@ -461,7 +472,8 @@ def _fd_second(F: Callable[..., Any], Z: Any, Y: Any, xp: Any, device: Any, eps:
         pp, pm, mp, mm = vals[4 * p : 4 * p + 4]
         denom = 4 * half[i] * half[j]
         top = xp.maximum(xp.maximum(xp.abs(pp), xp.abs(pm)), xp.maximum(xp.abs(mp), xp.abs(mm)))
-        entries[(i, j)] = entries[(j, i)] = (((pp - pm) - (mp - mm)) / denom, _FD_NOISE * float(finfo.eps) * top / denom)
+        value = ((pp - pm) - (mp - mm)) / denom
+        entries[(i, j)] = entries[(j, i)] = (value, _FD_NOISE * float(finfo.eps) * top / denom)
     value = xp.stack([xp.stack([entries[(i, j)][0] for j in range(N)], axis=-1) for i in range(N)], axis=-2)
     noise = xp.stack([xp.stack([entries[(i, j)][1] for j in range(N)], axis=-1) for i in range(N)], axis=-2)
     return value, noise
@@ -569,7 +581,8 @@ class _Describer:
     """Names an element of a flat derivative: ``d out[1] / d x[0]``, ``d2 out / d x[0] d y``."""
 
     def __init__(self, out_shapes, in_shapes, in_sizes, names):
-        self.outs = self._slots(out_shapes, ["out"] if len(out_shapes) == 1 else [f"out.{i}" for i in range(len(out_shapes))])
+        out_labels = ["out"] if len(out_shapes) == 1 else [f"out.{i}" for i in range(len(out_shapes))]
+        self.outs = self._slots(out_shapes, out_labels)
         self.ins = self._slots(in_shapes, names)
 
     @staticmethod

@@ -360,7 +360,8 @@ class Tape:
         for (kind, v), c, name in zip(node_leaves, given, self.outputs):
             if kind != "node":
                 continue
-            cts.append(gnp.zeros_like(self._values[v]) if c is None else _fit(c, self._values[v], f"the cotangent of {name}"))
+            value = self._values[v]
+            cts.append(gnp.zeros_like(value) if c is None else _fit(c, value, f"the cotangent of {name}"))
         return cts, "given"
 
     def _point_shape(self, node: int) -> tuple[int, ...]:
@@ -413,7 +414,9 @@ class Tape:
         adjoints, a_label = self._adjoints(cotangent)
         rows = []
         nodes = self._all_nodes()
-        ops = {n: (op, rec) for op, rec in zip(self.operations, self._records) for n in _out_nodes(rec) if n is not None}
+        ops = {
+            n: (op, rec) for op, rec in zip(self.operations, self._records) for n in _out_nodes(rec) if n is not None
+        }
         for node, t, a in zip(nodes, tangents, adjoints):
             if node in ops:
                 op = ops[node][0]
@@ -456,7 +459,8 @@ class Tape:
         lines = [f"digraph {_q(self.fun_name)} {{", "  rankdir=LR;", '  node [fontname="Helvetica"];']
         for name, node in zip(self._input_names, self._input_nodes):
             v = self._values[node]
-            lines.append(f"  {_q(name)} [shape=box, style=rounded, label={_q(name + chr(10) + _shape_text(v.shape) + ' ' + backend.dtype_name(v.dtype))}];")
+            label = f"{name}\n{_shape_text(v.shape)} {backend.dtype_name(v.dtype)}"
+            lines.append(f"  {_q(name)} [shape=box, style=rounded, label={_q(label)}];")
         const = 0
         edges = []
         for op, rec in zip(self.operations, self._records):
@@ -476,7 +480,8 @@ class Tape:
                 edges.append((node_id, extra))
         for k, (kind, v) in enumerate(self._out_leaves):
             oid = f"output{k}"
-            lines.append(f"  {_q(oid)} [shape=box, peripheries=2, label={_q('output ' + str(k) if len(self._out_leaves) > 1 else 'output')}];")
+            label = f"output {k}" if len(self._out_leaves) > 1 else "output"
+            lines.append(f"  {_q(oid)} [shape=box, peripheries=2, label={_q(label)}];")
             if kind == "node":
                 edges.append((self._names[v], oid))
             else:
@@ -560,7 +565,8 @@ class Table:
         lines = [self.title]
         for c in cells:
             lines.append(
-                "  " + "  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1])] + [c[i].rjust(widths[i]) for i in (2, 3, 4)])
+                "  "
+                + "  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1])] + [c[i].rjust(widths[i]) for i in (2, 3, 4)])
             )
         return "\n".join(line.rstrip() for line in lines)
 
@@ -663,7 +669,10 @@ def make_tape(
                     f"along axis 0 but {name} has {n}"
                 )
         arrays = [leaves_per_arg[pos][0][j] for pos, j, _, _ in slots]
-        xp, device = _common_namespace(arrays, [s[2] for s in slots])
+        try:
+            xp, device = _common_namespace(arrays, [s[2] for s in slots])
+        except (TypeError, ValueError) as exc:  # two libraries or two devices
+            raise type(exc)(f"make_tape: {exc}") from None
         with open_trace(_KeepingTrace, xp, device=device) as trace:
             new_leaves = [list(leaves) for leaves, _ in leaves_per_arg]
             tracers = []

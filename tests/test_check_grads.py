@@ -380,11 +380,41 @@ def test_bad_function_and_arguments():
         check_grads(f2, (np.ones(3), np.ones(3, dtype=np.float32)))
 
 
+def test_empty_batch_and_mixed_libraries():
+    with pytest.raises(ValueError, match=r"check_grads: the batch is empty \(axis 0 of the arguments has size 0\)"):
+        check_grads(sin1, np.ones((0, 2)))
+    import array_api_strict as xs
+
+    strict = xs.asarray(np.ones(3), device=xs.Device("device1"))
+    with pytest.raises(TypeError, match=r"^check_grads: argument 0 \(x\) is a numpy array but argument 1 \(y\) is a array_api_strict array"):
+        check_grads(lambda x, y: x * y, (np.ones(3), strict))
+
+
 def test_bad_outputs():
     with pytest.raises(TypeError, match="check_grads: f must return an array, or a tuple/list/dict of arrays"):
         check_grads(lambda x: "not an array", X)
     with pytest.raises(TypeError, match="check_grads: f must return floating-point arrays, got dtype"):
         check_grads(lambda x: gnp.astype(x > 0, gnp.int64), X)
+
+
+def test_x64_switch_on_an_older_jax(monkeypatch):
+    """JAX without jax.enable_x64 (before 0.4.36 or so): the experimental context manager."""
+    import types
+
+    from gpuad.testing import _x64
+
+    marker = object()
+    experimental = types.ModuleType("jax.experimental")
+    experimental.enable_x64 = lambda: marker
+    monkeypatch.setitem(sys.modules, "jax.experimental", experimental)
+    old_jax = types.ModuleType("jax")
+    old_jax.experimental = experimental
+    assert _x64(old_jax) is marker
+
+
+def test_nothing_to_differentiate_is_a_vacuous_pass():
+    report = check_grads(lambda x: x[:0], np.ones((3, 2)), order=1)
+    assert report.ok and report.comparisons == []
 
 
 def test_failure_record_fields():
