@@ -145,6 +145,20 @@ def namespace_of(*arrays: Any, names: list[str] | None = None, op: str | None = 
     >>> namespace_of(np.ones(2)).__name__
     'array_api_compat.numpy'
     """
+    # Every primitive applied to plain arrays passes here: the common case (types already seen,
+    # one library) is a dictionary lookup per array; anything else takes the checking path.
+    xp = None
+    for a in arrays:
+        ns = _NAMESPACE_BY_TYPE.get(type(a))
+        if ns is None or (xp is not None and ns is not xp):
+            return _namespace_of_checked(arrays, names, op)
+        xp = ns
+    if xp is None:
+        return _namespace_of_checked(arrays, names, op)
+    return xp
+
+
+def _namespace_of_checked(arrays: tuple[Any, ...], names: list[str] | None, op: str | None) -> Any:
     xp = None
     first = None
     where = f"{op}: " if op else ""
@@ -321,8 +335,27 @@ def _try_namespace(x: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+_DTYPE_NAMES: dict[tuple[type, Any], str] = {}  # a memo (dtype objects never change their name)
+
+
 def dtype_name(dtype: Any) -> str:
     """The standard name of a dtype object of any library (``"float32"``, ``"int64"``, ...)."""
+    # Keyed with the type first, so dtypes of two libraries are never compared with each other
+    # (array_api_strict warns about that).
+    key = (type(dtype), dtype)
+    try:
+        return _DTYPE_NAMES[key]
+    except (KeyError, TypeError):  # not seen yet, or unhashable
+        pass
+    name = _dtype_name(dtype)
+    try:
+        _DTYPE_NAMES[key] = name
+    except TypeError:
+        pass
+    return name
+
+
+def _dtype_name(dtype: Any) -> str:
     if isinstance(dtype, str):
         return numpy.dtype(dtype).name
     name = getattr(dtype, "name", None)

@@ -71,6 +71,8 @@ class BatchTrace(Trace):
         rule = prim.batch
         if rule is not None:
             out = rule(vals, tuple(batched), self.size, **params)  # bsize is positional-only
+        elif len(vals) == 1:
+            out = bind(prim, *vals, **params)
         else:
             out = bind(prim, *align_ranks(vals, batched), **params)
         return BatchTracer(self, out)
@@ -82,6 +84,8 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
     the right as they are)."""
     ranks = [v.ndim - 1 if b else v.ndim for v, b in zip(vals, batched)]
     top = max(ranks)
+    if all(r == top for r, b in zip(ranks, batched) if b):
+        return vals  # every batched operand already has the full per-point rank
     out = []
     for v, b, r in zip(vals, batched, ranks):
         if b and r < top:

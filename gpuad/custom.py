@@ -22,6 +22,7 @@ from .primitives import Primitive, gnp
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace
 from .tree import tree_flatten, tree_unflatten
+from .uniform import Uniform
 
 __all__ = ["custom_jvp", "custom_vjp"]
 
@@ -165,7 +166,7 @@ class custom_jvp:
         top = _top_trace(leaves)
         if isinstance(top, JVPTrace):
             return self._jvp_call(top, split, leaves, in_tree)
-        if type(top) is ReverseTrace:
+        if isinstance(top, ReverseTrace):
             return _record(top, split, leaves, in_tree, _CUSTOM_JVP_CALL, {"cj": self, "split": split})
         if isinstance(top, BatchTrace):
             return self._batch_call(top, split, leaves, in_tree)
@@ -317,7 +318,7 @@ class custom_vjp:
         split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
         top = _top_trace(leaves)
-        if type(top) is ReverseTrace:
+        if isinstance(top, ReverseTrace):
             return _record(top, split, leaves, in_tree, _CUSTOM_VJP_CALL, {"cv": self, "split": split})
         if isinstance(top, JVPTrace):
             raise TypeError(
@@ -358,7 +359,8 @@ class custom_vjp:
 def _custom_vjp_bwd(gs, ans, *leaves, cv, split, in_tree, active, xp, device, res, out_tree, out_avals):
     """VJP of a custom_vjp call: the user's bwd, given zeros for outputs that got no cotangent."""
     g_leaves = [
-        g if g is not None else gnp.zeros(shape, dtype=dtype, device=device) for g, (shape, dtype) in zip(gs, out_avals)
+        gnp.zeros(shape, dtype=dtype, device=device) if g is None else (g.full() if type(g) is Uniform else g)
+        for g, (shape, dtype) in zip(gs, out_avals)
     ]
     cts = cv._backward(split, res, tree_unflatten(out_tree, g_leaves))
     flat, tree = tree_flatten(tuple(cts))

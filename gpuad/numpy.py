@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 from . import backend as _backend
 from . import primitives as _p
-from .tracing import Tracer, context_namespace
+from .tracing import Tracer, bind, context_namespace
+from .uniform import Uniform
 
 __array_api_version__ = "2024.12"
 
@@ -109,6 +110,8 @@ def _lone_scalar_to_array(value: Any) -> Any:
 def _as_array(x: Any, name: str = "x") -> Any:
     if _is_arraylike(x):
         return x
+    if type(x) is Uniform:
+        return x.materialize()
     if isinstance(x, _SCALARS):
         return _lone_scalar_to_array(x)
     if isinstance(x, (list, tuple)):
@@ -120,6 +123,8 @@ def _as_array(x: Any, name: str = "x") -> Any:
 
 def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
     """Arrays for an elementwise op: scalars become 0-d arrays typed after the first array."""
+    if builtins.any(type(a) is Uniform for a in args):
+        args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
     like = next((a for a in args if _is_arraylike(a)), None)
     out = []
     for i, a in enumerate(args):
@@ -138,8 +143,12 @@ def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
 
 
 def _unary(prim: _p.Primitive, name: str) -> Any:
+    label = f"{name}: x"
+
     def fn(x: Any, /) -> Any:
-        return prim(_as_array(x, f"{name}: x"))
+        if isinstance(x, Tracer):
+            return bind(prim, x)
+        return bind(prim, _as_array(x, label))
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}`` of the array API, differentiable in gpuad."
@@ -147,9 +156,13 @@ def _unary(prim: _p.Primitive, name: str) -> Any:
 
 
 def _binary(prim: _p.Primitive, name: str) -> Any:
+    labels = [f"{name}: x1", f"{name}: x2"]
+
     def fn(x1: Any, x2: Any, /) -> Any:
-        a, b = _operands(x1, x2, names=[f"{name}: x1", f"{name}: x2"])
-        return prim(a, b)
+        if isinstance(x1, Tracer) and isinstance(x2, Tracer):
+            return bind(prim, x1, x2)
+        a, b = _operands(x1, x2, names=labels)
+        return bind(prim, a, b)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}`` of the array API (Python scalars allowed), differentiable."
@@ -288,6 +301,8 @@ def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:  # noqa: A002
 def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Any:
     """Convert to ``dtype``. Float-to-float conversion is differentiable (the cotangent converts
     back); conversion to an integer or boolean dtype has no derivative."""
+    if type(x) is Uniform and isdtype(dtype, "real floating"):
+        return x.like(dtype=_backend.backend_dtype(x.xp, dtype))
     x = _as_array(x)
     if not isinstance(x, Tracer):
         xp = _namespace_and_device(x)[0]
@@ -361,7 +376,8 @@ def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
     >>> reshape(np.arange(6.0), (2, -1)).shape
     (2, 3)
     """
-    x = _as_array(x)
+    if type(x) is not Uniform:
+        x = _as_array(x)
     if isinstance(shape, int):
         shape = (shape,)
     shape = tuple(operator.index(d) for d in shape)
@@ -377,6 +393,8 @@ def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
         raise ValueError(f"reshape: cannot reshape an array of shape {tuple(x.shape)} into shape {shape}")
     if shape == tuple(x.shape) and isinstance(x, Tracer):
         return x
+    if type(x) is Uniform:
+        return x.like(shape=shape)
     return _p.reshape(x, shape=shape, in_ndim=x.ndim)
 
 
@@ -435,7 +453,8 @@ def squeeze(x: Any, /, axis: Any = None) -> Any:
 
 def broadcast_to(x: Any, /, shape: Any) -> Any:
     """Broadcast to ``shape`` (NumPy rules)."""
-    x = _as_array(x)
+    if type(x) is not Uniform:
+        x = _as_array(x)
     shape = (shape,) if isinstance(shape, int) else tuple(operator.index(d) for d in shape)
     ok = len(shape) >= x.ndim and builtins.all(d in (1, e) for d, e in zip(reversed(tuple(x.shape)), reversed(shape)))
     if not ok:
@@ -445,6 +464,8 @@ def broadcast_to(x: Any, /, shape: Any) -> Any:
         )
     if shape == tuple(x.shape) and isinstance(x, Tracer):
         return x
+    if type(x) is Uniform:
+        return x.like(shape=shape)
     return _p.broadcast_to(x, shape=shape, in_ndim=x.ndim)
 
 
@@ -527,6 +548,11 @@ def sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bo
     >>> sum(np.ones((2, 3)), axis=1).tolist()
     [3.0, 3.0]
     """
+    if type(x) is Uniform and dtype is None:
+        axes = _normalize_axes(axis, x.ndim)
+        kept = tuple(1 if i - x.ndim in axes else d for i, d in enumerate(x.shape))
+        out = kept if keepdims else tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axes)
+        return x.like(x.value * _prod(x.shape[a] for a in axes), shape=out)
     x = _as_array(x)
     if dtype is not None:
         x = astype(x, dtype)
@@ -716,6 +742,16 @@ def getitem(x: Any, key: Any) -> Any:
     """``x[key]`` with basic indexing (ints, slices, None, Ellipsis) and integer-array indexing
     (the arrays, and any ints among them, must be adjacent, as NumPy then keeps them in place)."""
     x = _as_array(x)
+    # The common per-point patterns x[i] and x[..., i] skip the general normalisation below.
+    if type(key) is int:
+        shape = x.shape
+        if shape and -shape[0] <= key < shape[0]:
+            return _p.getitem(x, index=(Ellipsis, key % shape[0]) + (slice(None),) * (len(shape) - 1))
+    elif type(key) is tuple and len(key) == 2 and key[0] is Ellipsis and type(key[1]) is int:
+        shape = x.shape
+        k = key[1]
+        if shape and -shape[-1] <= k < shape[-1]:
+            return _p.getitem(x, index=(Ellipsis,) + (slice(None),) * (len(shape) - 1) + (k % shape[-1],))
     if not isinstance(key, tuple):
         key = (key,)
     items: list[Any] = []

@@ -38,6 +38,8 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import backend_dtype, device_of, scatter_add
+from .uniform import Uniform
+from .tracing import bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
 
@@ -84,8 +86,6 @@ class Primitive:
         return f"Primitive({self.name})"
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        from .tracing import bind
-
         return bind(self, *args, **params)
 
 
@@ -112,21 +112,69 @@ def _nondiff(name: str, impl: Rule) -> Primitive:
 
 # Binary operations between two arrays inside rules go through these, never through operators: the
 # operands may sit at different levels (a raw array and a traced value), and not every library's
-# array hands an unknown right operand back to Python (array_api_strict raises instead).
+# array hands an unknown right operand back to Python (array_api_strict raises instead). They also
+# know the symbolic Uniform cotangent (see uniform.py): multiplying by a Uniform 1 is free.
 def mul(a: Any, b: Any) -> Any:
+    if type(a) is Uniform:
+        return _scaled(b, a)
+    if type(b) is Uniform:
+        return _scaled(a, b)
     return gnp.multiply(a, b)
 
 
 def div(a: Any, b: Any) -> Any:
+    if type(b) is Uniform:
+        return _scaled(a, b.like(1.0 / b.value)) if type(a) is not Uniform else a.like(a.value / b.value)
+    if type(a) is Uniform:
+        if isinstance(b, (int, float)) and not isinstance(b, bool):
+            return a.like(a.value / b)
+        if b.dtype != a.dtype:
+            dt = gnp.result_type(b.dtype, a.dtype)
+            if b.dtype != dt:
+                b = gnp.astype(b, dt)
+        return _fit(gnp.divide(a.value, b), a)  # value / b: one operation instead of two
     return gnp.divide(a, b)
 
 
 def plus(a: Any, b: Any) -> Any:
+    if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
+        return a.like(a.value + b.value)
     return gnp.add(a, b)
 
 
 def minus(a: Any, b: Any) -> Any:
+    if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
+        return a.like(a.value - b.value)
     return gnp.subtract(a, b)
+
+
+def _scaled(x: Any, u: Uniform) -> Any:
+    """``x * u``: ``x`` itself when u is 1, else one scaling; in the product's dtype and shape."""
+    if type(x) is Uniform:
+        return x.like(x.value * u.value, gnp.broadcast_shapes(x.shape, u.shape), gnp.result_type(x.dtype, u.dtype))
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return u.like(u.value * x)
+    if x.dtype != u.dtype:  # promote before scaling, so a float32 operand loses nothing
+        dt = gnp.result_type(x.dtype, u.dtype)
+        if x.dtype != dt:
+            x = gnp.astype(x, dt)
+    v = u.value
+    if v == -1:
+        x = gnp.negative(x)
+    elif v != 1:
+        x = gnp.multiply(x, v)
+    return _fit(x, u)
+
+
+def _fit(x: Any, u: Uniform) -> Any:
+    """``x`` combined with Uniform ``u`` has the broadcast shape of both: where ``u`` is larger,
+    multiply by its (view of) ones, which makes a fresh array rather than a view of ``x``."""
+    if tuple(x.shape) == u.shape or len(x.shape) > len(u.shape) and tuple(x.shape[len(x.shape) - len(u.shape):]) == u.shape:
+        return x
+    shape = gnp.broadcast_shapes(tuple(x.shape), u.shape)
+    if shape == tuple(x.shape):
+        return x
+    return gnp.multiply(x, u.like(1.0, dtype=x.dtype).materialize())
 
 
 _LN2 = math.log(2.0)

@@ -13,7 +13,8 @@ from typing import Any, Sequence
 
 from .primitives import Primitive, gnp
 from .backend import is_writable
-from .tracing import Aval, Trace, Tracer, bind, open_trace
+from .tracing import Aval, Trace, Tracer, bind, eager, open_trace
+from .uniform import Uniform, materialized, reduced_to
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
@@ -101,29 +102,42 @@ class ReverseTrace(Trace):
         primals = []
         in_nodes = []
         active = False
+        plain = True  # every primal a plain array (always so at level 0, unless a tracer leaked)
         for a in args:
             if type(a) is ReverseTracer and a._trace is self:
-                primals.append(a.primal)
-                in_nodes.append(a.node)
-                active = active or a.node is not None
+                p = a.primal
+                n = a.node
+                if n is not None:
+                    active = True
             else:
-                primals.append(a)
-                in_nodes.append(None)
-        out = bind(prim, *primals, **params)
+                p = a
+                n = None
+            if plain and isinstance(p, Tracer):
+                plain = False
+            primals.append(p)
+            in_nodes.append(n)
+        # The bottom trace computes on plain arrays directly; above it the values one level down
+        # are tracers of the enclosing transforms, which ``bind`` dispatches to.
+        if plain:
+            out = eager(prim, primals, params)
+        else:
+            out = bind(prim, *primals, **params)
         if not active or prim.vjp is None:
             # A constant at this level. It stays a tracer (without a node) so that operators on it
             # keep dispatching to gpuad, whatever library sits underneath.
             return ReverseTracer(self, out, None)
-        keep_all = prim.keeps_all_args
-        kept = prim.kept_args
-        args_kept = [
-            p if keep_all or i in kept else Aval(p.shape, p.dtype, self.device, self.xp)
-            for i, p in enumerate(primals)
-        ]
-        in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
-        node = self.new_node()
-        ans = out if prim.keeps_ans else None
-        self.tape.append(Record(prim, in_nodes, node, args_kept, ans, params, in_avals, (tuple(out.shape), out.dtype)))
+        if prim.keeps_all_args:
+            args_kept = primals
+        else:
+            kept = prim.kept_args
+            device, xp = self.device, self.xp
+            args_kept = [p if i in kept else Aval(p.shape, p.dtype, device, xp) for i, p in enumerate(primals)]
+        in_avals = [None if n is None else (p.shape, p.dtype) for n, p in zip(in_nodes, primals)]
+        self._nodes += 1
+        node = self._nodes - 1
+        self.tape.append(
+            Record(prim, in_nodes, node, args_kept, out if prim.keeps_ans else None, params, in_avals, (out.shape, out.dtype))
+        )
         return ReverseTracer(self, out, node)
 
     def checkpoint_call(self, fun: Any, flat_args: list[Any], in_tree: Any) -> Any:
@@ -223,6 +237,8 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
+    if type(c) is Uniform:
+        return c if c.shape == shape and c.dtype == dtype else reduced_to(c, shape, dtype)
     cshape = tuple(c.shape)
     if cshape != shape:
         extra = len(cshape) - len(shape)
@@ -241,7 +257,7 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
 
 
 def backward(
-    tape: list[Record | None], seeds: dict[int, Any], wanted: Sequence[int], *, consume: bool
+    tape: list[Record | None], seeds: dict[int, Any], wanted: Sequence[int], *, consume: bool, fresh: bool = False
 ) -> list[Any]:
     """Propagate cotangents ``seeds`` (node -> cotangent) back through ``tape``.
 
@@ -249,34 +265,46 @@ def backward(
     records are dropped as the sweep passes them, releasing the forward values they held.
 
     Fan-out is summed in place where that is safe: into buffers this sweep allocated itself
-    (``owned``), and only for plain arrays (a traced cotangent must stay a fresh value).
+    (``owned``), and only for plain arrays (a traced cotangent must stay a fresh value). A rule may
+    hand back one of its operands unchanged (``mul(g, y)`` is ``y`` when g is a Uniform one, add
+    passes ``g`` on): such *borrowed* cotangents are never written into, and with ``fresh`` the
+    results are copies wherever they would otherwise alias a seed or a value of the computation,
+    so the caller owns what it gets.
     """
     cts: dict[int, Any] = dict(seeds)
     owned: set[int] = set()
+    borrowed: set[int] = {n for n, c in seeds.items() if type(c) is not Uniform}
     for i in range(len(tape) - 1, -1, -1):
         rec = tape[i]
         if consume:
             tape[i] = None
         if rec is None:
             continue
-        if isinstance(rec.out_node, tuple):  # a record with several outputs (checkpoint)
-            g = tuple(cts.pop(n, None) for n in rec.out_node)
-            owned.difference_update(rec.out_node)
+        out_node = rec.out_node
+        if type(out_node) is tuple:  # a record with several outputs (checkpoint, custom rules)
+            g = tuple(cts.pop(n, None) for n in out_node)
+            g_borrowed = any(n in borrowed for n in out_node)
+            owned.difference_update(out_node)
+            borrowed.difference_update(out_node)
             if all(x is None for x in g):
                 continue
         else:
-            g = cts.pop(rec.out_node, None)
-            owned.discard(rec.out_node)
+            g = cts.pop(out_node, None)
             if g is None:
                 continue
+            owned.discard(out_node)
+            g_borrowed = out_node in borrowed
+            if g_borrowed:
+                borrowed.discard(out_node)
         prim = rec.prim
         vjp = prim.vjp
+        args = rec.args
         # In-place accumulation is for plain arrays only: a traced cotangent or operand must go
         # through the functional rule so that the outer transform sees it.
         into = prim.vjp_into
-        if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in rec.args)):
+        if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in args)):
             into = None
-        joint = vjp(g, rec.ans, *rec.args, **rec.params) if callable(vjp) else None
+        joint = vjp(g, rec.ans, *args, **rec.params) if callable(vjp) else None
         for j, (node, aval) in enumerate(zip(rec.in_nodes, rec.in_avals)):
             if node is None:
                 continue
@@ -284,29 +312,50 @@ def backward(
             if into is not None and into[j] is not None and not isinstance(prev, Tracer):
                 # Write straight into this node's buffer (made here, or made from prev).
                 buf = prev if node in owned else None
-                gj = g if aval[1] == g.dtype else gnp.astype(g, aval[1])
-                new = into[j](buf, gj, rec.ans, *rec.args, **rec.params)
+                gj = materialized(g)
+                if aval[1] != gj.dtype:
+                    gj = gnp.astype(gj, aval[1])
+                new = into[j](buf, gj, rec.ans, *args, **rec.params)
                 if buf is None and prev is not None:
-                    new += prev
+                    new += prev.value if type(prev) is Uniform else prev
                 cts[node] = new
                 owned.add(node)
+                borrowed.discard(node)
                 continue
             if joint is not None:
                 c = joint[j]
             else:
-                c = None if vjp[j] is None else vjp[j](g, rec.ans, *rec.args, **rec.params)
+                c = None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params)
             if c is None:
                 continue
+            # A contribution that is (or may view) a cotangent or a value of the computation.
+            is_borrowed = type(c) is not Uniform and (g_borrowed or c is g or c is rec.ans or any(c is a for a in args))
             c = _unbroadcast(c, aval[0], aval[1])
             if prev is None:
                 cts[node] = c
+                if is_borrowed:
+                    borrowed.add(node)
             elif node in owned and not isinstance(c, Tracer):
-                prev += c
+                prev += c.value if type(c) is Uniform else c
                 cts[node] = prev  # same object for mutable arrays; the sum for immutable ones
+            elif type(prev) is Uniform and type(c) is Uniform and prev.shape == c.shape:
+                cts[node] = prev.like(prev.value + c.value)
             else:
                 total = gnp.add(prev, c)
                 cts[node] = total
+                borrowed.discard(node)
                 if not isinstance(total, Tracer) and is_writable(total):
                     owned.add(node)
-        del g, joint, rec
-    return [cts.get(n) for n in wanted]
+        del g, joint, rec, args
+    if not fresh:
+        return [cts.get(n) for n in wanted]
+    return [_owned_result(cts.get(n), n in borrowed) for n in wanted]
+
+
+def _owned_result(c: Any, borrowed: bool) -> Any:
+    """A cotangent the caller may keep and write into."""
+    if type(c) is Uniform:
+        return c.full()
+    if borrowed and c is not None and not isinstance(c, Tracer):
+        return gnp.asarray(c, copy=True)
+    return c

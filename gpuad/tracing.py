@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .backend import namespace_of
+from .uniform import Uniform
 
 if TYPE_CHECKING:
     from .primitives import Primitive
 
-__all__ = ["Aval", "Trace", "Tracer", "bind", "open_trace", "context_namespace", "LeakedTracerError"]
+__all__ = ["Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError"]
 
 
 class LeakedTracerError(RuntimeError):
@@ -114,7 +115,7 @@ def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
             if top is None or t.level > top.level:
                 top = t
     if top is None:
-        return prim.impl(namespace_of(*args, op=prim.name), *args, **params)
+        return eager(prim, args, params)
     if not top.alive:
         raise LeakedTracerError(
             f"{prim.name}: a traced value escaped from the transform ({top!r}) that created it, "
@@ -122,6 +123,18 @@ def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
             "function instead, or use gpuad.stop_gradient on it."
         )
     return top.process(prim, args, params)
+
+
+def eager(prim: "Primitive", args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+    """Apply the table entry to plain arrays (a symbolic Uniform cotangent becomes its view)."""
+    try:
+        xp = namespace_of(*args, op=prim.name)
+    except TypeError:
+        if not any(type(a) is Uniform for a in args):
+            raise
+        args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
+        xp = namespace_of(*args, op=prim.name)
+    return prim.impl(xp, *args, **params)
 
 
 class Tracer:

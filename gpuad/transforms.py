@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from typing import Any, Callable, Sequence
 
 from . import backend
@@ -11,7 +12,9 @@ from .batching import BatchTrace, BatchTracer
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace
+from .primitives import gnp
 from .tree import tree_flatten, tree_unflatten
+from .uniform import Uniform
 
 __all__ = ["grad", "value_and_grad", "vjp", "jacrev", "vmap", "checkpoint"]
 
@@ -50,18 +53,30 @@ def _resolve_argnums(argnums: tuple[int, ...], nargs: int, transform: str, given
     return tuple(out)
 
 
-def _arg_label(fun: Callable[..., Any], i: int) -> str:
-    """'argument 0 (x)' using the function's own parameter names where they can be read."""
+def _positional_names(fun: Callable[..., Any]) -> list[str] | None:
+    """The names of ``fun``'s positional parameters. Plain functions (also behind functools.wraps)
+    are read off their code object: inspect.signature costs more than a small gradient."""
+    f = fun
+    while getattr(f, "__wrapped__", None) is not None and not hasattr(f, "__signature__"):
+        f = f.__wrapped__
+    code = getattr(f, "__code__", None)
+    if isinstance(f, types.FunctionType) and code is not None and not hasattr(f, "__signature__"):
+        return list(code.co_varnames[: code.co_argcount])
     try:
-        params = [
+        return [
             p.name
             for p in inspect.signature(fun).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
-        if i < len(params):
-            return f"argument {i} ({params[i]})"
     except (TypeError, ValueError):
-        pass
+        return None
+
+
+def _arg_label(fun: Callable[..., Any], i: int) -> str:
+    """'argument 0 (x)' using the function's own parameter names where they can be read."""
+    params = _positional_names(fun)
+    if params is not None and i < len(params):
+        return f"argument {i} ({params[i]})"
     return f"argument {i}"
 
 
@@ -73,8 +88,6 @@ def _leaf_labels(label: str, treedef: Any, n: int) -> list[str]:
 
 def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None) -> Any:
     """A differentiable input: an array (or traced value, or Python float) of a real floating dtype."""
-    from . import numpy as gnp
-
     if isinstance(value, Tracer) or backend.is_array(value):
         arr = value
     elif isinstance(value, float):
@@ -146,8 +159,6 @@ def _strip(trace: Any, tree: Any) -> Any:
 
 
 def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) -> Any:
-    from . import numpy as gnp
-
     if isinstance(value, Tracer) or backend.is_array(value):
         return value
     if isinstance(value, (bool, int, float)):
@@ -191,14 +202,12 @@ class _ReverseResult:
 
     def pull(self, cotangents: Sequence[Any], *, consume: bool) -> list[Any]:
         """Cotangents of the inputs (zeros where none arrived), for output cotangents in order."""
-        from . import numpy as gnp
-
         seeds: dict[int, Any] = {}
         for node, c in zip(self.out_nodes, cotangents):
             if node is None or c is None:
                 continue
             seeds[node] = seeds[node] + c if node in seeds else c
-        grads = backward(self.tape, seeds, self.in_nodes, consume=consume)
+        grads = backward(self.tape, seeds, self.in_nodes, consume=consume, fresh=True)
         return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
 
 
@@ -309,9 +318,8 @@ def _make_value_and_grad(fun, nums, given, has_aux, transform):
             )
         out = rec.out_primals[0]
         _check_scalar_output(out, transform)
-        from . import numpy as gnp
-
-        grads = rec.pull([gnp.ones_like(out)], consume=True)
+        # A symbolic ones seed: rules multiplying by it skip the multiplication (see uniform.py).
+        grads = rec.pull([Uniform(1.0, tuple(out.shape), out.dtype, rec.xp, rec.device)], consume=True)
         per_arg = tree_unflatten(rec.in_tree, grads)
         g = per_arg[0] if isinstance(given, int) else tuple(per_arg)
         value = (out, rec.aux) if has_aux else out
@@ -321,8 +329,6 @@ def _make_value_and_grad(fun, nums, given, has_aux, transform):
 
 
 def _check_scalar_output(out: Any, transform: str) -> None:
-    from . import numpy as gnp
-
     if tuple(out.shape) != ():
         raise TypeError(
             f"{transform}: gradient only defined for scalar-output functions. Output had shape: "
@@ -382,8 +388,6 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
 
 def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) -> Any:
     """The Jacobian (output tree of input trees) of a recording, by one batched backward sweep."""
-    from . import numpy as gnp
-
     rows = _pull_basis(rec)  # per input: (M, *input shape), M = all output elements
     per_output = []
     offset = 0
@@ -402,8 +406,6 @@ def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) ->
 def _pull_basis(rec: "_ReverseResult") -> list[Any]:
     """All rows of the Jacobian in one backward sweep: the sweep runs under a batch of M one-hot
     cotangents (M = number of output elements), so each rule works on all rows at once."""
-    from . import numpy as gnp
-
     sizes = [_size(o) for o in rec.out_primals]
     total = sum(sizes)
     if total == 0:
@@ -532,8 +534,6 @@ def vmap(
 
 def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tuple[int, list[Any], list[bool]]:
     """Check the mapped inputs, agree on the batch size, and move each batch axis to the front."""
-    from . import numpy as gnp
-
     size = None
     size_label = None
     moved, mapped = [], []
@@ -573,8 +573,6 @@ def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tupl
 
 def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, device: Any) -> tuple[list[Any], Any, list[Any]]:
     """Outputs with the batch axis where out_axes puts it (unbatched outputs are repeated)."""
-    from . import numpy as gnp
-
     out_flat, out_tree = tree_flatten(out)
     axes = _axes_for_leaves(out_axes, out, "the output", "out_axes")
     results = []
@@ -605,8 +603,6 @@ def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, de
 def _chunked(call, moved, mapped, size, chunk_size, xp, device):
     """Evaluate the batch ``chunk_size`` points at a time and assemble the results: written into
     one preallocated array per output where the results are plain arrays, concatenated otherwise."""
-    from . import numpy as gnp
-
     assembled = None
     out_tree = None
     axes = None
