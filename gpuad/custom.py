@@ -256,7 +256,7 @@ def _record(trace: ReverseTrace, split: _Split, leaves: list[Any], in_tree: Any,
     nodes = tuple(trace.new_node() for _ in out_flat)
     in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
     full_params = dict(params, in_tree=in_tree, active=active, xp=trace.xp, device=trace.device, **extra)
-    trace.tape.append(Record(prim, in_nodes, nodes, primals, None, full_params, in_avals))
+    trace._append(Record(prim, in_nodes, nodes, primals, None, full_params, in_avals), primals, list(out_flat))
     return tree_unflatten(out_tree, [ReverseTracer(trace, o, n) for o, n in zip(out_flat, nodes)])
 
 

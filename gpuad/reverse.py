@@ -135,10 +135,18 @@ class ReverseTrace(Trace):
         in_avals = [None if n is None else (p.shape, p.dtype) for n, p in zip(in_nodes, primals)]
         self._nodes += 1
         node = self._nodes - 1
-        self.tape.append(
-            Record(prim, in_nodes, node, args_kept, out if prim.keeps_ans else None, params, in_avals, (out.shape, out.dtype))
+        self._append(
+            Record(prim, in_nodes, node, args_kept, out if prim.keeps_ans else None, params, in_avals, (out.shape, out.dtype)),
+            primals,
+            out,
         )
         return ReverseTracer(self, out, node)
+
+    def _append(self, record: Record, inputs: list[Any], outputs: Any) -> None:
+        """Put a line on the tape. ``inputs`` are all its input values and ``outputs`` its output
+        value (a list for a record with several outputs): what a recording that keeps every value
+        (gpuad.make_tape) overrides this to see."""
+        self.tape.append(record)
 
     def checkpoint_call(self, fun: Any, flat_args: list[Any], in_tree: Any) -> Any:
         """Run ``fun`` one level down, so none of its intermediate values lands on this tape, and
@@ -159,7 +167,7 @@ class ReverseTrace(Trace):
         nodes = tuple(self.new_node() if a else -1 for a in arrays)
         in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
         params = {"fun": fun, "in_tree": in_tree, "active": active, "xp": self.xp, "device": self.device}
-        self.tape.append(Record(CHECKPOINT, in_nodes, nodes, primals, None, params, in_avals))
+        self._append(Record(CHECKPOINT, in_nodes, nodes, primals, None, params, in_avals), primals, list(out_flat))
         return tree_unflatten(
             out_tree, [ReverseTracer(self, o, n) if a else o for o, n, a in zip(out_flat, nodes, arrays)]
         )

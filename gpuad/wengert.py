@@ -43,32 +43,20 @@ class _KeepingTrace(ReverseTrace):
         self.values: dict[int, Any] = {}  # node -> primal value
         self.full_args: dict[int, list[Any]] = {}  # record index -> every input value
 
-    def _primals(self, args: Sequence[Any]) -> list[Any]:
-        return [a.primal if type(a) is ReverseTracer and a._trace is self else a for a in args]
-
     def new_input(self, value: Any) -> ReverseTracer:
         tracer = super().new_input(value)
         self.values[tracer.node] = value
         return tracer
 
-    def process(self, prim: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        start = len(self.tape)
-        out = super().process(prim, args, params)
-        if len(self.tape) > start:
-            self.full_args[len(self.tape) - 1] = self._primals(args)
-            if type(out) is ReverseTracer and out.node is not None:
-                self.values[out.node] = out.primal
-        return out
-
-    def checkpoint_call(self, fun: Any, flat_args: list[Any], in_tree: Any) -> Any:
-        start = len(self.tape)
-        out = super().checkpoint_call(fun, flat_args, in_tree)
-        if len(self.tape) > start:
-            self.full_args[len(self.tape) - 1] = self._primals(flat_args)
-            for leaf in tree_leaves(out):
-                if type(leaf) is ReverseTracer and leaf._trace is self and leaf.node is not None:
-                    self.values[leaf.node] = leaf.primal
-        return out
+    def _append(self, record: Any, inputs: list[Any], outputs: Any) -> None:
+        self.full_args[len(self.tape)] = list(inputs)
+        if isinstance(record.out_node, tuple):
+            for n, o in zip(record.out_node, outputs):
+                if n is not None and n >= 0:
+                    self.values[n] = o
+        else:
+            self.values[record.out_node] = outputs
+        super()._append(record, inputs, outputs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,9 +186,12 @@ class Tape:
             in_ndim = len(self._values[rec.in_nodes[0]].shape)
         params = _shown_params(rec.prim.name, rec.params, in_ndim)
         v = self._values[first]
-        return Operation(
-            outs, rec.prim.name, ins, params, tuple(v.shape), backend.dtype_name(v.dtype), self._batched[first]
-        )
+        op = rec.prim.name
+        custom = rec.params.get("cj", rec.params.get("cv")) if op in ("custom_jvp_call", "custom_vjp_call") else None
+        if custom is not None:  # one line with its own rule: show whose
+            op = f"{getattr(custom, '__name__', 'custom').lstrip('_')}[{op[: -len('_call')]}]"
+            params = {}
+        return Operation(outs, op, ins, params, tuple(v.shape), backend.dtype_name(v.dtype), self._batched[first])
 
     def __str__(self) -> str:
         lines = [self._header()]
@@ -237,14 +228,14 @@ class Tape:
 
     # -- replaying it ------------------------------------------------------------------------
 
-    def _replay(self, inputs: Sequence[Any], eps: dict[int, Any] | None = None) -> dict[int, Any]:
+    def _replay(self, inputs: Sequence[Any], eps: dict[int, Any] | None = None, forward: bool = False) -> dict[int, Any]:
         """Evaluate the recorded program again with the primitives (so that an enclosing transform
         sees every operation): node -> value. ``eps`` adds a perturbation to chosen nodes."""
         env: dict[int, Any] = dict(zip(self._input_nodes, inputs))
         for i, rec in enumerate(self._records):
             args = [env[n] if n is not None else a for n, a in zip(rec.in_nodes, self._full_args[i])]
             if isinstance(rec.out_node, tuple):
-                outs = _replay_multi(rec, args)
+                outs = _replay_multi(rec, args, forward)
                 for n, o in zip(rec.out_node, outs):
                     if n is not None and n >= 0:
                         env[n] = o
@@ -269,7 +260,7 @@ class Tape:
         nodes = self._all_nodes()
 
         def everything(*xs: Any) -> tuple[Any, ...]:
-            env = self._replay(xs)
+            env = self._replay(xs, forward=True)
             return tuple(env[n] for n in nodes)
 
         _, ts = jvp(everything, tuple(ins), tuple(tans))
@@ -384,6 +375,9 @@ class Tape:
         * ``cotangent``: the output weights of the adjoint column; default ones for every output,
           so a per-point output gives every point its own adjoints ``d f(point) / d v``.
         * ``digits``: decimals in the printed table (the rows keep full precision).
+
+        A custom_jvp or custom_vjp function is one line whose columns come from its own rules;
+        a custom_vjp function has no forward mode (as in JAX), so its tangent is its body's.
 
         >>> import numpy as np, gpuad, gpuad.numpy as gnp
         >>> tape = gpuad.make_tape(lambda x, y: gnp.sin(x) * y)(np.asarray(0.0), np.asarray(2.0))
@@ -738,12 +732,21 @@ def _out_nodes(rec: Any) -> tuple[int | None, ...]:
     return (rec.out_node,)
 
 
-def _replay_multi(rec: Any, args: list[Any]) -> list[Any]:
+def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]:
     """Replay a record with several outputs. Checkpointed segments are simply run again (their
-    derivatives are those of their inside)."""
+    derivatives are those of their inside); custom-rule functions are called again, so their rules
+    apply, except that forward-mode tangents through a custom_vjp function (which has no JVP, as in
+    JAX) are its body's."""
     if rec.prim.name == "checkpoint":
         fun, in_tree = rec.params["fun"], rec.params["in_tree"]
         return [o if hasattr(o, "shape") else None for o in tree_flatten(fun(*tree_unflatten(in_tree, args)))[0]]
+    custom = rec.params.get("cj", rec.params.get("cv"))
+    if rec.prim.name in ("custom_jvp_call", "custom_vjp_call") and custom is not None:
+        # Calling the custom function again keeps its rule in force for jvp/vjp of the replay.
+        full = rec.params["split"].full(tree_unflatten(rec.params["in_tree"], args))
+        if forward and rec.prim.name == "custom_vjp_call":
+            custom = custom.fun
+        return list(tree_flatten(custom(*full))[0])
     raise NotImplementedError(f"make_tape cannot replay a '{rec.prim.name}' record with several outputs")
 
 

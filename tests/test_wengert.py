@@ -279,6 +279,27 @@ def test_checkpoint_is_one_line_and_the_table_goes_through_it():
     assert "v2" in tape.to_dot()
 
 
+def test_custom_rules_are_one_line_and_the_table_uses_their_rules():
+    """vector_norm has a custom JVP whose gradient at 0 is 0 (its body's would be NaN); logsumexp
+    and a custom_vjp function show as one line each, and the table's adjoints are grad's."""
+    @gpuad.custom_vjp
+    def clipped(v):
+        return v * 1.0
+
+    clipped.defvjp(lambda v: (v * 1.0, None), lambda res, g: (gnp.clip(g, -0.5, 0.5),))
+
+    def f(x):
+        return gnp.vector_norm(x) + gnp.logsumexp(clipped(x) * 3.0)
+
+    for x in (np.zeros(3), np.asarray([0.3, -1.0, 2.0])):
+        tape = gpuad.make_tape(f)(x)
+        ops = [op.expression for op in tape.operations]
+        assert ops[0] == "vector_norm_2[custom_jvp](x)" and ops[1] == "clipped[custom_vjp](x)", ops
+        assert any(op.startswith("logsumexp_value[custom_jvp]") for op in ops), ops
+        np.testing.assert_allclose(tape.table()["x"].adjoint, gpuad.grad(f)(x), rtol=1e-14)
+        assert np.all(np.isfinite(tape.table()["x"].adjoint))
+
+
 def test_constant_output_and_static_arguments():
     tape = gpuad.make_tape(lambda x, k: (x * k, np.ones(2)))(np.asarray(2.0), 3)
     assert tape.outputs == ["v1", "const"]
@@ -411,7 +432,7 @@ def test_mixed_libraries_error():
 
 
 def test_unknown_multi_output_record_cannot_be_replayed():
-    """Only checkpoint records have several outputs today; any other such record is refused clearly."""
+    """Checkpoint and custom-rule records are replayed; any other multi-output record is refused clearly."""
     seg = gpuad.checkpoint(lambda a: (gnp.sin(a), gnp.cos(a)))
     tape = gpuad.make_tape(lambda x: seg(x)[0] * seg(x)[1])(np.asarray(0.5))
     tape._records[0].prim = gpuad.Primitive("mystery", lambda xp, x: (x, x))
