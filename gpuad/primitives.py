@@ -11,6 +11,10 @@ An entry holds
     cotangent into ``buf`` in place (``buf`` None: allocate zeros first) and returning ``buf``; the
     engine uses it for plain arrays, where it saves a zero-filled array and an addition per use
     (indexing writes its cotangent into one buffer instead of one zero array per index);
+  * ``vjp_place`` (optional): ``rule(ans, *args, **params)`` giving the canonical basic index at
+    which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
+    reads a part of its input (getitem). The engine then collects the parts an input receives and
+    writes them all into one buffer with ``embed_add``, instead of one zero-filled array per read;
   * ``batch`` (optional): ``rule(vals, batched, bsize, /, **params)`` computing the primitive for a vmap
     batch (batch axis first on the batched values); without it, vmap aligns the operands' ranks and
     calls ``impl``'s primitive again, which every entry here supports;
@@ -70,6 +74,7 @@ class Primitive:
     vjp: tuple[Rule | None, ...] | Rule | None = None
     residuals: tuple[str | int, ...] = ("args", "ans")
     vjp_into: tuple[Rule | None, ...] | None = None
+    vjp_place: Rule | None = None
     batch: Rule | None = None
 
     def __post_init__(self) -> None:
@@ -692,14 +697,9 @@ def _slice_along(x: Any, axis: int, start: int | None, stop: int | None) -> Any:
 def _embed_impl(xp: Any, g: Any, *, index: tuple[Any, ...], shape: tuple[int, ...]) -> Any:
     """Zeros of ``shape`` with ``g`` written at ``index``: the transpose of basic indexing."""
     lead = g.ndim - _index_ndim(index)
-    front = tuple(g.shape[:lead])
-    out = xp.zeros(front + shape, dtype=g.dtype, device=device_of(g))
-    # Assignment takes no new axes: drop them from the index, and their size-1 axes from g.
-    axis_items = [item for item in index[1:] if not isinstance(item, int)]
-    if None in axis_items:
-        kept = [d for d, item in zip(g.shape[lead:], axis_items) if item is not None]
-        g = xp.reshape(g, front + tuple(kept))
-    out[(Ellipsis, *[item for item in index[1:] if item is not None])] = g
+    out = xp.zeros(tuple(g.shape[:lead]) + shape, dtype=g.dtype, device=device_of(g))
+    g, key = _assignable(xp, g, index, lead)
+    out[key] = g
     return out
 
 
@@ -713,18 +713,6 @@ def _point_shape(x: Any, index: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(x.shape[len(x.shape) - n :])
 
 
-def _getitem_vjp_into(buf: Any, g: Any, ans: Any, x: Any, *, index: tuple[Any, ...]) -> Any:
-    buf = _zeros_for(x) if buf is None else buf
-    axis_items = [item for item in index[1:] if not isinstance(item, int)]
-    if None in axis_items:  # assignment takes no new axes: drop them (size 1) from g
-        lead = g.ndim - len(axis_items)
-        kept = [d for d, item in zip(g.shape[lead:], axis_items) if item is not None]
-        g = gnp.reshape(g, tuple(g.shape[:lead]) + tuple(kept))
-    key = (Ellipsis, *[item for item in index[1:] if item is not None])
-    buf[key] += g  # a basic index never repeats an element, so += is exact
-    return buf
-
-
 getitem = _add(
     Primitive(
         "getitem",
@@ -732,7 +720,7 @@ getitem = _add(
         jvp=(lambda t, ans, x, *, index: getitem(t, index=index),),
         vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=_point_shape(x, index)),),
         residuals=(),
-        vjp_into=(_getitem_vjp_into,),
+        vjp_place=lambda ans, x, *, index: index,
     )
 )
 embed = _add(
@@ -742,6 +730,65 @@ embed = _add(
         jvp=(lambda t, ans, g, *, index, shape: embed(t, index=index, shape=shape),),
         vjp=(lambda c, ans, g, *, index, shape: getitem(c, index=index),),
         residuals=(),
+    )
+)
+
+
+def _assignable(xp: Any, g: Any, index: tuple[Any, ...], lead: int) -> tuple[Any, tuple[Any, ...]]:
+    """``g`` and the key that writes it at ``index``: assignment takes no new axes, so they are
+    dropped from the index, and their size-1 axes from ``g``."""
+    axis_items = [item for item in index[1:] if not isinstance(item, int)]
+    if None in axis_items:
+        kept = [d for d, item in zip(g.shape[lead:], axis_items) if item is not None]
+        g = xp.reshape(g, tuple(g.shape[:lead]) + tuple(kept))
+    return g, (Ellipsis, *[item for item in index[1:] if item is not None])
+
+
+def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tuple[int, ...], has_base: bool) -> Any:
+    """``base`` (the first array, when ``has_base``) plus each piece ``g_i`` added at ``indices[i]``
+    into zeros of ``shape``: the cotangent of an array read by several getitems, in one buffer."""
+    pieces = arrays[1:] if has_base else arrays
+    first = pieces[0]
+    lead = first.ndim - _index_ndim(indices[0])
+    full = tuple(first.shape[:lead]) + tuple(shape)
+    if has_base and tuple(arrays[0].shape) == full:
+        out = xp.asarray(arrays[0], copy=True)
+    else:
+        out = xp.zeros(full, dtype=first.dtype, device=device_of(first))
+        if has_base:
+            out += arrays[0]
+    for g, index in zip(pieces, indices):
+        g, key = _assignable(xp, g, index, lead)
+        out[key] += g  # a basic index never repeats an element, so += is exact
+    return out
+
+
+def _embed_add_jvp(tangents: tuple[Any, ...], ans: Any, *arrays: Any, indices, shape, has_base) -> Any:
+    base = tangents[0] if has_base else None
+    parts = [(t, i) for t, i in zip(tangents[1:] if has_base else tangents, indices) if t is not None]
+    if not parts:
+        return base
+    head = [] if base is None else [base]
+    return embed_add(*head, *[t for t, _ in parts], indices=tuple(i for _, i in parts), shape=shape, has_base=base is not None)
+
+
+def _embed_add_vjp(g: Any, ans: Any, *arrays: Any, indices, shape, has_base) -> tuple[Any, ...]:
+    return ((g,) if has_base else ()) + tuple(getitem(g, index=i) for i in indices)
+
+
+def _embed_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, **params: Any) -> Any:
+    # Every operand gets the batch axis, so that the pieces and the buffer line up.
+    return embed_add(*[_batched(v, b, bsize) for v, b in zip(vals, batched)], **params)
+
+
+embed_add = _add(
+    Primitive(
+        "embed_add",
+        _embed_add_impl,
+        jvp=_embed_add_jvp,
+        vjp=_embed_add_vjp,
+        residuals=(),
+        batch=_embed_add_batch,
     )
 )
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .primitives import Primitive, gnp
+from .backend import namespace_of
+from .primitives import Primitive, _assignable, _index_ndim, embed_add, gnp
 from .backend import is_writable
 from .tracing import Aval, Trace, Tracer, bind, eager, open_trace
 from .uniform import Uniform, materialized, reduced_to
@@ -243,6 +244,49 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
     return [None if n is None else tan.get(n) for n in wanted]
 
 
+class _Pieces:
+    """The pending cotangent of an array that getitems read parts of: the parts (index, cotangent)
+    and a ``base`` from other uses, written into one buffer when the sweep needs the whole."""
+
+    __slots__ = ("shape", "dtype", "base", "base_owned", "parts")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, base: Any, base_owned: bool):
+        self.shape = shape
+        self.dtype = dtype
+        self.base = base
+        self.base_owned = base_owned
+        self.parts: list[tuple[Any, Any]] = []
+
+    def add(self, c: Any) -> None:
+        """Another whole contribution: into the base."""
+        if self.base is None:
+            self.base, self.base_owned = c, False
+        elif self.base_owned and not isinstance(c, Tracer):
+            self.base += c.value if type(c) is Uniform else c
+        else:
+            self.base = gnp.add(self.base, c)
+            self.base_owned = not isinstance(self.base, Tracer) and is_writable(self.base)
+
+    def materialize(self) -> tuple[Any, bool]:
+        """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
+        base, parts = self.base, self.parts
+        if type(base) is Uniform:
+            base = base.materialize()
+        plain = not any(isinstance(g, Tracer) for _, g in parts)
+        if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
+            xp = namespace_of(base)
+            for index, g in parts:
+                g = materialized(g)
+                g, key = _assignable(xp, g, index, g.ndim - _index_ndim(index))
+                base[key] += g
+            return base, True
+        head = [] if base is None else [base]
+        out = embed_add(
+            *head, *[g for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
+        )
+        return out, not isinstance(out, Tracer) and is_writable(out)
+
+
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
     if type(c) is Uniform:
@@ -290,7 +334,7 @@ def backward(
             continue
         out_node = rec.out_node
         if type(out_node) is tuple:  # a record with several outputs (checkpoint, custom rules)
-            g = tuple(cts.pop(n, None) for n in out_node)
+            g = tuple(_whole(cts.pop(n, None)) for n in out_node)
             g_borrowed = any(n in borrowed for n in out_node)
             owned.difference_update(out_node)
             borrowed.difference_update(out_node)
@@ -300,6 +344,8 @@ def backward(
             g = cts.pop(out_node, None)
             if g is None:
                 continue
+            if type(g) is _Pieces:
+                g = g.materialize()[0]
             owned.discard(out_node)
             g_borrowed = out_node in borrowed
             if g_borrowed:
@@ -312,11 +358,41 @@ def backward(
         into = prim.vjp_into
         if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in args)):
             into = None
+        place = prim.vjp_place
+        if place is not None:  # a read of part of input 0: its cotangent joins that input's parts
+            node, aval = rec.in_nodes[0], rec.in_avals[0]
+            if node is not None:
+                index = place(rec.ans, *args, **rec.params)
+                prev = cts.get(node)
+                if type(prev) is not _Pieces:
+                    # The index covers the per-point axes only (leading ones pass through "...").
+                    n = sum(1 for item in index[1:] if item is not None)
+                    prev = cts[node] = _Pieces(aval[0][len(aval[0]) - n :], aval[1], prev, node in owned)
+                    owned.discard(node)
+                    borrowed.discard(node)
+                if type(g) is Uniform:
+                    g = g if g.dtype == aval[1] else g.like(dtype=aval[1])
+                elif g.dtype != aval[1]:
+                    g = gnp.astype(g, aval[1])
+                prev.parts.append((index, g))
+            del g, rec, args
+            continue
         joint = vjp(g, rec.ans, *args, **rec.params) if callable(vjp) else None
         for j, (node, aval) in enumerate(zip(rec.in_nodes, rec.in_avals)):
             if node is None:
                 continue
             prev = cts.get(node)
+            if type(prev) is _Pieces:
+                if into is None or into[j] is None:
+                    # A whole contribution for an array read in parts: it joins the base.
+                    c = joint[j] if joint is not None else (None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params))
+                    if c is not None:
+                        prev.add(_unbroadcast(c, aval[0], aval[1]))
+                    continue
+                prev, is_owned = prev.materialize()
+                cts[node] = prev
+                if is_owned:
+                    owned.add(node)
             if into is not None and into[j] is not None and not isinstance(prev, Tracer):
                 # Write straight into this node's buffer (made here, or made from prev).
                 buf = prev if node in owned else None
@@ -355,9 +431,19 @@ def backward(
                 if not isinstance(total, Tracer) and is_writable(total):
                     owned.add(node)
         del g, joint, rec, args
-    if not fresh:
-        return [cts.get(n) for n in wanted]
-    return [_owned_result(cts.get(n), n in borrowed) for n in wanted]
+    results = []
+    for n in wanted:
+        c = cts.get(n)
+        if type(c) is _Pieces:
+            c, is_owned = c.materialize()
+            if is_owned:
+                borrowed.discard(n)
+        results.append(_owned_result(c, n in borrowed) if fresh else c)
+    return results
+
+
+def _whole(c: Any) -> Any:
+    return c.materialize()[0] if type(c) is _Pieces else c
 
 
 def _owned_result(c: Any, borrowed: bool) -> Any:
