@@ -26,6 +26,7 @@ GPU_BANDWIDTH = 3e12  # bytes/s, H100 SXM
 _VIEWS = {
     np.reshape, np.broadcast_to, np.transpose, np.moveaxis, np.squeeze, np.expand_dims, np.swapaxes,
     np.ravel, np.shape, np.ndim, np.size, np.result_type, np.can_cast, np.may_share_memory, np.shares_memory,
+    np.empty_like,  # an allocation, not a kernel
 }
 _VIEWS |= {getattr(np, n) for n in ("permute_dims", "matrix_transpose") if hasattr(np, n)}
 

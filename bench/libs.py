@@ -74,10 +74,10 @@ class Gpuad(Library):
 
     name = "gpuad"
 
-    def __init__(self, backend: str = "numpy"):
+    def __init__(self, backend: str = "numpy", jit: bool = False):
         self.backend = backend
-        if backend != "numpy":
-            self.name = f"gpuad-{backend}"
+        self.jit = jit
+        self.name = "gpuad" + ("" if backend == "numpy" else f"-{backend}") + ("-jit" if jit else "")
 
     def available(self):
         if self.backend == "cupy":
@@ -112,6 +112,8 @@ class Gpuad(Library):
             args = (d["Z"], d["F"])
         else:
             raise ValueError(w.kind)
+        if self.jit:
+            call = ad.jit(call)
 
         def run():
             out = call(*args)
@@ -330,5 +332,16 @@ class HipsAutograd(Library):
 
 LIBRARIES: dict[str, Library] = {
     lib.name: lib
-    for lib in [Gpuad(), Hand(), Jax(jit=True), Jax(jit=False), TorchAutograd(), TorchFunc(), HipsAutograd(), Gpuad("cupy")]
+    for lib in [
+        Gpuad(),
+        Gpuad(jit=True),
+        Hand(),
+        Jax(jit=True),
+        Jax(jit=False),
+        TorchAutograd(),
+        TorchFunc(),
+        HipsAutograd(),
+        Gpuad("cupy"),
+        Gpuad("cupy", jit=True),
+    ]
 }

@@ -13,6 +13,7 @@ from .primitives import PRIMITIVES, Primitive
 from .tracing import LeakedTracerError
 from .custom import custom_jvp, custom_vjp
 from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
+from .jit import ConcretizationError, jit
 from .transforms import checkpoint, grad, jacrev, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 from .wengert import make_tape
@@ -28,6 +29,8 @@ __all__ = [
     "jvp",
     "jacrev",
     "vmap",
+    "jit",
+    "ConcretizationError",
     "checkpoint",
     "jacfwd",
     "jacobian",

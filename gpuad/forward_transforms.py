@@ -101,7 +101,7 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     _check_callable(fun, "jvp")
     inputs, tans, p_tree, labels = _tangents_for(fun, primals, tangents, "jvp")
     arrays = [(a, lab) for a, lab in zip(inputs, labels) if isinstance(a, Tracer) or backend.is_array(a)]
-    arrays += [(t, f"the tangent of {lab}") for t, lab in zip(tans, labels) if t is not None]
+    arrays += [(t, lab.prefixed("the tangent of ")) for t, lab in zip(tans, labels) if t is not None]
     xp, device = _common_namespace([a for a, _ in arrays], [lab for _, lab in arrays])
     gnp = _gnp()
     with open_trace(JVPTrace, xp, device=device) as trace:

@@ -544,6 +544,32 @@ any_ = _nondiff("any", lambda xp, x, *, axis, keepdims: xp.any(x, axis=axis, kee
 # Linear algebra: matmul of stacks of matrices (the namespace turns 1-D operands into matrices)
 # ---------------------------------------------------------------------------------------------
 
+def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /) -> Any:
+    """One big matrix product instead of a stack of small ones where a side is shared: per-point
+    rows times a shared matrix merge the batch into the rows; a shared matrix times per-point
+    columns goes through the transposes. Both per point: NumPy's stacked product."""
+    a, b = vals
+    if batched[0] and not batched[1] and b.ndim == 2:
+        rows = 1
+        for d in a.shape[:-1]:
+            rows *= d
+        out = matmul(gnp.reshape(a, (rows, a.shape[-1])), b)
+        return gnp.reshape(out, tuple(a.shape[:-1]) + (b.shape[-1],))
+    if batched[1] and not batched[0] and a.ndim == 2:
+        k, n = b.shape[-2], b.shape[-1]
+        lead = tuple(b.shape[:-2])
+        bt = gnp.matrix_transpose(b) if n != 1 else gnp.reshape(b, lead + (1, k))
+        cols = 1
+        for d in lead:
+            cols *= d
+        out = matmul(gnp.reshape(bt, (cols * n, k)), gnp.matrix_transpose(a))  # (cols * n, m)
+        out = gnp.reshape(out, lead + (n, a.shape[0]))
+        return gnp.matrix_transpose(out) if n != 1 else gnp.reshape(out, lead + (a.shape[0], 1))
+    from .batching import align_ranks
+
+    return matmul(*align_ranks(vals, batched))
+
+
 matmul = _add(
     Primitive(
         "matmul",
@@ -554,6 +580,7 @@ matmul = _add(
             lambda g, ans, a, b: matmul(gnp.matrix_transpose(a), g),
         ),
         residuals=("args",),
+        batch=_matmul_batch,
     )
 )
 

@@ -119,23 +119,25 @@ class ReverseTrace(Trace):
             in_nodes.append(n)
         # The bottom trace computes on plain arrays directly; above it the values one level down
         # are tracers of the enclosing transforms, which ``bind`` dispatches to.
-        if plain:
-            out = eager(prim, primals, params)
-        else:
-            out = bind(prim, *primals, **params)
+        out = eager(prim, primals, params) if plain else bind(prim, *primals, **params)
         if not active or prim.vjp is None:
             # A constant at this level. It stays a tracer (without a node) so that operators on it
             # keep dispatching to gpuad, whatever library sits underneath.
             return ReverseTracer(self, out, None)
         if prim.keeps_all_args:
             args_kept = primals
+            in_avals = [(p.shape, p.dtype) for p in primals]
         else:
             kept = prim.kept_args
             device, xp = self.device, self.xp
-            args_kept = [p if i in kept else Aval(p.shape, p.dtype, device, xp) for i, p in enumerate(primals)]
-        in_avals = [None if n is None else (p.shape, p.dtype) for n, p in zip(in_nodes, primals)]
-        self._nodes += 1
-        node = self._nodes - 1
+            args_kept = []
+            in_avals = []
+            for i, p in enumerate(primals):
+                shape, dtype = p.shape, p.dtype
+                in_avals.append((shape, dtype))
+                args_kept.append(p if i in kept else Aval(shape, dtype, device, xp))
+        node = self._nodes
+        self._nodes = node + 1
         self._append(
             Record(prim, in_nodes, node, args_kept, out if prim.keeps_ans else None, params, in_avals, (out.shape, out.dtype)),
             primals,
@@ -413,8 +415,19 @@ def backward(
             if c is None:
                 continue
             # A contribution that is (or may view) a cotangent or a value of the computation.
-            is_borrowed = type(c) is not Uniform and (g_borrowed or c is g or c is rec.ans or any(c is a for a in args))
-            c = _unbroadcast(c, aval[0], aval[1])
+            if type(c) is Uniform:
+                is_borrowed = False
+                if c.shape != aval[0] or c.dtype != aval[1]:
+                    c = reduced_to(c, aval[0], aval[1])
+            else:
+                is_borrowed = g_borrowed or c is g or c is rec.ans
+                if not is_borrowed:
+                    for a in args:
+                        if a is c:
+                            is_borrowed = True
+                            break
+                if c.shape != aval[0] or c.dtype != aval[1]:
+                    c = _unbroadcast(c, aval[0], aval[1])
             if prev is None:
                 cts[node] = c
                 if is_borrowed:

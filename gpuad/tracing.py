@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .backend import namespace_of
+from .backend import _NAMESPACE_BY_TYPE, namespace_of
 from .uniform import Uniform
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Aval:
     __slots__ = ("shape", "dtype", "device", "xp")
 
     def __init__(self, shape: tuple[int, ...], dtype: Any, device: Any, xp: Any):
-        self.shape = tuple(shape)
+        self.shape = shape if type(shape) is tuple else tuple(shape)
         self.dtype = dtype
         self.device = device
         self.xp = xp
@@ -125,14 +125,20 @@ def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
     return top.process(prim, args, params)
 
 
-def eager(prim: "Primitive", args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str, Any]) -> Any:
     """Apply the table entry to plain arrays (a symbolic Uniform cotangent becomes its view)."""
-    try:
-        xp = namespace_of(*args, op=prim.name)
-    except TypeError:
-        if not any(type(a) is Uniform for a in args):
-            raise
-        args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
+    # The common case inline (every primitive applied to plain arrays passes here): array types
+    # already seen, all of one library. Anything else goes through the checking lookup.
+    xp = None
+    for a in args:
+        ns = _NAMESPACE_BY_TYPE.get(type(a))
+        if ns is None or (xp is not None and ns is not xp):
+            xp = None
+            break
+        xp = ns
+    if xp is None:
+        if any(type(a) is Uniform for a in args):
+            args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
     return prim.impl(xp, *args, **params)
 

@@ -269,12 +269,60 @@ def _check_cotangent(c: Any, out: Any, i: int, xp: Any, device: Any) -> None:
         )
 
 
-def _input_labels(fun: Callable[..., Any], args: Sequence[Any], positions: Sequence[int]) -> list[str]:
-    labels = []
-    for pos, a in zip(positions, args):
-        leaves, treedef = tree_flatten(a)
-        labels.extend(_leaf_labels(_arg_label(fun, pos), treedef, len(leaves)))
-    return labels
+class _Label:
+    """One argument's label for error messages, worked out only when a message is written
+    (reading parameter names and formatting tree paths on every call would cost more than a small
+    gradient)."""
+
+    __slots__ = ("_labels", "_i", "_prefix")
+
+    def __init__(self, labels: "_Labels", i: int, prefix: str = ""):
+        self._labels, self._i, self._prefix = labels, i, prefix
+
+    def __str__(self) -> str:
+        return self._prefix + self._labels.resolved()[self._i]
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def prefixed(self, prefix: str) -> "_Label":
+        return _Label(self._labels, self._i, prefix + self._prefix)
+
+
+class _Labels:
+    """The labels of the flattened arguments (argument i, its parameter name, its leaf path)."""
+
+    __slots__ = ("_make", "_list", "_n")
+
+    def __init__(self, make: Callable[[], list[str]], n: int):
+        self._make, self._list, self._n = make, None, n
+
+    def resolved(self) -> list[str]:
+        if self._list is None:
+            self._list = self._make()
+        return self._list
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self):
+        return (_Label(self, i) for i in range(self._n))
+
+    def __getitem__(self, i: int) -> _Label:
+        return _Label(self, i)
+
+
+def _input_labels(fun: Callable[..., Any], args: Sequence[Any], positions: Sequence[int]) -> _Labels:
+    args, positions = list(args), list(positions)
+
+    def make() -> list[str]:
+        labels = []
+        for pos, a in zip(positions, args):
+            leaves, treedef = tree_flatten(a)
+            labels.extend(_leaf_labels(_arg_label(fun, pos), treedef, len(leaves)))
+        return labels
+
+    return _Labels(make, sum(len(tree_flatten(a)[0]) for a in args))
 
 
 def _with_replaced(args: tuple[Any, ...], argnums: tuple[int, ...], values: Sequence[Any]) -> list[Any]:
@@ -495,33 +543,43 @@ def vmap(
                 "positional arguments; give one entry per argument (None for an argument that is not batched)"
             )
         specs = in_axes if isinstance(in_axes, (tuple, list)) else [in_axes] * len(args)
-        leaves, axes, labels = [], [], []
+        leaves, axes = [], []
+        simple = not kwargs  # every argument an array with an int or None axis: no tree work
         for i, (arg, spec) in enumerate(zip(args, specs)):
-            label = _arg_label(fun, i)
-            arg_leaves, arg_tree = tree_flatten(arg)
-            leaves.extend(arg_leaves)
-            axes.extend(_axes_for_leaves(spec, arg, label, "in_axes"))
-            labels.extend(_leaf_labels(label, arg_tree, len(arg_leaves)))
-        for k, v in kwargs.items():  # as in JAX, keyword arguments are mapped along axis 0
-            kw_leaves, kw_tree = tree_flatten(v)
+            if (spec is None or type(spec) is int) and arg is not None and not isinstance(arg, (tuple, list, dict)):
+                leaves.append(arg)
+                axes.append(spec)
+                continue
+            simple = False
+            leaves.extend(tree_flatten(arg)[0])
+            axes.extend(_axes_for_leaves(spec, arg, _arg_label(fun, i), "in_axes"))
+        for v in kwargs.values():  # as in JAX, keyword arguments are mapped along axis 0
+            kw_leaves = tree_flatten(v)[0]
             leaves.extend(kw_leaves)
             axes.extend([0] * len(kw_leaves))
-            labels.extend(_leaf_labels(f"keyword argument {k!r}", kw_tree, len(kw_leaves)))
+        labels = _Labels(lambda: _vmap_labels(fun, args, kwargs), len(leaves))
         size, moved, mapped = _batch_inputs(leaves, axes, labels)
         xp, device = _common_namespace([v for v, m in zip(moved, mapped) if m], [l for l, m in zip(labels, mapped) if m])
-        n_pos = len(tree_flatten(args)[0])
+        if simple:
+            n_pos, args_tree = len(args), None
+        else:
+            flat_args, args_tree = tree_flatten(args)
+            n_pos = len(flat_args)
 
         def call(batch_leaves: list[Any], n: int) -> tuple[list[Any], Any, list[Any]]:
             with open_trace(BatchTrace, xp, device=device, size=n) as trace:
                 ins = [BatchTracer(trace, v) if m else v for v, m in zip(batch_leaves, mapped)]
-                pos = tree_unflatten(tree_flatten(args)[1], ins[:n_pos])
-                kw_vals = ins[n_pos:]
-                kw = {}
-                for k in kwargs:
-                    count = len(tree_flatten(kwargs[k])[0])
-                    kw[k] = tree_unflatten(tree_flatten(kwargs[k])[1], kw_vals[:count])
-                    kw_vals = kw_vals[count:]
-                out = fun(*pos, **kw)
+                if simple:
+                    out = fun(*ins)
+                else:
+                    pos = tree_unflatten(args_tree, ins[:n_pos])
+                    kw_vals = ins[n_pos:]
+                    kw = {}
+                    for k in kwargs:
+                        kw_leaves, kw_tree = tree_flatten(kwargs[k])
+                        kw[k] = tree_unflatten(kw_tree, kw_vals[: len(kw_leaves)])
+                        kw_vals = kw_vals[len(kw_leaves) :]
+                    out = fun(*pos, **kw)
             return _unbatch_outputs(trace, out, out_axes, n, xp, device)
 
         if chunk_size is None or size <= chunk_size:
@@ -530,6 +588,17 @@ def vmap(
         return _chunked(call, moved, mapped, size, chunk_size, xp, device)
 
     return vmapped
+
+
+def _vmap_labels(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    labels = []
+    for i, arg in enumerate(args):
+        arg_leaves, arg_tree = tree_flatten(arg)
+        labels.extend(_leaf_labels(_arg_label(fun, i), arg_tree, len(arg_leaves)))
+    for k, v in kwargs.items():
+        kw_leaves, kw_tree = tree_flatten(v)
+        labels.extend(_leaf_labels(f"keyword argument {k!r}", kw_tree, len(kw_leaves)))
+    return labels
 
 
 def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tuple[int, list[Any], list[bool]]:
@@ -558,10 +627,12 @@ def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tupl
         ax = ax % ndim
         n = v.shape[ax]
         if size is None:
-            size, size_label = n, f"{label} has size {n} along axis {ax}"
+            size, size_label = n, (label, n, ax)
         elif n != size:
+            first, first_n, first_ax = size_label
             raise ValueError(
-                f"vmap got inconsistent sizes for the mapped axes: {size_label}, but {label} has size "
+                f"vmap got inconsistent sizes for the mapped axes: {first} has size {first_n} along axis "
+                f"{first_ax}, but {label} has size "
                 f"{n} along axis {ax}"
             )
         moved.append(gnp.moveaxis(v, ax, 0) if ax != 0 else v)
@@ -574,7 +645,10 @@ def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tupl
 def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, device: Any) -> tuple[list[Any], Any, list[Any]]:
     """Outputs with the batch axis where out_axes puts it (unbatched outputs are repeated)."""
     out_flat, out_tree = tree_flatten(out)
-    axes = _axes_for_leaves(out_axes, out, "the output", "out_axes")
+    if out_axes is None or type(out_axes) is int:
+        axes = [out_axes] * len(out_flat)
+    else:
+        axes = _axes_for_leaves(out_axes, out, "the output", "out_axes")
     results = []
     for i, (o, ax) in enumerate(zip(out_flat, axes)):
         if type(o) is BatchTracer and o._trace is trace:

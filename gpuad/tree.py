@@ -56,7 +56,12 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     >>> leaves, str(d)
     ([1, 2], "{'a': (*, None), 'b': *}")
     """
+    if tree is not None and not isinstance(tree, (tuple, list, dict)):
+        return [tree], _LEAF  # a lone leaf, the common case
+    if type(tree) is tuple and not any(c is None or isinstance(c, (tuple, list, dict)) for c in tree):
+        return list(tree), _flat_tuple(len(tree))  # a plain tuple of leaves
     leaves: list[Any] = []
+
     def build(node: Any) -> TreeDef:
         if node is None:
             return _NONE
@@ -76,12 +81,26 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     return leaves, treedef
 
 
+_FLAT_TUPLES: dict[int, TreeDef] = {}  # a memo: the structure of a tuple of n leaves
+
+
+def _flat_tuple(n: int) -> TreeDef:
+    d = _FLAT_TUPLES.get(n)
+    if d is None:
+        d = _FLAT_TUPLES[n] = TreeDef("tuple", (_LEAF,) * n)
+    return d
+
+
 def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
     """Rebuild a tree of ``treedef``'s shape from ``leaves``.
 
     >>> tree_unflatten(tree_flatten((1, [2]))[1], [5, 6])
     (5, [6])
     """
+    if treedef is _LEAF:
+        return next(iter(leaves))
+    if treedef.kind == "tuple" and treedef is _FLAT_TUPLES.get(len(treedef.children)):
+        return tuple(leaves)
     it = iter(leaves)
 
     def build(d: TreeDef) -> Any:
@@ -126,7 +145,11 @@ def tree_flatten_up_to(treedef: TreeDef, tree: Any) -> list[Any]:
             return
         expected = {"tuple": tuple, "list": list}.get(d.kind, d.meta)
         if not isinstance(node, expected) or len(node) != len(d.children):
-            raise ValueError(f"expected {d}, got {type(node).__name__} of length {len(node) if hasattr(node, '__len__') else '?'}")
+            try:
+                length = f" of length {len(node)}"
+            except TypeError:  # 0-d arrays have __len__ but no length
+                length = ""
+            raise ValueError(f"expected {d}, got {type(node).__name__}{length}")
         for c, n in zip(d.children, node):
             walk(c, n)
 

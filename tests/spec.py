@@ -67,6 +67,12 @@ class GpuadNS:
         idx = gnp.asarray(index, device=dev(x))
         return P.put_add(x, idx, axis=-1, size=size)
 
+    @staticmethod
+    def embed_add(base: Any, pieces: list[Any], indices: list[tuple], shape: tuple) -> Any:
+        return P.embed_add(
+            base, *pieces, indices=tuple((Ellipsis, *i) for i in indices), shape=shape, has_base=True
+        )
+
 
 class JaxNS:
     """jax.numpy plus the composites that live elsewhere in JAX."""
@@ -99,6 +105,12 @@ class JaxNS:
     def put_add(self, x: Any, index: list[int], size: int) -> Any:
         shape = x.shape[:-1] + (size,)
         return self._jnp.zeros(shape, dtype=x.dtype).at[..., self._jnp.asarray(index)].add(x)
+
+    def embed_add(self, base: Any, pieces: list[Any], indices: list[tuple], shape: tuple) -> Any:
+        out = base
+        for p, i in zip(pieces, indices):
+            out = out.at[i].add(p)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,6 +312,13 @@ row("take_int_and_array", lambda xp, x: x[1, xp.asarray([0, 2, 0], device=dev(x)
 row("take_2d_index", lambda xp, x: x[xp.asarray([[0, 1], [3, 3]], device=dev(x))], [X3], ["take", "reshape"])
 row("embed", lambda xp, x: xp.embed(x, (slice(1, 3), 0), (4, 3)) * 2.0, [Domain((2,))], ["embed"])
 row("put_add", lambda xp, x: xp.put_add(x, [0, 2, 2, 1, 0], 3), [Domain((4, 5))], ["put_add"])
+# The engine's buffer for the cotangents of several getitems: overlapping parts add up.
+row(
+    "embed_add",
+    lambda xp, b, p, q: xp.embed_add(b, [p, q, p * p], [(0, slice(None)), (slice(1, 3), 2), (3, slice(None))], (4, 3)) * 2.0,
+    [Domain((4, 3)), Domain((3,)), Domain((2,))],
+    ["embed_add"],
+)
 
 # The seed notes' functions, written for a batch of points
 row(

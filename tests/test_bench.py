@@ -1,0 +1,69 @@
+"""The benchmark suite stays runnable: ``python -m bench --quick`` checks every workload's gpuad
+result against its hand-written NumPy derivative and writes the report; bad options are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _bench(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_quick_run_checks_every_workload_and_writes_the_report(tmp_path):
+    out = tmp_path / "results"
+    proc = _bench("--quick", "--no-plots", "--repeats", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((out / "suite.json").read_text())
+    runs = data["runs"]
+    workloads = {r["workload"] for r in runs}
+    assert workloads == {"seed1", "seed2", "elem16_grad", "elem16_jvp", "mlp_weights", "mlp_inputs", "ba_jacobian", "gmm_grad"}
+    assert {r["lib"] for r in runs} == {"gpuad", "gpuad-jit", "hand"}
+    assert all(r["ok"] for r in runs), [r for r in runs if not r["ok"]]
+    assert all(r["seconds"] > 0 for r in runs)
+    md = (out / "suite.md").read_text()
+    assert "## seed1" in md and "gpuad/hand" in md and "seed1 value and gradient at B = 1e3" in md
+    assert (out / "suite.csv").read_text().splitlines()[0].startswith("workload,kind,dtype,B,lib")
+    assert "copy_bandwidth_gb_s" in (out / "machine.md").read_text()
+
+
+def test_cost_counter_counts_operations_and_bytes():
+    """The instrumented run sees every array operation: the hand-written seed1 derivative is
+    exactly log, multiply, add, sin, subtract (the value) and divide, add, cos, subtract (the
+    gradient, written into one empty array)."""
+    sys.path.insert(0, ROOT)
+    try:
+        from bench.cost import count_costs
+    finally:
+        sys.path.remove(ROOT)
+    (row,) = count_costs(["seed1"], ["float64"], [1000])
+    assert row["hand_ops"] == 9
+    # Each operation reads and writes whole per-point vectors: 8 kB per (1000,) float64 array.
+    assert 9 * 2 * 8000 <= row["hand_bytes"] <= 9 * 3 * 8000
+    assert row["gpuad_ops"] >= row["hand_ops"] and row["gpuad_bytes"] > 0
+    assert row["gpuad_gpu_seconds"] == pytest.approx(row["gpuad_ops"] * 5e-6 + row["gpuad_bytes"] / 3e12)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tasks", "nope"], "--tasks: unknown workload 'nope'"),
+        (["--libs", "gpuad,nope"], "--libs: unknown library 'nope'"),
+        (["--sizes", "big"], "--sizes must be comma-separated numbers"),
+        (["--dtypes", "float16"], "--dtypes: 'float16' is not float64 or float32"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(args, message, tmp_path):
+    proc = _bench(*args, "--out", str(tmp_path), "--no-plots", timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr

@@ -1,0 +1,149 @@
+"""gpuad.jit: a recorded program replayed on new inputs gives what the eager transforms give (and
+so what JAX gives), re-records only for a new signature, and refuses value-dependent Python."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+
+from .spec import SPECS, GpuadNS, core
+
+GNS = GpuadNS()
+SMALL = core([s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)])
+
+
+def _inputs(spec, seed=0, batch=3):
+    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + seed)
+    return [np.stack([d.sample(rng, "float64") for _ in range(batch)]) for d in spec.args]
+
+
+def _close(a, b):
+    for x, y in zip(gpuad.tree_leaves(a), gpuad.tree_leaves(b)):
+        np.testing.assert_allclose(gpuad.to_numpy(x), gpuad.to_numpy(y), rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize("spec", SMALL, ids=str)
+def test_replay_equals_eager_for_every_row(spec):
+    """vmap(value_and_grad) of every primitive's row: the recording call, and a replay on other
+    points, both equal the eager result (which the oracle tests hold against JAX)."""
+
+    def loss(*a):
+        return gnp.sum(spec.fn(GNS, *a))
+
+    argnums = tuple(range(len(spec.args)))
+    eager = gpuad.vmap(gpuad.value_and_grad(loss, argnums=argnums))
+    jitted = gpuad.jit(eager)
+    first, second = _inputs(spec, 0), _inputs(spec, 1)
+    _close(jitted(*first), eager(*first))
+    _close(jitted(*second), eager(*second))
+    assert jitted.cache_size() == 1
+
+
+def seed1(x):
+    return gnp.log(x[0]) + x[0] * x[1] - gnp.sin(x[1])
+
+
+def test_every_transform_under_jit(backend):
+    X = np.random.default_rng(0).uniform(1, 3, size=(5, 2))
+    Xb, Tb = backend.asarray(X), backend.asarray(X[::-1].copy())
+    cases = [
+        (gpuad.vmap(gpuad.grad(seed1)), (Xb,)),
+        (gpuad.vmap(gpuad.hessian(seed1)), (Xb,)),
+        (gpuad.vmap(gpuad.jacfwd(lambda x: gnp.stack([seed1(x), x[0] * x[1]]))), (Xb,)),
+        (gpuad.vmap(lambda x, t: gpuad.jvp(seed1, (x,), (t,))), (Xb, Tb)),
+        (gpuad.vmap(gpuad.grad(gpuad.checkpoint(seed1))), (Xb,)),
+    ]
+    for transform, args in cases:
+        jitted = gpuad.jit(transform)
+        jitted(*args)
+        _close(jitted(*args), transform(*args))
+
+
+def test_recording_depends_on_shapes_dtypes_and_static_arguments():
+    calls = []
+
+    def f(x, n):
+        calls.append(1)  # Python runs only while recording
+        return gnp.sum(x**n)
+
+    g = gpuad.jit(gpuad.grad(f), static_argnums=1)
+    x = np.arange(3.0)
+    np.testing.assert_allclose(g(x, 2), 2 * x)
+    np.testing.assert_allclose(g(x + 1, 2), 2 * (x + 1))
+    assert len(calls) == 1 and g.cache_size() == 1
+    np.testing.assert_allclose(g(x, 3), 3 * x**2)  # a new static value
+    np.testing.assert_allclose(g(np.arange(4.0), 2), 2 * np.arange(4.0))  # a new shape
+    out = g(x.astype(np.float32), 2)  # a new dtype
+    assert out.dtype == np.float32
+    assert len(calls) == 4 and g.cache_size() == 4
+
+
+def test_pytrees_keyword_arguments_and_closures():
+    W = np.random.default_rng(1).standard_normal((3, 2))
+
+    def loss(params, x, *, scale):
+        return scale * gnp.sum(gnp.tanh(x @ params["w"] + params["b"]) * W[0])
+
+    vg = gpuad.value_and_grad(loss)
+    jvg = gpuad.jit(vg)
+    params = {"w": np.ones((3, 2)), "b": np.zeros(2)}
+    x = np.random.default_rng(2).standard_normal((4, 3))
+    for s in (1.0, 2.0):
+        _close(jvg(params, x, scale=s), vg(params, x, scale=s))
+
+
+def test_jit_inside_a_transform_traces_through():
+    f = gpuad.jit(lambda x: gnp.sin(x) * x)
+    x = np.linspace(0.1, 1.0, 4)
+    np.testing.assert_allclose(gpuad.vmap(gpuad.grad(f))(x), np.cos(x) * x + np.sin(x), rtol=1e-14)
+    np.testing.assert_allclose(gpuad.grad(lambda v: gnp.sum(f(v)))(x), np.cos(x) * x + np.sin(x), rtol=1e-14)
+
+
+def test_results_never_alias_inputs_or_constants():
+    x = np.arange(3.0)
+    y = np.ones(3)
+    g = gpuad.jit(gpuad.grad(lambda a, b: gnp.sum(a * b), argnums=(0, 1)))
+    for _ in range(2):  # recording call, then replay
+        ga, gb = g(x, y)
+        assert not np.shares_memory(ga, y) and not np.shares_memory(gb, x)
+        ga += 1  # results are writable
+    ident = gpuad.jit(lambda a: a)
+    for _ in range(2):
+        out = ident(x)
+        assert not np.shares_memory(out, x)
+
+
+def test_python_control_flow_on_a_traced_value_is_refused():
+    def f(x):
+        return x * 2 if gnp.sum(x) > 0 else -x
+
+    with pytest.raises(gpuad.ConcretizationError, match="Python truth test.*gnp.where.*static_argnums"):
+        gpuad.jit(f)(np.ones(2))
+    with pytest.raises(gpuad.ConcretizationError, match="float\\(\\)"):
+        gpuad.jit(lambda x: float(gnp.sum(x)))(np.ones(2))
+    with pytest.raises(gpuad.ConcretizationError):
+        gpuad.jit(gpuad.grad(lambda x: gnp.sum(x) if gnp.max(x) > 0 else gnp.sum(-x)))(np.ones(2))
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="jit: expected a function"):
+        gpuad.jit(3)
+    with pytest.raises(TypeError, match="static_argnums must be ints"):
+        gpuad.jit(lambda x: x, static_argnums="0")
+    with pytest.raises(TypeError, match="neither an array nor hashable"):
+        gpuad.jit(lambda x, d: x)(np.ones(2), {1, 2})
+    with pytest.raises(TypeError, match="static arguments must be hashable"):
+        gpuad.jit(lambda x, s: x, static_argnums=1)(np.ones(2), [1])
+
+
+def test_mixing_libraries_names_the_arguments():
+    import array_api_strict as xs
+
+    a = xs.asarray([1.0, 2.0], device=xs.Device("device1"))
+    with pytest.raises(TypeError, match="array argument 0 is an? .* array but array argument 1 is"):
+        gpuad.jit(lambda p, q: p + q)(np.ones(2), a)
