@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for dt in args.dtypes:
         if dt not in ("float64", "float32"):
             p.error(f"--dtypes: {dt!r} is not float64 or float32")
-    args.repeats = args.repeats or (2 if args.quick else 5)
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 5
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     args.min_time = args.min_time if args.min_time is not None else (0.01 if args.quick else 0.1)
