@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import pytest
 
 import gpuad.numpy as gnp
 from gpuad import primitives as P
@@ -130,6 +131,19 @@ def core(specs):
     """The rows without the extra broadcasting variants of the binary ops: for the expensive
     higher-order tests (broadcasting is covered by the first-order tests of every variant)."""
     return [s for s in specs if not s.extra.get("broadcast_variant")]
+
+
+def dtype_cases(specs):
+    """(spec, dtype) pairs: float64 for every row, float32 for the core rows only (float32 adds
+    tolerance, not coverage, to the broadcasting variants): keeps the suite's time in bounds."""
+    core_names = {c.name for c in core(specs)}
+    out = []
+    for sp in specs:
+        for dt in ("float64", "float32"):
+            if dt == "float32" and sp.name not in core_names:
+                continue
+            out.append(pytest.param(sp, dt, id=f"{dt}-{sp.name}"))
+    return out
 
 
 def dev(x):

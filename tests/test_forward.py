@@ -12,7 +12,7 @@ import gpuad
 import gpuad.numpy as gnp
 
 from .conftest import all_backends
-from .spec import SPECS, GpuadNS, JaxNS, core
+from .spec import SPECS, GpuadNS, JaxNS, core, dtype_cases
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -41,8 +41,7 @@ def tol(spec, dtype):
     return dict(rtol=spec.rtol32 * 5, atol=spec.atol32 * 5)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=str)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("spec, dtype", dtype_cases(SPECS))
 def test_jacfwd_any_chunk_size_matches_jax(spec, dtype):
     """jacfwd with 1, 3 or 16 tangents per pass (and all at once) equals jax.jacfwd, on every
     backend."""

@@ -13,7 +13,7 @@ import gpuad
 from gpuad import numpy as gnp
 
 from .conftest import all_backends
-from .spec import SPECS, GpuadNS, JaxNS
+from .spec import SPECS, GpuadNS, JaxNS, dtype_cases
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -111,8 +111,7 @@ def _scalarized(f, w, xp):
     return lambda *a: xp.sum(f(*a) * w)
 
 
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.second_order], ids=str)
-@dtypes
+@pytest.mark.parametrize("spec, dtype", dtype_cases([s for s in SPECS if s.second_order]))
 def test_second_order(spec, dtype):
     """Reverse-over-reverse and forward-over-reverse second derivatives equal JAX's.
 
