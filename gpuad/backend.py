@@ -409,6 +409,31 @@ def backend_dtype(xp: Any, dtype: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# Writing into a given buffer (what gpuad.jit's replay uses to reuse dead intermediates)
+# --------------------------------------------------------------------------------------------
+
+_CLASSIC_UFUNC_NAMES = {
+    "asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh",
+    "atanh": "arctanh", "atan2": "arctan2", "pow": "power",
+}
+
+
+def ufunc_with_out(xp: Any, name: str) -> Any | None:
+    """The library's elementwise function ``name`` when it accepts ``out=`` (NumPy and CuPy
+    ufuncs), else None (the standard has no ``out=``)."""
+    name = _CLASSIC_UFUNC_NAMES.get(name, name)
+    if array_api_compat.is_numpy_namespace(xp):
+        f = getattr(numpy, name, None)
+        return f if isinstance(f, numpy.ufunc) else None
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupy
+
+        f = getattr(cupy, name, None)
+        return f if isinstance(f, cupy.ufunc) else None
+    return None
+
+
+# --------------------------------------------------------------------------------------------
 # Scatter-add: the one operation the array-API standard lacks and reverse mode needs
 # --------------------------------------------------------------------------------------------
 

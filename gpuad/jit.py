@@ -22,6 +22,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 from . import backend
+from .backend import ufunc_with_out
 from .tracing import Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -91,9 +92,11 @@ class StagingTrace(Trace):
         super().__init__(level, xp, device)
         self.program: list[tuple[Any, tuple[Any, ...], dict[str, Any], Any]] = []
         self.n_vars = 0
+        self.avals: list[Any] = []  # (shape, dtype) of every variable
 
     def new_var(self, value: Any) -> StagedTracer:
         self.n_vars += 1
+        self.avals.append((tuple(value.shape), value.dtype) if hasattr(value, "shape") else None)
         return StagedTracer(self, value, self.n_vars - 1)
 
     def process(self, prim: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
@@ -121,36 +124,72 @@ class StagingTrace(Trace):
 class _Compiled:
     """A recorded program: operations, where the inputs go, what the outputs are."""
 
-    def __init__(self, xp: Any, program: list, n_vars: int, in_vars: list[int], outputs: list[Any], out_tree: Any):
+    def __init__(self, xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any], out_tree: Any):
         self.xp = xp
         self.out_tree = out_tree
-        # Liveness: after operation k, the variables whose last use it was are released, so a
-        # replay holds no more memory than the eager computation did.
-        last_use: dict[int, int] = {}
+        self.n_vars = len(avals)
+        self.in_vars = in_vars
+        self.outputs = outputs
+        kept = {o for kind, o in outputs if kind != "const"} | set(in_vars)
+        # Aliasing: an elementwise result is a fresh buffer of its own (a "root"); any other
+        # operation's result may be a view of its operands (reshape, getitem, broadcast_to...), so
+        # it keeps their roots alive.
+        roots: list[frozenset[int]] = [frozenset() for _ in avals]
+        for prim, refs, _, out in program:
+            outs = out if type(out) is tuple else (out,)
+            if prim.ufunc is not None:
+                roots[out] = frozenset((out,))
+            else:
+                shared = frozenset().union(*(roots[r] for r in refs if type(r) is int)) | frozenset(
+                    r for r in refs if type(r) is int and r in in_vars
+                )
+                for o in outs:
+                    roots[o] = shared
+        last_use: dict[int, int] = {}  # variable or root -> index of the last operation reading it
         for k, (_, refs, _, _) in enumerate(program):
             for r in refs:
                 if type(r) is int:
                     last_use[r] = k
-        kept = {o for kind, o in outputs if kind != "const"}
-        frees: list[list[int]] = [[] for _ in program]
-        for v, k in last_use.items():
-            if v not in kept:
-                frees[k].append(v)
-        self.steps = [
-            (prim.impl, tuple((True, r) if type(r) is int else (False, r.value) for r in refs), params, out, tuple(frees[k]))
-            for k, (prim, refs, params, out) in enumerate(program)
-        ]
-        self.n_vars = n_vars
-        self.in_vars = in_vars
-        self.outputs = outputs
+                    for root in roots[r]:
+                        last_use[root] = k
+        self.steps = []
+        for k, (prim, refs, params, out) in enumerate(program):
+            into = self._dead_buffer(prim, refs, out, k, avals, roots, last_use, kept)
+            frees = tuple(r for r in set(refs) if type(r) is int and last_use.get(r) == k and r not in kept and r != into)
+            args = tuple((True, r) if type(r) is int else (False, r.value) for r in refs)
+            if into is None:
+                self.steps.append((prim.impl, args, params, out, frees, None))
+            else:
+                self.steps.append((ufunc_with_out(xp, prim.ufunc), args, params, out, frees, into))
+
+    def _dead_buffer(self, prim, refs, out, k, avals, roots, last_use, kept) -> int | None:
+        """An operand whose buffer can hold this elementwise result: a fresh intermediate (a root)
+        that nothing reads after this operation, of the result's shape and dtype."""
+        if prim.ufunc is None or type(out) is tuple or ufunc_with_out(self.xp, prim.ufunc) is None:
+            return None
+        for r in refs:
+            if type(r) is not int or r in kept or roots[r] != frozenset((r,)) or last_use.get(r) != k:
+                continue
+            if avals[r] != avals[out] or not avals[r][0]:  # 0-d results may be library scalars
+                continue
+            # Another operand viewing the same memory in another layout would be overwritten.
+            if any(type(q) is int and q != r and r in roots[q] for q in refs):
+                continue
+            return r
+        return None
 
     def __call__(self, arrays: Sequence[Any]) -> Any:
         env: list[Any] = [None] * self.n_vars
         for v, a in zip(self.in_vars, arrays):
             env[v] = a
         xp = self.xp
-        for impl, refs, params, out, frees in self.steps:
-            res = impl(xp, *[env[r] if is_var else r for is_var, r in refs], **params)
+        for fn, refs, params, out, frees, into in self.steps:
+            args = [env[r] if is_var else r for is_var, r in refs]
+            if into is not None:
+                res = fn(*args, out=env[into])  # a dead intermediate's buffer: no allocation
+                env[into] = None
+            else:
+                res = fn(xp, *args, **params)
             if type(out) is tuple:
                 for v, o in zip(out, res):
                     env[v] = o
@@ -158,6 +197,7 @@ class _Compiled:
                 env[out] = res
             for v in frees:
                 env[v] = None
+            del args, res
         leaves = []
         for kind, o in self.outputs:
             if kind == "var":
@@ -258,5 +298,5 @@ def _stage(fun, args, kwargs, static_pos, leaves, sigs, treedef) -> tuple[_Compi
         else:
             outputs.append(("const", o))
             now.append(o)
-    compiled = _Compiled(xp, trace.program, trace.n_vars, in_vars, outputs, out_tree)
+    compiled = _Compiled(xp, trace.program, trace.avals, in_vars, outputs, out_tree)
     return compiled, tree_unflatten(out_tree, now)

@@ -15,6 +15,9 @@ An entry holds
     which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
     reads a part of its input (getitem). The engine then collects the parts an input receives and
     writes them all into one buffer with ``embed_add``, instead of one zero-filled array per read;
+  * ``ufunc`` (optional): the name of the standard elementwise function ``impl`` is, so that a
+    replay (gpuad.jit) may write its result into a dead buffer where the library's function
+    takes ``out=`` (NumPy, CuPy);
   * ``batch`` (optional): ``rule(vals, batched, bsize, /, **params)`` computing the primitive for a vmap
     batch (batch axis first on the batched values); without it, vmap aligns the operands' ranks and
     calls ``impl``'s primitive again, which every entry here supports;
@@ -76,6 +79,7 @@ class Primitive:
     vjp_into: tuple[Rule | None, ...] | None = None
     vjp_place: Rule | None = None
     batch: Rule | None = None
+    ufunc: str | None = None
 
     def __post_init__(self) -> None:
         # Precomputed so the tape decides what to keep with two attribute reads per operation.
@@ -104,10 +108,18 @@ def _add(prim: Primitive) -> Primitive:
     return prim
 
 
+# The elementwise entries whose impl is exactly the standard function of that name.
+_STANDARD_ELEMENTWISE = frozenset(
+    "negative abs exp expm1 log log1p log2 log10 sqrt square reciprocal sin cos tan asin acos atan sinh "
+    "cosh tanh asinh acosh atanh add subtract multiply divide pow maximum minimum atan2 hypot remainder".split()
+)
+
+
 def _elementwise(name: str, impl: Rule, *linear: Rule | None, residuals=("args", "ans")) -> Primitive:
     """An elementwise op: its Jacobian is diagonal, so one rule per input serves both modes."""
     rules = tuple(linear)
-    return _add(Primitive(name, impl, jvp=rules, vjp=rules, residuals=residuals))
+    ufunc = name if name in _STANDARD_ELEMENTWISE else None
+    return _add(Primitive(name, impl, jvp=rules, vjp=rules, residuals=residuals, ufunc=ufunc))
 
 
 def _nondiff(name: str, impl: Rule) -> Primitive:
