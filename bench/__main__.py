@@ -4,6 +4,7 @@
     python -m bench --quick            # under a minute: gpuad and hand NumPy only, small sizes (CI runs it)
     python -m bench --tasks seed1,gmm_grad --sizes 1e5,1e6 --dtypes float64 --libs gpuad,hand,jax-jit
     python -m bench --cost             # also count gpuad's array operations and bytes (the GPU estimate)
+    python -m bench --merge a,b        # one report from runs written with --out a and --out b
 
 Every library's result is checked against the hand-written NumPy derivative before it is timed.
 With ``--threads 1`` (the default) the process is pinned to one core and every library to one
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cost", action="store_true", help="count gpuad's array operations and bytes, and print the GPU estimate")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--merge", default=None, metavar="DIRS",
+                   help="comma-separated result directories of earlier runs: write one report of them all to --out")
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be at least 1")
@@ -56,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1:
         p.error("--repeats must be at least 1")
     args.min_time = args.min_time if args.min_time is not None else (0.01 if args.quick else 0.1)
+    if args.merge is not None:
+        args.merge = [d.strip() for d in args.merge.split(",") if d.strip()]
+        if not args.merge:
+            p.error("--merge needs at least one result directory")
+        for d in args.merge:
+            if not os.path.isfile(os.path.join(d, "suite.json")):
+                p.error(f"--merge: {d!r} holds no suite.json; write one there with python -m bench --out {d}")
     if args.out is None:
         here = os.path.dirname(os.path.abspath(__file__))
         args.out = os.path.join(here, "results", "quick") if args.quick else os.path.join(here, "results")
@@ -78,6 +88,13 @@ def pin_threads(threads: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        from . import report
+
+        rows, cost_rows = report.merge(args.merge, args.out, plots=not args.no_plots)
+        print(report.summary_text(rows, cost_rows))
+        print(f"results of {len(args.merge)} runs merged into {args.out}")
+        return 0
     pin_threads(args.threads)
     from .run import run_suite  # imports NumPy: after the thread settings
 

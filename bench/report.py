@@ -187,6 +187,29 @@ def write_all(out_dir, rows, cost_rows, machine, notes, plots=True):
         plot(out_dir, rows)
 
 
+def merge(in_dirs, out_dir, plots=True):
+    """Combine the results of several runs (say one per dtype, each pinned to its own core) into
+    one report. A measurement repeated in a later directory replaces the earlier one."""
+    runs, costs, notes, machines = {}, {}, [], []
+    for d in in_dirs:
+        with open(os.path.join(d, "suite.json")) as fh:
+            data = json.load(fh)
+        machines.append(data["machine"])
+        for r in data["runs"]:
+            runs[(r["workload"], r["dtype"], r["B"], r["lib"])] = r
+        for c in data["costs"]:
+            costs[(c["workload"], c["dtype"], c["B"])] = c
+        notes.extend(n for n in data["notes"] if n not in notes)
+    machine = dict(machines[0])
+    machine["command"] = "; ".join(m["command"] for m in machines)
+    machine["pinned"] = sorted({c for m in machines for c in (m.get("pinned") or [])})
+    machine["date"] = ", ".join(sorted({m["date"] for m in machines}))
+    machine["copy_bandwidth_gb_s"] = min(m["copy_bandwidth_gb_s"] for m in machines)
+    os.makedirs(out_dir, exist_ok=True)
+    write_all(out_dir, list(runs.values()), list(costs.values()), machine, notes, plots=plots)
+    return list(runs.values()), list(costs.values())
+
+
 def plot(out_dir, rows):
     try:
         import matplotlib

@@ -36,6 +36,27 @@ def test_quick_run_checks_every_workload_and_writes_the_report(tmp_path):
     assert "copy_bandwidth_gb_s" in (out / "machine.md").read_text()
 
 
+def test_runs_in_pieces_merge_into_one_report(tmp_path):
+    """Two runs (one per dtype, as when each is pinned to its own core) merge into one report that
+    holds every measurement of both; a measurement repeated later replaces the earlier one."""
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
+    common = ["--quick", "--no-plots", "--repeats", "1", "--tasks", "seed1", "--libs", "gpuad,hand", "--cost"]
+    for d, dt in ((a, "float64"), (b, "float32")):
+        proc = _bench(*common, "--dtypes", dt, "--out", str(d))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _bench("--merge", f"{a},{b},{b}", "--out", str(out), "--no-plots")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pieces = [json.loads((d / "suite.json").read_text()) for d in (a, b)]
+    merged = json.loads((out / "suite.json").read_text())
+    key = lambda r: (r["workload"], r["dtype"], r["B"], r["lib"])  # noqa: E731
+    assert sorted(map(key, merged["runs"])) == sorted(key(r) for p in pieces for r in p["runs"])
+    assert {c["dtype"] for c in merged["costs"]} == {"float64", "float32"}
+    md = (out / "suite.md").read_text()
+    assert "seed1 value and gradient at B = 1e3, float64" in md and "seed1 value and gradient at B = 1e3, float32" in md
+    assert pieces[0]["machine"]["command"] in merged["machine"]["command"]
+    assert pieces[1]["machine"]["command"] in merged["machine"]["command"]
+
+
 def test_cost_counter_counts_operations_and_bytes():
     """The instrumented run sees every array operation: the hand-written seed1 derivative is
     exactly log, multiply, add, sin, subtract (the value) and divide, add, cos, subtract (the
@@ -61,6 +82,8 @@ def test_cost_counter_counts_operations_and_bytes():
         (["--sizes", "big"], "--sizes must be comma-separated numbers"),
         (["--dtypes", "float16"], "--dtypes: 'float16' is not float64 or float32"),
         (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--merge", "no/such/dir"], "--merge: 'no/such/dir' holds no suite.json"),
+        (["--merge", ","], "--merge needs at least one result directory"),
     ],
 )
 def test_bad_options_are_refused_with_a_message(args, message, tmp_path):
