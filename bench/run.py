@@ -48,8 +48,42 @@ def _cpu_time(fn) -> float:
     return time.process_time() - t0
 
 
-def check(out: tuple, ref: tuple, dtype: str) -> str | None:
-    """None when ``out`` matches the reference, else what differs."""
+def _relative_error(a, b) -> float:
+    """Largest difference, relative to the reference's scale (at least 1)."""
+    if not np.size(b):
+        return 0.0
+    scale = max(1.0, float(np.max(np.abs(b))))
+    return float(np.max(np.abs(np.asarray(a).astype(np.float64) - b))) / scale
+
+
+def _as_float64(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _as_float64(v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_as_float64(v) for v in tree)
+    if isinstance(tree, np.ndarray) and np.issubdtype(tree.dtype, np.floating):
+        return tree.astype(np.float64)
+    return tree
+
+
+def reference(w, data, dtype: str) -> tuple[tuple, tuple, list[float]]:
+    """The hand-written results, what every library's result is checked against, and a tolerance
+    per result.
+
+    In float64 that is the hand-written derivative, to TOLERANCE. In float32 it is the hand-written
+    derivative evaluated in float64 on the same data, and a result passes within TOLERANCE or within
+    10x the error of the hand-written float32 code, whichever is larger: a sum over millions of
+    points that cancels (the GMM's mixture-weight gradient at B = 4e6) is only as exact as float32
+    accumulation allows, in every library alike."""
+    ref = w.hand(data)
+    if dtype == "float64":
+        return ref, ref, [TOLERANCE[dtype]] * len(ref)
+    ref64 = w.hand(_as_float64(data))
+    return ref, ref64, [max(TOLERANCE[dtype], 10 * _relative_error(a, b)) for a, b in zip(ref, ref64)]
+
+
+def check(out: tuple, ref: tuple, dtype: str, tolerances: list[float] | None = None) -> str | None:
+    """None when ``out`` matches the reference (to ``tolerances``, default TOLERANCE), else what differs."""
     if len(out) != len(ref):
         return f"{len(out)} results, expected {len(ref)}"
     for i, (a, b) in enumerate(zip(out, ref)):
@@ -58,10 +92,10 @@ def check(out: tuple, ref: tuple, dtype: str) -> str | None:
             return f"result {i} has shape {a.shape}, expected {np.shape(b)}"
         if str(a.dtype) != dtype:
             return f"result {i} has dtype {a.dtype}, expected {dtype}"
-        scale = max(1.0, float(np.max(np.abs(b))) if np.size(b) else 1.0)
-        err = float(np.max(np.abs(a.astype(np.float64) - b))) / scale if np.size(b) else 0.0
-        if not err <= TOLERANCE[dtype]:
-            return f"result {i} differs from the hand-written reference by {err:.2e} (relative)"
+        err = _relative_error(a, b)
+        tol = TOLERANCE[dtype] if tolerances is None else tolerances[i]
+        if not err <= tol:
+            return f"result {i} differs from the hand-written reference by {err:.2e} (relative; tolerance {tol:.1e})"
     return None
 
 
@@ -157,8 +191,8 @@ def run_suite(args) -> int:
             notes.append(f"{wname}: B = {B:g} skipped (above its max_size {w.max_size:g}, memory)")
             continue
         data = w.data(B, dtype, np.random.default_rng(args.seed))
-        ref = w.hand(data)
-        io_bytes = _nbytes(data) + _nbytes(ref)
+        hand_out, ref, tolerances = reference(w, data, dtype)
+        io_bytes = _nbytes(data) + _nbytes(hand_out)
         for lib in libs:
             if bar is not None:
                 bar.set_postfix_str(f"{wname} {dtype} B={B:g} {lib.name}")
@@ -167,7 +201,7 @@ def run_suite(args) -> int:
             try:
                 run, to_numpy = lib.build(w, data)
                 run()  # the first call compiles or records (jit); the checked result is a later call's
-                problem = check(to_numpy(run()), ref, dtype)
+                problem = check(to_numpy(run()), ref, dtype, tolerances)
             except Exception as exc:  # a peer that cannot do this workload is reported, not fatal
                 problem = f"{type(exc).__name__}: {str(exc)[:200]}"
             if problem is None:
@@ -185,7 +219,7 @@ def run_suite(args) -> int:
             gc.collect()
             if bar is not None:
                 bar.update(1)
-        del data, ref
+        del data, ref, hand_out
         gc.collect()
     if bar is not None:
         bar.close()

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import primitives as _p
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, bind
+from .tracing import Trace, Tracer, bind, eager
+from .uniform import Uniform
 
 __all__ = ["BatchTrace", "BatchTracer", "align_ranks"]
 
@@ -30,6 +32,10 @@ class BatchTracer(Tracer):
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.val.shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return self.val.ndim - 1  # without building the shape tuple (align_ranks asks on every op)
 
     @property
     def dtype(self) -> Any:
@@ -82,13 +88,17 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
     """Give each batched operand size-1 axes after its batch axis until all operands have the same
     per-point rank, so NumPy broadcasting pairs point with point (unbatched operands broadcast from
     the right as they are)."""
-    ranks = [v.ndim - 1 if b else v.ndim for v, b in zip(vals, batched)]
+    ranks = [v.ndim - b for v, b in zip(vals, batched)]  # b is a bool: 1 for the batch axis
     top = max(ranks)
     if all(r == top for r, b in zip(ranks, batched) if b):
         return vals  # every batched operand already has the full per-point rank
     out = []
     for v, b, r in zip(vals, batched, ranks):
         if b and r < top:
-            v = gnp.reshape(v, (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:]))
+            shape = (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:])
+            if isinstance(v, Tracer) or type(v) is Uniform:
+                v = gnp.reshape(v, shape)
+            else:  # a plain array (the bottom batch level): the table's reshape without the checks
+                v = eager(_p.reshape, (v,), {"shape": shape, "in_ndim": v.ndim})
         out.append(v)
     return out

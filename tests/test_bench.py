@@ -57,6 +57,39 @@ def test_runs_in_pieces_merge_into_one_report(tmp_path):
     assert pieces[1]["machine"]["command"] in merged["machine"]["command"]
 
 
+def test_float32_results_are_checked_against_float64_to_the_accuracy_float32_allows():
+    """A float32 sum over 1e6 points that cancels is far from exact in every library: the check
+    compares with the float64 evaluation and allows 10x the hand-written float32 code's own error,
+    no more; float64 keeps the fixed tolerance."""
+    sys.path.insert(0, ROOT)
+    try:
+        from bench.run import TOLERANCE, check, reference
+    finally:
+        sys.path.remove(ROOT)
+    import numpy as np
+
+    class Cancelling:
+        @staticmethod
+        def hand(d):
+            X = d["X"]
+            return (np.sum(X) - X.dtype.type(X.size * 1000.0), 2 * X)
+
+    X = np.random.default_rng(0).uniform(999.0, 1001.0, 10**6).astype(np.float32)
+    hand32, ref, tols = reference(Cancelling, {"X": X}, "float32")
+    assert ref[0].dtype == np.float64 and ref[0] == np.sum(X.astype(np.float64)) - 1e9
+    own_error = abs(float(hand32[0]) - float(ref[0])) / max(1.0, abs(float(ref[0])))
+    assert own_error > TOLERANCE["float32"]  # the premise: float32 cannot do better here
+    assert tols == [10 * own_error, TOLERANCE["float32"]]
+    assert check(hand32, ref, "float32", tols) is None
+    off = (np.float32(ref[0] + 100 * own_error * max(1.0, abs(float(ref[0])))), hand32[1])
+    assert "result 0 differs from the hand-written reference" in check(off, ref, "float32", tols)
+    assert "result 1 has dtype float64, expected float32" in check((hand32[0], ref[1]), ref, "float32", tols)
+
+    X64 = X.astype(np.float64)
+    hand64, ref64, tols64 = reference(Cancelling, {"X": X64}, "float64")
+    assert hand64 is ref64 and tols64 == [TOLERANCE["float64"]] * 2
+
+
 def test_cost_counter_counts_operations_and_bytes():
     """The instrumented run sees every array operation: the hand-written seed1 derivative is
     exactly log, multiply, add, sin, subtract (the value) and divide, add, cos, subtract (the
