@@ -98,16 +98,18 @@ def summary_text(rows, cost_rows=()):
     for dt, (gm, per) in sorted(ratios_at_scale(rows).items()):
         detail = ", ".join(f"{w} {v:.2f}" for w, v in per.items())
         out.append(f"gpuad / hand NumPy at B >= 1e5, {dt}: geometric mean {gm:.2f}x ({detail})")
-    for other in ("autograd", "jax-jit", "torch"):
-        faster, total, worst = comparison(rows, "gpuad", other)
-        if total:
-            out.append(f"gpuad faster than {other} in {faster} of {total} runs; slowest ratio gpuad/{other} "
-                       f"{worst[0]:.2f} ({worst[1]}, {worst[2]}, B = {worst[3]:.0e})")
+    for lib in ("gpuad", "gpuad-jit"):
+        for other in ("autograd", "jax-jit", "torch"):
+            faster, total, worst = comparison(rows, lib, other)
+            if total:
+                out.append(f"{lib} faster than {other} in {faster} of {total} runs; slowest ratio {lib}/{other} "
+                           f"{worst[0]:.2f} ({worst[1]}, {worst[2]}, B = {worst[3]:.0e})")
     t = _index(rows)
-    for dt in ("float64", "float32"):
-        r = t.get(("seed1", dt, 1000, "gpuad"))
-        if r:
-            out.append(f"seed1 value and gradient at B = 1e3, {dt}: {r['seconds'] * 1e3:.3f} ms per call")
+    for lib in ("gpuad", "gpuad-jit"):
+        for dt in ("float64", "float32"):
+            r = t.get(("seed1", dt, 1000, lib))
+            if r:
+                out.append(f"seed1 value and gradient at B = 1e3, {dt}, {lib}: {r['seconds'] * 1e3:.3f} ms per call")
     return "\n".join(out)
 
 

@@ -31,7 +31,7 @@ def test_quick_run_checks_every_workload_and_writes_the_report(tmp_path):
     assert all(r["ok"] for r in runs), [r for r in runs if not r["ok"]]
     assert all(r["seconds"] > 0 for r in runs)
     md = (out / "suite.md").read_text()
-    assert "## seed1" in md and "gpuad/hand" in md and "seed1 value and gradient at B = 1e3" in md
+    assert "## seed1" in md and "gpuad/hand" in md and "seed1 value and gradient at B = 1e3, float64, gpuad-jit:" in md
     assert (out / "suite.csv").read_text().splitlines()[0].startswith("workload,kind,dtype,B,lib")
     assert "copy_bandwidth_gb_s" in (out / "machine.md").read_text()
 
@@ -52,7 +52,7 @@ def test_runs_in_pieces_merge_into_one_report(tmp_path):
     assert sorted(map(key, merged["runs"])) == sorted(key(r) for p in pieces for r in p["runs"])
     assert {c["dtype"] for c in merged["costs"]} == {"float64", "float32"}
     md = (out / "suite.md").read_text()
-    assert "seed1 value and gradient at B = 1e3, float64" in md and "seed1 value and gradient at B = 1e3, float32" in md
+    assert "seed1 value and gradient at B = 1e3, float64, gpuad:" in md and "B = 1e3, float32, gpuad:" in md
     assert pieces[0]["machine"]["command"] in merged["machine"]["command"]
     assert pieces[1]["machine"]["command"] in merged["machine"]["command"]
 
