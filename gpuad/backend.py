@@ -7,7 +7,9 @@ imported only when a caller asks for it, never when ``gpuad`` is imported.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from typing import Any
 
 import array_api_compat
@@ -461,3 +463,144 @@ def scatter_add(xp: Any, target: Any, axis: int, index: Any, values: Any) -> Any
     moved = xp.moveaxis(values, axis, -1)
     added = xp.moveaxis(xp.matmul(moved, one_hot), -1, axis)
     return target + added
+
+
+# --------------------------------------------------------------------------------------------
+# Reusing large host buffers (NumPy): a fresh array of tens of MB costs more in page faults than
+# the arithmetic that fills it. CuPy has a memory pool of its own and needs none of this.
+# --------------------------------------------------------------------------------------------
+
+_getrefcount = sys.getrefcount
+
+
+def _references_in_scan(buffers: list[Any]) -> int:
+    for buf in buffers:
+        return _getrefcount(buf)
+    return 0
+
+
+# What ``getrefcount`` reports inside a ``for buf in buffers`` loop for an array that only the
+# list holds (the list, the loop variable, the argument): calibrated, not assumed, so that the test
+# stays right whatever the interpreter's own accounting.
+_FREE_REFS = _references_in_scan([numpy.empty(0)])
+
+# Only CPython with a GIL gives exact reference counts; elsewhere buffers are never reused.
+_CAN_POOL = sys.implementation.name == "cpython" and getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+class BufferPool:
+    """The large result buffers of one transformed function, reused by its later operations and
+    calls instead of fresh allocations.
+
+    A buffer is free exactly when nothing but the pool refers to it: every NumPy view holds a
+    reference to the array that owns its memory, so a buffer whose reference count is the pool's
+    own is read by nobody and can be overwritten. The pool never holds more bytes (in use plus
+    free) than the most its function ever had in use at once, so reuse does not raise the peak
+    memory of a call; it only stops the memory from going back to the system between operations
+    and calls. Buffers handed out last longer than the pool only as ordinary arrays.
+
+    One pool serves one thread at a time (see :func:`gpuad.tracing.reuses_buffers`).
+    """
+
+    MIN_BYTES = 1 << 20  # below this malloc reuses memory well on its own
+    MAX_TRACKED = 64  # buffers the pool follows; results a caller keeps stop being followed
+
+    __slots__ = ("buffers", "total", "high_water", "fresh", "reused")
+
+    def __init__(self) -> None:
+        self.buffers: list[Any] = []  # flat uint8 arrays, oldest first
+        self.total = 0  # bytes of all buffers followed
+        self.high_water = 0  # the most bytes in use at once so far
+        self.fresh = 0  # allocations made (statistics, for tests and benchmarks)
+        self.reused = 0  # allocations saved
+
+    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """An uninitialised NumPy array of ``shape`` and ``dtype``, from a free buffer when one
+        fits (at most 25% larger than needed), else newly allocated."""
+        nbytes = dtype.itemsize
+        for d in shape:
+            nbytes *= d
+        best = None
+        free_bytes = 0
+        for buf in self.buffers:
+            if _getrefcount(buf) == _FREE_REFS:
+                n = buf.nbytes
+                free_bytes += n
+                if nbytes <= n <= nbytes + (nbytes >> 2) and (best is None or n < best.nbytes):
+                    best = buf
+        if best is not None:
+            self.reused += 1
+            return best[:nbytes].view(dtype).reshape(shape)
+        buf = None  # the loop variable would count as a use of the last buffer
+        self._make_room(nbytes, free_bytes)
+        buf = numpy.empty(nbytes, dtype=numpy.uint8)
+        self.buffers.append(buf)
+        self.total += nbytes
+        self.fresh += 1
+        return buf.view(dtype).reshape(shape)
+
+    def _make_room(self, nbytes: int, free_bytes: int) -> None:
+        """Before allocating ``nbytes``: release free buffers (oldest first) so that the pool stays
+        within the high-water mark of bytes in use, and stop following the oldest buffers still in
+        use when too many are followed."""
+        in_use = self.total - free_bytes + nbytes
+        if in_use > self.high_water:
+            self.high_water = in_use
+        excess = self.total + nbytes - self.high_water
+        over = len(self.buffers) + 1 - self.MAX_TRACKED
+        if excess <= 0 and over <= 0:
+            return
+        kept = []
+        for buf in self.buffers:
+            if excess > 0 and _getrefcount(buf) == _FREE_REFS:
+                excess -= buf.nbytes
+                self.total -= buf.nbytes
+                continue
+            kept.append(buf)
+        while len(kept) + 1 > self.MAX_TRACKED:
+            self.total -= kept.pop(0).nbytes
+        self.buffers = kept
+
+    def clear(self) -> None:
+        """Forget every buffer (free ones go back to the system)."""
+        self.buffers = []
+        self.total = 0
+
+
+_UFUNC_OUT_CACHE: dict[tuple[Any, str], Any] = {}
+
+
+def pooled_call(pool: BufferPool, xp: Any, name: str, args: Any) -> Any:
+    """``name(*args)`` with its result written into a pool buffer, or None where that does not apply
+    (not NumPy, small, mixed dtypes, a function without ``out=``): the caller then computes it the
+    usual way. ``name`` is the table's ``ufunc`` of the primitive."""
+    key = (xp, name)
+    fn = _UFUNC_OUT_CACHE.get(key, False)
+    if fn is False:
+        fn = _UFUNC_OUT_CACHE[key] = ufunc_with_out(xp, name) if array_api_compat.is_numpy_namespace(xp) else None
+    if fn is None:
+        return None
+    dtype = None
+    for a in args:
+        if type(a) is not numpy.ndarray:
+            return None
+        if dtype is None:
+            dtype = a.dtype
+        elif a.dtype != dtype:
+            return None
+    if dtype.kind != "f":
+        return None
+    signature = fn.signature
+    try:
+        if signature is None:  # elementwise: the broadcast shape
+            shape = args[0].shape if len(args) == 1 else numpy.broadcast_shapes(*(a.shape for a in args))
+        elif signature == "(n?,k),(k,m?)->(n?,m?)" and args[0].ndim >= 2 and args[1].ndim >= 2:  # matmul
+            a, b = args
+            shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        else:
+            return None
+    except ValueError:  # shapes that do not fit: the usual call raises the library's own error
+        return None
+    if dtype.itemsize * math.prod(shape) < pool.MIN_BYTES:
+        return None
+    return fn(*args, out=pool.empty(shape, dtype))

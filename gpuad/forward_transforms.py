@@ -14,7 +14,7 @@ from . import backend
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .reverse import forward_sweep
-from .tracing import Tracer, open_trace
+from .tracing import Tracer, open_trace, reuses_buffers
 from .transforms import (
     _arg_label,
     _as_input_array,
@@ -274,7 +274,7 @@ def jacfwd(
         jac = tree_unflatten(out_tree, per_output)
         return (jac, aux) if has_aux else jac
 
-    return jacfwd_fun
+    return reuses_buffers(jacfwd_fun)
 
 
 def jacobian(
@@ -314,7 +314,7 @@ def jacobian(
             return jacfwd(fun, argnums, has_aux)(*args, **kwargs)
         return _jacobian_from_record(rec, argnums, has_aux)
 
-    return jacobian_fun
+    return reuses_buffers(jacobian_fun)
 
 
 def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:

@@ -15,9 +15,9 @@ An entry holds
     which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
     reads a part of its input (getitem). The engine then collects the parts an input receives and
     writes them all into one buffer with ``embed_add``, instead of one zero-filled array per read;
-  * ``ufunc`` (optional): the name of the standard elementwise function ``impl`` is, so that a
-    replay (gpuad.jit) may write its result into a dead buffer where the library's function
-    takes ``out=`` (NumPy, CuPy);
+  * ``ufunc`` (optional): the name of the standard function ``impl`` is (an elementwise function,
+    or matmul), so that a replay (gpuad.jit) or a buffer pool may write its result into a buffer
+    that is no longer used, where the library's function takes ``out=`` (NumPy, CuPy);
   * ``batch`` (optional): ``rule(vals, batched, bsize, /, **params)`` computing the primitive for a vmap
     batch (batch axis first on the batched values); without it, vmap aligns the operands' ranks and
     calls ``impl``'s primitive again, which every entry here supports;
@@ -593,6 +593,7 @@ matmul = _add(
         ),
         residuals=("args",),
         batch=_matmul_batch,
+        ufunc="matmul",
     )
 )
 

@@ -14,13 +14,18 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .backend import _NAMESPACE_BY_TYPE, namespace_of
+import functools
+from typing import Callable
+
+from .backend import _CAN_POOL, _NAMESPACE_BY_TYPE, BufferPool, namespace_of, pooled_call
 from .uniform import Uniform
 
 if TYPE_CHECKING:
     from .primitives import Primitive
 
-__all__ = ["Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError"]
+__all__ = [
+    "Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError", "reuses_buffers",
+]
 
 
 class LeakedTracerError(RuntimeError):
@@ -76,13 +81,17 @@ class Trace:
 
 
 class _TraceStack(threading.local):
-    """The active transforms of this thread, innermost last. The only mutable state of gpuad."""
+    """The active transforms of this thread, innermost last, and the buffer pool of the outermost
+    transformed function being called (see :func:`reuses_buffers`). The only mutable state of
+    gpuad."""
 
     def __init__(self) -> None:
         self.traces: list[Trace] = []
+        self.pool: BufferPool | None = None
 
 
 _STACK = _TraceStack()
+_POOL_MIN_BYTES = BufferPool.MIN_BYTES
 
 
 @contextmanager
@@ -140,7 +149,57 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
         if any(type(a) is Uniform for a in args):
             args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
+    if prim.ufunc is not None and _STACK.pool is not None:
+        for a in args:  # only large results are worth a pool buffer
+            if getattr(a, "nbytes", 0) >= _POOL_MIN_BYTES:
+                out = pooled_call(_STACK.pool, xp, prim.ufunc, args)
+                if out is not None:
+                    return out
+                break
     return prim.impl(xp, *args, **params)
+
+
+def reuses_buffers(transformed: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a transformed function a :class:`gpuad.backend.BufferPool`: while it is called from
+    outside any transform, the large NumPy results of elementwise operations and matrix products
+    are written into buffers that earlier operations (of this call or of earlier calls) no longer
+    use, instead of fresh memory. Nested calls use the outermost call's pool. A pool serves one
+    call at a time; concurrent callers (threads) each take their own. The buffers go back to the
+    system with the function object, or with ``release_buffers()``."""
+    if not _CAN_POOL:
+        return transformed
+    idle: list[BufferPool] = []  # pools not in use by a call; list.pop/append are atomic
+
+    @functools.wraps(transformed)
+    def with_pool(*args: Any, **kwargs: Any) -> Any:
+        stack = _STACK
+        if stack.pool is not None or stack.traces:
+            return transformed(*args, **kwargs)
+        try:
+            pool = idle.pop()
+        except IndexError:
+            pool = BufferPool()
+        stack.pool = pool
+        try:
+            return transformed(*args, **kwargs)
+        finally:
+            stack.pool = None
+            if not idle:  # one pool kept per function: concurrent extras are dropped
+                idle.append(pool)
+
+    def release_buffers() -> None:
+        for pool in list(idle):
+            pool.clear()
+
+    def pool_stats() -> dict[str, int]:
+        """Allocations made and saved by the kept pool (for tests and benchmarks)."""
+        pools = list(idle)
+        return {"fresh": sum(p.fresh for p in pools), "reused": sum(p.reused for p in pools),
+                "bytes": sum(p.total for p in pools)}
+
+    with_pool.release_buffers = release_buffers  # type: ignore[attr-defined]
+    with_pool.buffer_stats = pool_stats  # type: ignore[attr-defined]
+    return with_pool
 
 
 class Tracer:

@@ -11,7 +11,7 @@ from . import backend
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace
+from .tracing import Tracer, open_trace, reuses_buffers
 from .primitives import gnp
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -373,7 +373,7 @@ def _make_value_and_grad(fun, nums, given, has_aux, transform):
         value = (out, rec.aux) if has_aux else out
         return value, g
 
-    return value_and_grad_fun
+    return reuses_buffers(value_and_grad_fun)
 
 
 def _check_scalar_output(out: Any, transform: str) -> None:
@@ -431,7 +431,7 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
         return _jacobian_from_record(rec, argnums, has_aux)
 
-    return jacrev_fun
+    return reuses_buffers(jacrev_fun)
 
 
 def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) -> Any:
@@ -587,7 +587,7 @@ def vmap(
             return tree_unflatten(out_tree, results)
         return _chunked(call, moved, mapped, size, chunk_size, xp, device)
 
-    return vmapped
+    return reuses_buffers(vmapped)
 
 
 def _vmap_labels(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
