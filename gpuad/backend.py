@@ -242,6 +242,8 @@ def materialize(x: Any) -> Any:
 
 def device_of(x: Any) -> Any:
     """The device of an array (``"cpu"`` for NumPy)."""
+    if type(x) is numpy.ndarray:  # the common case, without array-api-compat's type dispatch
+        return "cpu"
     return array_api_compat.device(x)
 
 
@@ -401,6 +403,17 @@ def iinfo(dtype: Any) -> Any:
     return numpy.iinfo(numpy.dtype(dtype_name(dtype)))
 
 
+import array_api_compat.numpy as _compat_numpy  # noqa: E402  (NumPy's namespace, for fast paths)
+
+
+def scalar_array(xp: Any, value: Any, dtype: Any, device: Any) -> Any:
+    """A 0-d array of ``xp`` holding a Python scalar (a fast path for NumPy, where operators with
+    scalars happen on every operation)."""
+    if xp is _compat_numpy and (dtype is None or isinstance(dtype, numpy.dtype)):
+        return numpy.asarray(value, dtype=dtype)
+    return xp.asarray(value, dtype=backend_dtype(xp, dtype), device=device)
+
+
 def backend_dtype(xp: Any, dtype: Any) -> Any:
     """``dtype`` translated into ``xp``'s own dtype object (NumPy dtypes serve NumPy and CuPy)."""
     if dtype is None:
@@ -502,7 +515,7 @@ class BufferPool:
     One pool serves one thread at a time (see :func:`gpuad.tracing.reuses_buffers`).
     """
 
-    MIN_BYTES = 1 << 20  # below this malloc reuses memory well on its own
+    MIN_BYTES = 1 << 17  # below this (glibc's first mmap threshold) malloc reuses memory well
     MAX_TRACKED = 64  # buffers the pool follows; results a caller keeps stop being followed
 
     __slots__ = ("buffers", "total", "high_water", "fresh", "reused")

@@ -67,20 +67,25 @@ class BatchTrace(Trace):
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         vals = []
         batched = []
+        plain = True  # every value a plain array: the bottom level, computed here directly
         for a in args:
             if type(a) is BatchTracer and a._trace is self:
-                vals.append(a.val)
+                v = a.val
+                vals.append(v)
                 batched.append(True)
             else:
+                v = a
                 vals.append(a)
                 batched.append(False)
+            if plain and isinstance(v, Tracer):
+                plain = False
         rule = prim.batch
         if rule is not None:
             out = rule(vals, tuple(batched), self.size, **params)  # bsize is positional-only
-        elif len(vals) == 1:
-            out = bind(prim, *vals, **params)
         else:
-            out = bind(prim, *align_ranks(vals, batched), **params)
+            if len(vals) > 1:
+                vals = align_ranks(vals, batched)
+            out = eager(prim, vals, params) if plain else bind(prim, *vals, **params)
         return BatchTracer(self, out)
 
 
@@ -90,7 +95,10 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
     the right as they are)."""
     ranks = [v.ndim - b for v, b in zip(vals, batched)]  # b is a bool: 1 for the batch axis
     top = max(ranks)
-    if all(r == top for r, b in zip(ranks, batched) if b):
+    for r, b in zip(ranks, batched):
+        if b and r != top:
+            break
+    else:
         return vals  # every batched operand already has the full per-point rank
     out = []
     for v, b, r in zip(vals, batched, ranks):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, bind
+from .tracing import Trace, Tracer, bind, eager
 
 __all__ = ["JVPTrace", "JVPTracer"]
 
@@ -62,15 +62,27 @@ class JVPTrace(Trace):
         primals = []
         tangents = []
         active = False
+        below = None  # the highest trace one level down, as in ReverseTrace.process
         for a in args:
             if type(a) is JVPTracer and a._trace is self:
-                primals.append(a.primal)
+                p = a.primal
+                primals.append(p)
                 tangents.append(a.tangent)
                 active = active or a.tangent is not None
             else:
+                p = a
                 primals.append(a)
                 tangents.append(None)
-        out = bind(prim, *primals, **params)
+            if isinstance(p, Tracer):
+                t = p._trace
+                if below is None or t.level > below.level:
+                    below = t
+        if below is None:
+            out = eager(prim, primals, params)
+        elif below.alive:
+            out = below.process(prim, primals, params)
+        else:
+            out = bind(prim, *primals, **params)  # a leaked tracer: bind says what went wrong
         if not active or prim.jvp is None:
             return JVPTracer(self, out, None)  # zero tangent; still a tracer (see ReverseTrace)
         rules = prim.jvp

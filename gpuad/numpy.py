@@ -97,7 +97,7 @@ def _scalar_to_array(value: Any, like: Any) -> Any:
         dtype = dt if isdtype(dt, "real floating") else _default_float(xp, device)
     else:
         raise TypeError(f"unsupported scalar {value!r} of type {type(value).__name__}")
-    return xp.asarray(value, dtype=_backend.backend_dtype(xp, dtype), device=device)
+    return _backend.scalar_array(xp, value, dtype, device)
 
 
 def _lone_scalar_to_array(value: Any) -> Any:
@@ -995,11 +995,28 @@ _KINDS["integral"] = _KINDS["signed integer"] | _KINDS["unsigned integer"]
 _KINDS["numeric"] = _KINDS["integral"] | _KINDS["real floating"] | _KINDS["complex floating"]
 
 
+# (dtype, kind name) -> answer: asked on every transformed call; a cache, not state.
+_ISDTYPE_MEMO: dict[tuple[Any, str], builtins.bool] = {}
+
+
 def isdtype(dtype: Any, kind: Any) -> builtins.bool:
     """Whether ``dtype`` (of any library) is of ``kind`` (a kind name, a dtype, or a tuple)."""
+    if type(kind) is str:
+        try:
+            return _ISDTYPE_MEMO[(dtype, kind)]
+        except KeyError:
+            answer = _isdtype(dtype, kind)
+            _ISDTYPE_MEMO[(dtype, kind)] = answer
+            return answer
+        except TypeError:  # an unhashable dtype object
+            pass
+    return _isdtype(dtype, kind)
+
+
+def _isdtype(dtype: Any, kind: Any) -> builtins.bool:
     name = _backend.dtype_name(dtype)
     if isinstance(kind, tuple):
-        return builtins.any(isdtype(dtype, k) for k in kind)
+        return builtins.any(_isdtype(dtype, k) for k in kind)
     if isinstance(kind, str) and kind in _KINDS:
         return name in _KINDS[kind]
     return name == _backend.dtype_name(kind)

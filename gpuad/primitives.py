@@ -149,6 +149,8 @@ def div(a: Any, b: Any) -> Any:
             dt = gnp.result_type(b.dtype, a.dtype)
             if b.dtype != dt:
                 b = gnp.astype(b, dt)
+        if a.value == 1:  # 1 / b (log's rule under grad): no scalar to turn into an array
+            return _fit(gnp.reciprocal(b), a)
         return _fit(gnp.divide(a.value, b), a)  # value / b: one operation instead of two
     return gnp.divide(a, b)
 

@@ -103,7 +103,7 @@ class ReverseTrace(Trace):
         primals = []
         in_nodes = []
         active = False
-        plain = True  # every primal a plain array (always so at level 0, unless a tracer leaked)
+        below = None  # the highest trace among the values one level down (None: plain arrays)
         for a in args:
             if type(a) is ReverseTracer and a._trace is self:
                 p = a.primal
@@ -113,13 +113,21 @@ class ReverseTrace(Trace):
             else:
                 p = a
                 n = None
-            if plain and isinstance(p, Tracer):
-                plain = False
+            if isinstance(p, Tracer):
+                t = p._trace
+                if below is None or t.level > below.level:
+                    below = t
             primals.append(p)
             in_nodes.append(n)
         # The bottom trace computes on plain arrays directly; above it the values one level down
-        # are tracers of the enclosing transforms, which ``bind`` dispatches to.
-        out = eager(prim, primals, params) if plain else bind(prim, *primals, **params)
+        # are tracers of the enclosing transforms: the highest of those traces takes the op (what
+        # ``bind`` would find, without searching again).
+        if below is None:
+            out = eager(prim, primals, params)
+        elif below.alive:
+            out = below.process(prim, primals, params)
+        else:
+            out = bind(prim, *primals, **params)  # a leaked tracer: bind says what went wrong
         if not active or prim.vjp is None:
             # A constant at this level. It stays a tracer (without a node) so that operators on it
             # keep dispatching to gpuad, whatever library sits underneath.

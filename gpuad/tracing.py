@@ -11,7 +11,6 @@ among the arguments, ``bind`` evaluates the table entry on the raw arrays.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 import functools
@@ -94,18 +93,24 @@ _STACK = _TraceStack()
 _POOL_MIN_BYTES = BufferPool.MIN_BYTES
 
 
-@contextmanager
-def open_trace(trace_cls: type, xp: Any, **kwargs: Any) -> Iterator[Any]:
-    """Push a new trace of ``trace_cls`` for the duration of a transform call."""
-    stack = _STACK.traces
-    trace = trace_cls(len(stack), xp, **kwargs)
-    stack.append(trace)
-    try:
-        yield trace
-    finally:
-        popped = stack.pop()
-        assert popped is trace, "trace stack out of order"  # internal invariant, not user input
-        trace.alive = False
+class open_trace:  # noqa: N801  (used as a function: ``with open_trace(...) as trace``)
+    """Push a new trace of ``trace_cls`` for the duration of a transform call. (A class rather
+    than a generator-based context manager: it is entered twice per transformed call.)"""
+
+    __slots__ = ("trace", "stack")
+
+    def __init__(self, trace_cls: type, xp: Any, **kwargs: Any):
+        self.stack = _STACK.traces
+        self.trace = trace_cls(len(self.stack), xp, **kwargs)
+
+    def __enter__(self) -> Any:
+        self.stack.append(self.trace)
+        return self.trace
+
+    def __exit__(self, *exc: Any) -> None:
+        popped = self.stack.pop()
+        assert popped is self.trace, "trace stack out of order"  # internal invariant, not user input
+        self.trace.alive = False
 
 
 def context_namespace() -> tuple[Any, Any] | None:

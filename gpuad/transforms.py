@@ -405,7 +405,7 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: boo
         value, g = vg(*args, **kwargs)
         return (g, value[1]) if has_aux else g
 
-    return grad_fun
+    return reuses_buffers(grad_fun)
 
 
 def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
