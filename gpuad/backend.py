@@ -414,6 +414,39 @@ def scalar_array(xp: Any, value: Any, dtype: Any, device: Any) -> Any:
     return xp.asarray(value, dtype=backend_dtype(xp, dtype), device=device)
 
 
+# --------------------------------------------------------------------------------------------
+# Memory layout of Jacobian rows under vmap (NumPy): a block of a few rows per point, stored
+# point-major ((batch, rows) in C order), makes every elementwise loop of the backward sweep run
+# over the few rows, with a per-row overhead that costs more than the arithmetic. Stored row-major
+# ((rows, batch) in memory, viewed as (batch, rows)), the loops run over the batch: NumPy keeps an
+# operand's layout in its results (order "K"). On a GPU the usual layout coalesces better.
+# --------------------------------------------------------------------------------------------
+
+ROWS_OUTSIDE_MAX = 16  # rows per point up to which the row-major layout pays for its seed array
+
+
+def rows_outside(xp: Any, rows: int) -> bool:
+    """Whether ``rows`` Jacobian rows per point should be laid out rows-outermost in memory."""
+    return xp is _compat_numpy and 1 < rows <= ROWS_OUTSIDE_MAX
+
+
+def repeat_rows_outside(block: Any, n: int) -> Any:
+    """``block`` (rows, *shape) repeated for ``n`` points: an (n, rows, *shape) NumPy array in
+    Fortran order, the batch axis innermost in memory (so is it in every slice of it)."""
+    out = numpy.empty((n,) + tuple(block.shape), dtype=block.dtype, order="F")
+    out[...] = block
+    return out
+
+
+def zeros_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
+    """Zeros of ``shape`` in ``like``'s dtype, in Fortran order where ``like`` is a NumPy array in
+    Fortran order (a block of rows laid out rows-outside), so that writing ``like``-shaped pieces
+    into it runs over contiguous memory."""
+    if type(like) is numpy.ndarray and like.ndim > 1 and like.flags.f_contiguous and not like.flags.c_contiguous:
+        return numpy.zeros(shape, dtype=like.dtype, order="F")
+    return xp.zeros(shape, dtype=like.dtype, device=device_of(like))
+
+
 def backend_dtype(xp: Any, dtype: Any) -> Any:
     """``dtype`` translated into ``xp``'s own dtype object (NumPy dtypes serve NumPy and CuPy)."""
     if dtype is None:
@@ -527,9 +560,9 @@ class BufferPool:
         self.fresh = 0  # allocations made (statistics, for tests and benchmarks)
         self.reused = 0  # allocations saved
 
-    def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
-        """An uninitialised NumPy array of ``shape`` and ``dtype``, from a free buffer when one
-        fits (at most 25% larger than needed), else newly allocated."""
+    def empty(self, shape: tuple[int, ...], dtype: Any, fortran: bool = False) -> Any:
+        """An uninitialised NumPy array of ``shape`` and ``dtype`` (in Fortran order if asked),
+        from a free buffer when one fits (at most 25% larger than needed), else newly allocated."""
         nbytes = dtype.itemsize
         for d in shape:
             nbytes *= d
@@ -543,13 +576,16 @@ class BufferPool:
                     best = buf
         if best is not None:
             self.reused += 1
-            return best[:nbytes].view(dtype).reshape(shape)
-        buf = None  # the loop variable would count as a use of the last buffer
-        self._make_room(nbytes, free_bytes)
-        buf = numpy.empty(nbytes, dtype=numpy.uint8)
-        self.buffers.append(buf)
-        self.total += nbytes
-        self.fresh += 1
+            buf = best[:nbytes]
+        else:
+            buf = None  # the loop variable would count as a use of the last buffer
+            self._make_room(nbytes, free_bytes)
+            buf = numpy.empty(nbytes, dtype=numpy.uint8)
+            self.buffers.append(buf)
+            self.total += nbytes
+            self.fresh += 1
+        if fortran:
+            return buf.view(dtype).reshape(shape[::-1]).T
         return buf.view(dtype).reshape(shape)
 
     def _make_room(self, nbytes: int, free_bytes: int) -> None:
@@ -616,4 +652,9 @@ def pooled_call(pool: BufferPool, xp: Any, name: str, args: Any) -> Any:
         return None
     if dtype.itemsize * math.prod(shape) < pool.MIN_BYTES:
         return None
-    return fn(*args, out=pool.empty(shape, dtype))
+    # The layout NumPy would give the result (order "K"), for the two layouts gpuad makes: an
+    # operand of the result's shape in Fortran order (rows laid out outside) asks for Fortran.
+    fortran = signature is None and any(
+        a.shape == shape and a.flags.f_contiguous and not a.flags.c_contiguous for a in args
+    )
+    return fn(*args, out=pool.empty(shape, dtype, fortran))

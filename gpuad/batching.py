@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from . import primitives as _p
+from .backend import repeat_rows_outside, rows_outside
 from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, bind, eager
 from .uniform import Uniform
 
-__all__ = ["BatchTrace", "BatchTracer", "align_ranks"]
+__all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows"]
 
 
 class BatchTracer(Tracer):
@@ -110,3 +111,14 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
                 v = eager(_p.reshape, (v,), {"shape": shape, "in_ndim": v.ndim})
         out.append(v)
     return out
+
+
+def basis_rows(block: Any, like: Any, xp: Any) -> Any:
+    """The rows of a basis (jacrev's one-hot cotangents, jacfwd's tangents), ``block`` of shape
+    (rows, *shape), for a value ``like`` of that shape. Under a vmap over plain arrays, and where
+    the backend prefers it (see ``backend.rows_outside``), the rows are repeated for every point in
+    a layout with the batch innermost, so that the whole sweep works in long contiguous runs;
+    otherwise ``block`` as it is (shared by all points, broadcast by the operations)."""
+    if type(like) is BatchTracer and not isinstance(like.val, Tracer) and rows_outside(xp, block.shape[0]):
+        return BatchTracer(like._trace, repeat_rows_outside(block, like.val.shape[0]))
+    return block

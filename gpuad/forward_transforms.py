@@ -11,7 +11,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer
+from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTrace, JVPTracer
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace, reuses_buffers
@@ -254,7 +254,7 @@ def jacfwd(
         parts: list[list[Any]] = []
         for start in range(0, max(total, 1), step):
             stop = min(start + step, total)
-            blocks = _basis_block(inputs, sizes, start, stop, device)
+            blocks = [basis_rows(b, a, xp) for b, a in zip(_basis_block(inputs, sizes, start, stop, device), inputs)]
             primals, tangents, out_tree, aux = _push_tangents(
                 partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
             )

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .backend import backend_dtype, device_of, scatter_add
+from .backend import backend_dtype, device_of, scatter_add, zeros_in_layout_of
 from .uniform import Uniform
 from .tracing import bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
@@ -796,7 +796,7 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
     if has_base and tuple(arrays[0].shape) == full:
         out = xp.asarray(arrays[0], copy=True)
     else:
-        out = xp.zeros(full, dtype=first.dtype, device=device_of(first))
+        out = zeros_in_layout_of(xp, full, first)
         if has_base:
             out += arrays[0]
     for g, index in zip(pieces, indices):

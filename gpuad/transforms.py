@@ -8,7 +8,7 @@ import types
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer
+from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace, reuses_buffers
@@ -463,8 +463,8 @@ def _pull_basis(rec: "_ReverseResult") -> list[Any]:
         seeds = []
         offset = 0
         for o, m in zip(rec.out_primals, sizes):
-            block = gnp.astype(eye[:, offset : offset + m], o.dtype)
-            seeds.append(BatchTracer(trace, gnp.reshape(block, (total,) + tuple(o.shape))))
+            block = gnp.reshape(gnp.astype(eye[:, offset : offset + m], o.dtype), (total,) + tuple(o.shape))
+            seeds.append(BatchTracer(trace, basis_rows(block, o, rec.xp)))
             offset += m
         grads = rec.pull(seeds, consume=True)
     return [
