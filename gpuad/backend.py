@@ -403,13 +403,23 @@ def iinfo(dtype: Any) -> Any:
     return numpy.iinfo(numpy.dtype(dtype_name(dtype)))
 
 
-import array_api_compat.numpy as _compat_numpy  # noqa: E402  (NumPy's namespace, for fast paths)
+# namespace -> whether it is NumPy's: asked on every operation with a scalar; a cache, not state.
+# (Importing array_api_compat.numpy to compare against would slow down ``import gpuad``.)
+_IS_NUMPY_NAMESPACE: dict[Any, bool] = {}
+
+
+def is_numpy_namespace(xp: Any) -> bool:
+    """Whether ``xp`` is NumPy's namespace (NumPy itself or array-api-compat's wrapper of it)."""
+    answer = _IS_NUMPY_NAMESPACE.get(xp)
+    if answer is None:
+        answer = _IS_NUMPY_NAMESPACE[xp] = array_api_compat.is_numpy_namespace(xp)
+    return answer
 
 
 def scalar_array(xp: Any, value: Any, dtype: Any, device: Any) -> Any:
     """A 0-d array of ``xp`` holding a Python scalar (a fast path for NumPy, where operators with
     scalars happen on every operation)."""
-    if xp is _compat_numpy and (dtype is None or isinstance(dtype, numpy.dtype)):
+    if (dtype is None or isinstance(dtype, numpy.dtype)) and is_numpy_namespace(xp):
         return numpy.asarray(value, dtype=dtype)
     return xp.asarray(value, dtype=backend_dtype(xp, dtype), device=device)
 
@@ -427,7 +437,7 @@ ROWS_OUTSIDE_MAX = 16  # rows per point up to which the row-major layout pays fo
 
 def rows_outside(xp: Any, rows: int) -> bool:
     """Whether ``rows`` Jacobian rows per point should be laid out rows-outermost in memory."""
-    return xp is _compat_numpy and 1 < rows <= ROWS_OUTSIDE_MAX
+    return 1 < rows <= ROWS_OUTSIDE_MAX and is_numpy_namespace(xp)
 
 
 def repeat_rows_outside(block: Any, n: int) -> Any:
@@ -566,19 +576,31 @@ class BufferPool:
         nbytes = dtype.itemsize
         for d in shape:
             nbytes *= d
-        best = None
-        free_bytes = 0
-        for buf in self.buffers:
+        buffers = self.buffers
+        best, best_n = -1, 0
+        # Newest first: the buffer used last is the likeliest to be in cache; an exact fit ends
+        # the search. (``buf`` is one reference, as the loop variable of the calibration was.)
+        for i in range(len(buffers) - 1, -1, -1):
+            buf = buffers[i]
             if _getrefcount(buf) == _FREE_REFS:
                 n = buf.nbytes
-                free_bytes += n
-                if nbytes <= n <= nbytes + (nbytes >> 2) and (best is None or n < best.nbytes):
-                    best = buf
-        if best is not None:
+                if n == nbytes:
+                    best = i
+                    break
+                if nbytes < n <= nbytes + (nbytes >> 2) and (best < 0 or n < best_n):
+                    best, best_n = i, n
+        buf = None  # a local reference would count as a use of that buffer
+        if best >= 0:
+            found = buffers.pop(best)
+            buffers.append(found)  # the most recently used last
             self.reused += 1
-            buf = best[:nbytes]
+            buf = found[:nbytes]
         else:
-            buf = None  # the loop variable would count as a use of the last buffer
+            free_bytes = 0
+            for b in buffers:
+                if _getrefcount(b) == _FREE_REFS:
+                    free_bytes += b.nbytes
+            b = None
             self._make_room(nbytes, free_bytes)
             buf = numpy.empty(nbytes, dtype=numpy.uint8)
             self.buffers.append(buf)
@@ -619,6 +641,22 @@ class BufferPool:
 _UFUNC_OUT_CACHE: dict[tuple[Any, str], Any] = {}
 
 
+def _broadcast_pair(s: tuple[int, ...], t: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy's broadcast of two shapes (ValueError where they do not broadcast)."""
+    if len(s) < len(t):
+        s, t = t, s
+    out = list(s)
+    off = len(s) - len(t)
+    for i, d in enumerate(t):
+        e = out[off + i]
+        if d != e:
+            if e == 1:
+                out[off + i] = d
+            elif d != 1:
+                raise ValueError(f"shapes {s} and {t} do not broadcast")
+    return tuple(out)
+
+
 def pooled_call(pool: BufferPool, xp: Any, name: str, args: Any) -> Any:
     """``name(*args)`` with its result written into a pool buffer, or None where that does not apply
     (not NumPy, small, mixed dtypes, a function without ``out=``): the caller then computes it the
@@ -642,7 +680,10 @@ def pooled_call(pool: BufferPool, xp: Any, name: str, args: Any) -> Any:
     signature = fn.signature
     try:
         if signature is None:  # elementwise: the broadcast shape
-            shape = args[0].shape if len(args) == 1 else numpy.broadcast_shapes(*(a.shape for a in args))
+            shape = args[0].shape
+            for a in args[1:]:
+                if a.shape != shape:
+                    shape = _broadcast_pair(shape, a.shape)
         elif signature == "(n?,k),(k,m?)->(n?,m?)" and args[0].ndim >= 2 and args[1].ndim >= 2:  # matmul
             a, b = args
             shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])

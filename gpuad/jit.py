@@ -154,7 +154,7 @@ class _Compiled:
                         last_use[root] = k
         self.steps = []
         for k, (prim, refs, params, out) in enumerate(program):
-            into = self._dead_buffer(prim, refs, out, k, avals, roots, last_use, kept)
+            into = self._dead_buffer(prim, refs, params, out, k, avals, roots, last_use, kept)
             frees = tuple(r for r in set(refs) if type(r) is int and last_use.get(r) == k and r not in kept and r != into)
             args = tuple((True, r) if type(r) is int else (False, r.value) for r in refs)
             if into is None:
@@ -162,10 +162,10 @@ class _Compiled:
             else:
                 self.steps.append((ufunc_with_out(xp, prim.ufunc), args, params, out, frees, into))
 
-    def _dead_buffer(self, prim, refs, out, k, avals, roots, last_use, kept) -> int | None:
+    def _dead_buffer(self, prim, refs, params, out, k, avals, roots, last_use, kept) -> int | None:
         """An operand whose buffer can hold this elementwise result: a fresh intermediate (a root)
         that nothing reads after this operation, of the result's shape and dtype."""
-        if prim.ufunc is None or type(out) is tuple or ufunc_with_out(self.xp, prim.ufunc) is None:
+        if prim.ufunc is None or params or type(out) is tuple or ufunc_with_out(self.xp, prim.ufunc) is None:
             return None
         for r in refs:
             if type(r) is not int or r in kept or roots[r] != frozenset((r,)) or last_use.get(r) != k:

@@ -668,25 +668,15 @@ def matmul(x1: Any, x2: Any, /) -> Any:
             f"matmul: operands must have at least 1 dimension, got shapes {tuple(a.shape)} and "
             f"{tuple(b.shape)}; use multiply for scalars"
         )
-    vec_a, vec_b = a.ndim == 1, b.ndim == 1
-    if vec_a:
-        a = reshape(a, (1, a.shape[0]))
-    if vec_b:
-        b = reshape(b, (b.shape[0], 1))
-    if a.shape[-1] != b.shape[-2]:
+    vec = (a.ndim == 1, b.ndim == 1)
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if vec[1] else b.shape[-2]
+    if k_a != k_b:
         raise ValueError(
-            f"matmul: shapes {tuple(x1.shape)} and {tuple(x2.shape)} do not align "
-            f"({a.shape[-1]} != {b.shape[-2]})"
+            f"matmul: shapes {tuple(x1.shape)} and {tuple(x2.shape)} do not align ({k_a} != {k_b})"
         )
     _broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
-    out = _p.matmul(a, b)
-    if vec_a and vec_b:
-        return reshape(out, tuple(out.shape[:-2]))
-    if vec_a:
-        return reshape(out, tuple(out.shape[:-2]) + (out.shape[-1],))
-    if vec_b:
-        return reshape(out, tuple(out.shape[:-1]))
-    return out
+    return _p.matmul_of(a, b, vec)
 
 
 def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:

@@ -15,9 +15,10 @@ An entry holds
     which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
     reads a part of its input (getitem). The engine then collects the parts an input receives and
     writes them all into one buffer with ``embed_add``, instead of one zero-filled array per read;
-  * ``ufunc`` (optional): the name of the standard function ``impl`` is (an elementwise function,
-    or matmul), so that a replay (gpuad.jit) or a buffer pool may write its result into a buffer
-    that is no longer used, where the library's function takes ``out=`` (NumPy, CuPy);
+  * ``ufunc`` (optional): the name of the standard function ``impl`` is when called without
+    parameters (an elementwise function, or matmul), so that a replay (gpuad.jit) or a buffer
+    pool may write its result into a buffer that is no longer used, where the library's function
+    takes ``out=`` (NumPy, CuPy);
   * ``batch`` (optional): ``rule(vals, batched, bsize, /, **params)`` computing the primitive for a vmap
     batch (batch axis first on the batched values); without it, vmap aligns the operands' ranks and
     calls ``impl``'s primitive again, which every entry here supports;
@@ -555,14 +556,84 @@ all_ = _nondiff("all", lambda xp, x, *, axis, keepdims: xp.all(x, axis=axis, kee
 any_ = _nondiff("any", lambda xp, x, *, axis, keepdims: xp.any(x, axis=axis, keepdims=keepdims))
 
 # ---------------------------------------------------------------------------------------------
-# Linear algebra: matmul of stacks of matrices (the namespace turns 1-D operands into matrices)
+# Linear algebra: matmul with NumPy's semantics per point. ``vec=(va, vb)`` says which operand is a
+# vector (per point 1-D) and is only passed when one is: the plain product of (stacks of) matrices
+# takes no parameters, so that its impl is exactly the library's matmul (gpuad.jit and the buffer
+# pool write its result with ``out=``). With vectors, leading axes must not turn a vector into a
+# matrix, so the impl gives each vector its axis explicitly.
 # ---------------------------------------------------------------------------------------------
 
-def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /) -> Any:
+
+def _matmul_impl(xp: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
+    va, vb = vec
+    if va and not vb and b.ndim == 2:  # rows (..., k) times a shared (k, n): one product
+        return xp.matmul(a, b)
+    if vb and not va and a.ndim == 2:  # a shared (m, k) times columns (..., k): rows times a^T
+        return xp.matmul(b, xp.matrix_transpose(a))
+    if va:
+        a = xp.expand_dims(a, axis=-2)
+    if vb:
+        b = xp.expand_dims(b, axis=-1)
+    out = xp.matmul(a, b)
+    if vb:
+        out = out[..., 0]
+    if va:
+        out = out[..., 0, :] if not vb else out[..., 0]
+    return out
+
+
+def matmul_of(a: Any, b: Any, vec: tuple[bool, bool]) -> Any:
+    """The matmul primitive, with ``vec`` passed only where an operand is a vector."""
+    return matmul(a, b, vec=vec) if vec[0] or vec[1] else matmul(a, b)
+
+
+def _outer(u: Any, v: Any) -> Any:
+    """u[..., :, None] * v[..., None, :] per point."""
+    return mul(gnp.expand_dims(u, axis=-1), gnp.expand_dims(v, axis=-2))
+
+
+def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
+    va, vb = vec
+    if va and vb:  # a . b: g is a number per point
+        return mul(gnp.expand_dims(g, axis=-1), b)
+    if vb:  # (m, k) @ (k,): g is (..., m)
+        return _outer(g, b)
+    return matmul_of(g, gnp.matrix_transpose(b), (va, False))
+
+
+def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
+    va, vb = vec
+    if va and vb:
+        return mul(gnp.expand_dims(g, axis=-1), a)
+    if va:  # (k,) @ (k, n): g is (..., n)
+        return _outer(a, g)
+    return matmul_of(gnp.matrix_transpose(a), g, (False, vb))
+
+
+def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, vec: tuple[bool, bool] = (False, False)) -> Any:
     """One big matrix product instead of a stack of small ones where a side is shared: per-point
     rows times a shared matrix merge the batch into the rows; a shared matrix times per-point
     columns goes through the transposes. Both per point: NumPy's stacked product."""
     a, b = vals
+    va, vb = vec
+    if (va or vb) and batched[0] != batched[1] and (b.ndim == 2 if batched[0] else a.ndim == 2):
+        if va and batched[0] and not vb:  # per-point vectors times a shared matrix: one product
+            return matmul(a, b)
+        if vb and batched[1] and not va:  # a shared matrix times per-point vectors
+            return matmul(b, gnp.matrix_transpose(a))
+    if va or vb:
+        # Give each vector its matrix axis at this level, line the batch axes up, and multiply
+        # the stacks; then drop the axes again.
+        if va:
+            a = gnp.reshape(a, tuple(a.shape[:-1]) + (1, a.shape[-1]))
+        if vb:
+            b = gnp.reshape(b, tuple(b.shape) + (1,))
+        out = _matmul_batch([a, b], batched, bsize)
+        if va and vb:
+            return gnp.reshape(out, tuple(out.shape[:-2]))
+        if vb:
+            return gnp.reshape(out, tuple(out.shape[:-1]))
+        return gnp.reshape(out, tuple(out.shape[:-2]) + tuple(out.shape[-1:]))
     if batched[0] and not batched[1] and b.ndim == 2:
         rows = 1
         for d in a.shape[:-1]:
@@ -587,15 +658,15 @@ def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /) -> 
 matmul = _add(
     Primitive(
         "matmul",
-        lambda xp, a, b: xp.matmul(a, b),
-        jvp=(lambda t, ans, a, b: matmul(t, b), lambda t, ans, a, b: matmul(a, t)),
-        vjp=(
-            lambda g, ans, a, b: matmul(g, gnp.matrix_transpose(b)),
-            lambda g, ans, a, b: matmul(gnp.matrix_transpose(a), g),
+        _matmul_impl,
+        jvp=(
+            lambda t, ans, a, b, **params: matmul(t, b, **params),
+            lambda t, ans, a, b, **params: matmul(a, t, **params),
         ),
+        vjp=(_matmul_vjp_a, _matmul_vjp_b),
         residuals=("args",),
         batch=_matmul_batch,
-        ufunc="matmul",
+        ufunc="matmul",  # when called without ``vec``: see above
     )
 )
 

@@ -154,7 +154,7 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
         if any(type(a) is Uniform for a in args):
             args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
-    if prim.ufunc is not None and _STACK.pool is not None:
+    if prim.ufunc is not None and not params and _STACK.pool is not None:
         for a in args:  # only large results are worth a pool buffer
             if getattr(a, "nbytes", 0) >= _POOL_MIN_BYTES:
                 out = pooled_call(_STACK.pool, xp, prim.ufunc, args)
