@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .backend import backend_dtype, device_of, scatter_add, zeros_in_layout_of
+from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .uniform import Uniform
 from .tracing import bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
@@ -442,10 +442,15 @@ def _sum_vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool)
     return gnp.broadcast_to(_expand_to_input(g, x, axis, keepdims), x.shape)
 
 
+def _reduce(xp: Any, op: str, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    out = reduce_short_rows(xp, op, x, axis, keepdims)  # a faster form for few elements per row
+    return getattr(xp, op)(x, axis=axis, keepdims=keepdims) if out is None else out
+
+
 sum_ = _add(
     Primitive(
         "sum",
-        lambda xp, x, *, axis, keepdims: xp.sum(x, axis=axis, keepdims=keepdims),
+        lambda xp, x, *, axis, keepdims: _reduce(xp, "sum", x, axis, keepdims),
         jvp=(lambda t, ans, x, *, axis, keepdims: gnp.sum(t, axis=axis, keepdims=keepdims),),
         vjp=(_sum_vjp,),
         residuals=(),
@@ -469,7 +474,7 @@ def _chooser(name: str, reduce: str) -> Primitive:
     return _add(
         Primitive(
             name,
-            lambda xp, x, *, axis, keepdims: getattr(xp, reduce)(x, axis=axis, keepdims=keepdims),
+            lambda xp, x, *, axis, keepdims: _reduce(xp, reduce, x, axis, keepdims),
             jvp=(jvp,),
             vjp=(vjp,),
         )
