@@ -119,6 +119,8 @@ def namespace_of_backend(backend: str | None = None) -> Any:
 # per-type memo keeps the per-operation dispatch cheap. It is a cache, not state: filling it in any
 # order gives the same answers.
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
+# Array types a caller may accept without asking array-api-compat (fast paths check their dtype).
+FAST_ARRAY_TYPES = frozenset((numpy.ndarray,))
 
 
 def is_array(x: Any) -> bool:
@@ -452,8 +454,9 @@ def zeros_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
     """Zeros of ``shape`` in ``like``'s dtype, in Fortran order where ``like`` is a NumPy array in
     Fortran order (a block of rows laid out rows-outside), so that writing ``like``-shaped pieces
     into it runs over contiguous memory."""
-    if type(like) is numpy.ndarray and like.ndim > 1 and like.flags.f_contiguous and not like.flags.c_contiguous:
-        return numpy.zeros(shape, dtype=like.dtype, order="F")
+    if type(like) is numpy.ndarray:
+        fortran = like.ndim > 1 and like.flags.f_contiguous and not like.flags.c_contiguous
+        return numpy.zeros(shape, dtype=like.dtype, order="F" if fortran else "C")
     return xp.zeros(shape, dtype=like.dtype, device=device_of(like))
 
 

@@ -111,18 +111,37 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
     return arr
 
 
+def _is_real_float(dtype: Any) -> bool:
+    return gnp.isdtype(dtype, "real floating")
+
+
+class _Picked:
+    """The labels of some of the arguments (by index), looked up only when asked."""
+
+    __slots__ = ("_labels", "_idx")
+
+    def __init__(self, labels: Any, idx: list[int]):
+        self._labels, self._idx = labels, idx
+
+    def __getitem__(self, i: int) -> Any:
+        return self._labels[self._idx[i]]
+
+
 def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any, Any]:
     """The one library and device of all differentiated inputs; a clear error otherwise."""
     xp = device = None
     first = None
-    for a, label in zip(arrays, labels):
+    for i, a in enumerate(arrays):
         if isinstance(a, Tracer):
             ns, dev = a._trace.xp, a.device
         else:
-            ns, dev = backend.namespace_of(a, names=[label]), backend.device_of(a)
+            ns, dev = backend.namespace_of(a, names=[labels[i]]), backend.device_of(a)
         if xp is None:
-            xp, device, first = ns, dev, label
+            xp, device, first = ns, dev, i
             continue
+        if ns is xp and dev == device:
+            continue
+        first, label = labels[first], labels[i]  # only an error needs the names
         if ns is not xp:
             raise TypeError(
                 f"{first} is a {_lib(xp)} array but {label} is a {_lib(ns)} array; gpuad does not "
@@ -176,8 +195,15 @@ class _ReverseResult:
 
     def __init__(self, fun, primals, has_aux, transform, labels):
         flat, self.in_tree = tree_flatten(tuple(primals))
-        self.inputs = [_as_input_array(v, lab, transform) for v, lab in zip(flat, labels)]
-        xp, device = _common_namespace(self.inputs, labels)
+        inputs = []
+        for i, v in enumerate(flat):
+            # The common case (a traced or plain array of a real floating dtype) without the
+            # checks' function calls; anything else gets them, and their messages.
+            if not ((type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and _is_real_float(v.dtype)):
+                v = _as_input_array(v, labels[i], transform)
+            inputs.append(v)
+        self.inputs = inputs
+        xp, device = _common_namespace(inputs, labels)
         with open_trace(ReverseTrace, xp, device=device) as trace:
             tracers = [trace.new_input(a) for a in self.inputs]
             out = fun(*tree_unflatten(self.in_tree, tracers))
@@ -294,8 +320,8 @@ class _Labels:
 
     __slots__ = ("_make", "_list", "_n")
 
-    def __init__(self, make: Callable[[], list[str]], n: int):
-        self._make, self._list, self._n = make, None, n
+    def __init__(self, make: Callable[[], list[str]], n: int | Callable[[], int]):
+        self._make, self._list, self._n = make, None, n  # n may be worked out when asked
 
     def resolved(self) -> list[str]:
         if self._list is None:
@@ -303,10 +329,12 @@ class _Labels:
         return self._list
 
     def __len__(self) -> int:
+        if not isinstance(self._n, int):
+            self._n = self._n()
         return self._n
 
     def __iter__(self):
-        return (_Label(self, i) for i in range(self._n))
+        return (_Label(self, i) for i in range(len(self)))
 
     def __getitem__(self, i: int) -> _Label:
         return _Label(self, i)
@@ -322,7 +350,7 @@ def _input_labels(fun: Callable[..., Any], args: Sequence[Any], positions: Seque
             labels.extend(_leaf_labels(_arg_label(fun, pos), treedef, len(leaves)))
         return labels
 
-    return _Labels(make, sum(len(tree_flatten(a)[0]) for a in args))
+    return _Labels(make, lambda: sum(len(tree_flatten(a)[0]) for a in args))
 
 
 def _with_replaced(args: tuple[Any, ...], argnums: tuple[int, ...], values: Sequence[Any]) -> list[Any]:
@@ -559,7 +587,8 @@ def vmap(
             axes.extend([0] * len(kw_leaves))
         labels = _Labels(lambda: _vmap_labels(fun, args, kwargs), len(leaves))
         size, moved, mapped = _batch_inputs(leaves, axes, labels)
-        xp, device = _common_namespace([v for v, m in zip(moved, mapped) if m], [l for l, m in zip(labels, mapped) if m])
+        picked = [i for i, m in enumerate(mapped) if m]
+        xp, device = _common_namespace([moved[i] for i in picked], _Picked(labels, picked))
         if simple:
             n_pos, args_tree = len(args), None
         else:
