@@ -461,34 +461,47 @@ def zeros_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Reductions over a few trailing elements (NumPy): ``sum``/``max``/``min`` over a short last axis
-# run one short inner loop per row, 5-30x slower than the arithmetic. A matrix-vector product with
-# ones (sum), or the reduction of the transposed rows over the long axis (max, min), does the same
-# arithmetic in long vectorised runs.
+# Reductions NumPy does slowly: ``sum``/``max``/``min`` over a short last axis run one short inner
+# loop per row, and ``sum`` over the leading axis of a (rows, few columns) array adds row by row,
+# both 3-30x slower than the arithmetic. A matrix-vector product with ones (sums: BLAS, at least
+# as accurate as NumPy's order here), or the reduction of the transposed rows over the long axis
+# (max, min), does the same arithmetic in long vectorised runs.
 # --------------------------------------------------------------------------------------------
 
-SHORT_REDUCTION_MAX = 64  # reduced elements per row up to which the rewrite pays
+SHORT_REDUCTION_MAX = 64  # reduced elements per row up to which the trailing-axes rewrite pays
+LEADING_SUM_MAX_KEPT = 4096  # kept elements up to which a sum over leading axes goes to BLAS
 
 
 def reduce_short_rows(xp: Any, op: str, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
-    """``op`` ("sum", "max" or "min") of ``x`` over ``axis`` (negative axes) where ``x`` is a
-    C-ordered NumPy float array reduced over its trailing axes, at most SHORT_REDUCTION_MAX
-    elements per row and more rows than that; None otherwise (the caller reduces as usual)."""
+    """``op`` ("sum", "max" or "min") of ``x`` over ``axis`` (negative axes), for a C-ordered
+    NumPy float array with more rows than SHORT_REDUCTION_MAX: over its trailing axes when they
+    hold at most SHORT_REDUCTION_MAX elements per row, or (sum) over its leading axes when at most
+    LEADING_SUM_MAX_KEPT elements are kept. None otherwise: the caller reduces as usual."""
     if type(x) is not numpy.ndarray or x.dtype.kind != "f" or not x.flags.c_contiguous:
         return None
     n, r = x.ndim, len(axis)
-    if r == 0 or r >= n or set(axis) != set(range(-r, 0)):
+    if r == 0 or r >= n:
         return None
-    k = math.prod(x.shape[n - r :])
-    rows = x.size // k if k else 0
-    if not 1 < k <= SHORT_REDUCTION_MAX or rows <= SHORT_REDUCTION_MAX:
-        return None
-    flat = x.reshape(rows, k)
-    if op == "sum":
-        out = numpy.matmul(flat, numpy.ones(k, dtype=x.dtype))
-    else:
-        out = getattr(numpy, op)(numpy.ascontiguousarray(flat.T), axis=0)
-    return out.reshape(x.shape[: n - r] + ((1,) * r if keepdims else ()))
+    axes = set(axis)
+    if axes == set(range(-r, 0)):  # trailing axes
+        k = math.prod(x.shape[n - r :])
+        rows = x.size // k if k else 0
+        if not 1 < k <= SHORT_REDUCTION_MAX or rows <= SHORT_REDUCTION_MAX:
+            return None
+        flat = x.reshape(rows, k)
+        if op == "sum":
+            out = numpy.matmul(flat, numpy.ones(k, dtype=x.dtype))
+        else:
+            out = getattr(numpy, op)(numpy.ascontiguousarray(flat.T), axis=0)
+        return out.reshape(x.shape[: n - r] + ((1,) * r if keepdims else ()))
+    if op == "sum" and axes == set(range(-n, -n + r)):  # leading axes
+        rows = math.prod(x.shape[:r])
+        kept = x.size // rows if rows else 0
+        if rows <= SHORT_REDUCTION_MAX or not 0 < kept <= LEADING_SUM_MAX_KEPT:
+            return None
+        out = numpy.matmul(numpy.ones(rows, dtype=x.dtype), x.reshape(rows, kept))
+        return out.reshape(((1,) * r if keepdims else ()) + x.shape[r:])
+    return None
 
 
 def backend_dtype(xp: Any, dtype: Any) -> Any:

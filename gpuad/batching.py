@@ -24,23 +24,19 @@ __all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows"]
 class BatchTracer(Tracer):
     """A batched value: ``val`` holds all points, batch axis first; ``shape`` is one point's."""
 
-    __slots__ = ("val",)
+    # shape and dtype are read several times per operation (the tape records them, the sweep
+    # compares against them): stored once rather than derived on every read.
+    __slots__ = ("val", "shape", "dtype")
 
     def __init__(self, trace: "BatchTrace", val: Any):
         self._trace = trace
         self.val = val
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.val.shape[1:])
+        self.shape = tuple(val.shape[1:])
+        self.dtype = val.dtype
 
     @property
     def ndim(self) -> int:
         return self.val.ndim - 1  # without building the shape tuple (align_ranks asks on every op)
-
-    @property
-    def dtype(self) -> Any:
-        return self.val.dtype
 
     @property
     def device(self) -> Any:

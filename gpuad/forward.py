@@ -13,20 +13,14 @@ __all__ = ["JVPTrace", "JVPTracer"]
 class JVPTracer(Tracer):
     """A dual value: the primal (one level down) and its tangent (None for a zero tangent)."""
 
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("primal", "tangent", "shape", "dtype")  # shape and dtype: read often, stored once
 
     def __init__(self, trace: "JVPTrace", primal: Any, tangent: Any):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.primal.shape)
-
-    @property
-    def dtype(self) -> Any:
-        return self.primal.dtype
+        self.shape = tuple(primal.shape)
+        self.dtype = primal.dtype
 
     @property
     def device(self) -> Any:

@@ -25,20 +25,14 @@ class ReverseTracer(Tracer):
     """A value on a tape: its primal value (one level down) and the id of its node (None for a
     value that does not depend on the inputs)."""
 
-    __slots__ = ("primal", "node")
+    __slots__ = ("primal", "node", "shape", "dtype")  # shape and dtype: read often, stored once
 
     def __init__(self, trace: "ReverseTrace", primal: Any, node: int | None):
         self._trace = trace
         self.primal = primal
         self.node = node
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.primal.shape)
-
-    @property
-    def dtype(self) -> Any:
-        return self.primal.dtype
+        self.shape = tuple(primal.shape)
+        self.dtype = primal.dtype
 
     @property
     def device(self) -> Any:

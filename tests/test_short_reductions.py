@@ -55,6 +55,21 @@ def test_nan_and_infinities_as_numpy(op):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape, axis", [((1000, 64), (-2,)), ((300, 4, 5), (-3,)), ((100, 7, 3), (-3, -2))])
+def test_sums_over_leading_axes_match_numpy(dtype, shape, axis):
+    x = np.random.default_rng(4).standard_normal(shape).astype(dtype) + 0.25
+    for keepdims in (False, True):
+        got = reduce_short_rows(namespace_of(x), "sum", x, axis, keepdims)
+        want = np.sum(x, axis=axis, keepdims=keepdims)
+        assert got is not None and got.shape == want.shape and got.dtype == want.dtype
+        tol = dict(rtol=2e-5, atol=2e-5) if dtype == "float32" else dict(rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(got, want, **tol)
+        truth = np.sum(x.astype(np.float64), axis=axis, keepdims=keepdims)  # no less exact than NumPy
+        assert np.max(np.abs(got - truth)) <= 2 * np.max(np.abs(want - truth)) + 1e-12 * np.max(np.abs(truth))
+    assert reduce_short_rows(namespace_of(x), "max", x, axis, False) is None  # maxima stay NumPy's
+
+
 def test_declines_where_it_does_not_apply():
     xp = namespace_of(np.ones(1))
     rng = np.random.default_rng(2)
@@ -67,7 +82,9 @@ def test_declines_where_it_does_not_apply():
     assert reduce_short_rows(xp, "sum", few_rows, (-1,), False) is None
     assert reduce_short_rows(xp, "sum", fortran, (-1,), False) is None
     assert reduce_short_rows(xp, "sum", ints, (-1,), False) is None
-    assert reduce_short_rows(xp, "sum", x, (-2,), False) is None  # not trailing
+    assert reduce_short_rows(xp, "sum", x[:, :3].copy()[:50], (-2,), False) is None  # few rows
+    assert reduce_short_rows(xp, "sum", rng.standard_normal((100, 5000)), (-2,), False) is None  # many kept
+    assert reduce_short_rows(xp, "sum", rng.standard_normal((100, 4, 3)), (-2,), False) is None  # middle
     assert reduce_short_rows(xp, "sum", x, (-2, -1), False) is None  # everything
     import array_api_strict as xs
 
