@@ -6,6 +6,7 @@ from typing import Any
 
 from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, bind, eager
+from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer"]
 
@@ -88,8 +89,10 @@ class JVPTrace(Trace):
                 if t is None or rule is None:
                     continue
                 c = rule(t, out, *primals, **params)
-                if c is not None:
-                    t_out = c if t_out is None else gnp.add(t_out, c)
+                if c is not None:  # a negated contribution is subtracted (see uniform.Negated)
+                    t_out = signed_sum(t_out, c, gnp.add, gnp.subtract)
+            if type(t_out) is Negated:
+                t_out = t_out.materialize()
         return JVPTracer(self, out, None if t_out is None else _fit_tangent(t_out, out))
 
 

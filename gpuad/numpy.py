@@ -985,18 +985,19 @@ _KINDS["integral"] = _KINDS["signed integer"] | _KINDS["unsigned integer"]
 _KINDS["numeric"] = _KINDS["integral"] | _KINDS["real floating"] | _KINDS["complex floating"]
 
 
-# (dtype, kind name) -> answer: asked on every transformed call; a cache, not state.
-_ISDTYPE_MEMO: dict[tuple[Any, str], builtins.bool] = {}
+# (dtype's type, dtype, kind name) -> answer: asked on every transformed call; a cache, not state.
+# The type leads the key so that dtypes of two libraries are never compared with each other.
+_ISDTYPE_MEMO: dict[tuple[Any, Any, str], builtins.bool] = {}
 
 
 def isdtype(dtype: Any, kind: Any) -> builtins.bool:
     """Whether ``dtype`` (of any library) is of ``kind`` (a kind name, a dtype, or a tuple)."""
     if type(kind) is str:
+        key = (type(dtype), dtype, kind)
         try:
-            return _ISDTYPE_MEMO[(dtype, kind)]
+            return _ISDTYPE_MEMO[key]
         except KeyError:
-            answer = _isdtype(dtype, kind)
-            _ISDTYPE_MEMO[(dtype, kind)] = answer
+            answer = _ISDTYPE_MEMO[key] = _isdtype(dtype, kind)
             return answer
         except TypeError:  # an unhashable dtype object
             pass

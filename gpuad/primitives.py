@@ -46,7 +46,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
-from .uniform import Uniform
+from .uniform import Negated, Uniform
 from .tracing import bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
@@ -156,6 +156,18 @@ def div(a: Any, b: Any) -> Any:
     return gnp.divide(a, b)
 
 
+def neg(x: Any) -> Any:
+    """``-x`` as a rule's result: a Uniform stays a Uniform (of the opposite value); anything else
+    is returned as :class:`Negated`, whose sign the engine folds into the next accumulation or rule
+    instead of spending a pass over memory on it. Only for what a rule *returns*: a value that
+    goes on into another operation inside the rule must be negated with ``-x``."""
+    if type(x) is Uniform:
+        return x.like(-x.value)
+    if type(x) is Negated:
+        return x.value
+    return Negated(x)
+
+
 def plus(a: Any, b: Any) -> Any:
     if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
         return a.like(a.value + b.value)
@@ -205,7 +217,7 @@ _LN10 = math.log(10.0)
 # Forms follow JAX's rules so that NaN/inf behaviour at singular points matches.
 # ---------------------------------------------------------------------------------------------
 
-negative = _elementwise("negative", lambda xp, x: xp.negative(x), lambda g, ans, x: -g, residuals=())
+negative = _elementwise("negative", lambda xp, x: xp.negative(x), lambda g, ans, x: neg(g), residuals=())
 abs_ = _elementwise("abs", lambda xp, x: xp.abs(x), lambda g, ans, x: gnp.where(x >= 0, g, -g), residuals=("args",))
 exp = _elementwise("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: mul(g, ans), residuals=("ans",))
 expm1 = _elementwise("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
@@ -216,13 +228,13 @@ log10 = _elementwise("log10", lambda xp, x: xp.log10(x), lambda g, ans, x: div(g
 sqrt = _elementwise("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: mul(g, 0.5 / ans), residuals=("ans",))
 square = _elementwise("square", lambda xp, x: xp.square(x), lambda g, ans, x: mul(g, 2 * x), residuals=("args",))
 reciprocal = _elementwise(
-    "reciprocal", lambda xp, x: xp.reciprocal(x), lambda g, ans, x: mul(g, -(ans * ans)), residuals=("ans",)
+    "reciprocal", lambda xp, x: xp.reciprocal(x), lambda g, ans, x: neg(mul(g, ans * ans)), residuals=("ans",)
 )
 sin = _elementwise("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: mul(g, gnp.cos(x)), residuals=("args",))
-cos = _elementwise("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: mul(g, -gnp.sin(x)), residuals=("args",))
+cos = _elementwise("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: neg(mul(g, gnp.sin(x))), residuals=("args",))
 tan = _elementwise("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: mul(g, 1 + ans * ans), residuals=("ans",))
 asin = _elementwise("asin", lambda xp, x: xp.asin(x), lambda g, ans, x: div(g, gnp.sqrt(1 - x * x)), residuals=("args",))
-acos = _elementwise("acos", lambda xp, x: xp.acos(x), lambda g, ans, x: div(-g, gnp.sqrt(1 - x * x)), residuals=("args",))
+acos = _elementwise("acos", lambda xp, x: xp.acos(x), lambda g, ans, x: neg(div(g, gnp.sqrt(1 - x * x))), residuals=("args",))
 atan = _elementwise("atan", lambda xp, x: xp.atan(x), lambda g, ans, x: div(g, 1 + x * x), residuals=("args",))
 sinh = _elementwise("sinh", lambda xp, x: xp.sinh(x), lambda g, ans, x: mul(g, gnp.cosh(x)), residuals=("args",))
 cosh = _elementwise("cosh", lambda xp, x: xp.cosh(x), lambda g, ans, x: mul(g, gnp.sinh(x)), residuals=("args",))
@@ -298,7 +310,7 @@ stop_gradient = _nondiff("stop_gradient", lambda xp, x: x)
 
 add = _elementwise("add", lambda xp, x, y: xp.add(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: g, residuals=())
 subtract = _elementwise(
-    "subtract", lambda xp, x, y: xp.subtract(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: -g, residuals=()
+    "subtract", lambda xp, x, y: xp.subtract(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: neg(g), residuals=()
 )
 multiply = _elementwise(
     "multiply",
@@ -311,7 +323,7 @@ divide = _elementwise(
     "divide",
     lambda xp, x, y: xp.divide(x, y),
     lambda g, ans, x, y: div(g, y),
-    lambda g, ans, x, y: div(-mul(g, ans), y),
+    lambda g, ans, x, y: neg(div(mul(g, ans), y)),
 )
 
 
@@ -349,7 +361,7 @@ atan2 = _elementwise(
     "atan2",
     lambda xp, x, y: xp.atan2(x, y),
     lambda g, ans, x, y: div(mul(g, y), plus(x * x, y * y)),
-    lambda g, ans, x, y: div(mul(-g, x), plus(x * x, y * y)),
+    lambda g, ans, x, y: neg(div(mul(g, x), plus(x * x, y * y))),
     residuals=("args",),
 )
 hypot = _elementwise(
@@ -381,7 +393,7 @@ remainder = _elementwise(
     "remainder",
     lambda xp, x, y: xp.remainder(x, y),
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: mul(g, -gnp.floor(div(x, y))),
+    lambda g, ans, x, y: neg(mul(g, gnp.floor(div(x, y)))),
     residuals=("args",),
 )
 

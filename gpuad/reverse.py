@@ -15,7 +15,7 @@ from .backend import namespace_of
 from .primitives import Primitive, _assignable, _index_ndim, embed_add, gnp
 from .backend import is_writable
 from .tracing import Aval, Trace, Tracer, bind, eager, open_trace
-from .uniform import Uniform, materialized, reduced_to
+from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
@@ -233,7 +233,9 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
                     continue
                 c = rule(t, rec.ans, *rec.args, **rec.params)
                 if c is not None:
-                    out = c if out is None else gnp.add(out, c)
+                    out = signed_sum(out, c, gnp.add, gnp.subtract)
+            if type(out) is Negated:
+                out = out.materialize()
         if isinstance(rec.out_node, tuple):
             for n, t in zip(rec.out_node, out):
                 if t is not None and n >= 0:
@@ -357,17 +359,29 @@ def backward(
         prim = rec.prim
         vjp = prim.vjp
         args = rec.args
+        into = prim.vjp_into
+        place = prim.vjp_place
+        # A negated cotangent: rules are linear in it, so they get the value and their results
+        # take the sign (the paths that write cotangents into buffers take the negation itself).
+        g_neg = type(g) is Negated
+        if g_neg:
+            if place is not None or into is not None:
+                g, g_neg = g.materialize(), False
+            else:
+                g = g.value
         # In-place accumulation is for plain arrays only: a traced cotangent or operand must go
         # through the functional rule so that the outer transform sees it.
-        into = prim.vjp_into
         if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in args)):
             into = None
-        place = prim.vjp_place
         if place is not None:  # a read of part of input 0: its cotangent joins that input's parts
             node, aval = rec.in_nodes[0], rec.in_avals[0]
             if node is not None:
                 index = place(rec.ans, *args, **rec.params)
                 prev = cts.get(node)
+                if type(prev) is Negated:
+                    prev = cts[node] = prev.materialize()
+                    owned.add(node)
+                    borrowed.discard(node)
                 if type(prev) is not _Pieces:
                     # The index covers the per-point axes only (leading ones pass through "...").
                     n = sum(1 for item in index[1:] if item is not None)
@@ -391,12 +405,20 @@ def backward(
                     # A whole contribution for an array read in parts: it joins the base.
                     c = joint[j] if joint is not None else (None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params))
                     if c is not None:
-                        prev.add(_unbroadcast(c, aval[0], aval[1]))
+                        c_neg = g_neg
+                        if type(c) is Negated:
+                            c, c_neg = c.value, not c_neg
+                        c = _unbroadcast(c, aval[0], aval[1])
+                        prev.add(Negated(c).materialize() if c_neg else c)
                     continue
                 prev, is_owned = prev.materialize()
                 cts[node] = prev
                 if is_owned:
                     owned.add(node)
+            if into is not None and into[j] is not None and type(prev) is Negated:
+                prev = cts[node] = prev.materialize()
+                owned.add(node)
+                borrowed.discard(node)
             if into is not None and into[j] is not None and not isinstance(prev, Tracer):
                 # Write straight into this node's buffer (made here, or made from prev).
                 buf = prev if node in owned else None
@@ -416,6 +438,11 @@ def backward(
                 c = None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params)
             if c is None:
                 continue
+            c_neg = g_neg  # the contribution is -c when set
+            if type(c) is Negated:
+                c, c_neg = c.value, not c_neg
+            if c_neg and type(c) is Uniform:
+                c, c_neg = c.like(-c.value), False
             # A contribution that is (or may view) a cotangent or a value of the computation.
             if type(c) is Uniform:
                 is_borrowed = False
@@ -431,19 +458,26 @@ def backward(
                 if c.shape != aval[0] or c.dtype != aval[1]:
                     c = _unbroadcast(c, aval[0], aval[1])
             if prev is None:
-                cts[node] = c
+                cts[node] = Negated(c) if c_neg else c
                 if is_borrowed:
                     borrowed.add(node)
             elif node in owned and not isinstance(c, Tracer):
-                prev += c.value if type(c) is Uniform else c
-                cts[node] = prev  # same object for mutable arrays; the sum for immutable ones
+                # Into this sweep's own buffer (which may hold the negation of the cotangent).
+                p_neg = type(prev) is Negated
+                buf = prev.value if p_neg else prev
+                if p_neg == c_neg:
+                    buf += c.value if type(c) is Uniform else c
+                else:
+                    buf -= c.value if type(c) is Uniform else c
+                cts[node] = Negated(buf) if p_neg else buf  # the same buffer, for mutable arrays
             elif type(prev) is Uniform and type(c) is Uniform and prev.shape == c.shape:
                 cts[node] = prev.like(prev.value + c.value)
             else:
-                total = gnp.add(prev, c)
+                total = signed_sum(prev, Negated(c) if c_neg else c, gnp.add, gnp.subtract)
                 cts[node] = total
                 borrowed.discard(node)
-                if not isinstance(total, Tracer) and is_writable(total):
+                inner = total.value if type(total) is Negated else total
+                if not isinstance(inner, Tracer) and is_writable(inner):
                     owned.add(node)
         del g, joint, rec, args
     results = []
@@ -453,12 +487,17 @@ def backward(
             c, is_owned = c.materialize()
             if is_owned:
                 borrowed.discard(n)
+        elif type(c) is Negated:
+            c = c.materialize()  # a fresh array
+            borrowed.discard(n)
         results.append(_owned_result(c, n in borrowed) if fresh else c)
     return results
 
 
 def _whole(c: Any) -> Any:
-    return c.materialize()[0] if type(c) is _Pieces else c
+    if type(c) is _Pieces:
+        return c.materialize()[0]
+    return c.materialize() if type(c) is Negated else c
 
 
 def _owned_result(c: Any, borrowed: bool) -> Any:

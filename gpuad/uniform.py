@@ -125,3 +125,43 @@ def reduced_to(u: Uniform, shape: tuple[int, ...], dtype: Any) -> Uniform:
             if d == 1 and c != 1:
                 count *= c
     return u.like(u.value * count, tuple(shape), dtype)
+
+
+class Negated:
+    """``-value`` for a rule's result, kept symbolic (``primitives.neg`` makes it).
+
+    Every VJP rule is linear in its cotangent, so the backward sweep strips the sign before calling
+    a rule and puts it on what the rule returns, and folds it into the addition that accumulates a
+    cotangent (``a + (-b)`` is one subtraction): chains of negations (a subtraction's second
+    operand, ``negative``, the quotient rule, ``cos``) cost no pass over memory. Forward mode folds
+    it into the sum of an output's tangent contributions. It never reaches a rule, a primitive or
+    the user: whoever cannot fold the sign asks for :meth:`materialize`.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def materialize(self) -> Any:
+        from . import numpy as gnp  # the namespace imports this module, not vice versa
+
+        return gnp.negative(self.value)
+
+    def __repr__(self) -> str:
+        return f"Negated({self.value!r})"
+
+
+def signed_sum(total: Any, c: Any, add: Any, subtract: Any) -> Any:
+    """``total + c`` where either may be Negated (or ``total`` None), with one addition or
+    subtraction and the sign kept symbolic where both are negated."""
+    if total is None:
+        return c
+    tn, cn = type(total) is Negated, type(c) is Negated
+    if not tn and not cn:
+        return add(total, c)
+    if not tn:
+        return subtract(total, c.value)
+    if not cn:
+        return subtract(c, total.value)
+    return Negated(add(total.value, c.value))

@@ -1,0 +1,134 @@
+"""Negated cotangents (gpuad.uniform.Negated): rules that end in a negation hand the sign to the
+engine, which folds it into the next accumulation or rule. Every path a negated cotangent can take
+through the backward sweep and forward mode, against JAX to second order, and the saving itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad import primitives as P
+
+from .conftest import all_backends
+from .spec import GpuadNS, JaxNS
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+
+
+def f_fanout(ns, x):
+    """One value reaching the output with both signs, several times (accumulation in place and by
+    subtraction, negated on either side)."""
+    y = ns.exp(x * 0.3)
+    return ns.sum(2.0 * y - (-y) - ns.cos(y) * 3.0 - ns.negative(y * y))
+
+
+def f_parts(ns, x):
+    """Negated cotangents of parts of an array (getitem) and of a gather (take)."""
+    idx = ns.asarray([2, 0])
+    return ns.sum(-(x[0] * x[1]) - ns.sin(x[1:3]) - ns.cos(x)[idx])
+
+
+def f_quotients(ns, x):
+    """Quotient rule, reciprocal, acos, atan2 and remainder: each negates inside its rule."""
+    q = 1.0 / (1.0 + ns.exp(-x))
+    return ns.sum(q * ns.acos(x * 0.4) - ns.atan2(x, 1.5 + q) + ns.remainder(x + 3.0, 1.7 + q)) - ns.sum(1.0 / (2.0 + x * x))
+
+
+def f_result_negated(ns, x):
+    """The input's whole cotangent is a negation."""
+    return -ns.sum(ns.sin(x) * x)
+
+
+FUNCS = [f_fanout, f_parts, f_quotients, f_result_negated]
+
+
+@pytest.mark.parametrize("fn", FUNCS, ids=lambda f: f.__name__)
+def test_derivatives_match_jax(fn):
+    x = np.random.default_rng(0).uniform(-1.2, 1.2, size=(4,))
+    G, J = GpuadNS(), JaxNS()
+    g = lambda v: fn(G, v)
+    j = lambda v: fn(J, v)
+    jx = jnp.asarray(x)
+    want_g = np.asarray(jax.grad(j)(jx))
+    want_h = np.asarray(jax.hessian(j)(jx))
+    t = np.linspace(0.5, -0.5, 4)
+    want_t = np.asarray(jax.jvp(j, (jx,), (jnp.asarray(t),))[1])
+    for backend in all_backends():
+        bx = backend.asarray(x)
+        np.testing.assert_allclose(backend.to_numpy(gpuad.grad(g)(bx)), want_g, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(backend.to_numpy(gpuad.hessian(g)(bx)), want_h, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(backend.to_numpy(gpuad.jacrev(gpuad.grad(g))(bx)), want_h, rtol=1e-11, atol=1e-11)
+        got_t = gpuad.jvp(g, (bx,), (backend.asarray(t),))[1]
+        np.testing.assert_allclose(backend.to_numpy(got_t), want_t, rtol=1e-12, atol=1e-12)
+    # Batched, with the per-point function.
+    X = np.random.default_rng(1).uniform(-1.2, 1.2, size=(6, 4))
+    got = gpuad.vmap(gpuad.grad(g))(X)
+    np.testing.assert_allclose(got, np.asarray(jax.vmap(jax.grad(j))(jnp.asarray(X))), rtol=1e-12, atol=1e-12)
+
+
+def test_a_checkpointed_segment_receives_a_negated_cotangent():
+    seg = gpuad.checkpoint(lambda v: gnp.sin(v) * v)
+    f = lambda v: gnp.sum(1.0 - seg(v * 2.0))
+    x = np.linspace(-1.0, 1.0, 5)
+    want = -(np.cos(2 * x) * 2 * x + np.sin(2 * x)) * 2
+    np.testing.assert_allclose(gpuad.grad(f)(x), want, rtol=1e-13)
+
+
+def test_results_own_their_memory():
+    """A gradient that is a negation of a value of the computation comes back as a new array."""
+    x = np.linspace(0.1, 1.0, 4)
+    g = gpuad.grad(lambda v: -gnp.sum(v))(x)
+    g2 = gpuad.grad(lambda v: gnp.sum(gnp.negative(v * 2.0)))(x)
+    np.testing.assert_array_equal(g, -np.ones(4))
+    np.testing.assert_array_equal(g2, -2 * np.ones(4))
+    g2[:] = 0.0  # ours to write
+    np.testing.assert_array_equal(x, np.linspace(0.1, 1.0, 4))
+
+
+def _count_negations(fn, *args):
+    calls = []
+    impl = P.negative.impl
+
+    def spy(xp, x):
+        calls.append(x.shape)
+        return impl(xp, x)
+
+    object.__setattr__(P.negative, "impl", spy)
+    try:
+        fn(*args)
+    finally:
+        object.__setattr__(P.negative, "impl", impl)
+    return len(calls)
+
+
+def test_the_sigmoid_chain_spends_no_pass_on_signs():
+    """1 / (1 + exp(-u)) written out: the forward pass negates u once; the backward sweep's three
+    negations (quotient rule, exp, negative) cancel without touching memory."""
+    x = np.random.default_rng(2).standard_normal((50, 8))
+    sigmoid = lambda v: gnp.sum(1.0 / (1.0 + gnp.exp(-v)))
+    assert _count_negations(gpuad.grad(sigmoid), x) == 1
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(gpuad.grad(sigmoid)(x), s * (1 - s), rtol=1e-13)
+
+
+def test_a_subtraction_under_forward_mode_is_one_operation():
+    calls = []
+    impl = P.subtract.impl
+
+    def spy(xp, a, b):
+        calls.append(1)
+        return impl(xp, a, b)
+
+    x, t = np.linspace(0.0, 1.0, 5), np.ones(5)
+    assert _count_negations(lambda: gpuad.jvp(lambda v: gnp.sin(v) - v * v, (x,), (t,))) == 0
+    object.__setattr__(P.subtract, "impl", spy)
+    try:
+        out, tan = gpuad.jvp(lambda v: gnp.sin(v) - v * v, (x,), (t,))
+    finally:
+        object.__setattr__(P.subtract, "impl", impl)
+    assert len(calls) == 2  # the primal's and the tangent's
+    np.testing.assert_allclose(tan, np.cos(x) - 2 * x, rtol=1e-14)
