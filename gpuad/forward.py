@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, bind, eager
+from .tracing import Trace, Tracer, apply_below
 from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer"]
@@ -72,12 +72,7 @@ class JVPTrace(Trace):
                 t = p._trace
                 if below is None or t.level > below.level:
                     below = t
-        if below is None:
-            out = eager(prim, primals, params)
-        elif below.alive:
-            out = below.process(prim, primals, params)
-        else:
-            out = bind(prim, *primals, **params)  # a leaked tracer: bind says what went wrong
+        out = apply_below(below, prim, primals, params)
         if not active or prim.jvp is None:
             return JVPTracer(self, out, None)  # zero tangent; still a tracer (see ReverseTrace)
         rules = prim.jvp

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from .backend import namespace_of
 from .primitives import Primitive, _assignable, _index_ndim, embed_add, gnp
 from .backend import is_writable
-from .tracing import Aval, Trace, Tracer, bind, eager, open_trace
+from .tracing import Aval, Trace, Tracer, apply_below, open_trace
 from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
@@ -116,12 +116,7 @@ class ReverseTrace(Trace):
         # The bottom trace computes on plain arrays directly; above it the values one level down
         # are tracers of the enclosing transforms: the highest of those traces takes the op (what
         # ``bind`` would find, without searching again).
-        if below is None:
-            out = eager(prim, primals, params)
-        elif below.alive:
-            out = below.process(prim, primals, params)
-        else:
-            out = bind(prim, *primals, **params)  # a leaked tracer: bind says what went wrong
+        out = apply_below(below, prim, primals, params)
         if not active or prim.vjp is None:
             # A constant at this level. It stays a tracer (without a node) so that operators on it
             # keep dispatching to gpuad, whatever library sits underneath.

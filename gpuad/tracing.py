@@ -139,6 +139,16 @@ def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
     return top.process(prim, args, params)
 
 
+def apply_below(below: Trace | None, prim: "Primitive", args: list[Any], params: dict[str, Any]) -> Any:
+    """Apply ``prim`` one level down, where ``below`` is the highest trace among ``args`` (None:
+    plain arrays): what ``bind`` would do, for a trace that has already looked at every argument."""
+    if below is None:
+        return eager(prim, args, params)
+    if below.alive:
+        return below.process(prim, args, params)
+    return bind(prim, *args, **params)  # a leaked tracer: bind says what went wrong
+
+
 def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str, Any]) -> Any:
     """Apply the table entry to plain arrays (a symbolic Uniform cotangent becomes its view)."""
     # The common case inline (every primitive applied to plain arrays passes here): array types

@@ -18,28 +18,7 @@ jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
-
-def camera(ns):
-    """Bundle adjustment's reprojection residual (15 inputs, 2 outputs), as in the benchmark."""
-
-    def residual(z, feat):
-        r0, r1, r2 = z[..., 0], z[..., 1], z[..., 2]
-        v0, v1, v2 = z[..., 11] - z[..., 3], z[..., 12] - z[..., 4], z[..., 13] - z[..., 5]
-        theta = ns.sqrt(r0 * r0 + r1 * r1 + r2 * r2)
-        k0, k1, k2 = r0 / theta, r1 / theta, r2 / theta
-        c, s = ns.cos(theta), ns.sin(theta)
-        kv = (k0 * v0 + k1 * v1 + k2 * v2) * (1 - c)
-        x = v0 * c + (k1 * v2 - k2 * v1) * s + k0 * kv
-        y = v1 * c + (k2 * v0 - k0 * v2) * s + k1 * kv
-        w = v2 * c + (k0 * v1 - k1 * v0) * s + k2 * kv
-        p0, p1 = x / w, y / w
-        rsq = p0 * p0 + p1 * p1
-        scale = z[..., 6] * (1 + z[..., 9] * rsq + z[..., 10] * rsq * rsq)
-        e0 = z[..., 14] * (scale * p0 + z[..., 7] - feat[..., 0])
-        e1 = z[..., 14] * (scale * p1 + z[..., 8] - feat[..., 1])
-        return ns.stack([e0, e1], axis=-1)
-
-    return residual
+from bench.workloads import ba_fn as camera  # noqa: E402  (bundle adjustment's residual, 15 -> 2)
 
 
 def mixed(ns):
