@@ -364,6 +364,10 @@ def backward(
                 g, g_neg = g.materialize(), False
             else:
                 g = g.value
+        elif type(g) is Uniform and g.value < 0 and place is None and into is None:
+            # The same for a negative constant (a subtraction's second operand under grad): the
+            # rule multiplies by +|value|, which is free for 1, and the sign rides along.
+            g, g_neg = g.like(-g.value), True
         # In-place accumulation is for plain arrays only: a traced cotangent or operand must go
         # through the functional rule so that the outer transform sees it.
         if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in args)):

@@ -132,3 +132,21 @@ def test_a_subtraction_under_forward_mode_is_one_operation():
         object.__setattr__(P.subtract, "impl", impl)
     assert len(calls) == 2  # the primal's and the tangent's
     np.testing.assert_allclose(tan, np.cos(x) - 2 * x, rtol=1e-14)
+
+
+def test_a_negative_constant_cotangent_costs_no_negation():
+    """The seed function ln x1 + x1 x2 - sin x2 under grad: the subtraction hands sin a cotangent
+    of constant -1, which reaches cos(x2) as a sign, not as a pass over memory."""
+    X = np.random.default_rng(3).uniform(1.0, 3.0, size=(40, 2))
+
+    def f(x):
+        x1, x2 = x[..., 0], x[..., 1]
+        return gnp.log(x1) + x1 * x2 - gnp.sin(x2)
+
+    vg = gpuad.vmap(gpuad.value_and_grad(f))
+    assert _count_negations(vg, X) == 0
+    assert _count_negations(gpuad.grad(lambda x: gnp.sum(f(x))), X) == 0
+    value, g = vg(X)
+    x1, x2 = X[:, 0], X[:, 1]
+    np.testing.assert_allclose(value, np.log(x1) + x1 * x2 - np.sin(x2), rtol=1e-14)
+    np.testing.assert_allclose(g, np.stack([1 / x1 + x2, x1 - np.cos(x2)], axis=1), rtol=1e-14)
