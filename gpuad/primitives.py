@@ -470,10 +470,16 @@ sum_ = _add(
 )
 
 
-def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
-    """Where x attains its max/min, divided by how many places tie (ties share equally, as JAX)."""
+def _hits(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> tuple[Any, Any]:
+    """Where x attains its max/min (ones), and how many places tie per reduced element (kept
+    axes): ties share the derivative equally, as in JAX."""
     hits = gnp.astype(gnp.equal(x, _expand_to_input(ans, x, axis, keepdims)), x.dtype)
-    return div(hits, gnp.sum(hits, axis=axis, keepdims=True))
+    return hits, gnp.sum(hits, axis=axis, keepdims=True)
+
+
+def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
+    hits, count = _hits(ans, x, axis, keepdims)
+    return div(hits, count)
 
 
 def _chooser(name: str, reduce: str) -> Primitive:
@@ -481,7 +487,9 @@ def _chooser(name: str, reduce: str) -> Primitive:
         return gnp.sum(mul(t, _chosen(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims)
 
     def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        return mul(_expand_to_input(g, x, axis, keepdims), _chosen(ans, x, axis, keepdims))
+        # The share g / count is worked out on the reduced shape, then spread over the hits.
+        hits, count = _hits(ans, x, axis, keepdims)
+        return mul(hits, div(_expand_to_input(g, x, axis, keepdims), count))
 
     return _add(
         Primitive(
