@@ -62,6 +62,10 @@ class BatchTrace(Trace):
         self.size = size
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
+        if len(args) == 1 and prim.batch is None:
+            # A unary op (the commonest case): its one argument is this trace's, as bind found.
+            v = args[0].val
+            return BatchTracer(self, bind(prim, v, **params) if isinstance(v, Tracer) else eager(prim, (v,), params))
         vals = []
         batched = []
         plain = True  # every value a plain array: the bottom level, computed here directly
@@ -90,6 +94,8 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
     """Give each batched operand size-1 axes after its batch axis until all operands have the same
     per-point rank, so NumPy broadcasting pairs point with point (unbatched operands broadcast from
     the right as they are)."""
+    if len(vals) == 2 and vals[0].ndim - batched[0] == vals[1].ndim - batched[1]:
+        return vals  # a binary op on operands of one per-point rank: nothing to align
     ranks = [v.ndim - b for v, b in zip(vals, batched)]  # b is a bool: 1 for the batch axis
     top = max(ranks)
     for r, b in zip(ranks, batched):

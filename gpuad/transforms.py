@@ -134,6 +134,8 @@ def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any
     for i, a in enumerate(arrays):
         if isinstance(a, Tracer):
             ns, dev = a._trace.xp, a.device
+        elif type(a) in backend.FAST_ARRAY_TYPES and type(a) in backend._NAMESPACE_BY_TYPE:
+            ns, dev = backend._NAMESPACE_BY_TYPE[type(a)], backend.device_of(a)  # a known type: no checks
         else:
             ns, dev = backend.namespace_of(a, names=[labels[i]]), backend.device_of(a)
         if xp is None:
