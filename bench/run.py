@@ -99,24 +99,58 @@ def check(out: tuple, ref: tuple, dtype: str, tolerances: list[float] | None = N
     return None
 
 
-def time_calls(run, repeats: int, min_time: float) -> dict:
-    """Median CPU time per call over ``repeats`` repeats, each looping calls for >= min_time."""
+def calibrate(run, min_time: float) -> int:
+    """Calls per timed repeat: doubled until one repeat takes at least ``min_time`` CPU seconds."""
     calls = 1
     t = _cpu_time(run)
     while t * calls < min_time and calls < 1 << 20:
         calls *= 2
-    per_call, sys_per_call = [], []
+    return calls
+
+
+def time_repeat(run, calls: int) -> tuple[float, float]:
+    """CPU and system time per call over one repeat of ``calls`` calls."""
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.process_time()
+    for _ in range(calls):
+        run()
+    t1 = time.process_time()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return (t1 - t0) / calls, (r1.ru_stime - r0.ru_stime) / calls
+
+
+def summarize(per_call: list[float], sys_per_call: list[float], calls: int) -> dict:
+    """The median of the repeats, and their spread relative to it."""
+    med = statistics.median(per_call)
+    return {"seconds": med, "sys_seconds": statistics.median(sys_per_call), "calls": calls,
+            "spread": (max(per_call) - min(per_call)) / max(med, 1e-12)}
+
+
+def time_calls(run, repeats: int, min_time: float) -> dict:
+    """Median CPU time per call over ``repeats`` repeats, each looping calls for >= min_time."""
+    calls = calibrate(run, min_time)
+    times = [time_repeat(run, calls) for _ in range(repeats)]
+    return summarize([t for t, _ in times], [s for _, s in times], calls)
+
+
+def time_interleaved(runs: list, repeats: int, min_time: float) -> list[dict]:
+    """:func:`time_calls` for several libraries on one workload, their repeats taken in turn
+    (library 1, 2, ..., 1, 2, ...): a machine whose speed drifts (a shared VM) slows every library
+    alike instead of whichever happened to be measured then, so the ratios stay honest."""
+    calls = [calibrate(run, min_time) for run in runs]
+    per_call = [[] for _ in runs]
+    sys_per_call = [[] for _ in runs]
     for _ in range(repeats):
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.process_time()
-        for _ in range(calls):
-            run()
-        t1 = time.process_time()
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        per_call.append((t1 - t0) / calls)
-        sys_per_call.append((r1.ru_stime - r0.ru_stime) / calls)
-    return {"seconds": statistics.median(per_call), "sys_seconds": statistics.median(sys_per_call),
-            "calls": calls, "spread": (max(per_call) - min(per_call)) / max(statistics.median(per_call), 1e-12)}
+        for i, run in enumerate(runs):
+            t, st = time_repeat(run, calls[i])
+            per_call[i].append(t)
+            sys_per_call[i].append(st)
+    return [summarize(p, s, c) for p, s, c in zip(per_call, sys_per_call, calls)]
+
+
+# Up to this batch size every library of a cell is built before any is timed, and their repeats
+# are interleaved; above it one library's state at a time (their working memory would add up).
+INTERLEAVE_MAX_B = 100_000
 
 
 def machine_description(args, bandwidth: float) -> dict:
@@ -193,6 +227,8 @@ def run_suite(args) -> int:
         data = w.data(B, dtype, np.random.default_rng(args.seed))
         hand_out, ref, tolerances = reference(w, data, dtype)
         io_bytes = _nbytes(data) + _nbytes(hand_out)
+        interleave = B <= INTERLEAVE_MAX_B
+        pending = []  # (row, run) of checked libraries waiting for interleaved timing
         for lib in libs:
             if bar is not None:
                 bar.set_postfix_str(f"{wname} {dtype} B={B:g} {lib.name}")
@@ -205,8 +241,11 @@ def run_suite(args) -> int:
             except Exception as exc:  # a peer that cannot do this workload is reported, not fatal
                 problem = f"{type(exc).__name__}: {str(exc)[:200]}"
             if problem is None:
-                row.update(time_calls(run, args.repeats, args.min_time))
-                row["points_per_second"] = B / row["seconds"]
+                if interleave:
+                    pending.append((row, run))
+                else:
+                    row.update(time_calls(run, args.repeats, args.min_time))
+                    row["points_per_second"] = B / row["seconds"]
                 row["ok"] = True
             else:
                 row["ok"] = False
@@ -216,9 +255,18 @@ def run_suite(args) -> int:
                 print(f"\n{wname} {dtype} B={B:g} {lib.name}: {problem}", file=sys.stderr)
             rows.append(row)
             run = to_numpy = None
-            gc.collect()
+            if not interleave:
+                gc.collect()
             if bar is not None:
                 bar.update(1)
+        if pending:
+            if bar is not None:
+                bar.set_postfix_str(f"{wname} {dtype} B={B:g} timing {len(pending)} libraries in turn")
+            for (row, _), timing in zip(pending, time_interleaved([r for _, r in pending], args.repeats, args.min_time)):
+                row.update(timing)
+                row["points_per_second"] = B / row["seconds"]
+            pending = None
+            gc.collect()
         del data, ref, hand_out
         gc.collect()
     if bar is not None:

@@ -123,3 +123,30 @@ def test_bad_options_are_refused_with_a_message(args, message, tmp_path):
     proc = _bench(*args, "--out", str(tmp_path), "--no-plots", timeout=120)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_interleaved_timing_takes_the_libraries_repeats_in_turn():
+    """Each library's repeats alternate with the others' (so drift of a shared machine hits all of
+    them alike), every repeat runs that library's calibrated number of calls, and each library gets
+    its own median and spread."""
+    sys.path.insert(0, ROOT)
+    from bench.run import time_interleaved
+
+    log = []
+
+    def make(name, work):
+        def run():
+            log.append(name)
+            sum(i * i for i in range(work))
+
+        return run
+
+    runs = [make("a", 2000), make("b", 200)]
+    log.clear()
+    out = time_interleaved(runs, repeats=3, min_time=0.002)
+    assert len(out) == 2 and all(set(o) == {"seconds", "sys_seconds", "calls", "spread"} for o in out)
+    assert all(o["seconds"] > 0 and o["calls"] >= 1 for o in out)
+    timed = log[-(3 * (out[0]["calls"] + out[1]["calls"])):]  # after the calibration calls
+    blocks = [name for i, name in enumerate(timed) if i == 0 or timed[i - 1] != name]
+    assert blocks == ["a", "b", "a", "b", "a", "b"]
+    assert timed.count("a") == 3 * out[0]["calls"] and timed.count("b") == 3 * out[1]["calls"]
