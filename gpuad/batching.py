@@ -13,10 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from . import primitives as _p
-from .backend import repeat_rows_outside, rows_outside
+from .backend import _NAMESPACE_BY_TYPE, repeat_rows_outside, rows_outside
 from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, bind, eager
 from .uniform import Uniform
+
+# The array types seen so far (the backend's per-type namespace memo; only membership is read). It
+# may hold tracer types too (they name a namespace): a plain array is one of these and no Tracer.
+_PLAIN_TYPES = _NAMESPACE_BY_TYPE
 
 __all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows"]
 
@@ -62,10 +66,34 @@ class BatchTrace(Trace):
         self.size = size
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        if len(args) == 1 and prim.batch is None:
-            # A unary op (the commonest case): its one argument is this trace's, as bind found.
-            v = args[0].val
-            return BatchTracer(self, bind(prim, v, **params) if isinstance(v, Tracer) else eager(prim, (v,), params))
+        if prim.batch is None:
+            n = len(args)
+            if n == 1:
+                # A unary op (the commonest case): its one argument is this trace's, as bind found.
+                v = args[0].val
+                return BatchTracer(self, bind(prim, v, **params) if isinstance(v, Tracer) else eager(prim, (v,), params))
+            if n == 2:
+                # A binary op on two values of this trace of one per-point rank (the next commonest:
+                # most tangent and cotangent arithmetic): nothing to align, no operand lists.
+                a, b = args
+                ta, tb = type(a), type(b)
+                if ta is BatchTracer and tb is BatchTracer and a._trace is self and b._trace is self:
+                    va = a.val
+                    vb = b.val
+                    if va.ndim == vb.ndim:
+                        if isinstance(va, Tracer) or isinstance(vb, Tracer):
+                            return BatchTracer(self, bind(prim, va, vb, **params))
+                        return BatchTracer(self, eager(prim, (va, vb), params))
+                # One batched operand and one plain array of no higher per-point rank (a bias, a
+                # scalar): the plain one broadcasts from the right as it is.
+                elif ta is BatchTracer and tb in _PLAIN_TYPES and a._trace is self and not isinstance(b, Tracer):
+                    va = a.val
+                    if type(va) in _PLAIN_TYPES and not isinstance(va, Tracer) and va.ndim > b.ndim:
+                        return BatchTracer(self, eager(prim, (va, b), params))
+                elif tb is BatchTracer and ta in _PLAIN_TYPES and b._trace is self and not isinstance(a, Tracer):
+                    vb = b.val
+                    if type(vb) in _PLAIN_TYPES and not isinstance(vb, Tracer) and vb.ndim > a.ndim:
+                        return BatchTracer(self, eager(prim, (a, vb), params))
         vals = []
         batched = []
         plain = True  # every value a plain array: the bottom level, computed here directly

@@ -46,6 +46,9 @@ nan = math.nan
 newaxis = None
 
 _SCALARS = (builtins.bool, int, float)
+# The array types whose namespace is known (a cache filled as arrays are met, tracer types among
+# them; membership is all that is read here: such a value needs no conversion).
+_KNOWN_ARRAY_TYPES = _backend._NAMESPACE_BY_TYPE
 
 # ---------------------------------------------------------------------------------------------
 # Where arrays come from, and Python scalars made into arrays
@@ -159,7 +162,11 @@ def _binary(prim: _p.Primitive, name: str) -> Any:
     labels = [f"{name}: x1", f"{name}: x2"]
 
     def fn(x1: Any, x2: Any, /) -> Any:
-        if isinstance(x1, Tracer) and isinstance(x2, Tracer):
+        # Two traced values, or two arrays of a type already seen (a rule's arithmetic on plain
+        # arrays): nothing to convert.
+        if (isinstance(x1, Tracer) or type(x1) in _KNOWN_ARRAY_TYPES) and (
+            isinstance(x2, Tracer) or type(x2) in _KNOWN_ARRAY_TYPES
+        ):
             return bind(prim, x1, x2)
         a, b = _operands(x1, x2, names=labels)
         return bind(prim, a, b)
@@ -1183,13 +1190,13 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
 def _install_operators(cls: type) -> None:
     """Give traced values the operators and the common methods of NumPy/CuPy arrays."""
     ops = {
-        "__add__": lambda s, o: add(s, o),
+        "__add__": add,
         "__radd__": lambda s, o: add(o, s),
-        "__sub__": lambda s, o: subtract(s, o),
+        "__sub__": subtract,
         "__rsub__": lambda s, o: subtract(o, s),
-        "__mul__": lambda s, o: multiply(s, o),
+        "__mul__": multiply,
         "__rmul__": lambda s, o: multiply(o, s),
-        "__truediv__": lambda s, o: divide(s, o),
+        "__truediv__": divide,
         "__rtruediv__": lambda s, o: divide(o, s),
         "__floordiv__": lambda s, o: floor_divide(s, o),
         "__rfloordiv__": lambda s, o: floor_divide(o, s),
@@ -1197,9 +1204,9 @@ def _install_operators(cls: type) -> None:
         "__rmod__": lambda s, o: remainder(o, s),
         "__pow__": lambda s, o: pow(s, o),
         "__rpow__": lambda s, o: pow(o, s),
-        "__matmul__": lambda s, o: matmul(s, o),
+        "__matmul__": matmul,
         "__rmatmul__": lambda s, o: matmul(o, s),
-        "__neg__": lambda s: negative(s),
+        "__neg__": negative,
         "__pos__": lambda s: positive(s),
         "__abs__": lambda s: abs(s),
         "__lt__": lambda s, o: less(s, o),

@@ -47,7 +47,7 @@ from typing import Any, Callable
 
 from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .uniform import Negated, Uniform
-from .tracing import bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
+from .tracing import Tracer, bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
 
@@ -133,6 +133,8 @@ def _nondiff(name: str, impl: Rule) -> Primitive:
 # array hands an unknown right operand back to Python (array_api_strict raises instead). They also
 # know the symbolic Uniform cotangent (see uniform.py): multiplying by a Uniform 1 is free.
 def mul(a: Any, b: Any) -> Any:
+    if isinstance(a, Tracer) and isinstance(b, Tracer) and a is not b:
+        return bind(multiply, a, b)  # the common case, without the namespace's conversions
     if type(a) is Uniform:
         return _scaled(b, a)
     if type(b) is Uniform:
@@ -169,12 +171,16 @@ def neg(x: Any) -> Any:
 
 
 def plus(a: Any, b: Any) -> Any:
+    if isinstance(a, Tracer) and isinstance(b, Tracer):
+        return bind(add, a, b)
     if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
         return a.like(a.value + b.value)
     return gnp.add(a, b)
 
 
 def minus(a: Any, b: Any) -> Any:
+    if isinstance(a, Tracer) and isinstance(b, Tracer):
+        return bind(subtract, a, b)
     if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
         return a.like(a.value - b.value)
     return gnp.subtract(a, b)

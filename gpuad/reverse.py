@@ -259,19 +259,42 @@ class _Pieces:
         self.parts: list[tuple[Any, Any]] = []
 
     def add(self, c: Any) -> None:
-        """Another whole contribution: into the base."""
-        if self.base is None:
+        """Another whole contribution (possibly Negated): into the base."""
+        base = self.base
+        if base is None:
             self.base, self.base_owned = c, False
-        elif self.base_owned and not isinstance(c, Tracer):
-            self.base += c.value if type(c) is Uniform else c
-        else:
-            self.base = gnp.add(self.base, c)
-            self.base_owned = not isinstance(self.base, Tracer) and is_writable(self.base)
+            return
+        c_neg = type(c) is Negated
+        v = c.value if c_neg else c
+        if self.base_owned and not isinstance(v, Tracer):
+            if type(v) is Uniform:
+                v = v.value
+            if c_neg:
+                base -= v
+            else:
+                base += v
+            return
+        total = signed_sum(base, c, gnp.add, gnp.subtract)
+        self.base = total
+        self.base_owned = type(total) is not Negated and not isinstance(total, Tracer) and is_writable(total)
 
     def materialize(self) -> tuple[Any, bool]:
         """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
         base, parts = self.base, self.parts
         if type(base) is Uniform:
+            base = base.materialize()
+        if base is not None and len(parts) == 1 and not (self.base_owned and not isinstance(parts[0][1], Tracer)):
+            index, g = parts[0]
+            if _covers_whole(index, self.shape):
+                # One read of every element (``m[..., 0]`` of a per-point shape (1,)): the part,
+                # reshaped, is the whole; one addition (or subtraction) joins the base to it and
+                # makes a fresh array.
+                g = materialized(g)
+                lead = g.ndim - _index_ndim(index)
+                whole = gnp.reshape(g, tuple(g.shape[:lead]) + self.shape)
+                out = gnp.subtract(whole, base.value) if type(base) is Negated else gnp.add(base, whole)
+                return out, not isinstance(out, Tracer) and is_writable(out)
+        if type(base) is Negated:
             base = base.materialize()
         plain = not any(isinstance(g, Tracer) for _, g in parts)
         if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
@@ -286,6 +309,22 @@ class _Pieces:
             *head, *[g for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
         )
         return out, not isinstance(out, Tracer) and is_writable(out)
+
+
+def _covers_whole(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
+    """Whether the canonical basic ``index`` (Ellipsis, one item per axis, None for new axes) reads
+    every element of a per-point ``shape`` once and in order: integers on axes of size 1, full
+    slices elsewhere."""
+    items = [item for item in index[1:] if item is not None]
+    if len(items) != len(shape):
+        return False
+    for item, d in zip(items, shape):
+        if isinstance(item, slice):
+            if item.indices(d) != (0, d, 1):
+                return False
+        elif d != 1:  # an integer (basic indices hold nothing else)
+            return False
+    return True
 
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -408,7 +447,9 @@ def backward(
                         if type(c) is Negated:
                             c, c_neg = c.value, not c_neg
                         c = _unbroadcast(c, aval[0], aval[1])
-                        prev.add(Negated(c).materialize() if c_neg else c)
+                        if c_neg:  # the sign stays symbolic until the parts are joined
+                            c = c.like(-c.value) if type(c) is Uniform else Negated(c)
+                        prev.add(c)
                     continue
                 prev, is_owned = prev.materialize()
                 cts[node] = prev

@@ -43,7 +43,15 @@ def f_result_negated(ns, x):
     return -ns.sum(ns.sin(x) * x)
 
 
-FUNCS = [f_fanout, f_parts, f_quotients, f_result_negated]
+def f_whole_parts(ns, x):
+    """Reads that cover a whole array (``m[..., 0]`` of a size-1 axis, a full slice) beside whole
+    uses of it with either sign, and a read in another order (a reversed slice) that does not."""
+    m = ns.max(x, axis=-1, keepdims=True)
+    lse = ns.log(ns.sum(ns.exp(x - m), axis=-1)) + m[..., 0]
+    return lse - ns.sum(x[..., :] * 0.5) - ns.sum(x[..., ::-1] * x)
+
+
+FUNCS = [f_fanout, f_parts, f_quotients, f_result_negated, f_whole_parts]
 
 
 @pytest.mark.parametrize("fn", FUNCS, ids=lambda f: f.__name__)
@@ -150,3 +158,33 @@ def test_a_negative_constant_cotangent_costs_no_negation():
     x1, x2 = X[:, 0], X[:, 1]
     np.testing.assert_allclose(value, np.log(x1) + x1 * x2 - np.sin(x2), rtol=1e-14)
     np.testing.assert_allclose(g, np.stack([1 / x1 + x2, x1 - np.cos(x2)], axis=1), rtol=1e-14)
+
+
+def test_a_read_of_the_whole_array_is_joined_by_one_operation():
+    """Log-sum-exp as written per point, ``log(sum(exp(z - m))) + m[..., 0]``: m's cotangent from
+    ``z - m`` (negated) and the part ``m[..., 0]`` (which is all of m) meet in one subtraction, with
+    no embedding into a buffer and no negation pass."""
+    Z = np.random.default_rng(4).standard_normal((30, 5))
+
+    def lse(z):
+        m = gnp.max(z, axis=-1, keepdims=True)
+        return gnp.log(gnp.sum(gnp.exp(z - m), axis=-1)) + m[..., 0]
+
+    embeds = []
+    impl = P.embed_add.impl
+
+    def spy(xp, *arrays, **params):
+        embeds.append(1)
+        return impl(xp, *arrays, **params)
+
+    vg = gpuad.vmap(gpuad.value_and_grad(lse))
+    object.__setattr__(P.embed_add, "impl", spy)
+    try:
+        assert _count_negations(vg, Z) == 0
+    finally:
+        object.__setattr__(P.embed_add, "impl", impl)
+    assert embeds == []
+    value, g = vg(Z)
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(value, np.log(np.exp(Z).sum(axis=1)), rtol=1e-14)
+    np.testing.assert_allclose(g, e / e.sum(axis=1, keepdims=True), rtol=1e-13, atol=1e-16)
