@@ -15,14 +15,14 @@ from typing import Any
 from . import primitives as _p
 from .backend import _NAMESPACE_BY_TYPE, repeat_rows_outside, rows_outside
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, bind, eager
+from .tracing import _STACK, Trace, Tracer, bind, eager
 from .uniform import Uniform
 
 # The array types seen so far (the backend's per-type namespace memo; only membership is read). It
 # may hold tracer types too (they name a namespace): a plain array is one of these and no Tracer.
 _PLAIN_TYPES = _NAMESPACE_BY_TYPE
 
-__all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows"]
+__all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows", "under_bottom_vmap"]
 
 
 class BatchTracer(Tracer):
@@ -61,9 +61,12 @@ class BatchTracer(Tracer):
 class BatchTrace(Trace):
     """One vmap call: ``size`` points."""
 
-    def __init__(self, level: int, xp: Any, device: Any = None, size: int = 0):
+    def __init__(self, level: int, xp: Any, device: Any = None, size: int = 0, twin: "BatchTrace | None" = None):
         super().__init__(level, xp, device)
         self.size = size
+        # The vmap this one stands in for, above a transform that works on that vmap's plain arrays
+        # (see ``under_bottom_vmap``): the twin's values are this trace's own batched values.
+        self.twin = twin
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         if prim.batch is None:
@@ -97,8 +100,9 @@ class BatchTrace(Trace):
         vals = []
         batched = []
         plain = True  # every value a plain array: the bottom level, computed here directly
+        twin = self.twin
         for a in args:
-            if type(a) is BatchTracer and a._trace is self:
+            if type(a) is BatchTracer and (a._trace is self or (twin is not None and a._trace is twin)):
                 v = a.val
                 vals.append(v)
                 batched.append(True)
@@ -116,6 +120,23 @@ class BatchTrace(Trace):
                 vals = align_ranks(vals, batched)
             out = eager(prim, vals, params) if plain else bind(prim, *vals, **params)
         return BatchTracer(self, out)
+
+
+def under_bottom_vmap(values: list[Any]) -> "BatchTrace | None":
+    """The vmap whose values these all are, when it is the only active transform (so that they hold
+    plain arrays), else None. A transform called there on such values may run on the plain arrays
+    instead, with a stand-in vmap above it (``BatchTrace(twin=...)``): the same result, with the
+    transform's rules applied to plain arrays rather than each through the batch trace."""
+    stack = _STACK.traces
+    if len(stack) != 1:
+        return None
+    top = stack[0]
+    if type(top) is not BatchTrace or not values:
+        return None
+    for v in values:
+        if type(v) is not BatchTracer or v._trace is not top or isinstance(v.val, Tracer):
+            return None
+    return top
 
 
 def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list[Any]:

@@ -11,7 +11,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer, basis_rows
+from .batching import BatchTrace, BatchTracer, basis_rows, under_bottom_vmap
 from .forward import JVPTrace, JVPTracer
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace, reuses_buffers
@@ -103,6 +103,9 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     arrays = [(a, lab) for a, lab in zip(inputs, labels) if isinstance(a, Tracer) or backend.is_array(a)]
     arrays += [(t, lab.prefixed("the tangent of ")) for t, lab in zip(tans, labels) if t is not None]
     xp, device = _common_namespace([a for a, _ in arrays], [lab for _, lab in arrays])
+    vmap_trace = under_bottom_vmap(inputs + [t for t in tans if t is not None])
+    if vmap_trace is not None:
+        return _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device)
     gnp = _gnp()
     with open_trace(JVPTrace, xp, device=device) as trace:
         # Every array input is traced, integer ones with a None (zero) tangent, so that operators
@@ -124,6 +127,44 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
             tangents_out.append(gnp.zeros_like(o))
     result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
     return result + (_strip(trace, aux),) if has_aux else result
+
+
+def _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device):
+    """``jvp`` called inside a vmap over plain arrays (``vmap(lambda x, t: jvp(f, (x,), (t,)))``):
+    the same as ``jvp(vmap(f))`` on the batched arrays, which is how it is computed here, so that
+    every JVP rule runs on plain arrays (one operation each) instead of through the batch trace. A
+    stand-in vmap above the forward trace gives ``fun`` its per-point values; the vmap's own values
+    that ``fun`` closes over count as the stand-in's."""
+    gnp = _gnp()
+    size = vmap_trace.size
+    with open_trace(JVPTrace, xp, device=device) as trace:
+        duals = [trace.new_input(p.val, None if t is None else t.val) for p, t in zip(inputs, tans)]
+        with open_trace(BatchTrace, xp, device=device, size=size, twin=vmap_trace) as inner:
+            out = fun(*tree_unflatten(p_tree, [BatchTracer(inner, d) for d in duals]))
+            aux = None
+            if has_aux:
+                out, aux = _split_aux(out, "jvp")
+
+    def lift(v: Any) -> Any:
+        """An inner value as the vmap's: (primal, tangent) with its batch axis, or a plain value."""
+        if type(v) is BatchTracer and (v._trace is inner or v._trace is vmap_trace):
+            v = v.val
+            if type(v) is JVPTracer and v._trace is trace:
+                primal = v.primal
+                tangent = v.tangent if v.tangent is not None else gnp.zeros_like(primal)
+                return BatchTracer(vmap_trace, primal), BatchTracer(vmap_trace, tangent)
+            return BatchTracer(vmap_trace, v), BatchTracer(vmap_trace, gnp.zeros_like(v))
+        v = _output_array(v, xp, device, "jvp", "outputs")
+        return v, gnp.zeros_like(v)
+
+    out_flat, out_tree = tree_flatten(out)
+    pairs = [lift(o) for o in out_flat]
+    result = (tree_unflatten(out_tree, [p for p, _ in pairs]), tree_unflatten(out_tree, [t for _, t in pairs]))
+    if not has_aux:
+        return result
+    aux_flat, aux_tree = tree_flatten(aux)
+    aux_out = [lift(a)[0] if type(a) is BatchTracer and a._trace is inner else a for a in aux_flat]
+    return result + (tree_unflatten(aux_tree, aux_out),)
 
 
 def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:

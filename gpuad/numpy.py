@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from . import backend as _backend
 from . import primitives as _p
-from .tracing import Tracer, bind, context_namespace
+from .tracing import Tracer, bind, context_namespace, eager
 from .uniform import Uniform
 
 __array_api_version__ = "2024.12"
@@ -151,6 +151,8 @@ def _unary(prim: _p.Primitive, name: str) -> Any:
     def fn(x: Any, /) -> Any:
         if isinstance(x, Tracer):
             return bind(prim, x)
+        if type(x) in _KNOWN_ARRAY_TYPES:  # a plain array (a rule's arithmetic): no trace to ask
+            return eager(prim, (x,), {})
         return bind(prim, _as_array(x, label))
 
     fn.__name__ = fn.__qualname__ = name
@@ -164,10 +166,12 @@ def _binary(prim: _p.Primitive, name: str) -> Any:
     def fn(x1: Any, x2: Any, /) -> Any:
         # Two traced values, or two arrays of a type already seen (a rule's arithmetic on plain
         # arrays): nothing to convert.
-        if (isinstance(x1, Tracer) or type(x1) in _KNOWN_ARRAY_TYPES) and (
-            isinstance(x2, Tracer) or type(x2) in _KNOWN_ARRAY_TYPES
-        ):
-            return bind(prim, x1, x2)
+        traced1, traced2 = isinstance(x1, Tracer), isinstance(x2, Tracer)
+        if traced1 or traced2:
+            if (traced1 or type(x1) in _KNOWN_ARRAY_TYPES) and (traced2 or type(x2) in _KNOWN_ARRAY_TYPES):
+                return bind(prim, x1, x2)
+        elif type(x1) in _KNOWN_ARRAY_TYPES and type(x2) in _KNOWN_ARRAY_TYPES:
+            return eager(prim, (x1, x2), {})  # two plain arrays: no trace to ask
         a, b = _operands(x1, x2, names=labels)
         return bind(prim, a, b)
 

@@ -45,9 +45,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
+from .backend import _NAMESPACE_BY_TYPE as _PLAIN_TYPES  # array types seen (tracers too)
 from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .uniform import Negated, Uniform
-from .tracing import Tracer, bind  # the dispatcher (it knows traces, not ops); imports nothing of the table
+from .tracing import Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
 
@@ -133,8 +134,13 @@ def _nondiff(name: str, impl: Rule) -> Primitive:
 # array hands an unknown right operand back to Python (array_api_strict raises instead). They also
 # know the symbolic Uniform cotangent (see uniform.py): multiplying by a Uniform 1 is free.
 def mul(a: Any, b: Any) -> Any:
-    if isinstance(a, Tracer) and isinstance(b, Tracer) and a is not b:
-        return bind(multiply, a, b)  # the common case, without the namespace's conversions
+    # The common cases without the namespace's conversions: two traced values, or two plain arrays.
+    if a is not b:
+        if isinstance(a, Tracer):
+            if isinstance(b, Tracer):
+                return bind(multiply, a, b)
+        elif type(a) in _PLAIN_TYPES and type(b) in _PLAIN_TYPES and not isinstance(b, Tracer):
+            return eager(multiply, (a, b), {})
     if type(a) is Uniform:
         return _scaled(b, a)
     if type(b) is Uniform:

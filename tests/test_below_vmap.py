@@ -1,0 +1,276 @@
+"""jvp and value_and_grad/grad called inside a vmap over plain arrays run as the transform of the
+vmap on the batched arrays, with a stand-in vmap above the forward trace or the tape
+(forward_transforms._jvp_below_vmap, transforms._ReverseResult._record_below_vmap). Every spec row against
+jax.vmap(jax.jvp), on every backend, in every batching mode; the compositions that must not take
+that path or that stress it (closures over batched values, aux outputs, constant outputs, integer
+inputs, unbatched tangents, nested transforms); and the saving itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad import forward_transforms as FT
+from gpuad import transforms as TR
+
+from .conftest import all_backends
+from .spec import SPECS, GpuadNS, JaxNS
+from .test_vmap import batch_inputs, cases_for, check, tol
+
+jax = pytest.importorskip("jax")
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+
+GNS = GpuadNS()
+JNS = JaxNS()
+
+
+def _tangents_like(xs, axes, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(x.shape).astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else None for x in xs]
+
+
+@pytest.mark.parametrize("spec, mode, dtype", cases_for(SPECS))
+def test_vmap_of_jvp_matches_jax(spec, mode, dtype):
+    xs, axes = batch_inputs(spec, dtype, mode)
+    assert all(np.issubdtype(x.dtype, np.floating) for x in xs)  # a row with integer inputs needs None tangents here
+    ts = _tangents_like(xs, axes, 11)
+    f = lambda *a: spec.fn(GNS, *a)
+    jf = lambda *a: spec.fn(JNS, *a)
+    n = len(xs)
+
+    def jpush(*pt):
+        return jax.jvp(jf, tuple(pt[:n]), tuple(pt[n:]))
+
+    want_p, want_t = jax.vmap(jpush, in_axes=axes + axes)(*[jnp.asarray(v) for v in xs + ts])
+    for backend in all_backends():
+        b = [backend.asarray(v) for v in xs + ts]
+        got_p, got_t = gpuad.vmap(lambda *pt: gpuad.jvp(f, tuple(pt[:n]), tuple(pt[n:])), in_axes=axes + axes)(*b)
+        check(got_p, want_p, **tol(spec, dtype))
+        check(got_t, want_t, **tol(spec, dtype))
+
+
+def _spy_below_vmap(monkeypatch):
+    calls = []
+    real = FT._jvp_below_vmap
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(FT, "_jvp_below_vmap", spy)
+    return calls
+
+
+def test_the_rules_run_on_plain_arrays(monkeypatch):
+    """Under vmap(jvp), the tangent arithmetic of the rules is done on the batched plain arrays:
+    only the primal operations pass through a batch trace."""
+    from gpuad import batching
+
+    X = np.random.default_rng(0).uniform(-1, 1, size=(7, 5))
+    T = np.ones((7, 5))
+    f = lambda x: gnp.sum(gnp.sin(x) * gnp.exp(-(x * x)), axis=-1)
+    count = {"n": 0}
+    real = batching.BatchTrace.process
+
+    def counting(self, prim, args, params):
+        count["n"] += 1
+        return real(self, prim, args, params)
+
+    monkeypatch.setattr(batching.BatchTrace, "process", counting)
+    calls = _spy_below_vmap(monkeypatch)
+    value, tangent = gpuad.vmap(lambda x, t: gpuad.jvp(f, (x,), (t,)))(X, T)
+    assert calls == [1]
+    assert count["n"] == 6  # sin, square (x * x), negative, exp, multiply, sum: one per primal op
+    np.testing.assert_allclose(value, np.sum(np.sin(X) * np.exp(-X * X), axis=-1), rtol=1e-14)
+    d = np.cos(X) * np.exp(-X * X) - 2 * X * np.sin(X) * np.exp(-X * X)
+    np.testing.assert_allclose(tangent, d.sum(axis=-1), rtol=1e-13)
+
+
+def test_closures_over_batched_values_and_unbatched_constants(monkeypatch):
+    """``fun`` uses a batched value of the vmap it did not receive (y), and an unbatched array (w):
+    both are constants of the jvp, y per point."""
+    rng = np.random.default_rng(1)
+    X, Y, T = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    w = rng.standard_normal(3)
+    calls = _spy_below_vmap(monkeypatch)
+
+    def per_point(x, y, t):
+        y2 = gnp.cos(y)  # computed at the vmap's level, outside the jvp
+        return gpuad.jvp(lambda v: gnp.sum(v * y2 * w + gnp.sin(v * y)), (x,), (t,))
+
+    got = gpuad.vmap(per_point)(X, Y, T)
+
+    def jper(x, y, t):
+        y2 = jnp.cos(y)
+        return jax.jvp(lambda v: jnp.sum(v * y2 * w + jnp.sin(v * y)), (x,), (t,))
+
+    want = jax.vmap(jper)(X, Y, T)
+    assert calls == [1]
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-14)
+
+
+def test_outputs_that_do_not_depend_on_the_input_and_aux(monkeypatch):
+    """Outputs: a closed-over batched value, an unbatched constant, a Python number, and an aux
+    pair; their tangents are zeros of their shapes, batched where the output is."""
+    rng = np.random.default_rng(2)
+    X, Y, T = rng.standard_normal((4, 2)), rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    c = np.arange(3.0)
+    calls = _spy_below_vmap(monkeypatch)
+
+    def per_point(x, y, t):
+        def fun(v):
+            return (v * 2.0, y, c, 1.5), (gnp.sum(v), y)
+
+        return gpuad.jvp(fun, (x,), (t,), has_aux=True)
+
+    (p, tan, aux) = gpuad.vmap(per_point)(X, Y, T)
+    assert calls == [1]
+    np.testing.assert_allclose(p[0], 2 * X)
+    np.testing.assert_allclose(tan[0], 2 * T)
+    np.testing.assert_array_equal(p[1], Y)
+    np.testing.assert_array_equal(tan[1], np.zeros_like(Y))
+    np.testing.assert_array_equal(p[2], np.broadcast_to(c, (4, 3)))
+    np.testing.assert_array_equal(tan[2], np.zeros((4, 3)))
+    np.testing.assert_array_equal(p[3], np.full(4, 1.5))
+    np.testing.assert_array_equal(tan[3], np.zeros(4))
+    np.testing.assert_allclose(aux[0], X.sum(axis=1))
+    np.testing.assert_array_equal(aux[1], Y)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unbatched tangent", "unbatched primal", "zero tangent", "inside grad", "nested jvp"],
+)
+def test_compositions_that_stay_on_the_general_path_agree_with_jax(monkeypatch, case):
+    rng = np.random.default_rng(3)
+    X, T = rng.uniform(-1, 1, (5, 3)), rng.uniform(-1, 1, (5, 3))
+    t1, x1 = T[0], X[0]
+    f, jf = (lambda v: gnp.sum(gnp.tanh(v) * v)), (lambda v: jnp.sum(jnp.tanh(v) * v))
+    calls = _spy_below_vmap(monkeypatch)
+    if case == "unbatched tangent":
+        got = gpuad.vmap(lambda x, t: gpuad.jvp(f, (x,), (t,)), in_axes=(0, None))(X, t1)
+        want = jax.vmap(lambda x, t: jax.jvp(jf, (x,), (t,)), in_axes=(0, None))(X, t1)
+        expected_calls = []
+    elif case == "unbatched primal":
+        got = gpuad.vmap(lambda x, t: gpuad.jvp(f, (x,), (t,)), in_axes=(None, 0))(x1, T)
+        want = jax.vmap(lambda x, t: jax.jvp(jf, (x,), (t,)), in_axes=(None, 0))(x1, T)
+        expected_calls = []
+    elif case == "zero tangent":
+        g2 = lambda a, b: gnp.sum(gnp.sin(a) * b)
+        got = gpuad.vmap(lambda x, t: gpuad.jvp(g2, (x, x), (t, None)))(X, T)
+        want = jax.vmap(lambda x, t: jax.jvp(lambda a, b: jnp.sum(jnp.sin(a) * b), (x, x), (t, jnp.zeros_like(t))))(X, T)
+        expected_calls = [1]
+    elif case == "inside grad":
+        h = lambda x: gnp.sum(gpuad.vmap(lambda p, t: gpuad.jvp(f, (p,), (t,))[1])(x, T))
+        got = (gpuad.grad(h)(X),)
+        want = (jax.grad(lambda x: jnp.sum(jax.vmap(lambda p, t: jax.jvp(jf, (p,), (t,))[1])(x, T)))(X),)
+        expected_calls = []
+    else:  # jvp of jvp under one vmap: the outer one swaps, the inner one (under it) does not
+        inner = lambda v, t: gpuad.jvp(f, (v,), (t,))[1]
+        got = gpuad.vmap(lambda x, t: gpuad.jvp(lambda v: inner(v, t), (x,), (t,)))(X, T)
+        jinner = lambda v, t: jax.jvp(jf, (v,), (t,))[1]
+        want = jax.vmap(lambda x, t: jax.jvp(lambda v: jinner(v, t), (x,), (t,)))(X, T)
+        expected_calls = [1]
+    assert calls == expected_calls
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-14)
+
+
+def test_errors_inside_are_the_usual_ones():
+    """Control flow on a batched value inside the swapped jvp fails as it does in vmap."""
+    X = np.ones((3, 2))
+
+    def f(v):
+        if v[0] > 0:
+            return v
+        return -v
+
+    with pytest.raises(TypeError, match="the truth value of a batched value"):
+        gpuad.vmap(lambda x, t: gpuad.jvp(f, (x,), (t,)))(X, X)
+
+
+# ---------------------------------------------------------------------------------------------
+# value_and_grad / grad below a vmap (every spec row: tests/test_vmap.py's per-point gradients)
+# ---------------------------------------------------------------------------------------------
+
+
+def _spy_record_below_vmap(monkeypatch):
+    calls = []
+    real = TR._ReverseResult._record_below_vmap
+
+    def spy(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TR._ReverseResult, "_record_below_vmap", spy)
+    return calls
+
+
+def test_per_example_gradients_with_closures_aux_and_unbatched_arguments(monkeypatch):
+    """The MLP-style call: unbatched weights (not differentiated), a batched input, a batched
+    value closed over, and an aux output; gradients per point against JAX."""
+    rng = np.random.default_rng(4)
+    W, X, Y = rng.standard_normal((3, 4)), rng.standard_normal((6, 3)), rng.standard_normal((6, 4))
+    calls = _spy_record_below_vmap(monkeypatch)
+
+    def per_point(w, x, y):
+        s = gnp.sin(y)  # at the vmap's level
+
+        def loss(v):
+            h = gnp.tanh(v @ w)
+            m = gnp.max(h, axis=-1, keepdims=True)
+            return gnp.sum((h - s) ** 2) + m[..., 0], (h, s)
+
+        return gpuad.value_and_grad(loss, has_aux=True)(x)
+
+    (value, (h, s)), g = gpuad.vmap(per_point, in_axes=(None, 0, 0))(W, X, Y)
+
+    def jper(w, x, y):
+        s = jnp.sin(y)
+
+        def loss(v):
+            h = jnp.tanh(v @ w)
+            return jnp.sum((h - s) ** 2) + jnp.max(h, axis=-1), (h, s)
+
+        return jax.value_and_grad(loss, has_aux=True)(x)
+
+    (jv, (jh, js)), jg = jax.vmap(jper, in_axes=(None, 0, 0))(W, X, Y)
+    assert calls == [1]
+    np.testing.assert_allclose(value, jv, rtol=1e-13)
+    np.testing.assert_allclose(g, jg, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h, jh, rtol=1e-14)
+    np.testing.assert_allclose(s, js, rtol=1e-14)
+
+
+def test_gradients_for_an_unbatched_argument_stay_per_point(monkeypatch):
+    """Differentiating an unbatched argument (per-example weight gradients) must not sum over the
+    batch: that call keeps the general path."""
+    rng = np.random.default_rng(5)
+    W, X = rng.standard_normal((3, 2)), rng.standard_normal((5, 3))
+    calls = _spy_record_below_vmap(monkeypatch)
+    got = gpuad.vmap(gpuad.grad(lambda w, x: gnp.sum(gnp.sin(x @ w))), in_axes=(None, 0))(W, X)
+    want = jax.vmap(jax.grad(lambda w, x: jnp.sum(jnp.sin(x @ w))), in_axes=(None, 0))(W, X)
+    assert calls == []
+    assert got.shape == (5, 3, 2)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+def test_constant_outputs_and_second_order_below_a_vmap(monkeypatch):
+    """A function whose value does not depend on its input gets zero gradients; hessian per point
+    (grad inside, under jacfwd) agrees with JAX."""
+    X = np.random.default_rng(6).uniform(-1, 1, (4, 3))
+    calls = _spy_record_below_vmap(monkeypatch)
+    zero = gpuad.vmap(gpuad.grad(lambda x: gnp.sum(gnp.ones(3))))(X)
+    np.testing.assert_array_equal(zero, np.zeros_like(X))
+    assert calls == [1]
+    f, jf = (lambda v: gnp.sum(gnp.exp(v) * v)), (lambda v: jnp.sum(jnp.exp(v) * v))
+    np.testing.assert_allclose(gpuad.vmap(gpuad.hessian(f))(X), jax.vmap(jax.hessian(jf))(X), rtol=1e-13)
+
+
+def test_scalar_output_error_below_a_vmap():
+    with pytest.raises(TypeError, match=r"value_and_grad: gradient only defined for scalar-output functions. Output had shape: \(3,\)"):
+        gpuad.vmap(gpuad.value_and_grad(lambda x: gnp.sin(x)))(np.ones((2, 3)))
