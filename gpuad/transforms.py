@@ -8,7 +8,7 @@ import types
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer, basis_rows, under_bottom_vmap
+from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace, reuses_buffers
@@ -195,7 +195,7 @@ def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) 
 class _ReverseResult:
     """What one reverse-mode recording leaves: outputs, their nodes, the tape, the inputs."""
 
-    def __init__(self, fun, primals, has_aux, transform, labels, below_vmap=False):
+    def __init__(self, fun, primals, has_aux, transform, labels):
         flat, self.in_tree = tree_flatten(tuple(primals))
         inputs = []
         for i, v in enumerate(flat):
@@ -206,11 +206,6 @@ class _ReverseResult:
             inputs.append(v)
         self.inputs = inputs
         xp, device = _common_namespace(inputs, labels)
-        self.xp, self.device = xp, device
-        self.vmap_trace = under_bottom_vmap(inputs) if below_vmap else None
-        if self.vmap_trace is not None:
-            self._record_below_vmap(fun, has_aux, transform)
-            return
         with open_trace(ReverseTrace, xp, device=device) as trace:
             tracers = [trace.new_input(a) for a in self.inputs]
             out = fun(*tree_unflatten(self.in_tree, tracers))
@@ -233,73 +228,15 @@ class _ReverseResult:
         self.tape = trace.tape
         self.xp, self.device = xp, device
 
-    def _record_below_vmap(self, fun, has_aux, transform):
-        """Record ``fun`` on the plain arrays of the vmap that holds every input (the only active
-        transform), with a stand-in vmap above the tape giving ``fun`` its per-point values: the
-        tape and the backward sweep then work on plain arrays, one operation per rule, instead of
-        each rule's operations passing through the batch trace. Points are independent under vmap,
-        so the batched sweep gives every point its own gradient. Outputs and inputs are handed out
-        as the vmap's values; :meth:`pull` takes per-point cotangents."""
-        vmap_trace, xp, device = self.vmap_trace, self.xp, self.device
-        with open_trace(ReverseTrace, xp, device=device) as trace:
-            tracers = [trace.new_input(a.val) for a in self.inputs]
-            with open_trace(BatchTrace, xp, device=device, size=vmap_trace.size, twin=vmap_trace) as inner:
-                out = fun(*tree_unflatten(self.in_tree, [BatchTracer(inner, t) for t in tracers]))
-                aux = None
-                if has_aux:
-                    out, aux = _split_aux(out, transform)
-        self.in_nodes = [t.node for t in tracers]
-        del tracers
-
-        def lift(v: Any) -> tuple[Any, int | None]:
-            """A value of the stand-in vmap as the vmap's value, and its node on the tape."""
-            if type(v) is BatchTracer and (v._trace is inner or v._trace is vmap_trace):
-                v = v.val
-                if type(v) is ReverseTracer and v._trace is trace:
-                    return BatchTracer(vmap_trace, v.primal), v.node
-                return BatchTracer(vmap_trace, v), None
-            return v, None
-
-        if has_aux:
-            aux_flat, aux_tree = tree_flatten(aux)
-            self.aux = tree_unflatten(aux_tree, [lift(a)[0] for a in aux_flat])
-        else:
-            self.aux = None
-        out_flat, self.out_tree = tree_flatten(out)
-        self.out_primals = []
-        self.out_nodes = []
-        for o in out_flat:
-            o, node = lift(o)
-            self.out_primals.append(o if node is not None or isinstance(o, Tracer) else _output_array(o, xp, device, transform, "outputs"))
-            self.out_nodes.append(node)
-        self.tape = trace.tape
-
     def pull(self, cotangents: Sequence[Any], *, consume: bool) -> list[Any]:
         """Cotangents of the inputs (zeros where none arrived), for output cotangents in order."""
         seeds: dict[int, Any] = {}
-        vmap_trace = self.vmap_trace
         for node, c in zip(self.out_nodes, cotangents):
             if node is None or c is None:
                 continue
-            if vmap_trace is not None:
-                c = self._batched_cotangent(c)
             seeds[node] = seeds[node] + c if node in seeds else c
         grads = backward(self.tape, seeds, self.in_nodes, consume=consume, fresh=True)
-        if vmap_trace is None:
-            return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
-        return [
-            gnp.zeros_like(a) if g is None else BatchTracer(vmap_trace, backend.materialize(g))
-            for g, a in zip(grads, self.inputs)
-        ]
-
-    def _batched_cotangent(self, c: Any) -> Any:
-        """A per-point cotangent of an output recorded below the vmap, on the tape's plain arrays."""
-        size = self.vmap_trace.size
-        if type(c) is Uniform:
-            return Uniform(c.value, (size,) + tuple(c.shape), c.dtype, self.xp, self.device)
-        if type(c) is BatchTracer and c._trace is self.vmap_trace and not isinstance(c.val, Tracer):
-            return c.val
-        raise AssertionError("recordings below a vmap take the symbolic seed or the vmap's own values")  # internal
+        return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
 
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -451,7 +388,7 @@ def _make_value_and_grad(fun, nums, given, has_aux, transform):
         def partial_fun(*dargs: Any) -> Any:
             return fun(*_with_replaced(args, positions, dargs), **kwargs)
 
-        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels, below_vmap=True)
+        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
         if rec.out_tree.kind != "leaf":
             raise TypeError(
                 f"{transform}: the function must return a single scalar array, got a {rec.out_tree} structure"

@@ -1,6 +1,5 @@
-"""jvp and value_and_grad/grad called inside a vmap over plain arrays run as the transform of the
-vmap on the batched arrays, with a stand-in vmap above the forward trace or the tape
-(forward_transforms._jvp_below_vmap, transforms._ReverseResult._record_below_vmap). Every spec row against
+"""jvp called inside a vmap over plain arrays runs as jvp of the vmap on the batched arrays, with a
+stand-in vmap above the forward trace (forward_transforms._jvp_below_vmap). Every spec row against
 jax.vmap(jax.jvp), on every backend, in every batching mode; the compositions that must not take
 that path or that stress it (closures over batched values, aux outputs, constant outputs, integer
 inputs, unbatched tangents, nested transforms); and the saving itself."""
@@ -13,7 +12,6 @@ import pytest
 import gpuad
 import gpuad.numpy as gnp
 from gpuad import forward_transforms as FT
-from gpuad import transforms as TR
 
 from .conftest import all_backends
 from .spec import SPECS, GpuadNS, JaxNS
@@ -192,85 +190,3 @@ def test_errors_inside_are_the_usual_ones():
     with pytest.raises(TypeError, match="the truth value of a batched value"):
         gpuad.vmap(lambda x, t: gpuad.jvp(f, (x,), (t,)))(X, X)
 
-
-# ---------------------------------------------------------------------------------------------
-# value_and_grad / grad below a vmap (every spec row: tests/test_vmap.py's per-point gradients)
-# ---------------------------------------------------------------------------------------------
-
-
-def _spy_record_below_vmap(monkeypatch):
-    calls = []
-    real = TR._ReverseResult._record_below_vmap
-
-    def spy(self, *args, **kwargs):
-        calls.append(1)
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(TR._ReverseResult, "_record_below_vmap", spy)
-    return calls
-
-
-def test_per_example_gradients_with_closures_aux_and_unbatched_arguments(monkeypatch):
-    """The MLP-style call: unbatched weights (not differentiated), a batched input, a batched
-    value closed over, and an aux output; gradients per point against JAX."""
-    rng = np.random.default_rng(4)
-    W, X, Y = rng.standard_normal((3, 4)), rng.standard_normal((6, 3)), rng.standard_normal((6, 4))
-    calls = _spy_record_below_vmap(monkeypatch)
-
-    def per_point(w, x, y):
-        s = gnp.sin(y)  # at the vmap's level
-
-        def loss(v):
-            h = gnp.tanh(v @ w)
-            m = gnp.max(h, axis=-1, keepdims=True)
-            return gnp.sum((h - s) ** 2) + m[..., 0], (h, s)
-
-        return gpuad.value_and_grad(loss, has_aux=True)(x)
-
-    (value, (h, s)), g = gpuad.vmap(per_point, in_axes=(None, 0, 0))(W, X, Y)
-
-    def jper(w, x, y):
-        s = jnp.sin(y)
-
-        def loss(v):
-            h = jnp.tanh(v @ w)
-            return jnp.sum((h - s) ** 2) + jnp.max(h, axis=-1), (h, s)
-
-        return jax.value_and_grad(loss, has_aux=True)(x)
-
-    (jv, (jh, js)), jg = jax.vmap(jper, in_axes=(None, 0, 0))(W, X, Y)
-    assert calls == [1]
-    np.testing.assert_allclose(value, jv, rtol=1e-13)
-    np.testing.assert_allclose(g, jg, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(h, jh, rtol=1e-14)
-    np.testing.assert_allclose(s, js, rtol=1e-14)
-
-
-def test_gradients_for_an_unbatched_argument_stay_per_point(monkeypatch):
-    """Differentiating an unbatched argument (per-example weight gradients) must not sum over the
-    batch: that call keeps the general path."""
-    rng = np.random.default_rng(5)
-    W, X = rng.standard_normal((3, 2)), rng.standard_normal((5, 3))
-    calls = _spy_record_below_vmap(monkeypatch)
-    got = gpuad.vmap(gpuad.grad(lambda w, x: gnp.sum(gnp.sin(x @ w))), in_axes=(None, 0))(W, X)
-    want = jax.vmap(jax.grad(lambda w, x: jnp.sum(jnp.sin(x @ w))), in_axes=(None, 0))(W, X)
-    assert calls == []
-    assert got.shape == (5, 3, 2)
-    np.testing.assert_allclose(got, want, rtol=1e-13)
-
-
-def test_constant_outputs_and_second_order_below_a_vmap(monkeypatch):
-    """A function whose value does not depend on its input gets zero gradients; hessian per point
-    (grad inside, under jacfwd) agrees with JAX."""
-    X = np.random.default_rng(6).uniform(-1, 1, (4, 3))
-    calls = _spy_record_below_vmap(monkeypatch)
-    zero = gpuad.vmap(gpuad.grad(lambda x: gnp.sum(gnp.ones(3))))(X)
-    np.testing.assert_array_equal(zero, np.zeros_like(X))
-    assert calls == [1]
-    f, jf = (lambda v: gnp.sum(gnp.exp(v) * v)), (lambda v: jnp.sum(jnp.exp(v) * v))
-    np.testing.assert_allclose(gpuad.vmap(gpuad.hessian(f))(X), jax.vmap(jax.hessian(jf))(X), rtol=1e-13)
-
-
-def test_scalar_output_error_below_a_vmap():
-    with pytest.raises(TypeError, match=r"value_and_grad: gradient only defined for scalar-output functions. Output had shape: \(3,\)"):
-        gpuad.vmap(gpuad.value_and_grad(lambda x: gnp.sin(x)))(np.ones((2, 3)))
