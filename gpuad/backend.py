@@ -119,6 +119,10 @@ def namespace_of_backend(backend: str | None = None) -> Any:
 # per-type memo keeps the per-operation dispatch cheap. It is a cache, not state: filling it in any
 # order gives the same answers.
 _NAMESPACE_BY_TYPE: dict[type, Any] = {}
+# The same memo read for membership only, by the dispatch fast paths: a value whose type is in it and
+# that is no Tracer (tracer types name a namespace too, so they can be in it) is a plain array that
+# needs no conversion.
+SEEN_ARRAY_TYPES = _NAMESPACE_BY_TYPE
 # Array types a caller may accept without asking array-api-compat (fast paths check their dtype).
 FAST_ARRAY_TYPES = frozenset((numpy.ndarray,))
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import primitives as _p
-from .backend import _NAMESPACE_BY_TYPE, repeat_rows_outside, rows_outside
+from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES
+from .backend import repeat_rows_outside, rows_outside
 from .primitives import Primitive, gnp
 from .tracing import _STACK, Trace, Tracer, bind, eager
 from .uniform import Uniform
-
-# The array types seen so far (the backend's per-type namespace memo; only membership is read). It
-# may hold tracer types too (they name a namespace): a plain array is one of these and no Tracer.
-_PLAIN_TYPES = _NAMESPACE_BY_TYPE
 
 __all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows", "under_bottom_vmap"]
 

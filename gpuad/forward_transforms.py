@@ -145,21 +145,21 @@ def _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device):
             if has_aux:
                 out, aux = _split_aux(out, "jvp")
 
-    def lift(v: Any) -> Any:
-        """An inner value as the vmap's: (primal, tangent) with its batch axis, or a plain value."""
+    def lift(v: Any) -> tuple[Any, Any]:
+        """An output as the vmap's value: (primal, tangent or None), or a plain value."""
         if type(v) is BatchTracer and (v._trace is inner or v._trace is vmap_trace):
             v = v.val
             if type(v) is JVPTracer and v._trace is trace:
-                primal = v.primal
-                tangent = v.tangent if v.tangent is not None else gnp.zeros_like(primal)
-                return BatchTracer(vmap_trace, primal), BatchTracer(vmap_trace, tangent)
-            return BatchTracer(vmap_trace, v), BatchTracer(vmap_trace, gnp.zeros_like(v))
-        v = _output_array(v, xp, device, "jvp", "outputs")
-        return v, gnp.zeros_like(v)
+                t = v.tangent
+                return BatchTracer(vmap_trace, v.primal), None if t is None else BatchTracer(vmap_trace, t)
+            return BatchTracer(vmap_trace, v), None
+        return _output_array(v, xp, device, "jvp", "outputs"), None
 
     out_flat, out_tree = tree_flatten(out)
     pairs = [lift(o) for o in out_flat]
-    result = (tree_unflatten(out_tree, [p for p, _ in pairs]), tree_unflatten(out_tree, [t for _, t in pairs]))
+    primals_out = [p for p, _ in pairs]
+    tangents_out = [gnp.zeros_like(p) if t is None else t for p, t in pairs]
+    result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
     if not has_aux:
         return result
     aux_flat, aux_tree = tree_flatten(aux)

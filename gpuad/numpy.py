@@ -46,9 +46,7 @@ nan = math.nan
 newaxis = None
 
 _SCALARS = (builtins.bool, int, float)
-# The array types whose namespace is known (a cache filled as arrays are met, tracer types among
-# them; membership is all that is read here: such a value needs no conversion).
-_KNOWN_ARRAY_TYPES = _backend._NAMESPACE_BY_TYPE
+_KNOWN_ARRAY_TYPES = _backend.SEEN_ARRAY_TYPES  # see there: membership only, tracer types included
 
 # ---------------------------------------------------------------------------------------------
 # Where arrays come from, and Python scalars made into arrays

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .backend import _NAMESPACE_BY_TYPE as _PLAIN_TYPES  # array types seen (tracers too)
+from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES  # membership only, tracer types included
 from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .uniform import Negated, Uniform
 from .tracing import Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
