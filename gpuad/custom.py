@@ -16,6 +16,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 from .backend import namespace_of
+from .batched_reverse import BatchedReverseTrace, Unfusable
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
@@ -166,6 +167,8 @@ class custom_jvp:
         top = _top_trace(leaves)
         if isinstance(top, JVPTrace):
             return self._jvp_call(top, split, leaves, in_tree)
+        if isinstance(top, BatchedReverseTrace) and top.alive:
+            raise Unfusable(self.__name__)
         if isinstance(top, ReverseTrace):
             return _record(top, split, leaves, in_tree, _CUSTOM_JVP_CALL, {"cj": self, "split": split})
         if isinstance(top, BatchTrace):
@@ -318,6 +321,8 @@ class custom_vjp:
         split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
         top = _top_trace(leaves)
+        if isinstance(top, BatchedReverseTrace) and top.alive:
+            raise Unfusable(self.__name__)
         if isinstance(top, ReverseTrace):
             return _record(top, split, leaves, in_tree, _CUSTOM_VJP_CALL, {"cv": self, "split": split})
         if isinstance(top, JVPTrace):

@@ -121,6 +121,11 @@ class ReverseTrace(Trace):
             # A constant at this level. It stays a tracer (without a node) so that operators on it
             # keep dispatching to gpuad, whatever library sits underneath.
             return ReverseTracer(self, out, None)
+        return ReverseTracer(self, out, self._record_op(prim, primals, in_nodes, out, params))
+
+    def _record_op(self, prim: Primitive, primals: list[Any], in_nodes: list[Any], out: Any, params: dict[str, Any]) -> int:
+        """Put one operation on the tape (what its rule needs of the inputs kept, the rest as
+        shapes): the node of its output."""
         if prim.keeps_all_args:
             args_kept = primals
             in_avals = [(p.shape, p.dtype) for p in primals]
@@ -140,7 +145,7 @@ class ReverseTrace(Trace):
             primals,
             out,
         )
-        return ReverseTracer(self, out, node)
+        return node
 
     def _append(self, record: Record, inputs: list[Any], outputs: Any) -> None:
         """Put a line on the tape. ``inputs`` are all its input values and ``outputs`` its output
