@@ -8,7 +8,7 @@ from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, apply_below
 from .uniform import Negated, signed_sum
 
-__all__ = ["JVPTrace", "JVPTracer"]
+__all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
 
 
 class JVPTracer(Tracer):
@@ -75,20 +75,26 @@ class JVPTrace(Trace):
         out = apply_below(below, prim, primals, params)
         if not active or prim.jvp is None:
             return JVPTracer(self, out, None)  # zero tangent; still a tracer (see ReverseTrace)
-        rules = prim.jvp
-        if callable(rules):
-            t_out = rules(tuple(tangents), out, *primals, **params)
-        else:
-            t_out = None
-            for t, rule in zip(tangents, rules):
-                if t is None or rule is None:
-                    continue
-                c = rule(t, out, *primals, **params)
-                if c is not None:  # a negated contribution is subtracted (see uniform.Negated)
-                    t_out = signed_sum(t_out, c, gnp.add, gnp.subtract)
-            if type(t_out) is Negated:
-                t_out = t_out.materialize()
-        return JVPTracer(self, out, None if t_out is None else _fit_tangent(t_out, out))
+        return JVPTracer(self, out, push_tangents(prim, tangents, out, primals, params))
+
+
+def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[Any], params: dict[str, Any]) -> Any:
+    """The tangent of ``prim``'s output ``out`` (None: zero) from its inputs' tangents (None: zero),
+    by the table's JVP rules."""
+    rules = prim.jvp
+    if callable(rules):
+        t_out = rules(tuple(tangents), out, *primals, **params)
+    else:
+        t_out = None
+        for t, rule in zip(tangents, rules):
+            if t is None or rule is None:
+                continue
+            c = rule(t, out, *primals, **params)
+            if c is not None:  # a negated contribution is subtracted (see uniform.Negated)
+                t_out = signed_sum(t_out, c, gnp.add, gnp.subtract)
+        if type(t_out) is Negated:
+            t_out = t_out.materialize()
+    return None if t_out is None else _fit_tangent(t_out, out)
 
 
 def _fit_tangent(t: Any, out: Any) -> Any:

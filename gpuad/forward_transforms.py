@@ -11,7 +11,8 @@ import functools
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer, basis_rows, under_bottom_vmap
+from .batched_forward import BatchedJVPTrace, PointDual
+from .batching import BatchTrace, BatchTracer, Unfusable, basis_rows, under_bottom_vmap
 from .forward import JVPTrace, JVPTracer
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace, reuses_buffers
@@ -105,12 +106,32 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     xp, device = _common_namespace([a for a, _ in arrays], [lab for _, lab in arrays])
     vmap_trace = under_bottom_vmap(inputs + [t for t in tans if t is not None])
     if vmap_trace is not None:
-        return _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device)
+        try:
+            return _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace)
+        except Unfusable:  # a custom_jvp rule: the general way handles it
+            return _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device)
+    return _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, None)
+
+
+def _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace):
+    """Push the tangents through ``fun`` on a forward trace; or, given the vmap that holds every
+    input and tangent (the only transform active: ``vmap(lambda x, t: jvp(f, (x,), (t,)))``), on one
+    forward trace on that vmap's batched arrays (batched_forward.py), the results handed out as
+    the vmap's values."""
     gnp = _gnp()
-    with open_trace(JVPTrace, xp, device=device) as trace:
-        # Every array input is traced, integer ones with a None (zero) tangent, so that operators
-        # between inputs always dispatch to gpuad whatever library holds them.
-        ins = [trace.new_input(p, t) if isinstance(p, Tracer) or backend.is_array(p) else p for p, t in zip(inputs, tans)]
+    if vmap_trace is None:
+        opened, own = open_trace(JVPTrace, xp, device=device), JVPTracer
+        hand_out = lambda v: v  # noqa: E731
+    else:
+        opened, own = open_trace(BatchedJVPTrace, xp, device=device, vmap=vmap_trace), PointDual
+        hand_out = lambda v: BatchTracer(vmap_trace, v)  # noqa: E731
+    with opened as trace:
+        if vmap_trace is None:
+            # Every array input is traced, integer ones with a None (zero) tangent, so that
+            # operators between inputs always dispatch to gpuad whatever library holds them.
+            ins = [trace.new_input(p, t) if isinstance(p, Tracer) or backend.is_array(p) else p for p, t in zip(inputs, tans)]
+        else:
+            ins = [trace.new_input(p.val, None if t is None else t.val) for p, t in zip(inputs, tans)]
         out = fun(*tree_unflatten(p_tree, ins))
         aux = None
         if has_aux:
@@ -118,15 +139,20 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     out_flat, out_tree = tree_flatten(out)
     primals_out, tangents_out = [], []
     for o in out_flat:
-        if type(o) is JVPTracer and o._trace is trace:
-            primals_out.append(o.primal)
-            tangents_out.append(o.tangent if o.tangent is not None else gnp.zeros_like(o.primal))
-        else:
+        if type(o) is own and o._trace is trace:
+            p = hand_out(o.primal)
+            primals_out.append(p)
+            tangents_out.append(gnp.zeros_like(p) if o.tangent is None else hand_out(o.tangent))
+        else:  # a constant (or, below a vmap, a value of the vmap closed over): a zero tangent
             o = _output_array(o, xp, device, "jvp", "outputs")
             primals_out.append(o)
             tangents_out.append(gnp.zeros_like(o))
     result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
-    return result + (_strip(trace, aux),) if has_aux else result
+    if not has_aux:
+        return result
+    aux_flat, aux_tree = tree_flatten(aux)
+    aux_out = [hand_out(a.primal) if type(a) is own and a._trace is trace else a for a in aux_flat]
+    return result + (tree_unflatten(aux_tree, aux_out),)
 
 
 def _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device):

@@ -8,8 +8,8 @@ import types
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer, basis_rows, under_bottom_vmap
-from .batched_reverse import BatchedReverseTrace, PointTracer, Unfusable
+from .batching import BatchTrace, BatchTracer, Unfusable, basis_rows, under_bottom_vmap
+from .batched_reverse import BatchedReverseTrace, PointTracer
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace, reuses_buffers

@@ -12,7 +12,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad import batched_reverse as BR
+from gpuad import batching as BR
 from gpuad import transforms as TR
 
 from .conftest import all_backends
