@@ -50,6 +50,6 @@ class BatchedJVPTrace(OnVmapArrays, JVPTrace):
         return JVPTrace.process(self, prim, args, params)
 
     def finish(self, prim: Primitive, vals: list[Any], tangents: list[Any], out: Any, params: dict[str, Any]) -> Any:
-        if prim.jvp is None or all(t is None for t in tangents):
+        if prim.jvp is None:
             return PointDual(self, out, None)
         return PointDual(self, out, push_tangents(prim, tangents, out, vals, params))

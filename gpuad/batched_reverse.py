@@ -66,6 +66,6 @@ class BatchedReverseTrace(OnVmapArrays, ReverseTrace):
         return ReverseTrace.process(self, prim, args, params)
 
     def finish(self, prim: Primitive, vals: list[Any], nodes: list[Any], out: Any, params: dict[str, Any]) -> Any:
-        if prim.vjp is None or all(n is None for n in nodes):
+        if prim.vjp is None:
             return PointTracer(self, out, None)
         return PointTracer(self, out, self._record_op(prim, vals, nodes, out, params))

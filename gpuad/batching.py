@@ -187,7 +187,8 @@ class OnVmapArrays:
         self.size = vmap.size if vmap is not None else 0
 
     def finish(self, prim: Primitive, vals: list[Any], extras: list[Any], out: Any, params: dict[str, Any]) -> Any:
-        """The transform's part of an operation on per-point values (``out``: its batched result)."""
+        """The transform's part of an operation on per-point values, some with a node (a tangent):
+        its result seen per point (``out``: the batched result)."""
         raise NotImplementedError
 
     def lift(self, v: Any) -> Any:
@@ -216,6 +217,7 @@ class OnVmapArrays:
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         vals = []
         extras = []
+        active = False  # some operand has a node (a tangent)
         per_point = False
         top = -1  # the highest per-point rank among the operands
         batched_ranks = []
@@ -225,6 +227,8 @@ class OnVmapArrays:
             if t is point_type and a._trace is self:
                 v = a.primal
                 e = getattr(a, extra)
+                if e is not None:
+                    active = True
                 per_point = True
                 r = v.ndim - 1
                 batched_ranks.append(r)
@@ -253,7 +257,10 @@ class OnVmapArrays:
             return bind(prim, *[self.unwrap(x)[0] for x in args], **params)
         if prim.batch is not None or any(r != top for r in batched_ranks):
             return self._at_batch_level(prim, args, params)
-        return self.finish(prim, vals, extras, eager(prim, vals, params), params)
+        out = eager(prim, vals, params)
+        if not active:
+            return self.point_type(self, out, None)
+        return self.finish(prim, vals, extras, out, params)
 
     def view_type_process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         raise NotImplementedError
