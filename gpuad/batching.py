@@ -220,7 +220,7 @@ class OnVmapArrays:
         active = False  # some operand has a node (a tangent)
         per_point = False
         top = -1  # the highest per-point rank among the operands
-        batched_ranks = []
+        low = 1 << 30  # the lowest per-point rank of a batched operand
         vmap, point_type, extra = self.vmap, self.point_type, self.extra
         for a in args:
             t = type(a)
@@ -231,12 +231,14 @@ class OnVmapArrays:
                     active = True
                 per_point = True
                 r = v.ndim - 1
-                batched_ranks.append(r)
+                if r < low:
+                    low = r
             elif t is BatchTracer and a._trace is vmap:
                 v = a.val
                 e = None
                 r = v.ndim - 1
-                batched_ranks.append(r)
+                if r < low:
+                    low = r
             else:
                 if isinstance(a, Tracer):
                     if t is self.view_type and a._trace is self:
@@ -255,7 +257,7 @@ class OnVmapArrays:
             extras.append(e)
         if not per_point:  # only the vmap's own values (a closure): the vmap computes it
             return bind(prim, *[self.unwrap(x)[0] for x in args], **params)
-        if prim.batch is not None or any(r != top for r in batched_ranks):
+        if prim.batch is not None or low != top:  # some batched operand is below the top rank
             return self._at_batch_level(prim, args, params)
         out = eager(prim, vals, params)
         if not active:

@@ -93,7 +93,7 @@ def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[
             if c is not None:  # a negated contribution is subtracted (see uniform.Negated)
                 t_out = signed_sum(t_out, c, gnp.add, gnp.subtract)
         if type(t_out) is Negated:
-            t_out = t_out.materialize()
+            t_out = gnp.negative(t_out.value)
     return None if t_out is None else _fit_tangent(t_out, out)
 
 

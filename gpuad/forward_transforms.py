@@ -14,15 +14,16 @@ from . import backend
 from .batched_forward import BatchedJVPTrace, PointDual
 from .batching import BatchTrace, BatchTracer, Unfusable, basis_rows, under_bottom_vmap
 from .forward import JVPTrace, JVPTracer
+from .primitives import gnp  # gpuad.numpy, looked up on first use (it imports this module)
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace, reuses_buffers
 from .transforms import (
-    _arg_label,
     _as_input_array,
     _check_callable,
     _check_like,
     _common_namespace,
     _input_labels,
+    _Labels,
     _jacobian_from_record,
     _normalize_argnums,
     _output_array,
@@ -40,14 +41,8 @@ from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatt
 __all__ = ["jvp", "linearize", "jacfwd", "jacobian", "hessian", "hvp"]
 
 
-def _gnp() -> Any:
-    from . import numpy as gnp
-
-    return gnp
-
-
 def _is_float(x: Any) -> bool:
-    return _gnp().isdtype(x.dtype, "real floating")
+    return gnp.isdtype(x.dtype, "real floating")
 
 
 def _tangents_for(
@@ -68,23 +63,23 @@ def _tangents_for(
             f"{transform}: primals have structure {p_tree} but tangents have structure "
             f"{tree_structure(tuple(tangents))} ({exc}); give one tangent (or None) per primal"
         ) from None
-    labels = _input_labels(fun, primals, range(len(primals)))
+    labels = _input_labels(fun, primals, range(len(primals)))  # formatted only into an error
     inputs, tans = [], []
-    for p, t, lab in zip(p_flat, t_flat, labels):
-        if isinstance(p, bool) or isinstance(p, int) or (
-            (isinstance(p, Tracer) or backend.is_array(p)) and not _is_float(p)
-        ):
+    for i, (p, t) in enumerate(zip(p_flat, t_flat)):
+        is_array = isinstance(p, Tracer) or backend.is_array(p)
+        if isinstance(p, bool) or isinstance(p, int) or (is_array and not _is_float(p)):
             if t is not None and not backend.is_float0(t):
                 raise TypeError(
-                    f"{transform}: {lab} has an integer or boolean dtype, so it has no derivative: its "
+                    f"{transform}: {labels[i]} has an integer or boolean dtype, so it has no derivative: its "
                     f"tangent must be None (JAX's float0), got {getattr(t, 'dtype', type(t).__name__)}"
                 )
             inputs.append(p)
             tans.append(None)
             continue
-        p = _as_input_array(p, lab, transform)
+        if not is_array:
+            p = _as_input_array(p, labels[i], transform)
         if t is not None:
-            _check_like(t, p, f"{transform}: the tangent of {lab}", "the primal", TypeError)  # JAX: TypeError
+            _check_like(t, p, labels[i].prefixed(f"{transform}: the tangent of "), "the primal", TypeError)  # JAX: TypeError
         inputs.append(p)
         tans.append(t)
     return inputs, tans, p_tree, labels
@@ -101,9 +96,12 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     """
     _check_callable(fun, "jvp")
     inputs, tans, p_tree, labels = _tangents_for(fun, primals, tangents, "jvp")
-    arrays = [(a, lab) for a, lab in zip(inputs, labels) if isinstance(a, Tracer) or backend.is_array(a)]
-    arrays += [(t, lab.prefixed("the tangent of ")) for t, lab in zip(tans, labels) if t is not None]
-    xp, device = _common_namespace([a for a, _ in arrays], [lab for _, lab in arrays])
+    picked = [i for i, a in enumerate(inputs) if isinstance(a, Tracer) or backend.is_array(a)]
+    with_tangent = [i for i, t in enumerate(tans) if t is not None]
+    names = lambda: [str(labels[i]) for i in picked] + [f"the tangent of {labels[i]}" for i in with_tangent]  # noqa: E731
+    xp, device = _common_namespace(
+        [inputs[i] for i in picked] + [tans[i] for i in with_tangent], _Labels(names, len(picked) + len(with_tangent))
+    )
     vmap_trace = under_bottom_vmap(inputs + [t for t in tans if t is not None])
     if vmap_trace is not None:
         try:
@@ -118,7 +116,6 @@ def _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace):
     input and tangent (the only transform active: ``vmap(lambda x, t: jvp(f, (x,), (t,)))``), on one
     forward trace on that vmap's batched arrays (batched_forward.py), the results handed out as
     the vmap's values."""
-    gnp = _gnp()
     if vmap_trace is None:
         opened, own = open_trace(JVPTrace, xp, device=device), JVPTracer
         hand_out = lambda v: v  # noqa: E731
@@ -161,7 +158,6 @@ def _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device):
     every JVP rule runs on plain arrays (one operation each) instead of through the batch trace. A
     stand-in vmap above the forward trace gives ``fun`` its per-point values; the vmap's own values
     that ``fun`` closes over count as the stand-in's."""
-    gnp = _gnp()
     size = vmap_trace.size
     with open_trace(JVPTrace, xp, device=device) as trace:
         duals = [trace.new_input(p.val, None if t is None else t.val) for p, t in zip(inputs, tans)]
@@ -207,7 +203,6 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
     labels = _input_labels(fun, primals, range(len(primals)))
     rec = _ReverseResult(fun, primals, False, "linearize", labels)
     tape = rec.tape
-    gnp = _gnp()
 
     def f_jvp(*tangents: Any) -> Any:
         try:
@@ -240,7 +235,6 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
 def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: int, device: Any) -> list[Any]:
     """Rows start..stop of the identity over all input elements, split per input and shaped
     (rows, *input shape): the tangents of one forward pass."""
-    gnp = _gnp()
     total = sum(sizes)
     rows = gnp.eye(stop - start, total, k=start, device=device)
     blocks = []
@@ -255,7 +249,6 @@ def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: 
 def _push_tangents(fun, in_tree, inputs, blocks, k, xp, device, has_aux):
     """One forward pass carrying ``k`` tangent directions at once. Returns the primal outputs, each
     output's tangents as an array (k, *output shape), the output tree and aux."""
-    gnp = _gnp()
     with open_trace(BatchTrace, xp, device=device, size=k) as batch:
         with open_trace(JVPTrace, xp, device=device) as trace:
             ins = [trace.new_input(p, BatchTracer(batch, b)) for p, b in zip(inputs, blocks)]
@@ -304,7 +297,6 @@ def jacfwd(
 
     @functools.wraps(fun)
     def jacfwd_fun(*args: Any, **kwargs: Any) -> Any:
-        gnp = _gnp()
         positions = _resolve_argnums(nums, len(args), "jacfwd", argnums)
         diff = [args[i] for i in positions]
         labels = _input_labels(fun, diff, positions)

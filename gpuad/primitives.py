@@ -47,24 +47,11 @@ from typing import Any, Callable
 
 from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES  # membership only, tracer types included
 from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
+from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
 from .tracing import Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
-
-
-class _LazyNamespace:
-    """``gpuad.numpy``, imported on first use: the namespace imports this table, not vice versa."""
-
-    def __getattr__(self, name: str) -> Any:
-        from . import numpy as module
-
-        value = getattr(module, name)
-        setattr(self, name, value)  # cache: later lookups skip __getattr__
-        return value
-
-
-gnp: Any = _LazyNamespace()
 
 Rule = Callable[..., Any]
 

@@ -317,8 +317,9 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     return out, vjp_fn
 
 
-def _check_like(value: Any, ref: Any, what: str, ref_what: str, dtype_error: type) -> None:
-    """A tangent or cotangent must be an array with its reference's shape and dtype."""
+def _check_like(value: Any, ref: Any, what: Any, ref_what: str, dtype_error: type) -> None:
+    """A tangent or cotangent must be an array with its reference's shape and dtype (``what``: a
+    string or a lazy ``_Label``, formatted only into an error)."""
     if not (isinstance(value, Tracer) or backend.is_array(value)):
         raise TypeError(f"{what} must be an array, got {type(value).__name__}")
     if tuple(value.shape) != tuple(ref.shape):
@@ -680,38 +681,39 @@ def _vmap_labels(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     return labels
 
 
-def _batch_inputs(leaves: list[Any], axes: list[Any], labels: list[str]) -> tuple[int, list[Any], list[bool]]:
+def _batch_inputs(leaves: list[Any], axes: list[Any], labels: Any) -> tuple[int, list[Any], list[bool]]:
     """Check the mapped inputs, agree on the batch size, and move each batch axis to the front."""
     size = None
-    size_label = None
+    first_seen = None
     moved, mapped = [], []
-    for v, ax, label in zip(leaves, axes, labels):
+    for i, (v, ax) in enumerate(zip(leaves, axes)):
         if ax is None:
             moved.append(v)
             mapped.append(False)
             continue
         if not (isinstance(v, Tracer) or backend.is_array(v)):
             raise TypeError(
-                f"vmap: {label} is mapped along axis {ax} but is a {type(v).__name__}, not an array; "
+                f"vmap: {labels[i]} is mapped along axis {ax} but is a {type(v).__name__}, not an array; "
                 "pass an array, or None in in_axes for it"
             )
         ndim = len(v.shape)
         if not -ndim <= ax < ndim:
             raise ValueError(
-                f"vmap: {label} is mapped along axis {ax}, but it has only {ndim} dimension(s) "
+                f"vmap: {labels[i]} is mapped along axis {ax}, but it has only {ndim} dimension(s) "
                 f"(shape {tuple(v.shape)}); use an axis in [{-ndim}, {ndim})" if ndim else
-                f"vmap: {label} is mapped along axis {ax}, but it is 0-dimensional; give it a batch axis "
+                f"vmap: {labels[i]} is mapped along axis {ax}, but it is 0-dimensional; give it a batch axis "
                 "or use None in in_axes"
             )
         ax = ax % ndim
         n = v.shape[ax]
         if size is None:
-            size, size_label = n, (label, n, ax)
+            size, first_seen = n, (i, n, ax)
         elif n != size:
-            first, first_n, first_ax = size_label
+            first, first_n, first_ax = first_seen
+            first = labels[first]
             raise ValueError(
                 f"vmap got inconsistent sizes for the mapped axes: {first} has size {first_n} along axis "
-                f"{first_ax}, but {label} has size "
+                f"{first_ax}, but {labels[i]} has size "
                 f"{n} along axis {ax}"
             )
         moved.append(gnp.moveaxis(v, ax, 0) if ax != 0 else v)

@@ -127,6 +127,8 @@ def tree_flatten_up_to(treedef: TreeDef, tree: Any) -> list[Any]:
     >>> tree_flatten_up_to(tree_structure((1, [2, 3])), (None, [5, (6, 7)]))
     [None, 5, (6, 7)]
     """
+    if type(tree) is tuple and treedef is _FLAT_TUPLES.get(len(tree)):
+        return list(tree)  # a tuple of as many leaves (the common case)
     out: list[Any] = []
 
     def walk(d: TreeDef, node: Any) -> None:

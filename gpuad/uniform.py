@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .lazy_numpy import gnp  # gpuad.numpy imports this module, not vice versa
+
 __all__ = ["Uniform"]
 
 
@@ -144,8 +146,6 @@ class Negated:
         self.value = value
 
     def materialize(self) -> Any:
-        from . import numpy as gnp  # the namespace imports this module, not vice versa
-
         return gnp.negative(self.value)
 
     def __repr__(self) -> str:

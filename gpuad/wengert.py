@@ -24,7 +24,7 @@ import numpy  # host-ok: display only; values reach it through _host()
 from . import backend
 from .reverse import ReverseTrace, ReverseTracer
 from .tracing import Tracer, bind, open_trace
-from .tree import TreeDef, tree_flatten, tree_flatten_up_to, tree_leaves, tree_structure, tree_unflatten
+from .tree import TreeDef, tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
 
 __all__ = ["make_tape", "Tape", "Operation", "Table", "Row"]
 
