@@ -46,7 +46,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES  # membership only, tracer types included
-from .backend import backend_dtype, device_of, reduce_short_rows, scatter_add, zeros_in_layout_of
+from .backend import backend_dtype, device_of, empty_in_layout_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
 from .tracing import Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
@@ -881,6 +881,27 @@ def _assignable(xp: Any, g: Any, index: tuple[Any, ...], lead: int) -> tuple[Any
     return g, (Ellipsis, *[item for item in index[1:] if item is not None])
 
 
+def _region(index: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[int | None, ...] | None:
+    """The elements a canonical basic ``index`` reads from a per-point ``shape``, when it is made of
+    integers and whole-axis slices: per axis the integer (made non-negative) or None (the whole
+    axis). None for any other index (a partial or strided slice)."""
+    items = [item for item in index[1:] if item is not None]
+    if len(items) != len(shape):
+        return None
+    region = []
+    for item, d in zip(items, shape):
+        if isinstance(item, slice):
+            if item.indices(d) != (0, d, 1):
+                return None
+            region.append(None)
+        else:
+            region.append(item % d)
+    return tuple(region)
+
+
+_EMBED_PLAN_MIN_ELEMENTS = 1 << 15  # below this, working out the places costs more than it saves
+
+
 def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tuple[int, ...], has_base: bool) -> Any:
     """``base`` (the first array, when ``has_base``) plus each piece ``g_i`` added at ``indices[i]``
     into zeros of ``shape``: the cotangent of an array read by several getitems, in one buffer."""
@@ -888,6 +909,10 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
     first = pieces[0]
     lead = first.ndim - _index_ndim(indices[0])
     full = tuple(first.shape[:lead]) + tuple(shape)
+    if not has_base and math.prod(full) >= _EMBED_PLAN_MIN_ELEMENTS:
+        out = _embed_places(xp, pieces, indices, shape, full, lead)
+        if out is not None:
+            return out
     if has_base and tuple(arrays[0].shape) == full:
         out = xp.asarray(arrays[0], copy=True)
     else:
@@ -897,6 +922,34 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
     for g, index in zip(pieces, indices):
         g, key = _assignable(xp, g, index, lead)
         out[key] += g  # a basic index never repeats an element, so += is exact
+    return out
+
+
+def _embed_places(xp: Any, pieces: tuple[Any, ...], indices: tuple[Any, ...], shape: tuple[int, ...], full: tuple[int, ...], lead: int) -> Any:
+    """``_embed_add_impl`` without a base where the places cannot overlap unless they are equal
+    (integers and whole axes, the integers on the same axes), else None. The first piece at each
+    place is assigned rather than added, into an uninitialised buffer where the places cover it
+    all (``x[..., 0]`` and ``x[..., 1]`` of a per-point shape (2,)), as a hand-written derivative
+    fills its columns: no pass to zero the buffer, and it is read only where a place has several
+    pieces."""
+    regions = [_region(index, shape) for index in indices]
+    if None in regions:
+        return None
+    distinct = set(regions)
+    whole_axes = {tuple(item is None for item in region) for region in distinct}
+    if len(whole_axes) != 1:
+        return None
+    picked = [d for d, whole in zip(shape, next(iter(whole_axes))) if not whole]
+    covers = len(distinct) == math.prod(picked)
+    out = (empty_in_layout_of if covers else zeros_in_layout_of)(xp, full, pieces[0])
+    written = set()
+    for g, index, region in zip(pieces, indices, regions):
+        g, key = _assignable(xp, g, index, lead)
+        if region in written:
+            out[key] += g
+        else:
+            out[key] = g
+            written.add(region)
     return out
 
 
