@@ -131,6 +131,11 @@ def markdown(rows, cost_rows, machine, notes):
         + f"; copy bandwidth {machine['copy_bandwidth_gb_s']} GB/s. Versions: "
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()) + ".",
         "",
+    ]
+    if machine.get("pieces"):
+        parts += ["Measurements by run (merged; the latest run's versions above):", ""]
+        parts += [f"- {p}" for p in machine["pieces"]] + [""]
+    parts += [
         "Each time is the median over repeats of process CPU time per call (ms); every result was "
         "checked against the hand-written NumPy derivative first. `x/hand` is time relative to hand "
         "NumPy, `x/jax-jit` relative to `jax.jit` of the same transform. floor = inputs and outputs "
@@ -184,32 +189,58 @@ def write_all(out_dir, rows, cost_rows, machine, notes, plots=True):
     with open(os.path.join(out_dir, "suite.md"), "w") as fh:
         fh.write(markdown(rows, cost_rows, machine, notes))
     with open(os.path.join(out_dir, "machine.md"), "w") as fh:
-        fh.write("# Machine\n\n" + "\n".join(f"- {k}: {v}" for k, v in machine.items()) + "\n")
+        lines = []
+        for k, v in machine.items():
+            if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+                lines += [f"- {k}:"] + [f"  - {x}" for x in v]
+            else:
+                lines.append(f"- {k}: {v}")
+        fh.write("# Machine\n\n" + "\n".join(lines) + "\n")
     if plots:
         plot(out_dir, rows)
 
 
 def merge(in_dirs, out_dir, plots=True):
     """Combine the results of several runs (say one per dtype, each pinned to its own core) into
-    one report. A measurement repeated in a later directory replaces the earlier one."""
-    runs, costs, notes, machines = {}, {}, [], []
-    for d in in_dirs:
+    one report. A measurement repeated in a later directory replaces the earlier one. The report
+    describes the runs whose measurements are in it (the latest for the machine and versions) and
+    says which sizes came from which."""
+    runs, costs, notes, machines, origin = {}, {}, [], [], {}
+    for i, d in enumerate(in_dirs):
         with open(os.path.join(d, "suite.json")) as fh:
             data = json.load(fh)
         machines.append(data["machine"])
         for r in data["runs"]:
-            runs[(r["workload"], r["dtype"], r["B"], r["lib"])] = r
+            key = (r["workload"], r["dtype"], r["B"], r["lib"])
+            runs[key] = r
+            origin[key] = i
         for c in data["costs"]:
             costs[(c["workload"], c["dtype"], c["B"])] = c
         notes.extend(n for n in data["notes"] if n not in notes)
-    machine = dict(machines[0])
-    machine["command"] = "; ".join(m["command"] for m in machines)
-    machine["pinned"] = sorted({c for m in machines for c in (m.get("pinned") or [])})
-    machine["date"] = ", ".join(sorted({m["date"] for m in machines}))
-    machine["copy_bandwidth_gb_s"] = min(m["copy_bandwidth_gb_s"] for m in machines)
+    kept = sorted(set(origin.values())) or [len(machines) - 1]
+    used = [machines[i] for i in kept]
+    machine = dict(used[-1])
+    machine["command"] = "; ".join(m["command"] for m in used)
+    machine["pinned"] = sorted({c for m in used for c in (m.get("pinned") or [])})
+    machine["date"] = ", ".join(sorted({d.strip() for m in used for d in m["date"].split(",")}))
+    machine["copy_bandwidth_gb_s"] = min(m["copy_bandwidth_gb_s"] for m in used)
+    if len(kept) > 1:
+        machine["pieces"] = [_piece(machines[i], [k for k, o in origin.items() if o == i]) for i in kept]
     os.makedirs(out_dir, exist_ok=True)
     write_all(out_dir, list(runs.values()), list(costs.values()), machine, notes, plots=plots)
     return list(runs.values()), list(costs.values())
+
+
+def _piece(machine, keys):
+    """Which measurements of a merged report one run gave, and where it ran."""
+    sizes = ", ".join(f"{b:.0e}".replace("e+0", "e") for b in sorted({k[2] for k in keys}))
+    dtypes = ", ".join(sorted({k[1] for k in keys}))
+    torch = machine.get("versions", {}).get("torch")
+    return (
+        f"B = {sizes} ({dtypes}): {machine['date']}, {machine['platform']}"
+        + (f", torch {torch}" if torch else "")
+        + f", copy bandwidth {machine['copy_bandwidth_gb_s']} GB/s"
+    )
 
 
 def plot(out_dir, rows):

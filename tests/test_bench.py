@@ -55,6 +55,26 @@ def test_runs_in_pieces_merge_into_one_report(tmp_path):
     assert "seed1 value and gradient at B = 1e3, float64, gpuad:" in md and "B = 1e3, float32, gpuad:" in md
     assert pieces[0]["machine"]["command"] in merged["machine"]["command"]
     assert pieces[1]["machine"]["command"] in merged["machine"]["command"]
+    # Which run gave which measurements: one line per run that still has some in the report.
+    by_run = merged["machine"]["pieces"]
+    assert len(by_run) == 2 and "(float64)" in by_run[0] and "(float32)" in by_run[1]
+    assert "B = 1e3" in by_run[0] and "Measurements by run" in md
+    assert "  - B = 1e3" in (out / "machine.md").read_text()
+
+
+def test_a_run_whose_measurements_were_all_replaced_leaves_the_report(tmp_path):
+    """Merging a run with a later one that repeats every measurement: the report names the later
+    run alone (its command and date), with no per-run breakdown."""
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
+    for d in (a, b):
+        proc = _bench("--quick", "--no-plots", "--repeats", "1", "--tasks", "seed1", "--libs", "gpuad", "--dtypes", "float64", "--out", str(d))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _bench("--merge", f"{a},{b}", "--out", str(out), "--no-plots")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    machine = json.loads((out / "suite.json").read_text())["machine"]
+    later = json.loads((b / "suite.json").read_text())["machine"]
+    assert machine["command"] == later["command"] and str(a) not in machine["command"]
+    assert "pieces" not in machine
 
 
 def test_float32_results_are_checked_against_float64_to_the_accuracy_float32_allows():
