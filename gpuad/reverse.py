@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .backend import namespace_of
-from .primitives import Primitive, _assignable, _index_ndim, embed_add, gnp
+from .primitives import Primitive, _assignable, _index_ndim, _region, embed_add, gnp
 from .backend import is_writable
 from .tracing import Aval, Trace, Tracer, apply_below, open_trace
 from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
@@ -320,16 +320,8 @@ def _covers_whole(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
     """Whether the canonical basic ``index`` (Ellipsis, one item per axis, None for new axes) reads
     every element of a per-point ``shape`` once and in order: integers on axes of size 1, full
     slices elsewhere."""
-    items = [item for item in index[1:] if item is not None]
-    if len(items) != len(shape):
-        return False
-    for item, d in zip(items, shape):
-        if isinstance(item, slice):
-            if item.indices(d) != (0, d, 1):
-                return False
-        elif d != 1:  # an integer (basic indices hold nothing else)
-            return False
-    return True
+    region = _region(index, shape)
+    return region is not None and all(item is None or d == 1 for item, d in zip(region, shape))
 
 
 def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
