@@ -239,6 +239,27 @@ def is_writable(x: Any) -> bool:
     return is_array(x) and not isinstance(x, numpy.generic)
 
 
+def _memory_owner(x: Any) -> Any:
+    """The array that owns ``x``'s memory (NumPy and CuPy views name it through ``base``)."""
+    base = getattr(x, "base", None)
+    while base is not None and is_array(base):
+        x, base = base, getattr(base, "base", None)
+    return x
+
+
+def unaliased(results: list[Any], inputs: list[Any]) -> list[Any]:
+    """``results`` with every array that is one of ``inputs``, or a view of one, replaced by a
+    copy, so that a caller writing into a result never writes into its arguments. (Views are
+    recognised where the library names a view's owner, as NumPy and CuPy do.)"""
+    owners = {id(_memory_owner(a)) for a in inputs if is_array(a)}
+    if not owners:
+        return results
+    return [
+        r.copy() if is_array(r) and id(_memory_owner(r)) in owners and hasattr(r, "copy") else r
+        for r in results
+    ]
+
+
 def materialize(x: Any) -> Any:
     """A result the caller may write into: NumPy views that are read-only (broadcasts) are copied."""
     if isinstance(x, numpy.ndarray) and not x.flags.writeable:
@@ -516,6 +537,17 @@ def reduce_short_rows(xp: Any, op: str, x: Any, axis: tuple[int, ...], keepdims:
         out = numpy.matmul(numpy.ones(rows, dtype=x.dtype), x.reshape(rows, kept))
         return out.reshape(((1,) * r if keepdims else ()) + x.shape[r:])
     return None
+
+
+def default_float(xp: Any, device: Any) -> Any:
+    """The default real floating dtype of ``xp`` on ``device`` (float32 where a device has no float64)."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is not None:
+        try:
+            return info().default_dtypes(device=device)["real floating"]
+        except Exception:  # libraries whose info() does not know this device
+            pass
+    return xp.float64
 
 
 def backend_dtype(xp: Any, dtype: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, apply_below
+from .tracing import Trace, Tracer, apply_below, refuse_python_number
 from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
@@ -35,7 +35,14 @@ class JVPTracer(Tracer):
         return bool(self.primal)
 
     def __float__(self) -> float:
-        return float(self.primal)  # host-ok: the user asked for a Python number
+        if self.tangent is not None:
+            refuse_python_number("jvp", "float(x)")
+        return float(self.primal)  # host-ok: the user asked for a Python number of a constant
+
+    def __complex__(self) -> complex:
+        if self.tangent is not None:
+            refuse_python_number("jvp", "complex(x)")
+        return complex(self.primal)  # host-ok: as above
 
     def __int__(self) -> int:
         return int(self.primal)

@@ -19,19 +19,16 @@ to them in place are seen, as with any NumPy array shared by reference).
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 from . import backend
 from .backend import ufunc_with_out
-from .tracing import Trace, Tracer, bind, open_trace
+from .tracing import ConcretizationError, Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
-__all__ = ["jit", "ConcretizationError"]
-
-
-class ConcretizationError(TypeError):
-    """A jitted function needed the value of a traced array (Python control flow, float(), ...)."""
+__all__ = ["jit", "ConcretizationError", "CACHE_SIZE"]
 
 
 class StagedTracer(Tracer):
@@ -121,30 +118,51 @@ class StagingTrace(Trace):
         return tracer
 
 
+# The root standing for memory the program does not own: arrays it closes over (constants).
+_CONST_ROOT = -1
+
+
 class _Compiled:
-    """A recorded program: operations, where the inputs go, what the outputs are."""
+    """A recorded program: operations, where the inputs go, what the outputs are.
+
+    Ownership (what a replay may write, what it hands out): a replay writes only into buffers it
+    allocated itself in this call, and only after their last reader, never into an input, a
+    constant, or anything an output is or views. Every array it returns is the caller's: fresh
+    memory of this call, or a copy where an output would otherwise be (or view) an input or a
+    constant of the recording. So no later call writes into an earlier call's results, and writing
+    into a result changes neither the inputs nor what later calls return.
+    """
 
     def __init__(self, xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any], out_tree: Any):
         self.xp = xp
         self.out_tree = out_tree
         self.n_vars = len(avals)
         self.in_vars = in_vars
-        self.outputs = outputs
-        kept = {o for kind, o in outputs if kind != "const"} | set(in_vars)
         # Aliasing: an elementwise result is a fresh buffer of its own (a "root"); any other
         # operation's result may be a view of its operands (reshape, getitem, broadcast_to...), so
-        # it keeps their roots alive.
+        # it shares their roots. Inputs are roots of their own; constants share _CONST_ROOT.
         roots: list[frozenset[int]] = [frozenset() for _ in avals]
+        for v in in_vars:
+            roots[v] = frozenset((v,))
         for prim, refs, _, out in program:
             outs = out if type(out) is tuple else (out,)
             if prim.ufunc is not None:
                 roots[out] = frozenset((out,))
             else:
-                shared = frozenset().union(*(roots[r] for r in refs if type(r) is int)) | frozenset(
-                    r for r in refs if type(r) is int and r in in_vars
-                )
+                shared = frozenset().union(*(roots[r] if type(r) is int else (_CONST_ROOT,) for r in refs))
                 for o in outs:
                     roots[o] = shared
+        # An output that is or views an input or a constant is copied on every call; anything
+        # else it views is kept from reuse.
+        self.outputs = []
+        for kind, o in outputs:
+            if kind == "var" and (roots[o] & set(in_vars) or _CONST_ROOT in roots[o]):
+                kind = "copy"
+            self.outputs.append((kind, o))
+        kept = set(in_vars)
+        for kind, o in self.outputs:
+            if kind != "const":
+                kept |= {o} | roots[o]
         last_use: dict[int, int] = {}  # variable or root -> index of the last operation reading it
         for k, (_, refs, _, _) in enumerate(program):
             for r in refs:
@@ -204,9 +222,14 @@ class _Compiled:
                 leaves.append(env[o])
             elif kind == "copy":
                 leaves.append(xp.asarray(env[o], copy=True))
+            elif backend.is_array(o):  # a constant output: the caller's own copy on every call
+                leaves.append(xp.asarray(o, copy=True))
             else:
                 leaves.append(o)
         return tree_unflatten(self.out_tree, leaves)
+
+
+CACHE_SIZE = 64  # recordings a jitted function keeps (least recently used dropped first)
 
 
 def _signature_of(leaf: Any) -> Any:
@@ -214,6 +237,8 @@ def _signature_of(leaf: Any) -> Any:
         return None
     if backend.is_array(leaf):
         return ("array", type(leaf), tuple(leaf.shape), backend.dtype_name(leaf.dtype), str(backend.device_of(leaf)))
+    if type(leaf) is float:  # traced, as JAX traces Python scalars: one recording for every value
+        return ("float",)
     try:
         hash(leaf)
     except TypeError:
@@ -221,14 +246,34 @@ def _signature_of(leaf: Any) -> Any:
             f"jit: an argument of type {type(leaf).__name__} is neither an array nor hashable; pass "
             "arrays, Python scalars, or pytrees (tuples, lists, dicts) of them"
         ) from None
-    return ("static", type(leaf), leaf)
+    return ("static", type(leaf), _static_key(leaf))
+
+
+def _static_key(value: Any) -> Any:
+    """A cache key equal exactly when two static values give the same program: floats by their
+    bits (NaN == NaN, 0.0 != -0.0, where == says otherwise)."""
+    if isinstance(value, float):
+        return value.hex()
+    if isinstance(value, complex):
+        return (value.real.hex(), value.imag.hex())
+    return value
 
 
 def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Callable[..., Any]:
     """``fun`` recorded once per input signature and replayed afterwards, as ``jax.jit``: a call
     costs one array operation per primitive instead of the transforms' Python work per primitive.
-    Composes with every transform (``jit(vmap(grad(f)))``); arguments in ``static_argnums`` (and
-    Python scalars) are part of the signature, everything else must be arrays of fixed shape.
+    Composes with every transform (``jit(vmap(grad(f)))``).
+
+    The signature is the tree of the arguments, the shape, dtype, library and device of every
+    array, and the values of the static arguments. Python floats are traced, as in JAX: one
+    recording serves every value (a float becomes a 0-d array of the arguments' widest floating
+    dtype, float64 where there is none, as a weakly typed scalar would combine with them); Python
+    control flow on them is an error unless they are in ``static_argnums``. Python ints, bools
+    and other hashable values are static (they often give shapes, axes or loop counts). At most
+    ``CACHE_SIZE`` (64) recordings are kept, the least recently used dropped first.
+
+    Every array a call returns belongs to the caller: no later call writes into it, and writing
+    into it changes neither the arguments nor later results (see ``_Compiled``).
 
     >>> import numpy as np, gpuad, gpuad.numpy as gnp
     >>> f = gpuad.jit(gpuad.vmap(gpuad.grad(lambda x: gnp.sin(x[0]) * x[1])))
@@ -241,7 +286,7 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
     for s in statics:
         if not isinstance(s, int) or isinstance(s, bool):
             raise TypeError(f"jit: static_argnums must be ints, got {static_argnums!r}")
-    cache: dict[Any, _Compiled] = {}
+    cache: OrderedDict[Any, tuple[_Compiled, tuple[Any, Any, Any]]] = OrderedDict()
 
     @functools.wraps(fun)
     def jitted(*args: Any, **kwargs: Any) -> Any:
@@ -252,51 +297,68 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
         if any(s is None for s in sigs):  # under another transform: trace through, as JAX does
             return fun(*args, **kwargs)
         try:
-            key = (treedef, tuple(sigs), tuple((i, args[i]) for i in sorted(static_pos)))
+            key = (treedef, tuple(sigs), tuple((i, type(args[i]), _static_key(args[i])) for i in sorted(static_pos)))
             hash(key)
         except TypeError:
             raise TypeError("jit: static arguments must be hashable") from None
-        compiled = cache.get(key)
-        arrays = [leaf for leaf, s in zip(leaves, sigs) if s[0] == "array"]
-        if compiled is None:
-            compiled, result = _stage(fun, args, kwargs, static_pos, leaves, sigs, treedef)
-            cache[key] = compiled
+        entry = cache.get(key)
+        if entry is None:
+            compiled, scalars, result = _stage(fun, args, kwargs, static_pos, leaves, sigs, treedef)
+            cache[key] = (compiled, scalars)
+            if len(cache) > CACHE_SIZE:
+                cache.popitem(last=False)
             return result
+        cache.move_to_end(key)
+        compiled, (xp, dtype, device) = entry
+        arrays = [
+            leaf if s[0] == "array" else backend.scalar_array(xp, leaf, dtype, device)
+            for leaf, s in zip(leaves, sigs) if s[0] != "static"
+        ]
         return compiled(arrays)
 
     jitted.cache_size = lambda: len(cache)  # type: ignore[attr-defined]
     return jitted
 
 
-def _stage(fun, args, kwargs, static_pos, leaves, sigs, treedef) -> tuple[_Compiled, Any]:
-    """Run ``fun`` once under a staging trace; return the program and this call's result."""
+def _stage(fun, args, kwargs, static_pos, leaves, sigs, treedef) -> tuple[_Compiled, Any, Any]:
+    """Run ``fun`` once under a staging trace; return the program, how Python floats become
+    arrays on replay (namespace, dtype, device), and this call's result."""
     arrays = [leaf for leaf, s in zip(leaves, sigs) if s[0] == "array"]
     if arrays:
         xp = backend.namespace_of(*arrays, names=[f"array argument {i}" for i in range(len(arrays))])
         device = backend.device_of(arrays[0])
     else:
         xp, device = backend.namespace_of_backend(None), None
+    floats = [a.dtype for a in arrays if xp.isdtype(a.dtype, "real floating")]
+    dtype = backend.backend_dtype(xp, backend.result_type(*floats)) if floats else backend.default_float(xp, device)
+    scalars = (xp, dtype, device)
     with open_trace(StagingTrace, xp, device=device) as trace:
-        staged = [trace.new_var(leaf) if s[0] == "array" else leaf for leaf, s in zip(leaves, sigs)]
+        staged = [
+            leaf if s[0] == "static"
+            else trace.new_var(leaf if s[0] == "array" else backend.scalar_array(xp, leaf, dtype, device))
+            for leaf, s in zip(leaves, sigs)
+        ]
         in_vars = [t.var for t in staged if type(t) is StagedTracer]
         dynamic, kw = tree_unflatten(treedef, staged)
         it = iter(dynamic)
         full = [args[i] if i in static_pos else next(it) for i in range(len(args))]
         out = fun(*full, **kw)
     out_leaves, out_tree = tree_flatten(out)
-    input_vars = set(in_vars)
-    outputs, now = [], []
+    outputs, values = [], []
     for o in out_leaves:
         if type(o) is StagedTracer and o._trace is trace:
-            # An input handed back, or a read-only view (a broadcast), is returned as a fresh copy,
-            # as the eager transforms do.
-            copy = o.var in input_vars or not backend.is_writable(o.value)
-            outputs.append(("copy" if copy else "var", o.var))
-            now.append(xp.asarray(o.value, copy=True) if copy else o.value)
+            # A read-only view (a broadcast) is returned as a fresh copy, as the eager transforms do.
+            outputs.append(("var" if backend.is_writable(o.value) else "copy", o.var))
+            values.append(o.value)
         elif isinstance(o, Tracer):
             raise TypeError("jit: the function returned a value of an enclosing transform; return arrays")
         else:
             outputs.append(("const", o))
-            now.append(o)
+            values.append(o)
     compiled = _Compiled(xp, trace.program, trace.avals, in_vars, outputs, out_tree)
-    return compiled, tree_unflatten(out_tree, now)
+    # This call's results follow the replay's ownership rules.
+    now = [
+        xp.asarray(v, copy=True) if kind == "copy" or (kind == "const" and backend.is_array(v)) else v
+        for (kind, _), v in zip(compiled.outputs, values)
+    ]
+    return compiled, scalars, tree_unflatten(out_tree, now)

@@ -75,14 +75,7 @@ def _creation_target(device: Any = None) -> tuple[Any, Any]:
     return _backend.namespace_of_backend(None), device
 
 
-def _default_float(xp: Any, device: Any) -> Any:
-    info = getattr(xp, "__array_namespace_info__", None)
-    if info is not None:
-        try:
-            return info().default_dtypes(device=device)["real floating"]
-        except Exception:  # libraries whose info() does not know this device
-            pass
-    return xp.float64
+_default_float = _backend.default_float
 
 
 def _scalar_to_array(value: Any, like: Any) -> Any:

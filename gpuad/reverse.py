@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from .backend import namespace_of
 from .primitives import Primitive, _assignable, _index_ndim, _region, embed_add, gnp
 from .backend import is_writable
-from .tracing import Aval, Trace, Tracer, apply_below, open_trace
+from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_python_number
 from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
@@ -48,7 +48,14 @@ class ReverseTracer(Tracer):
         return bool(self.primal)
 
     def __float__(self) -> float:
-        return float(self.primal)  # host-ok: the user asked for a Python number
+        if self.node is not None:
+            refuse_python_number("grad", "float(x)")
+        return float(self.primal)  # host-ok: the user asked for a Python number of a constant
+
+    def __complex__(self) -> complex:
+        if self.node is not None:
+            refuse_python_number("grad", "complex(x)")
+        return complex(self.primal)  # host-ok: as above
 
     def __int__(self) -> int:
         return int(self.primal)

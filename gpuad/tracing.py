@@ -23,12 +23,27 @@ if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
 class LeakedTracerError(RuntimeError):
     """A traced value was used after the transform that created it had returned."""
+
+
+class ConcretizationError(TypeError):
+    """A Python number (``float()``, ``if``, ...) was asked of a traced value that cannot give one
+    faithfully: under jit its value is unknown until replay; under grad or jvp the number would
+    silently drop the derivative that flows through it."""
+
+
+def refuse_python_number(transform: str, what: str) -> Any:
+    """Raise the error for ``float(x)`` (``what``) of a value that ``transform`` differentiates."""
+    raise ConcretizationError(
+        f"{what} of a value that {transform} is differentiating would turn it into a constant and "
+        "silently drop its derivative. Keep it an array and use gpuad.numpy operations on it, or "
+        f"write {what.replace('x', 'gpuad.stop_gradient(x)', 1)} if a constant is what you want"
+    )
 
 
 class Aval:

@@ -664,7 +664,8 @@ def vmap(
 
         if chunk_size is None or size <= chunk_size:
             results, out_tree, _ = call(moved, size)
-            return tree_unflatten(out_tree, results)
+            # The caller owns what vmap returns: never an argument, nor a view of one.
+            return tree_unflatten(out_tree, backend.unaliased(results, leaves))
         return _chunked(call, moved, mapped, size, chunk_size, xp, device)
 
     return reuses_buffers(vmapped)
