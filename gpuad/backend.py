@@ -398,6 +398,13 @@ def _dtype_name(dtype: Any) -> str:
     return numpy.dtype(dtype).name
 
 
+def is_complex_dtype(dtype: Any) -> bool:
+    """Whether a dtype of any library is complex (asked on every differentiated operation)."""
+    if isinstance(dtype, numpy.dtype):  # NumPy's and CuPy's
+        return dtype.kind == "c"
+    return dtype_name(dtype).startswith("complex")
+
+
 def named_dtype(name: str) -> Any:
     """The NumPy dtype object of a standard dtype name (the vocabulary of ``gpuad.numpy``)."""
     return numpy.dtype(name)

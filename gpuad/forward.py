@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backend import is_complex_dtype
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, apply_below, refuse_python_number
+from .tracing import Trace, Tracer, apply_below, refuse_complex, refuse_python_number
 from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
@@ -88,6 +89,8 @@ class JVPTrace(Trace):
 def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[Any], params: dict[str, Any]) -> Any:
     """The tangent of ``prim``'s output ``out`` (None: zero) from its inputs' tangents (None: zero),
     by the table's JVP rules."""
+    if is_complex_dtype(out.dtype):
+        refuse_complex("forward mode (jvp, jacfwd)")
     rules = prim.jvp
     if callable(rules):
         t_out = rules(tuple(tangents), out, *primals, **params)

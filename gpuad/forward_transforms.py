@@ -68,6 +68,12 @@ def _tangents_for(
     for i, (p, t) in enumerate(zip(p_flat, t_flat)):
         is_array = isinstance(p, Tracer) or backend.is_array(p)
         if isinstance(p, bool) or isinstance(p, int) or (is_array and not _is_float(p)):
+            if t is not None and (isinstance(p, complex) or (is_array and gnp.isdtype(p.dtype, "complex floating"))):
+                raise TypeError(
+                    f"{transform}: {labels[i]} is complex ({getattr(p, 'dtype', 'complex')}); gpuad does not "
+                    "differentiate complex values yet: pass its real and imaginary parts as two real arrays, "
+                    "or None as its tangent to hold it constant"
+                )
             if t is not None and not backend.is_float0(t):
                 raise TypeError(
                     f"{transform}: {labels[i]} has an integer or boolean dtype, so it has no derivative: its "

@@ -311,8 +311,8 @@ def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = N
         return xp.astype(x, _backend.backend_dtype(xp, dtype), copy=copy)
     if _backend.dtype_name(dtype) == _backend.dtype_name(x.dtype):
         return x
-    if isdtype(dtype, "real floating") and isdtype(x.dtype, "real floating"):
-        return _p.astype(x, dtype=dtype)
+    if isdtype(dtype, ("real floating", "complex floating")) and isdtype(x.dtype, ("real floating", "complex floating")):
+        return _p.astype(x, dtype=dtype)  # to complex: differentiable (the engine refuses complex values for now)
     return _p.convert(x, dtype=dtype)
 
 

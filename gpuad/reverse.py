@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .backend import namespace_of
+from .backend import is_complex_dtype, is_writable, namespace_of
 from .primitives import Primitive, _assignable, _index_ndim, _region, embed_add, gnp
-from .backend import is_writable
-from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_python_number
+from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
 from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
@@ -133,6 +132,8 @@ class ReverseTrace(Trace):
     def _record_op(self, prim: Primitive, primals: list[Any], in_nodes: list[Any], out: Any, params: dict[str, Any]) -> int:
         """Put one operation on the tape (what its rule needs of the inputs kept, the rest as
         shapes): the node of its output."""
+        if is_complex_dtype(out.dtype):
+            refuse_complex("reverse mode (grad, vjp, jacrev)")
         if prim.keeps_all_args:
             args_kept = primals
             in_avals = [(p.shape, p.dtype) for p in primals]
