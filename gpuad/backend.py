@@ -398,8 +398,12 @@ def _dtype_name(dtype: Any) -> str:
     return numpy.dtype(dtype).name
 
 
+# The usual dtypes of differentiated values: callers on hot paths test these by identity first.
+FLOAT64, FLOAT32 = numpy.dtype("float64"), numpy.dtype("float32")
+
+
 def is_complex_dtype(dtype: Any) -> bool:
-    """Whether a dtype of any library is complex (asked on every differentiated operation)."""
+    """Whether a dtype of any library is complex."""
     if isinstance(dtype, numpy.dtype):  # NumPy's and CuPy's
         return dtype.kind == "c"
     return dtype_name(dtype).startswith("complex")

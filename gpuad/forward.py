@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import is_complex_dtype
+from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, apply_below, refuse_complex, refuse_python_number
 from .uniform import Negated, signed_sum
@@ -89,7 +89,8 @@ class JVPTrace(Trace):
 def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[Any], params: dict[str, Any]) -> Any:
     """The tangent of ``prim``'s output ``out`` (None: zero) from its inputs' tangents (None: zero),
     by the table's JVP rules."""
-    if is_complex_dtype(out.dtype):
+    dtype = out.dtype
+    if dtype is not FLOAT64 and dtype is not FLOAT32 and is_complex_dtype(dtype):
         refuse_complex("forward mode (jvp, jacfwd)")
     rules = prim.jvp
     if callable(rules):

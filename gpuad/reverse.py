@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .backend import is_complex_dtype, is_writable, namespace_of
+from .backend import FLOAT32, FLOAT64, is_complex_dtype, is_writable, namespace_of
 from .primitives import Primitive, _assignable, _index_ndim, _region, embed_add, gnp
 from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
 from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
@@ -132,7 +132,8 @@ class ReverseTrace(Trace):
     def _record_op(self, prim: Primitive, primals: list[Any], in_nodes: list[Any], out: Any, params: dict[str, Any]) -> int:
         """Put one operation on the tape (what its rule needs of the inputs kept, the rest as
         shapes): the node of its output."""
-        if is_complex_dtype(out.dtype):
+        dtype = out.dtype
+        if dtype is not FLOAT64 and dtype is not FLOAT32 and is_complex_dtype(dtype):
             refuse_complex("reverse mode (grad, vjp, jacrev)")
         if prim.keeps_all_args:
             args_kept = primals
