@@ -84,6 +84,8 @@ def _tangents_for(
             continue
         if not is_array:
             p = _as_input_array(p, labels[i], transform)
+            if type(t) is float:  # a Python float primal takes a Python float tangent, as in JAX
+                t = gnp.asarray(t, dtype=p.dtype)
         if t is not None:
             _check_like(t, p, labels[i].prefixed(f"{transform}: the tangent of "), "the primal", TypeError)  # JAX: TypeError
         inputs.append(p)
