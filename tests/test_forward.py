@@ -3,6 +3,7 @@ linearize, hessian, hvp, and their composition with vmap, over the spec table.""
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -207,3 +208,10 @@ def test_forward_bad_input():
         f_jvp(np.ones(2))
     with pytest.raises(TypeError, match=r"tangent of argument 0 .* has dtype float32 but the primal has dtype float64"):
         f_jvp(np.ones(3, dtype=np.float32))
+
+
+def test_jvp_takes_a_python_float_tangent_for_a_python_float_primal():
+    y, t = gpuad.jvp(gnp.sin, (0.5,), (2.0,))
+    np.testing.assert_allclose([float(y), float(t)], [math.sin(0.5), 2.0 * math.cos(0.5)], rtol=1e-15)
+    with pytest.raises(TypeError, match=r"the tangent of argument 0 \(x\) must be an array, got int"):
+        gpuad.jvp(gnp.sin, (0.5,), (2,))

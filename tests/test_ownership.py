@@ -204,9 +204,3 @@ def test_float_of_a_constant_inside_grad_still_works():
     assert float(y) == 6.0 and float(t) == 2.0
     assert gpuad.grad(lambda x: x * int(x))(3.5) == 3.0  # int() is piecewise constant: exact
 
-
-def test_jvp_takes_a_python_float_tangent_for_a_python_float_primal():
-    y, t = gpuad.jvp(gnp.sin, (0.5,), (2.0,))
-    np.testing.assert_allclose([float(y), float(t)], [math.sin(0.5), 2.0 * math.cos(0.5)], rtol=1e-15)
-    with pytest.raises(TypeError, match=r"the tangent of argument 0 \(x\) must be an array, got int"):
-        gpuad.jvp(gnp.sin, (0.5,), (2,))
