@@ -778,8 +778,8 @@ def _chunked(call, moved, mapped, size, chunk_size, xp, device):
             if buffers[i] is None:
                 shape = list(r.shape)
                 shape[ax_n] = size
-                buffers[i] = gnp.empty(tuple(shape), dtype=r.dtype, device=device)
-            key = (slice(None),) * ax_n + (slice(start, stop),)
+                buffers[i] = xp.empty(tuple(shape), dtype=r.dtype, device=device)  # in the inputs' library
+            key = (slice(None),) * ax_n + (slice(start, stop), Ellipsis)  # strict arrays want every axis
             buffers[i][key] = r
             assembled[i] = buffers[i]
     final = [gnp.concat(a, axis=ax) if ax is not None and isinstance(a, list) else a for a, ax in zip(assembled, axes)]
