@@ -390,7 +390,7 @@ def _dtype_name(dtype: Any) -> str:
     if isinstance(name, str) and not str(type(dtype).__module__).startswith("array_api_strict"):
         return name
     text = str(dtype)
-    if text.startswith("array_api_strict."):
+    if text.startswith(("array_api_strict.", "torch.")):  # their dtype objects have no .name
         return text.split(".", 1)[1]
     return numpy.dtype(dtype).name
 
