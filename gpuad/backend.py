@@ -233,10 +233,28 @@ def is_float0(x: Any) -> bool:
 
 
 def is_writable(x: Any) -> bool:
-    """True for an array that can be updated in place (not a NumPy scalar, not a read-only view)."""
+    """True for an array that can be updated in place: ``x[key] = v`` writes into it and ``x += v``
+    updates it rather than rebinding the name (not a NumPy scalar, not a read-only view, not an
+    immutable array such as JAX's, not a Dask array, whose ``+=`` makes a new array)."""
     if isinstance(x, numpy.ndarray):
         return x.flags.writeable
-    return is_array(x) and not isinstance(x, numpy.generic)
+    t = type(x)
+    answer = _UPDATES_IN_PLACE.get(t)
+    if answer is None:
+        answer = array_api_compat.is_writeable_array(x) and getattr(t, "__iadd__", None) is not None
+        _UPDATES_IN_PLACE[t] = answer
+    return answer
+
+
+_UPDATES_IN_PLACE: dict[type, bool] = {}  # array type -> is_writable's answer (a cache, not state)
+
+
+def assigns_items(x: Any) -> bool:
+    """True where a fresh array of ``x``'s library takes item assignment (``out[key] = v``); False
+    for immutable arrays (JAX's), whose results must be built without it."""
+    if isinstance(x, numpy.ndarray):
+        return True
+    return array_api_compat.is_writeable_array(x)
 
 
 def _memory_owner(x: Any) -> Any:
@@ -393,7 +411,7 @@ def _dtype_name(dtype: Any) -> str:
     if isinstance(name, str) and not str(type(dtype).__module__).startswith("array_api_strict"):
         return name
     text = str(dtype)
-    if text.startswith("array_api_strict."):
+    if text.startswith(("array_api_strict.", "torch.")):  # their dtype objects have no .name
         return text.split(".", 1)[1]
     return numpy.dtype(dtype).name
 

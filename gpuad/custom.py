@@ -365,7 +365,7 @@ class custom_vjp:
 def _custom_vjp_bwd(gs, ans, *leaves, cv, split, in_tree, active, xp, device, res, out_tree, out_avals):
     """VJP of a custom_vjp call: the user's bwd, given zeros for outputs that got no cotangent."""
     g_leaves = [
-        gnp.zeros(shape, dtype=dtype, device=device) if g is None else (g.full() if type(g) is Uniform else g)
+        xp.zeros(shape, dtype=dtype, device=device) if g is None else (g.full() if type(g) is Uniform else g)
         for g, (shape, dtype) in zip(gs, out_avals)
     ]
     cts = cv._backward(split, res, tree_unflatten(out_tree, g_leaves))

@@ -240,11 +240,12 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
 # ---------------------------------------------------------------------------------------------
 
 
-def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: int, device: Any) -> list[Any]:
+def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: int, xp: Any, device: Any) -> list[Any]:
     """Rows start..stop of the identity over all input elements, split per input and shaped
-    (rows, *input shape): the tangents of one forward pass."""
+    (rows, *input shape): the tangents of one forward pass, in the inputs' library."""
     total = sum(sizes)
-    rows = gnp.eye(stop - start, total, k=start, device=device)
+    # Compared positions rather than eye(k=start): Dask's eye with an offset makes a broken graph.
+    rows = xp.arange(start, stop, device=device)[:, None] == xp.arange(total, device=device)[None, :]
     blocks = []
     offset = 0
     for a, n in zip(inputs, sizes):
@@ -275,7 +276,7 @@ def _push_tangents(fun, in_tree, inputs, blocks, k, xp, device, has_aux):
         if type(t) is BatchTracer and t._trace is batch:
             t = t.val
         elif t is None:
-            t = gnp.zeros(shape, dtype=p.dtype, device=device)
+            t = xp.zeros(shape, dtype=p.dtype, device=device)
         else:
             t = gnp.broadcast_to(t, shape)
         primals.append(p)
@@ -321,7 +322,7 @@ def jacfwd(
         parts: list[list[Any]] = []
         for start in range(0, max(total, 1), step):
             stop = min(start + step, total)
-            blocks = [basis_rows(b, a, xp) for b, a in zip(_basis_block(inputs, sizes, start, stop, device), inputs)]
+            blocks = [basis_rows(b, a, xp) for b, a in zip(_basis_block(inputs, sizes, start, stop, xp, device), inputs)]
             primals, tangents, out_tree, aux = _push_tangents(
                 partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
             )

@@ -64,15 +64,25 @@ def _namespace_and_device(x: Any) -> tuple[Any, Any]:
 
 
 def _creation_target(device: Any = None) -> tuple[Any, Any]:
-    """Namespace and device for an array made from nothing: the given device's library, else the
-    innermost transform's, else the default backend."""
+    """Namespace and device for an array made from nothing: the innermost transform's when no
+    device is given or it is that transform's device (``"cpu"`` names NumPy's and Dask's alike),
+    else the given device's library, else the default backend."""
+    ctx = context_namespace()
+    if ctx is not None and (device is None or device is ctx[1] or _same_device(device, ctx[1])):
+        return ctx[0], ctx[1] if device is None else device
     xp = _backend.namespace_for_device(device)
     if xp is not None:
         return xp, device
-    ctx = context_namespace()
     if ctx is not None:
-        return ctx[0], device if device is not None else ctx[1]
+        return ctx[0], device
     return _backend.namespace_of_backend(None), device
+
+
+def _same_device(a: Any, b: Any) -> builtins.bool:
+    try:
+        return builtins.bool(type(a) is type(b) and a == b)
+    except Exception:  # devices of libraries that refuse the comparison
+        return False
 
 
 _default_float = _backend.default_float

@@ -46,10 +46,10 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES  # membership only, tracer types included
-from .backend import backend_dtype, device_of, empty_in_layout_of, reduce_short_rows, scatter_add, zeros_in_layout_of
+from .backend import assigns_items, backend_dtype, device_of, empty_in_layout_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
-from .tracing import Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
+from .tracing import Aval, Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
 
@@ -782,7 +782,7 @@ flip = _add(
 
 
 def _concat_jvp(tangents: tuple[Any, ...], ans: Any, *xs: Any, axis: int) -> Any:
-    parts = [gnp.zeros(x.shape, dtype=x.dtype, device=x.device) if t is None else t for t, x in zip(tangents, xs)]
+    parts = [_zeros_for(x) if t is None else t for t, x in zip(tangents, xs)]
     return gnp.concat(parts, axis=axis)
 
 
@@ -834,14 +834,44 @@ def _slice_along(x: Any, axis: int, start: int | None, stop: int | None) -> Any:
 def _embed_impl(xp: Any, g: Any, *, index: tuple[Any, ...], shape: tuple[int, ...]) -> Any:
     """Zeros of ``shape`` with ``g`` written at ``index``: the transpose of basic indexing."""
     lead = g.ndim - _index_ndim(index)
-    out = xp.zeros(tuple(g.shape[:lead]) + shape, dtype=g.dtype, device=device_of(g))
     g, key = _assignable(xp, g, index, lead)
+    if not assigns_items(g):
+        return _placed(xp, g, key, lead, shape)
+    out = xp.zeros(tuple(g.shape[:lead]) + shape, dtype=g.dtype, device=device_of(g))
     out[key] = g
     return out
 
 
+def _placed(xp: Any, g: Any, key: tuple[Any, ...], lead: int, shape: tuple[int, ...]) -> Any:
+    """Zeros of ``shape`` (after ``lead`` leading axes) with ``g`` at the assignment ``key``, built
+    without item assignment (for immutable arrays, JAX's): axis by axis, ``g`` with a slab of zeros
+    appended is taken at the position each element of the axis comes from (the slab where none)."""
+    device = device_of(g)
+    for k, item in enumerate(key[1:]):
+        axis, d = lead + k, shape[k]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(d)
+            n = len(range(start, stop, step))
+        else:
+            g = xp.expand_dims(g, axis=axis)
+            start, step, n = item % d, 1, 1
+        if (start, step, n) == (0, 1, d):
+            continue
+        offset = xp.arange(d, device=device) - start
+        source = offset // step
+        hit = (offset % step == 0) & (source >= 0) & (source < n)
+        slab = list(g.shape)
+        slab[axis] = 1
+        padded = xp.concat([g, xp.zeros(tuple(slab), dtype=g.dtype, device=device)], axis=axis)
+        g = xp.take(padded, xp.where(hit, source, n), axis=axis)
+    return g
+
+
 def _zeros_for(x: Any) -> Any:
-    return gnp.zeros(x.shape, dtype=x.dtype, device=x.device)
+    """Zeros like ``x`` (a value, or the tape's Aval of one) in its own library."""
+    if isinstance(x, Aval):
+        return x.xp.zeros(x.shape, dtype=x.dtype, device=x.device)
+    return gnp.zeros_like(x)
 
 
 def _point_shape(x: Any, index: tuple[Any, ...]) -> tuple[int, ...]:
@@ -909,6 +939,14 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
     first = pieces[0]
     lead = first.ndim - _index_ndim(indices[0])
     full = tuple(first.shape[:lead]) + tuple(shape)
+    if not assigns_items(first):
+        out = arrays[0] if has_base else None
+        for g, index in zip(pieces, indices):
+            g_lead = g.ndim - _index_ndim(index)
+            g, key = _assignable(xp, g, index, g_lead)
+            g = _placed(xp, g, key, g_lead, shape)
+            out = g if out is None else out + g
+        return out
     if not has_base and math.prod(full) >= _EMBED_PLAN_MIN_ELEMENTS:
         out = _embed_places(xp, pieces, indices, shape, full, lead)
         if out is not None:

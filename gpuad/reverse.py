@@ -269,7 +269,8 @@ class _Pieces:
         self.shape = shape
         self.dtype = dtype
         self.base = base
-        self.base_owned = base_owned
+        # Written into only where the library updates arrays in place (a Dask ``+=`` rebinds).
+        self.base_owned = base_owned and is_writable(base)
         self.parts: list[tuple[Any, Any]] = []
 
     def add(self, c: Any) -> None:

@@ -184,7 +184,7 @@ def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) 
     if isinstance(value, Tracer) or backend.is_array(value):
         return value
     if isinstance(value, (bool, int, float)):
-        return gnp.asarray(value, device=device) if device is not None else gnp.asarray(value)
+        return xp.asarray(value, device=device) if device is not None else gnp.asarray(value)
     raise TypeError(f"{transform}: the function's {where} must be arrays, got {type(value).__name__}")
 
 
@@ -536,8 +536,8 @@ def _pull_basis(rec: "_ReverseResult") -> list[Any]:
     sizes = [_size(o) for o in rec.out_primals]
     total = sum(sizes)
     if total == 0:
-        return [gnp.zeros((0,) + tuple(a.shape), dtype=a.dtype, device=rec.device) for a in rec.inputs]
-    eye = gnp.eye(total, device=rec.device)
+        return [rec.xp.zeros((0,) + tuple(a.shape), dtype=a.dtype, device=rec.device) for a in rec.inputs]
+    eye = rec.xp.eye(total, device=rec.device)  # in the inputs' library (a device alone may not say which)
     with open_trace(BatchTrace, rec.xp, device=rec.device, size=total) as trace:
         seeds = []
         offset = 0
@@ -779,8 +779,8 @@ def _chunked(call, moved, mapped, size, chunk_size, xp, device):
             if buffers[i] is None:
                 shape = list(r.shape)
                 shape[ax_n] = size
-                buffers[i] = gnp.empty(tuple(shape), dtype=r.dtype, device=device)
-            key = (slice(None),) * ax_n + (slice(start, stop),)
+                buffers[i] = xp.empty(tuple(shape), dtype=r.dtype, device=device)  # in the inputs' library
+            key = (slice(None),) * ax_n + (slice(start, stop), Ellipsis)  # strict arrays want every axis
             buffers[i][key] = r
             assembled[i] = buffers[i]
     final = [gnp.concat(a, axis=ax) if ax is not None and isinstance(a, list) else a for a, ax in zip(assembled, axes)]

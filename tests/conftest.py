@@ -29,12 +29,27 @@ class Backend:
 
             self.xp = cupy
             self.device = None
+        elif name in ("dask", "torch", "jax"):  # only when GPUAD_TEST_BACKENDS names them
+            self.xp = None
+            self.device = None
         else:
             self.xp = np
             self.device = None
 
     def asarray(self, a):
         a = np.asarray(a)
+        if self.name == "dask":
+            import dask.array as da
+
+            return da.from_array(a)
+        if self.name == "torch":
+            import torch
+
+            return torch.from_numpy(a.copy())
+        if self.name == "jax":
+            import jax.numpy as jnp
+
+            return jnp.asarray(a)
         if self.name == "strict":
             return self.xp.asarray(a, device=self.device)
         if self.name == "cupy":
@@ -54,6 +69,10 @@ def _gpu_available() -> bool:
 
 
 BACKENDS = ["numpy", "strict"] + (["cupy"] if _gpu_available() else [])
+# GPUAD_TEST_BACKENDS=dask,torch,jax (comma-separated, any of these and the above) runs the
+# backend-parametrised tests (the oracle table among them) on those libraries instead.
+if os.environ.get("GPUAD_TEST_BACKENDS"):
+    BACKENDS = [name.strip() for name in os.environ["GPUAD_TEST_BACKENDS"].split(",") if name.strip()]
 
 
 def all_backends() -> list[Backend]:
