@@ -273,7 +273,7 @@ def unaliased(results: list[Any], inputs: list[Any]) -> list[Any]:
     if not owners:
         return results
     return [
-        r.copy() if is_array(r) and id(_memory_owner(r)) in owners and hasattr(r, "copy") else r
+        _namespace_of_one(r).asarray(r, copy=True) if is_array(r) and id(_memory_owner(r)) in owners else r
         for r in results
     ]
 
