@@ -1173,9 +1173,13 @@ linalg = _Linalg()
 
 
 def relu(x: Any, /) -> Any:
-    """``max(x, 0)`` with derivative 0 at 0, as JAX's ``jax.nn.relu``."""
-    x = _as_array(x)
-    return where(x > 0, x, 0)
+    """``max(x, 0)`` with derivative 0 at 0, as JAX's ``jax.nn.relu`` (``relu(nan)`` is nan).
+
+    >>> import numpy as np, gpuad
+    >>> gpuad.grad(lambda v: sum(relu(v)))(np.asarray([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    return _p.relu(_as_array(x))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -259,6 +259,12 @@ def _logistic_impl(xp: Any, x: Any) -> Any:
 
 
 logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: mul(g, ans * (1 - ans)), residuals=("ans",))
+# JAX's jax.nn.relu: max(x, 0), so relu(nan) is nan, with derivative 0 at 0 (and at nan) by a
+# choice rather than a product, so an inf derivative where x <= 0 gives 0. One pass forward,
+# where a where(x > 0, x, 0) takes two.
+relu = _elementwise(
+    "relu", lambda xp, x: xp.maximum(x, 0), lambda g, ans, x: gnp.where(ans > 0, g, 0), residuals=("ans",)
+)
 
 
 def _integer_pow_impl(xp: Any, x: Any, *, n: int) -> Any:
