@@ -346,8 +346,13 @@ pow_ = _elementwise(
 
 
 def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
-    # JAX's convention at ties of maximum/minimum: each side gets half.
-    return gnp.where(gnp.equal(mine, ans), gnp.where(gnp.equal(other, ans), g * 0.5, g), 0)
+    # JAX's rule: g times a share (1 where this input is the result, 0.5 at a tie, else 0), a
+    # product rather than a choice, so that an inf or NaN derivative of the input not chosen
+    # gives NaN in forward mode as it does in reverse mode (where the 0 meets it in that
+    # input's own rule), as in JAX.
+    half = gnp.asarray(0.5, dtype=ans.dtype, device=ans.device)
+    share = gnp.where(gnp.equal(other, ans), half, 1.0)
+    return mul(g, gnp.where(gnp.equal(mine, ans), share, 0.0))
 
 
 maximum = _elementwise(
