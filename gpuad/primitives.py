@@ -374,11 +374,20 @@ atan2 = _elementwise(
     lambda g, ans, x, y: neg(div(mul(g, x), plus(x * x, y * y))),
     residuals=("args",),
 )
+
+
+def _hypot_share(ans: Any, mine: Any) -> Any:
+    # mine / ans, and 0.5 at hypot(0, 0) where JAX's max/min form shares a tie (not 0/0 = NaN);
+    # the guarded divisor keeps the second derivative there 0 (as JAX's), not NaN.
+    zero = gnp.equal(ans, 0)
+    return gnp.where(zero, 0.5, div(mine, gnp.where(zero, 1.0, ans)))
+
+
 hypot = _elementwise(
     "hypot",
     lambda xp, x, y: xp.hypot(x, y),
-    lambda g, ans, x, y: mul(g, div(x, ans)),
-    lambda g, ans, x, y: mul(g, div(y, ans)),
+    lambda g, ans, x, y: mul(g, _hypot_share(ans, x)),
+    lambda g, ans, x, y: mul(g, _hypot_share(ans, y)),
 )
 
 
