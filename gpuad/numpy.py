@@ -1150,7 +1150,9 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False,
     if ord == 1:
         return sum(abs(x), axis=axes, keepdims=keepdims)
     if ord == math.inf:
-        return max(abs(x), axis=axes, keepdims=keepdims)
+        # As JAX (amax with initial=0): at the zero vector the max ties with that 0 and gets
+        # half the derivative, 0.5 / n for each of n entries.
+        return maximum(max(abs(x), axis=axes, keepdims=keepdims), 0.0)
     if ord == -math.inf:
         return min(abs(x), axis=axes, keepdims=keepdims)
     if isinstance(ord, (int, float)) and not isinstance(ord, builtins.bool) and ord > 0:
