@@ -408,12 +408,21 @@ logaddexp = _elementwise(
     lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(x), _posinf_to_zero(ans)))),
     lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(y), _posinf_to_zero(ans)))),
 )
+
+
+def _floor_quotient(ans: Any, x: Any, y: Any) -> Any:
+    # floor(x / y), except where x / y is 0 but the remainder is not x (y infinite, or x / y too
+    # small to be a float, with x and y of opposite signs): the result is x + y there, so the
+    # quotient is -1, as JAX has it (its remainder adds y to fmod's result).
+    q = gnp.floor(div(x, y))
+    return gnp.where(gnp.logical_and(gnp.equal(q, 0), gnp.not_equal(ans, x)), -1.0, q)
+
+
 remainder = _elementwise(
     "remainder",
     lambda xp, x, y: xp.remainder(x, y),
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: neg(mul(g, gnp.floor(div(x, y)))),
-    residuals=("args",),
+    lambda g, ans, x, y: neg(mul(g, _floor_quotient(ans, x, y))),
 )
 
 equal = _nondiff("equal", lambda xp, x, y: xp.equal(x, y))
