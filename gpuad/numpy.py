@@ -1153,7 +1153,9 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False,
     if ord == 1:
         return sum(abs(x), axis=axes, keepdims=keepdims)
     if ord == math.inf:
-        return max(abs(x), axis=axes, keepdims=keepdims)
+        # As JAX (amax with initial=0): at the zero vector the max ties with that 0 and gets
+        # half the derivative, 0.5 / n for each of n entries.
+        return maximum(max(abs(x), axis=axes, keepdims=keepdims), 0.0)
     if ord == -math.inf:
         return min(abs(x), axis=axes, keepdims=keepdims)
     if isinstance(ord, (int, float)) and not isinstance(ord, builtins.bool) and ord > 0:
@@ -1176,9 +1178,13 @@ linalg = _Linalg()
 
 
 def relu(x: Any, /) -> Any:
-    """``max(x, 0)`` with derivative 0 at 0, as JAX's ``jax.nn.relu``."""
-    x = _as_array(x)
-    return where(x > 0, x, 0)
+    """``max(x, 0)`` with derivative 0 at 0, as JAX's ``jax.nn.relu`` (``relu(nan)`` is nan).
+
+    >>> import numpy as np, gpuad
+    >>> gpuad.grad(lambda v: sum(relu(v)))(np.asarray([-1.0, 0.0, 2.0])).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    return _p.relu(_as_array(x))
 
 
 # ---------------------------------------------------------------------------------------------

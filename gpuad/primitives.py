@@ -259,6 +259,12 @@ def _logistic_impl(xp: Any, x: Any) -> Any:
 
 
 logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: mul(g, ans * (1 - ans)), residuals=("ans",))
+# JAX's jax.nn.relu: max(x, 0), so relu(nan) is nan, with derivative 0 at 0 (and at nan) by a
+# choice rather than a product, so an inf derivative where x <= 0 gives 0. One pass forward,
+# where a where(x > 0, x, 0) takes two.
+relu = _elementwise(
+    "relu", lambda xp, x: xp.maximum(x, 0), lambda g, ans, x: gnp.where(ans > 0, g, 0), residuals=("ans",)
+)
 
 
 def _integer_pow_impl(xp: Any, x: Any, *, n: int) -> Any:
@@ -340,8 +346,13 @@ pow_ = _elementwise(
 
 
 def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
-    # JAX's convention at ties of maximum/minimum: each side gets half.
-    return gnp.where(gnp.equal(mine, ans), gnp.where(gnp.equal(other, ans), g * 0.5, g), 0)
+    # JAX's rule: g times a share (1 where this input is the result, 0.5 at a tie, else 0), a
+    # product rather than a choice, so that an inf or NaN derivative of the input not chosen
+    # gives NaN in forward mode as it does in reverse mode (where the 0 meets it in that
+    # input's own rule), as in JAX.
+    half = gnp.asarray(0.5, dtype=ans.dtype, device=ans.device)
+    share = gnp.where(gnp.equal(other, ans), half, 1.0)
+    return mul(g, gnp.where(gnp.equal(mine, ans), share, 0.0))
 
 
 maximum = _elementwise(
@@ -363,11 +374,20 @@ atan2 = _elementwise(
     lambda g, ans, x, y: neg(div(mul(g, x), plus(x * x, y * y))),
     residuals=("args",),
 )
+
+
+def _hypot_share(ans: Any, mine: Any) -> Any:
+    # mine / ans, and 0.5 at hypot(0, 0) where JAX's max/min form shares a tie (not 0/0 = NaN);
+    # the guarded divisor keeps the second derivative there 0 (as JAX's), not NaN.
+    zero = gnp.equal(ans, 0)
+    return gnp.where(zero, 0.5, div(mine, gnp.where(zero, 1.0, ans)))
+
+
 hypot = _elementwise(
     "hypot",
     lambda xp, x, y: xp.hypot(x, y),
-    lambda g, ans, x, y: mul(g, div(x, ans)),
-    lambda g, ans, x, y: mul(g, div(y, ans)),
+    lambda g, ans, x, y: mul(g, _hypot_share(ans, x)),
+    lambda g, ans, x, y: mul(g, _hypot_share(ans, y)),
 )
 
 
@@ -388,12 +408,21 @@ logaddexp = _elementwise(
     lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(x), _posinf_to_zero(ans)))),
     lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(y), _posinf_to_zero(ans)))),
 )
+
+
+def _floor_quotient(ans: Any, x: Any, y: Any) -> Any:
+    # floor(x / y), except where x / y is 0 but the remainder is not x (y infinite, or x / y too
+    # small to be a float, with x and y of opposite signs): the result is x + y there, so the
+    # quotient is -1, as JAX has it (its remainder adds y to fmod's result).
+    q = gnp.floor(div(x, y))
+    return gnp.where(gnp.logical_and(gnp.equal(q, 0), gnp.not_equal(ans, x)), -1.0, q)
+
+
 remainder = _elementwise(
     "remainder",
     lambda xp, x, y: xp.remainder(x, y),
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: neg(mul(g, gnp.floor(div(x, y)))),
-    residuals=("args",),
+    lambda g, ans, x, y: neg(mul(g, _floor_quotient(ans, x, y))),
 )
 
 equal = _nondiff("equal", lambda xp, x, y: xp.equal(x, y))

@@ -274,7 +274,7 @@ row("logsumexp_big", lambda xp, x: xp.logsumexp(x * 300.0), [Domain((5,), 1.0, 3
 row("softmax", lambda xp, x: xp.softmax(x, axis=1), [X3], ["exp", "sum", "divide"])
 row("log_softmax", lambda xp, x: xp.log_softmax(x, axis=-1), [X3], ["exp", "log", "subtract"])
 row("softplus", lambda xp, x: xp.softplus(x), [Domain(M, -30.0, 30.0)], ["logaddexp"])
-row("relu", lambda xp, x: xp.relu(x), [NONZERO], ["where", "greater"])
+row("relu", lambda xp, x: xp.relu(x), [NONZERO], ["relu"])
 row("vector_norm", lambda xp, x: xp.vector_norm(x, axis=-1), [R], ["sqrt", "sum", "square"])
 row("vector_norm_all_keepdims", lambda xp, x: xp.vector_norm(x, keepdims=True), [X3], ["sqrt", "sum"])
 row("vector_norm_ord1", lambda xp, x: xp.vector_norm(x, axis=0, ord=1), [NONZERO], ["abs", "sum"])
