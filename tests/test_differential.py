@@ -169,7 +169,7 @@ def test_report_shows_program_inputs_transform_and_answers():
 
 
 @pytest.mark.parametrize(
-    "known", [pytest.param(k, id=k.item, marks=pytest.mark.xfail(strict=True, reason=f"issue 19 item {k.item}: {k.what}")) for k in D.KNOWN]
+    "known", [pytest.param(k, id=k.item, marks=pytest.mark.xfail(strict=True, reason=k.reason)) for k in D.KNOWN]
 )
 def test_known_bug_repro(known):
     """The smallest repro of each known bug; when it passes, delete the KNOWN entry (which also
