@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import gpuad  # noqa: E402
@@ -101,6 +101,22 @@ def test_smooth(transform, data):
     """Smooth programs (sane domains, bounded values) in float64 and float32 through one
     transform, eager and unchunked."""
     check(data.draw(D.examples([transform], "smooth", jit=False, chunk=False, ops=D.quick_ops("smooth"))))
+
+
+DRAWN = [o for o in D.OP_NAMES if D.OPS[o].smooth]
+ROTATION = ["vmap_hessian", "vmap_jacrev", "jvp", "vmap_jacfwd_jacrev", "vjp"]
+
+
+@pytest.mark.parametrize("name", DRAWN)
+@quick(1)
+@given(data=st.data())
+def test_each_operation(name, data):
+    """Every generator entry in a small smooth program of its own, through one transform (a
+    rotation of first- and second-order ones): each derivative rule is checked in every run."""
+    transform = ROTATION[DRAWN.index(name) % len(ROTATION)]
+    ex = data.draw(D.examples([transform], "smooth", dtypes=("float64",), jit=False, chunk=False, ops=_helpers_for(name), large=False))
+    assume(name in ex.program.ops())
+    check(ex)
 
 
 @pytest.mark.parametrize("transform", ALL)
