@@ -177,6 +177,10 @@ class custom_jvp:
         return self.fun(*args)
 
     def _jvp_call(self, trace: JVPTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
+        if not any(type(v) is JVPTracer and v._trace is trace and v.tangent is not None for v in leaves):
+            # Every tangent is a symbolic zero (inputs through floor, round...): the output's is
+            # too, as in JAX; the rule would multiply zeros by weights that may be inf or NaN.
+            return self.fun(*split.full(split.diff))
         primals, tangents = [], []
         for v in leaves:
             if type(v) is JVPTracer and v._trace is trace:
