@@ -221,3 +221,19 @@ def test_changed_rules_on_every_backend(backend, dtype):
     value, tangent, jac = run(lambda y: gnp.remainder(3.0, y), [-inf, inf, -2.0])
     np.testing.assert_array_equal(value, [-inf, 3.0, -1.0])
     np.testing.assert_array_equal(np.diag(jac), [1.0, 0.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "name, g, j",
+    [
+        ("softplus", lambda x: x + gpuad.numpy.softplus(gpuad.numpy.floor(x)), lambda x: x + jax.nn.softplus(jnp.floor(x))),
+        ("logsumexp", lambda x: x + gpuad.numpy.logsumexp(gpuad.numpy.round(x)), lambda x: x + jax.nn.logsumexp(jnp.round(x))),
+    ],
+)
+@pytest.mark.parametrize("x", [math.nan, math.inf, 1.5])
+def test_a_custom_jvp_call_with_only_zero_tangents_has_a_zero_tangent(name, g, j, x):
+    # Found by the differential tests (class I): the rule multiplied zero tangents by NaN weights.
+    x = np.asarray(x)
+    want = jax.jacfwd(j)(jnp.asarray(x))
+    np.testing.assert_array_equal(gpuad.jacfwd(g)(x), want)
+    np.testing.assert_array_equal(gpuad.jvp(g, (x,), (np.asarray(1.0),))[1], want)
