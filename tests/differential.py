@@ -1880,6 +1880,63 @@ def reduce_example(ex: Example, same: Callable[[Example], bool], hint_rows=(), b
 # ---------------------------------------------------------------------------------------------
 
 
+def _worker(conn) -> None:
+    """A process that runs examples for a campaign (JAX crashes now and then; see Isolated)."""
+    warnings.simplefilter("ignore")
+    while True:
+        ex = conn.recv()
+        if ex is None:
+            return
+        t0 = time.process_time()
+        try:
+            mm, stats = run_example(ex)
+        except Exception as exc:  # a failure of the harness itself: reported like gpuad's
+            mm, stats = [Mismatch("error", 0, -1, f"harness: {type(exc).__name__}: {exc}")], {"compared_leaves": 0, "rows_left_out": 0, "jax_error": None}
+        stats["cpu_s"] = time.process_time() - t0
+        for m in mm:  # large arrays need not travel back
+            if m.got is not None and np.size(m.got) > 4096:
+                m.got, m.want = None, None
+        conn.send((mm, stats))
+
+
+class Isolated:
+    """Runs examples in a child process: XLA segfaults in rare cases (seen once in a few
+    thousand programs), and a campaign must survive that and name the program."""
+
+    def __init__(self, timeout_s: float = 600):
+        self.timeout_s = timeout_s
+        self.proc = None
+        self.crashes: list[Example] = []
+
+    def _start(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+        self.proc.start()
+
+    def __call__(self, ex: Example) -> tuple[list[Mismatch], dict]:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        self.conn.send(ex)
+        if self.conn.poll(self.timeout_s):
+            try:
+                return self.conn.recv()
+            except EOFError:
+                pass
+        self.proc.kill()
+        self.proc.join()
+        self.proc = None
+        self.crashes.append(ex)
+        return [Mismatch("crash", 0, -1, "the process running both libraries died or hung (JAX/XLA or gpuad)")], {"compared_leaves": 0, "rows_left_out": 0, "jax_error": None, "cpu_s": 0.0}
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            self.conn.send(None)
+            self.proc.join(10)
+
+
 @dataclass
 class Campaign:
     examples: int = 0
@@ -1890,11 +1947,14 @@ class Campaign:
     by_class: dict = field(default_factory=lambda: collections.defaultdict(list))
     by_transform: collections.Counter = field(default_factory=collections.Counter)
     slowest: list = field(default_factory=list)
+    cpu_children: float = 0.0
 
-    def record(self, ex: Example) -> list[tuple]:
+    def record(self, ex: Example, runner=None) -> list[tuple]:
         t0 = time.process_time()
-        mm, stats = run_example(ex)
-        self.slowest.append((time.process_time() - t0, transform_label(ex), ex.n_points, len(ex.program.lines), ex.chunk))
+        mm, stats = (runner or run_example)(ex)
+        cpu = stats.get("cpu_s", time.process_time() - t0)
+        self.cpu_children += stats.get("cpu_s", 0.0)
+        self.slowest.append((cpu, transform_label(ex), ex.n_points, len(ex.program.lines), ex.chunk))
         self.slowest = sorted(self.slowest, reverse=True)[:8]
         self.examples += 1
         self.by_transform[transform_label(ex)] += 1
@@ -1937,6 +1997,7 @@ def campaign(n: int, seed: int = 0, profile_mix=(("smooth", 0.7), ("special", 0.
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
 
     camp = Campaign()
+    runner = Isolated()
     t0 = time.process_time()
     profiles = [p for p, _ in profile_mix]
     weights = [w for _, w in profile_mix]
@@ -1948,12 +2009,14 @@ def campaign(n: int, seed: int = 0, profile_mix=(("smooth", 0.7), ("special", 0.
         r = data.draw(st.floats(0, 1))
         profile = profiles[0] if r < weights[0] else profiles[-1]
         ex = data.draw(examples(profile=profile))
-        classes = camp.record(ex)
+        camp.record(ex, runner)
         if verbose and camp.examples % 100 == 0:
-            print(f"... {camp.examples} programs, {time.process_time() - t0:.0f} s CPU, {len(camp.by_class)} classes", file=sys.stderr, flush=True)
+            cpu = time.process_time() - t0 + camp.cpu_children
+            print(f"... {camp.examples} programs, {cpu:.0f} s CPU, {len(camp.by_class)} classes", file=sys.stderr, flush=True)
 
     body()
-    camp.cpu_s = time.process_time() - t0
+    camp.cpu_s = time.process_time() - t0 + camp.cpu_children
+    camp.crashes = runner.crashes
     if reduce:
         camp.repros = {}
         new = sorted((kv for kv in camp.by_class.items() if kv[0][0] == "NEW"), key=lambda kv: -len(kv[1]))
@@ -1962,12 +2025,43 @@ def campaign(n: int, seed: int = 0, profile_mix=(("smooth", 0.7), ("special", 0.
             cls = key[1:]
 
             def same(e, cls=cls):
-                return any(mismatch_class(e, mm)[:4] == cls[:4] for mm in run_example(e)[0])
+                return any(mismatch_class(e, mm)[:4] == cls[:4] for mm in runner(e)[0])
 
             small = reduce_example(ex, same, m.rows, budget=120)
-            mm = run_example(small)[0]
+            mm = runner(small)[0]
             camp.repros[key] = (small, [x for x in mm if mismatch_class(small, x)[:4] == cls[:4]] or mm)
+    camp.runner = runner
     return camp
+
+
+def check_attributions(camp: Campaign, per_item: int = 2) -> list[str]:
+    """Reduce a few examples filed under each known item and say whether the reduced repro still
+    holds one of the item's operations (the filing is by operation: a check that it is right)."""
+    run = getattr(camp, "runner", None) or run_example
+    out = []
+    by_item = collections.defaultdict(list)
+    for key, items in camp.by_class.items():
+        if key[0] != "NEW" and key[2] not in ("shared",):
+            by_item[key[0]].extend((key, ex, m) for ex, m in items)
+    for item, entries in sorted(by_item.items()):
+        known = next(k for k in KNOWN if k.item == item)
+        seen_transforms = set()
+        for key, ex, m in entries:
+            if len(seen_transforms) >= per_item or key[1] in seen_transforms:
+                continue
+            seen_transforms.add(key[1])
+            cls = key[1:]
+
+            def same(e, cls=cls):
+                return any(mismatch_class(e, mm)[:4] == cls[:4] for mm in run(e)[0])
+
+            small = reduce_example(ex, same, m.rows, budget=80)
+            ops = small.program.ops()
+            ok = any(o in known.ops for o in ops)
+            out.append(f"item {item} {key[1:4]}: reduced to {len(ops)} ops {ops} -> {'holds' if ok else 'MISFILED'}")
+            if not ok:
+                out.append(report(small, run(small)[0] or [m]))
+    return out
 
 
 def main(argv=None) -> int:
@@ -1976,10 +2070,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-reduce", action="store_true")
     ap.add_argument("--repros", default=None, help="write each class's reduced repro to this file")
+    ap.add_argument("--check-known", type=int, default=0, help="reduce this many examples per known item to check its filing")
     args = ap.parse_args(argv)
     camp = campaign(args.examples, args.seed, reduce=not args.no_reduce)
     print(camp.summary())
     print(f"CPU time {camp.cpu_s:.0f} s")
+    for ex in camp.crashes:
+        print("=" * 100 + "\nCRASH (the process died or hung) on:\n" + ex.program.source() + "\n" + ex.call_source() + f"\n{ex!r:.400}")
+    if args.check_known:
+        print("\n".join(check_attributions(camp, args.check_known)))
+    camp.runner.close()
     if not args.no_reduce:
         text = []
         for key, (ex, mm) in camp.repros.items():
