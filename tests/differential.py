@@ -1725,6 +1725,13 @@ KNOWN: list[Known] = [
         "documented convention: hypot's Hessian at |a| = |b| != 0 is the true (I - u u^T) / r (JAX: 0)",
         "v2 = xp.hypot(x0, x1)", ((), ()), "vmap_hessian", ([0.5], [0.5]), kinds=("value",), ops=("hypot",),
     ),
+    Known(
+        "S",
+        "documented convention: a cotangent that is zero by rounding (softmax's VJP of a constant) meeting an "
+        "infinite derivative (asin'(1)) gives NaN (JAX: inf, its rounding leaves 1e-17)",
+        "v1 = xp.asin(x0)\nv2 = xp.softmax(v1, axis=-1)\nv3 = x0 + xp.sum(v2)", ((3,),), "vmap_grad",
+        ([[1.0, -0.28, 0.37]],), kinds=("nan",), ops=("softmax",), new=True,
+    ),
     Known("H", "documented convention: atanh'' at +-inf is NaN (JAX: 0; atanh(inf) itself is NaN)", "v1 = xp.atanh(x0)", ((),), "vmap_hessian", ([INF],), ops=("atanh",), new=True),
 ]
 
