@@ -1221,7 +1221,9 @@ def examples(draw, transforms=None, profile="smooth", dtypes=("float64", "float3
     argnums = subset[0] if len(subset) == 1 and draw(st.booleans()) else tuple(sorted(subset))
     cap = {1: BATCHES[-1], 2: 64, 3: 16}[t.order]
     batch = draw(st.sampled_from([b for b in BATCHES if b <= cap]))
-    if large and t.order == 1 and draw(st.integers(0, 19)) == 0:
+    # (Smooth programs only: XLA's max/min over several axes of a large array drops NaNs, so
+    # JAX is no oracle there; see JAX_LARGE_MAX_NAN.)
+    if large and profile == "smooth" and t.order == 1 and draw(st.integers(0, 19)) == 0:
         batch = LARGE_BATCH  # arrays past 1 MiB: gpuad's buffer reuse and large-batch layouts
     use_jit = draw(st.integers(0, 4)) == 0 if jit is None else jit
     want_chunk = (draw(st.integers(0, 4)) == 0 if chunk is None else chunk) and t.chunkable and batch >= 2
@@ -1393,6 +1395,14 @@ JAX_JIT_DISAGREES = """jax 0.10.2 on CPU, x64: the JVP of hypot of a row of a ma
     f = lambda x: jnp.hypot(jnp.atan(x[1]), jnp.square(x[1]) + 0.5)
     jax.jvp(f, (x,), (t,))[1]                                # [-2.5059  3.8044  0.8704]
     jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1])(x, t)    # [-0.0346  3.8044  0.8704]
+"""
+
+
+JAX_LARGE_MAX_NAN = """jax 0.10.2 on CPU: jnp.max over the last two axes of a (16387, 2, 3) array with NaNs
+returns a number for about half of the rows whose six elements include a NaN (eager and jit,
+float32 and float64); NumPy (and gpuad) return NaN. At (100, 2, 3) JAX agrees with NumPy:
+    x = np.random.default_rng(0).uniform(-2, 2, (16387, 2, 3)); x[x > 1.6] = np.nan
+    (np.isnan(jnp.max(x, axis=(1, 2))) != np.isnan(np.max(x, axis=(1, 2)))).sum()   # thousands
 """
 
 
@@ -1748,7 +1758,7 @@ KNOWN: list[Known] = [
         "vector_norm(ord=inf) at 0: gradient 1/n per element (JAX: 1/(2n))",
         "v1 = xp.vector_norm(x0, ord=float('inf'))", ((3,),), "vmap_grad", ([[0.0, 0.0, 0.0]],), ops=("vector_norm_inf",),
     ),
-    Known("7", "remainder(x, -inf): derivative in x 0 (JAX: 1)", "v2 = xp.remainder(x0, x1)", ((), ()), "vmap_grad", ([1.5], [-INF]), ops=("remainder",)),
+    Known("7", "remainder(x, y) at y = -inf: derivative in y 0 (JAX: 1)", "v2 = xp.remainder(x0, x1)", ((), ()), "vmap_grad", ([1.5], [-INF]), ops=("remainder",)),
     # Not in the brief's list: found by the campaigns of tests/differential.py.
     Known(
         "E",
@@ -1772,6 +1782,16 @@ KNOWN: list[Known] = [
         "C",
         "prod's second derivative is NaN when another factor is infinite (JAX: finite)",
         "v1 = xp.prod(x0)", ((2,),), "vmap_hessian", ([[0.047, -INF]],), ops=("prod",), new=True,
+    ),
+    Known(
+        "J",
+        "forward mode: hypot's tangent at an infinite argument is NaN (JAX's jvp: 0; its grad is NaN too)",
+        "v2 = xp.hypot(x0, 1.0)", ((),), "jvp", ([INF],), ops=("hypot",), forward_only=True, new=True,
+    ),
+    Known(
+        "K",
+        "log_softmax with a +inf element: the other elements are -inf and their gradient finite (JAX: NaN for all)",
+        "v1 = xp.log_softmax(x0)", ((3,),), "jvp", ([[INF, -0.92, -1.84]],), ops=("log_softmax",), new=True,
     ),
     Known("G", "acosh'(-1) is -inf (JAX: +inf; acosh(-1) itself is NaN)", "v1 = xp.acosh(x0)", ((),), "vmap_grad", ([-1.0],), ops=("acosh",), new=True),
     Known("H", "atanh'' at +-inf is NaN (JAX: 0; atanh(inf) itself is NaN)", "v1 = xp.atanh(x0)", ((),), "vmap_hessian", ([INF],), ops=("atanh",), new=True),
