@@ -72,18 +72,38 @@ TIE_VALUES = (1.0, -1.0, 0.5, 2.0, 0.0)
 class OracleNS(JaxNS):
     """jax.numpy as tests/spec.py adapts it, with gpuad's documented conventions where JAX differs."""
 
-    def vector_norm(self, x, *, axis=None, keepdims=False, ord=2):  # noqa: A002
+    def __init__(self) -> None:
+        super().__init__()
+        import jax
+
         jnp = self._jnp
-        if ord != 2:
-            return jnp.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
+
         # README "Conventions": "gnp.vector_norm has gradient 0 at 0 (a custom rule), not NaN".
-        # JAX's own norm gives NaN there, so the oracle is the double-where form with that choice.
-        sq = jnp.sum(x * x, axis=axis, keepdims=True)
-        zero = sq == 0
-        n = jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, sq)))
-        if keepdims:
-            return n
-        return jnp.squeeze(n, axis=tuple(range(x.ndim)) if axis is None else axis)
+        # JAX's own norm gives NaN there, so the oracle is JAX with gpuad's rule, written as
+        # gpuad writes it (the unit vector, 0 where the norm is 0, times the tangent), so that a
+        # NaN cotangent meets the same multiplication on both sides.
+        def norm2(x, axis, keepdims):
+            return jnp.sqrt(jnp.sum(x * x, axis=axis, keepdims=keepdims))
+
+        norm2 = jax.custom_jvp(norm2, nondiff_argnums=(1, 2))
+
+        @norm2.defjvp
+        def _(axis, keepdims, primals, tangents):
+            (x,), (t,) = primals, tangents
+            n = norm2(x, axis, keepdims)
+            kept = n if keepdims else jnp.expand_dims(n, axis)
+            zero = kept == 0
+            unit = jnp.where(zero, 0.0, x / jnp.where(zero, 1.0, kept))
+            return n, jnp.sum(unit * t, axis=axis, keepdims=keepdims)
+
+        self._norm2 = norm2
+
+    def vector_norm(self, x, *, axis=None, keepdims=False, ord=2):  # noqa: A002
+        if ord != 2:
+            return self._jnp.linalg.vector_norm(x, axis=axis, keepdims=keepdims, ord=ord)
+        nd = x.ndim
+        axes = tuple(range(nd)) if axis is None else tuple(a % nd for a in ((axis,) if isinstance(axis, int) else axis))
+        return self._norm2(x, axes, keepdims)
 
 
 class _Lib:
@@ -1201,7 +1221,9 @@ def examples(draw, transforms=None, profile="smooth", dtypes=("float64", "float3
     argnums = subset[0] if len(subset) == 1 and draw(st.booleans()) else tuple(sorted(subset))
     cap = {1: BATCHES[-1], 2: 64, 3: 16}[t.order]
     batch = draw(st.sampled_from([b for b in BATCHES if b <= cap]))
-    if large and t.order == 1 and draw(st.integers(0, 19)) == 0:
+    # (Smooth programs only: XLA's max/min over several axes of a large array drops NaNs, so
+    # JAX is no oracle there; see JAX_LARGE_MAX_NAN.)
+    if large and profile == "smooth" and t.order == 1 and draw(st.integers(0, 19)) == 0:
         batch = LARGE_BATCH  # arrays past 1 MiB: gpuad's buffer reuse and large-batch layouts
     use_jit = draw(st.integers(0, 4)) == 0 if jit is None else jit
     want_chunk = (draw(st.integers(0, 4)) == 0 if chunk is None else chunk) and t.chunkable and batch >= 2
@@ -1373,6 +1395,14 @@ JAX_JIT_DISAGREES = """jax 0.10.2 on CPU, x64: the JVP of hypot of a row of a ma
     f = lambda x: jnp.hypot(jnp.atan(x[1]), jnp.square(x[1]) + 0.5)
     jax.jvp(f, (x,), (t,))[1]                                # [-2.5059  3.8044  0.8704]
     jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1])(x, t)    # [-0.0346  3.8044  0.8704]
+"""
+
+
+JAX_LARGE_MAX_NAN = """jax 0.10.2 on CPU: jnp.max over the last two axes of a (16387, 2, 3) array with NaNs
+returns a number for about half of the rows whose six elements include a NaN (eager and jit,
+float32 and float64); NumPy (and gpuad) return NaN. At (100, 2, 3) JAX agrees with NumPy:
+    x = np.random.default_rng(0).uniform(-2, 2, (16387, 2, 3)); x[x > 1.6] = np.nan
+    (np.isnan(jnp.max(x, axis=(1, 2))) != np.isnan(np.max(x, axis=(1, 2)))).sum()   # thousands
 """
 
 
@@ -1647,8 +1677,8 @@ def report(ex: Example, mismatches: list[Mismatch]) -> str:
     for r in role.split("+")[1:]:
         for i, a in enumerate(data.canon[r]):
             out.append(f"{r}[{i}] = {_fmt(a, rows, 0)}")
-    if m.kind == "error":
-        out += ["", "gpuad raised:", m.detail]
+    if m.leaf < 0:  # an error of gpuad, a crash, a different number of results
+        out += ["", f"{m.kind}:", m.detail]
     else:
         axes = leaf_axes(ex, m.leaf + 1)
         ax = axes[m.leaf] if m.leaf < len(axes) else 0
@@ -1677,6 +1707,7 @@ class Known:
     forward_only: bool = False  # only transforms that push tangents through the program forwards
     jit_kinds: tuple = ()  # kinds that jit examples may show while the item is open
     new: bool = False  # found by this differential testing, not in issue 19's list
+    smooth_kinds: tuple = ()  # kinds it also explains in smooth programs (exact ties make NaN there)
 
     @property
     def reason(self) -> str:
@@ -1692,7 +1723,8 @@ class Known:
     def explains(self, ex: Example, m: Mismatch) -> bool:
         if ex.jit and m.kind in self.jit_kinds:
             return True
-        if ex.program.profile != "special" or m.kind not in self.kinds or not self.ops:
+        kinds = self.kinds if ex.program.profile == "special" else self.smooth_kinds
+        if m.kind not in kinds or not self.ops:
             return False
         if self.forward_only and ex.transform not in FORWARD:
             return False
@@ -1733,6 +1765,21 @@ KNOWN: list[Known] = [
         ([[1.0, -0.28, 0.37]],), kinds=("nan",), ops=("softmax",), new=True,
     ),
     Known("H", "documented convention: atanh'' at +-inf is NaN (JAX: 0; atanh(inf) itself is NaN)", "v1 = xp.atanh(x0)", ((),), "vmap_hessian", ([INF],), ops=("atanh",), new=True),
+    Known(
+        "J",
+        "forward mode: hypot's tangent at an infinite argument is NaN (JAX's jvp: 0; its grad is NaN too)",
+        "v2 = xp.hypot(x0, 1.0)", ((),), "jvp", ([INF],), ops=("hypot",), forward_only=True, new=True,
+    ),
+    Known(
+        "K",
+        "log_softmax with a +inf element: the other elements are -inf and their gradient finite (JAX: NaN for all)",
+        "v1 = xp.log_softmax(x0)", ((3,),), "jvp", ([[INF, -0.92, -1.84]],), ops=("log_softmax",), new=True,
+    ),
+    Known(
+        "L",
+        "reverse over forward: acos'' at exactly 1 is NaN when x has other elements (JAX: -inf; alone both -inf)",
+        "v1 = xp.acos(x0)", ((2,),), "vmap_jacrev_jacfwd", ([[1.0, 0.5]],), ops=("acos",), new=True,
+    ),
 ]
 
 
