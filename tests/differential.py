@@ -1767,17 +1767,17 @@ KNOWN: list[Known] = [
     Known("H", "documented convention: atanh'' at +-inf is NaN (JAX: 0; atanh(inf) itself is NaN)", "v1 = xp.atanh(x0)", ((),), "vmap_hessian", ([INF],), ops=("atanh",), new=True),
     Known(
         "J",
-        "forward mode: hypot's tangent at an infinite argument is NaN (JAX's jvp: 0; its grad is NaN too)",
+        "documented convention: forward mode: hypot's tangent at an infinite argument is NaN (JAX's jvp: 0; its grad is NaN too)",
         "v2 = xp.hypot(x0, 1.0)", ((),), "jvp", ([INF],), ops=("hypot",), forward_only=True, new=True,
     ),
     Known(
         "K",
-        "log_softmax with a +inf element: the other elements are -inf and their gradient finite (JAX: NaN for all)",
+        "documented convention: log_softmax with a +inf element: the other elements are -inf and their gradient finite (JAX: NaN for all)",
         "v1 = xp.log_softmax(x0)", ((3,),), "jvp", ([[INF, -0.92, -1.84]],), ops=("log_softmax",), new=True,
     ),
     Known(
         "L",
-        "reverse over forward: acos'' at exactly 1 is NaN when x has other elements (JAX: -inf; alone both -inf)",
+        "documented convention: reverse over forward: acos'' at exactly 1 is NaN when x has other elements (JAX: -inf; alone both -inf)",
         "v1 = xp.acos(x0)", ((2,),), "vmap_jacrev_jacfwd", ([[1.0, 0.5]],), ops=("acos",), new=True,
     ),
 ]
