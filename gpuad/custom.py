@@ -16,9 +16,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 from .backend import namespace_of
-from .batched_forward import BatchedJVPTrace
-from .batched_reverse import BatchedReverseTrace
-from .batching import BatchTrace, BatchTracer, Unfusable
+from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
@@ -166,8 +164,6 @@ class custom_jvp:
         split = _Split(args, self.nondiff_argnums, f"custom_jvp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
         top = _top_trace(leaves)
-        if isinstance(top, (BatchedJVPTrace, BatchedReverseTrace)) and top.alive:
-            raise Unfusable(self.__name__)
         if isinstance(top, JVPTrace):
             return self._jvp_call(top, split, leaves, in_tree)
         if isinstance(top, ReverseTrace):
@@ -326,8 +322,6 @@ class custom_vjp:
         split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
         top = _top_trace(leaves)
-        if isinstance(top, BatchedReverseTrace) and top.alive:
-            raise Unfusable(self.__name__)
         if isinstance(top, ReverseTrace):
             return _record(top, split, leaves, in_tree, _CUSTOM_VJP_CALL, {"cv": self, "split": split})
         if isinstance(top, JVPTrace):

@@ -8,8 +8,7 @@ import types
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer, Unfusable, basis_rows, under_bottom_vmap
-from .batched_reverse import BatchedReverseTrace, PointTracer
+from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace, reuses_buffers
@@ -196,7 +195,7 @@ def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) 
 class _ReverseResult:
     """What one reverse-mode recording leaves: outputs, their nodes, the tape, the inputs."""
 
-    def __init__(self, fun, primals, has_aux, transform, labels, below_vmap=False):
+    def __init__(self, fun, primals, has_aux, transform, labels):
         flat, self.in_tree = tree_flatten(tuple(primals))
         inputs = []
         for i, v in enumerate(flat):
@@ -207,28 +206,8 @@ class _ReverseResult:
             inputs.append(v)
         self.inputs = inputs
         xp, device = _common_namespace(inputs, labels)
-        vmap_trace = under_bottom_vmap(inputs) if below_vmap else None
-        if vmap_trace is not None:
-            try:
-                self._record(fun, has_aux, transform, xp, device, vmap_trace)
-                return
-            except Unfusable:  # a custom rule or checkpoint: the tape above the vmap handles those
-                pass
-        self._record(fun, has_aux, transform, xp, device, None)
-
-    def _record(self, fun, has_aux, transform, xp, device, vmap_trace):
-        """Record ``fun`` on a tape over the inputs, or, given the vmap that holds every input (the
-        only transform active), on that vmap's batched arrays (see batched_reverse.py), with the
-        outputs and aux handed out as the vmap's values."""
-        self.vmap_trace = vmap_trace
-        if vmap_trace is None:
-            opened = open_trace(ReverseTrace, xp, device=device)
-            starts, own = self.inputs, ReverseTracer
-        else:
-            opened = open_trace(BatchedReverseTrace, xp, device=device, vmap=vmap_trace)
-            starts, own = [a.val for a in self.inputs], PointTracer
-        with opened as trace:
-            tracers = [trace.new_input(a) for a in starts]
+        with open_trace(ReverseTrace, xp, device=device) as trace:
+            tracers = [trace.new_input(a) for a in inputs]
             out = fun(*tree_unflatten(self.in_tree, tracers))
             aux = None
             if has_aux:
@@ -237,9 +216,7 @@ class _ReverseResult:
         del tracers
 
         def hand_out(o: Any) -> Any:
-            if type(o) is not own or o._trace is not trace:
-                return o
-            return o.primal if vmap_trace is None else trace.lift(o)
+            return o.primal if type(o) is ReverseTracer and o._trace is trace else o
 
         if has_aux:
             aux_flat, aux_tree = tree_flatten(aux)
@@ -250,8 +227,8 @@ class _ReverseResult:
         self.out_primals = []
         self.out_nodes = []
         for o in out_flat:
-            if type(o) is own and o._trace is trace:
-                self.out_primals.append(hand_out(o))
+            if type(o) is ReverseTracer and o._trace is trace:
+                self.out_primals.append(o.primal)
                 self.out_nodes.append(o.node)
             else:
                 self.out_primals.append(_output_array(o, xp, device, transform, "outputs"))
@@ -262,29 +239,12 @@ class _ReverseResult:
     def pull(self, cotangents: Sequence[Any], *, consume: bool) -> list[Any]:
         """Cotangents of the inputs (zeros where none arrived), for output cotangents in order."""
         seeds: dict[int, Any] = {}
-        vmap_trace = self.vmap_trace
         for node, c in zip(self.out_nodes, cotangents):
             if node is None or c is None:
                 continue
-            if vmap_trace is not None:
-                c = self._batched_cotangent(c)
             seeds[node] = seeds[node] + c if node in seeds else c
         grads = backward(self.tape, seeds, self.in_nodes, consume=consume, fresh=True)
-        if vmap_trace is None:
-            return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
-        return [
-            gnp.zeros_like(a) if g is None else BatchTracer(vmap_trace, backend.materialize(g))
-            for g, a in zip(grads, self.inputs)
-        ]
-
-    def _batched_cotangent(self, c: Any) -> Any:
-        """A per-point cotangent of an output recorded on the batched arrays, as a batched array."""
-        size = self.vmap_trace.size
-        if type(c) is Uniform:
-            return Uniform(c.value, (size,) + tuple(c.shape), c.dtype, self.xp, self.device)
-        if type(c) is BatchTracer and c._trace is self.vmap_trace and not isinstance(c.val, Tracer):
-            return c.val
-        raise AssertionError("recordings on a vmap's batch take the symbolic seed or the vmap's own values")  # internal
+        return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
 
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -437,7 +397,7 @@ def _make_value_and_grad(fun, nums, given, has_aux, transform):
         def partial_fun(*dargs: Any) -> Any:
             return fun(*_with_replaced(args, positions, dargs), **kwargs)
 
-        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels, below_vmap=True)
+        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
         if rec.out_tree.kind != "leaf":
             raise TypeError(
                 f"{transform}: the function must return a single scalar array, got a {rec.out_tree} structure"
