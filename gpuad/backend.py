@@ -117,30 +117,28 @@ def namespace_of_backend(backend: str | None = None) -> Any:
 
 # array_namespace() costs ~15 us a call; the namespace of a given array type never changes, so a
 # per-type memo keeps the per-operation dispatch cheap. It is a cache, not state: filling it in any
-# order gives the same answers.
-_NAMESPACE_BY_TYPE: dict[type, Any] = {}
-# The same memo read for membership only, by the dispatch fast paths: a value whose type is in it and
-# that is no Tracer (tracer types name a namespace too, so they can be in it) is a plain array that
+# order gives the same answers. The dispatch fast paths also read it for membership: a value whose
+# type is in it and that is no Tracer (tracer types name a namespace too) is a plain array that
 # needs no conversion.
-SEEN_ARRAY_TYPES = _NAMESPACE_BY_TYPE
+NAMESPACE_BY_TYPE: dict[type, Any] = {}
 # Array types a caller may accept without asking array-api-compat (fast paths check their dtype).
 FAST_ARRAY_TYPES = frozenset((numpy.ndarray,))
 
 
 def is_array(x: Any) -> bool:
     """True for an array of any array-API library (not for Python scalars)."""
-    if type(x) in _NAMESPACE_BY_TYPE or isinstance(x, numpy.generic):
+    if type(x) in NAMESPACE_BY_TYPE or isinstance(x, numpy.generic):
         return True  # NumPy scalars (what full reductions return) are 0-d arrays here
     return not isinstance(x, (bool, int, float, complex)) and array_api_compat.is_array_api_obj(x)
 
 
 def _namespace_of_one(x: Any) -> Any:
     t = type(x)
-    xp = _NAMESPACE_BY_TYPE.get(t)
+    xp = NAMESPACE_BY_TYPE.get(t)
     if xp is None:
         xp = array_api_compat.array_namespace(x)
         if not array_api_compat.is_torch_array(x):  # torch namespaces depend on nothing else either,
-            _NAMESPACE_BY_TYPE[t] = xp  # but keep the memo to the libraries we test
+            NAMESPACE_BY_TYPE[t] = xp  # but keep the memo to the libraries we test
     return xp
 
 
@@ -157,7 +155,7 @@ def namespace_of(*arrays: Any, names: list[str] | None = None, op: str | None = 
     # one library) is a dictionary lookup per array; anything else takes the checking path.
     xp = None
     for a in arrays:
-        ns = _NAMESPACE_BY_TYPE.get(type(a))
+        ns = NAMESPACE_BY_TYPE.get(type(a))
         if ns is None or (xp is not None and ns is not xp):
             return _namespace_of_checked(arrays, names, op)
         xp = ns
@@ -278,7 +276,7 @@ def unaliased(results: list[Any], inputs: list[Any]) -> list[Any]:
     ]
 
 
-def materialize(x: Any) -> Any:
+def writable(x: Any) -> Any:
     """A result the caller may write into: NumPy views that are read-only (broadcasts) are copied."""
     if isinstance(x, numpy.ndarray) and not x.flags.writeable:
         return x.copy()
@@ -418,6 +416,21 @@ def _dtype_name(dtype: Any) -> str:
 
 # The usual dtypes of differentiated values: callers on hot paths test these by identity first.
 FLOAT64, FLOAT32 = numpy.dtype("float64"), numpy.dtype("float32")
+
+
+def is_real_float(dtype: Any) -> bool:
+    """Whether a dtype of any library is a real floating one (what gpuad differentiates)."""
+    if dtype is FLOAT64 or dtype is FLOAT32:
+        return True
+    if isinstance(dtype, numpy.dtype):  # NumPy's and CuPy's
+        return dtype.kind == "f"
+    return dtype_name(dtype) in ("float16", "float32", "float64")
+
+
+def is_float_array(x: Any) -> bool:
+    """Whether ``x`` is an array (or traced value: anything with a shape and a dtype) of a real
+    floating dtype."""
+    return hasattr(x, "dtype") and hasattr(x, "shape") and is_real_float(x.dtype)
 
 
 def is_complex_dtype(dtype: Any) -> bool:

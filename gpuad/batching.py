@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import primitives as _p
-from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES
+from .backend import NAMESPACE_BY_TYPE
 from .backend import repeat_rows_outside, rows_outside
 from .primitives import Primitive, gnp
 from .tracing import Trace, Tracer, bind, eager
@@ -83,13 +83,13 @@ class BatchTrace(Trace):
                         return BatchTracer(self, eager(prim, (va, vb), params))
                 # One batched operand and one plain array of no higher per-point rank (a bias, a
                 # scalar): the plain one broadcasts from the right as it is.
-                elif ta is BatchTracer and tb in _PLAIN_TYPES and a._trace is self and not isinstance(b, Tracer):
+                elif ta is BatchTracer and tb in NAMESPACE_BY_TYPE and a._trace is self and not isinstance(b, Tracer):
                     va = a.val
-                    if type(va) in _PLAIN_TYPES and not isinstance(va, Tracer) and va.ndim > b.ndim:
+                    if type(va) in NAMESPACE_BY_TYPE and not isinstance(va, Tracer) and va.ndim > b.ndim:
                         return BatchTracer(self, eager(prim, (va, b), params))
-                elif tb is BatchTracer and ta in _PLAIN_TYPES and b._trace is self and not isinstance(a, Tracer):
+                elif tb is BatchTracer and ta in NAMESPACE_BY_TYPE and b._trace is self and not isinstance(a, Tracer):
                     vb = b.val
-                    if type(vb) in _PLAIN_TYPES and not isinstance(vb, Tracer) and vb.ndim > a.ndim:
+                    if type(vb) in NAMESPACE_BY_TYPE and not isinstance(vb, Tracer) and vb.ndim > a.ndim:
                         return BatchTracer(self, eager(prim, (a, vb), params))
         vals = []
         batched = []

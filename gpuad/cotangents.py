@@ -10,7 +10,7 @@ this class keeps track of to make those cheap:
   passes ``g`` on, ``mul(g, y)`` is ``y`` for a Uniform one) is never written into, and is copied
   before it is handed out when the caller asked for ``fresh`` results;
 * **signs**: a contribution may be ``Negated`` (see uniform.py); the sign is folded into the next
-  addition (one subtraction) and only materialized when something must read the value;
+  addition (one subtraction) and only applied when something must read the value;
 * **parts**: the cotangents of several reads of parts of one array (getitem) are collected as
   ``_Parts`` and written into one buffer when the whole is needed, instead of one zero-filled array
   per read.
@@ -23,7 +23,7 @@ from typing import Any
 from .backend import is_writable, namespace_of
 from .primitives import _assignable, _index_ndim, _region, embed_add, gnp
 from .tracing import Tracer
-from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
+from .uniform import Negated, Uniform, as_array, reduced_to, signed_sum
 
 __all__ = ["Cotangents"]
 
@@ -104,7 +104,7 @@ class Cotangents:
                 self.owned.add(node)
 
     def write_into(self, node: int, rule: Any, g: Any, rec: Any, aval: Any) -> bool:
-        """Let an input's ``vjp_into`` rule add its cotangent straight into the node's buffer (one
+        """Let an input's ``vjp_add_into`` rule add its cotangent straight into the node's buffer (one
         made here, or made from what the node holds); False where the node holds a traced value,
         which only the functional rule may meet."""
         prev = self.values.get(node)
@@ -114,13 +114,13 @@ class Cotangents:
             if is_owned:
                 self.owned.add(node)
         if type(prev) is Negated:
-            prev = self.values[node] = prev.materialize()
+            prev = self.values[node] = prev.negate()
             self.owned.add(node)
             self.borrowed.discard(node)
         if isinstance(prev, Tracer):
             return False
         buf = prev if node in self.owned else None
-        g = materialized(g)
+        g = as_array(g)
         if aval[1] != g.dtype:
             g = gnp.astype(g, aval[1])
         new = rule(buf, g, rec.ans, *rec.args, **rec.params)
@@ -136,7 +136,7 @@ class Cotangents:
         values = self.values
         prev = values.get(node)
         if type(prev) is Negated:
-            prev = values[node] = prev.materialize()
+            prev = values[node] = prev.negate()
             self.owned.add(node)
             self.borrowed.discard(node)
         if type(prev) is not _Parts:
@@ -160,7 +160,7 @@ class Cotangents:
             c, is_owned = c.join()
             is_borrowed = is_borrowed and not is_owned
         elif type(c) is Negated:
-            c, is_borrowed = c.materialize(), False  # a fresh array
+            c, is_borrowed = c.negate(), False  # a fresh array
         if not fresh:
             return c
         if type(c) is Uniform:
@@ -208,25 +208,25 @@ class _Parts:
         """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
         base, parts = self.base, self.parts
         if type(base) is Uniform:
-            base = base.materialize()
+            base = base.view()
         if base is not None and len(parts) == 1 and not (self.base_owned and not isinstance(parts[0][1], Tracer)):
             index, g = parts[0]
             if _covers_whole(index, self.shape):
                 # One read of every element (``m[..., 0]`` of a per-point shape (1,)): the part,
                 # reshaped, is the whole; one addition (or subtraction) joins the base to it and
                 # makes a fresh array.
-                g = materialized(g)
+                g = as_array(g)
                 lead = g.ndim - _index_ndim(index)
                 whole = gnp.reshape(g, tuple(g.shape[:lead]) + self.shape)
                 out = gnp.subtract(whole, base.value) if type(base) is Negated else gnp.add(base, whole)
                 return out, not isinstance(out, Tracer) and is_writable(out)
         if type(base) is Negated:
-            base = base.materialize()
+            base = base.negate()
         plain = not any(isinstance(g, Tracer) for _, g in parts)
         if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
             xp = namespace_of(base)
             for index, g in parts:
-                g = materialized(g)
+                g = as_array(g)
                 g, key = _assignable(xp, g, index, g.ndim - _index_ndim(index))
                 base[key] += g
             return base, True
@@ -267,4 +267,4 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
 def _whole(c: Any) -> Any:
     if type(c) is _Parts:
         return c.join()[0]
-    return c.materialize() if type(c) is Negated else c
+    return c.negate() if type(c) is Negated else c

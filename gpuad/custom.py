@@ -15,24 +15,16 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from .backend import namespace_of
+from .backend import is_float_array, namespace_of
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace
+from .tracing import Tracer, open_trace, top_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
 __all__ = ["custom_jvp", "custom_vjp"]
-
-
-def _top_trace(leaves: Sequence[Any]) -> Any:
-    top = None
-    for a in leaves:
-        if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
-            top = a._trace
-    return top
 
 
 def _check_nondiff(nondiff_argnums: Any, name: str) -> tuple[int, ...]:
@@ -64,13 +56,9 @@ class _Split:
         return out
 
 
-def _is_float_array(x: Any) -> bool:
-    return hasattr(x, "dtype") and hasattr(x, "shape") and gnp.isdtype(x.dtype, "real floating")
-
-
 def _zeros_like_tree(tree: Any) -> Any:
     leaves, treedef = tree_flatten(tree)
-    return tree_unflatten(treedef, [gnp.zeros_like(v) if _is_float_array(v) else None for v in leaves])
+    return tree_unflatten(treedef, [gnp.zeros_like(v) if is_float_array(v) else None for v in leaves])
 
 
 def _namespace(leaves: Sequence[Any]) -> tuple[Any, Any]:
@@ -163,7 +151,7 @@ class custom_jvp:
             raise AttributeError(f"no JVP rule defined for custom_jvp function {self.__name__}; use defjvp")
         split = _Split(args, self.nondiff_argnums, f"custom_jvp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
-        top = _top_trace(leaves)
+        top = top_trace(leaves)
         if isinstance(top, JVPTrace):
             return self._jvp_call(top, split, leaves, in_tree)
         if isinstance(top, ReverseTrace):
@@ -184,7 +172,7 @@ class custom_jvp:
                 tangents.append(v.tangent if v.tangent is not None else gnp.zeros_like(v.primal))
             else:
                 primals.append(v)
-                tangents.append(gnp.zeros_like(v) if _is_float_array(v) else None)
+                tangents.append(gnp.zeros_like(v) if is_float_array(v) else None)
         p_out, t_out = self._rule(split, tree_unflatten(in_tree, primals), tree_unflatten(in_tree, tangents))
         p_flat, out_tree = tree_flatten(p_out)
         t_flat = tree_flatten(t_out)[0]
@@ -210,7 +198,7 @@ def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, devi
     primals = tree_unflatten(in_tree, list(leaves))
     with open_trace(ReverseTrace, xp, device=device) as trace:
         tangent_in = [trace.new_input(gnp.zeros_like(v)) if act else None for v, act in zip(leaves, active)]
-        tangents = [t if t is not None else (gnp.zeros_like(v) if _is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
+        tangents = [t if t is not None else (gnp.zeros_like(v) if is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
         _, t_out = cj._rule(split, primals, tree_unflatten(in_tree, tangents))
     seeds: dict[int, Any] = {}
     for t, g in zip(tree_flatten(t_out)[0], gs):
@@ -224,7 +212,7 @@ def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, devi
 
 def _custom_jvp_replay(tangents, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
     """JVP of a recorded custom_jvp call (linearize's replay): the rule itself."""
-    full = [t if t is not None else (gnp.zeros_like(v) if _is_float_array(v) else None) for t, v in zip(tangents, leaves)]
+    full = [t if t is not None else (gnp.zeros_like(v) if is_float_array(v) else None) for t, v in zip(tangents, leaves)]
     _, t_out = cj._rule(split, tree_unflatten(in_tree, list(leaves)), tree_unflatten(in_tree, full))
     return tuple(tree_flatten(t_out)[0])
 
@@ -321,7 +309,7 @@ class custom_vjp:
             raise AttributeError(f"no VJP defined for custom_vjp function {self.__name__}; use defvjp")
         split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
-        top = _top_trace(leaves)
+        top = top_trace(leaves)
         if isinstance(top, ReverseTrace):
             return _record(top, split, leaves, in_tree, _CUSTOM_VJP_CALL, {"cv": self, "split": split})
         if isinstance(top, JVPTrace):

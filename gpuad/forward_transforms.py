@@ -8,6 +8,7 @@ directions with broadcasting, while the primal is computed once.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, Sequence
 
 from . import backend
@@ -26,22 +27,16 @@ from .transforms import (
     _jacobian_from_record,
     _normalize_argnums,
     _output_array,
-    _resolve_argnums,
+    _differentiated,
     _ReverseResult,
-    _size,
     _split_aux,
     _strip,
-    _with_replaced,
     grad,
     jacrev,
 )
 from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
 
 __all__ = ["jvp", "linearize", "jacfwd", "jacobian", "hessian", "hvp"]
-
-
-def _is_float(x: Any) -> bool:
-    return gnp.isdtype(x.dtype, "real floating")
 
 
 def _tangents_for(
@@ -66,7 +61,7 @@ def _tangents_for(
     inputs, tans = [], []
     for i, (p, t) in enumerate(zip(p_flat, t_flat)):
         is_array = isinstance(p, Tracer) or backend.is_array(p)
-        if isinstance(p, bool) or isinstance(p, int) or (is_array and not _is_float(p)):
+        if isinstance(p, bool) or isinstance(p, int) or (is_array and not backend.is_real_float(p.dtype)):
             if t is not None and (isinstance(p, complex) or (is_array and gnp.isdtype(p.dtype, "complex floating"))):
                 raise TypeError(
                     f"{transform}: {labels[i]} is complex ({getattr(p, 'dtype', 'complex')}); gpuad does not "
@@ -167,7 +162,7 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
             if t is None:
                 results.append(gnp.zeros_like(o))
             else:
-                results.append(backend.materialize(t))
+                results.append(backend.writable(t))
         return tree_unflatten(rec.out_tree, results)
 
     return tree_unflatten(rec.out_tree, rec.out_primals), f_jvp
@@ -244,18 +239,12 @@ def jacfwd(
 
     @functools.wraps(fun)
     def jacfwd_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), "jacfwd", argnums)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
+        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacfwd")
         flat, in_tree = tree_flatten(tuple(diff))
         inputs = [_as_input_array(v, lab, "jacfwd") for v, lab in zip(flat, labels)]
         xp, device = _common_namespace(inputs, labels)
-        sizes = [_size(a) for a in inputs]
+        sizes = [math.prod(a.shape) for a in inputs]
         total = sum(sizes)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
-
         step = chunk_size or max(total, 1)
         parts: list[list[Any]] = []
         for start in range(0, max(total, 1), step):
@@ -305,17 +294,12 @@ def jacobian(
 
     @functools.wraps(fun)
     def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), "jacobian", argnums)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
+        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacobian")
 
         # Record once: reverse mode can use the recording; forward mode needs only the sizes.
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacobian", labels)
-        n_in = sum(_size(a) for a in rec.inputs)
-        n_out = sum(_size(o) for o in rec.out_primals)
+        n_in = sum(math.prod(a.shape) for a in rec.inputs)
+        n_out = sum(math.prod(o.shape) for o in rec.out_primals)
         if n_in < n_out:
             return jacfwd(fun, argnums, has_aux)(*args, **kwargs)
         return _jacobian_from_record(rec, argnums, has_aux)

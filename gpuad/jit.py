@@ -105,7 +105,7 @@ class StagingTrace(Trace):
                 refs.append(a.var)
             else:
                 if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
-                    a = a.materialize()
+                    a = a.view()
                 vals.append(a)
                 refs.append(_Const(a))
         out = bind(prim, *vals, **params)

@@ -46,7 +46,6 @@ nan = math.nan
 newaxis = None
 
 _SCALARS = (builtins.bool, int, float)
-_KNOWN_ARRAY_TYPES = _backend.SEEN_ARRAY_TYPES  # see there: membership only, tracer types included
 
 # ---------------------------------------------------------------------------------------------
 # Where arrays come from, and Python scalars made into arrays
@@ -115,7 +114,7 @@ def _as_array(x: Any, name: str = "x") -> Any:
     if _is_arraylike(x):
         return x
     if type(x) is Uniform:
-        return x.materialize()
+        return x.view()
     if isinstance(x, _SCALARS):
         return _lone_scalar_to_array(x)
     if isinstance(x, (list, tuple)):
@@ -128,7 +127,7 @@ def _as_array(x: Any, name: str = "x") -> Any:
 def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
     """Arrays for an elementwise op: scalars become 0-d arrays typed after the first array."""
     if builtins.any(type(a) is Uniform for a in args):
-        args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
+        args = tuple(a.view() if type(a) is Uniform else a for a in args)
     like = next((a for a in args if _is_arraylike(a)), None)
     out = []
     for i, a in enumerate(args):
@@ -152,7 +151,7 @@ def _unary(prim: _p.Primitive, name: str) -> Any:
     def fn(x: Any, /) -> Any:
         if isinstance(x, Tracer):
             return bind(prim, x)
-        if type(x) in _KNOWN_ARRAY_TYPES:  # a plain array (a rule's arithmetic): no trace to ask
+        if type(x) in _backend.NAMESPACE_BY_TYPE:  # a plain array (a rule's arithmetic): no trace to ask
             return eager(prim, (x,), {})
         return bind(prim, _as_array(x, label))
 
@@ -169,9 +168,9 @@ def _binary(prim: _p.Primitive, name: str) -> Any:
         # arrays): nothing to convert.
         traced1, traced2 = isinstance(x1, Tracer), isinstance(x2, Tracer)
         if traced1 or traced2:
-            if (traced1 or type(x1) in _KNOWN_ARRAY_TYPES) and (traced2 or type(x2) in _KNOWN_ARRAY_TYPES):
+            if (traced1 or type(x1) in _backend.NAMESPACE_BY_TYPE) and (traced2 or type(x2) in _backend.NAMESPACE_BY_TYPE):
                 return bind(prim, x1, x2)
-        elif type(x1) in _KNOWN_ARRAY_TYPES and type(x2) in _KNOWN_ARRAY_TYPES:
+        elif type(x1) in _backend.NAMESPACE_BY_TYPE and type(x2) in _backend.NAMESPACE_BY_TYPE:
             return eager(prim, (x1, x2), {})  # two plain arrays: no trace to ask
         a, b = _operands(x1, x2, names=labels)
         return bind(prim, a, b)

@@ -7,11 +7,11 @@ An entry holds
   * ``vjp``: per input, ``rule(g, ans, *args, **params)`` giving the cotangent of that input, or one
     joint ``rule(g, ans, *args, **params)`` returning a tuple; ``None`` marks an input (or a whole
     primitive) without derivative;
-  * ``vjp_into`` (optional, per input): ``rule(buf, g, ans, *args, **params)`` adding this input's
+  * ``vjp_add_into`` (optional, per input): ``rule(buf, g, ans, *args, **params)`` adding this input's
     cotangent into ``buf`` in place (``buf`` None: allocate zeros first) and returning ``buf``; the
     engine uses it for plain arrays, where it saves a zero-filled array and an addition per use
     (indexing writes its cotangent into one buffer instead of one zero array per index);
-  * ``vjp_place`` (optional): ``rule(ans, *args, **params)`` giving the canonical basic index at
+  * ``reads_part`` (optional): ``rule(ans, *args, **params)`` giving the canonical basic index at
     which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
     reads a part of its input (getitem). The engine then collects the parts an input receives and
     writes them all into one buffer with ``embed_add``, instead of one zero-filled array per read;
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES  # membership only, tracer types included
+from .backend import NAMESPACE_BY_TYPE
 from .backend import assigns_items, backend_dtype, device_of, empty_in_layout_of, reduce_short_rows, scatter_add, zeros_in_layout_of
 from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
@@ -65,8 +65,8 @@ class Primitive:
     jvp: tuple[Rule | None, ...] | Rule | None = None
     vjp: tuple[Rule | None, ...] | Rule | None = None
     residuals: tuple[str | int, ...] = ("args", "ans")
-    vjp_into: tuple[Rule | None, ...] | None = None
-    vjp_place: Rule | None = None
+    vjp_add_into: tuple[Rule | None, ...] | None = None
+    reads_part: Rule | None = None
     batch: Rule | None = None
     ufunc: str | None = None
 
@@ -126,7 +126,7 @@ def mul(a: Any, b: Any) -> Any:
         if isinstance(a, Tracer):
             if isinstance(b, Tracer):
                 return bind(multiply, a, b)
-        elif type(a) in _PLAIN_TYPES and type(b) in _PLAIN_TYPES and not isinstance(b, Tracer):
+        elif type(a) in NAMESPACE_BY_TYPE and type(b) in NAMESPACE_BY_TYPE and not isinstance(b, Tracer):
             return eager(multiply, (a, b), {})
     if type(a) is Uniform:
         return _scaled(b, a)
@@ -205,7 +205,7 @@ def _fit(x: Any, u: Uniform) -> Any:
     shape = gnp.broadcast_shapes(tuple(x.shape), u.shape)
     if shape == tuple(x.shape):
         return x
-    return gnp.multiply(x, u.like(1.0, dtype=x.dtype).materialize())
+    return gnp.multiply(x, u.like(1.0, dtype=x.dtype).view())
 
 
 _LN2 = math.log(2.0)
@@ -916,7 +916,7 @@ getitem = _add(
         jvp=(lambda t, ans, x, *, index: getitem(t, index=index),),
         vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=_point_shape(x, index)),),
         residuals=(),
-        vjp_place=lambda ans, x, *, index: index,
+        reads_part=lambda ans, x, *, index: index,
     )
 )
 embed = _add(
@@ -1102,7 +1102,7 @@ def _put_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *,
     return _split_from_batch(out, bsize, perm, rest)
 
 
-def _take_vjp_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
+def _take_vjp_add_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
     buf = _zeros_for(x) if buf is None else buf
     return scatter_add(x.xp, buf, axis, index, g)  # x is an Aval: the tape keeps only the index
 
@@ -1114,7 +1114,7 @@ take = _add(
         jvp=(lambda t, ans, x, index, *, axis: take(t, index, axis=axis), None),
         vjp=(lambda g, ans, x, index, *, axis: put_add(g, index, axis=axis, size=x.shape[axis]), None),
         residuals=(1,),
-        vjp_into=(_take_vjp_into, None),
+        vjp_add_into=(_take_vjp_add_into, None),
         batch=_take_batch,
     )
 )

@@ -245,7 +245,7 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
                 if c is not None:
                     out = signed_sum(out, c, gnp.add, gnp.subtract)
             if type(out) is Negated:
-                out = out.materialize()
+                out = out.negate()
         if isinstance(rec.out_node, tuple):
             for n, t in zip(rec.out_node, out):
                 if t is not None and n >= 0:
@@ -280,13 +280,13 @@ def backward(
         if g is None:
             continue
         prim, args = rec.prim, rec.args
-        vjp, into, place = prim.vjp, prim.vjp_into, prim.vjp_place
+        vjp, into, place = prim.vjp, prim.vjp_add_into, prim.reads_part
         # Rules are linear in the cotangent: a negated one goes in without its sign, which the
         # results take (the rules that write into buffers take the negation itself).
         g_neg = type(g) is Negated
         if g_neg:
             if place is not None or into is not None:
-                g, g_neg = g.materialize(), False
+                g, g_neg = g.negate(), False
             else:
                 g = g.value
         elif type(g) is Uniform and g.value < 0 and place is None and into is None:

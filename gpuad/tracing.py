@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 import functools
 from typing import Callable
 
-from .backend import _CAN_POOL, _NAMESPACE_BY_TYPE, BufferPool, namespace_of, pooled_call
+from .backend import _CAN_POOL, NAMESPACE_BY_TYPE, BufferPool, namespace_of, pooled_call
 from .uniform import Uniform
 
 if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "bind", "top_trace", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -145,14 +145,20 @@ def context_namespace() -> tuple[Any, Any] | None:
     return (stack[-1].xp, stack[-1].device) if stack else None
 
 
-def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
-    """Apply ``prim`` to ``args``: through the innermost trace that owns one of them, or eagerly."""
+def top_trace(values: Any) -> "Trace | None":
+    """The innermost trace among the traced ``values`` (None: all plain)."""
     top = None
-    for a in args:
+    for a in values:
         if isinstance(a, Tracer):
             t = a._trace
             if top is None or t.level > top.level:
                 top = t
+    return top
+
+
+def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
+    """Apply ``prim`` to ``args``: through the innermost trace that owns one of them, or eagerly."""
+    top = top_trace(args)
     if top is None:
         return eager(prim, args, params)
     if not top.alive:
@@ -180,14 +186,14 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
     # already seen, all of one library. Anything else goes through the checking lookup.
     xp = None
     for a in args:
-        ns = _NAMESPACE_BY_TYPE.get(type(a))
+        ns = NAMESPACE_BY_TYPE.get(type(a))
         if ns is None or (xp is not None and ns is not xp):
             xp = None
             break
         xp = ns
     if xp is None:
         if any(type(a) is Uniform for a in args):
-            args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
+            args = tuple(a.view() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
     if prim.ufunc is not None and not params and _STACK.pool is not None:
         for a in args:  # only large results are worth a pool buffer

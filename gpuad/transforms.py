@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import inspect
 import types
 from typing import Any, Callable, Sequence
@@ -11,7 +12,7 @@ from . import backend
 from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace, reuses_buffers
+from .tracing import Tracer, open_trace, reuses_buffers, top_trace
 from .primitives import gnp
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -72,6 +73,19 @@ def _positional_names(fun: Callable[..., Any]) -> list[str] | None:
         return None
 
 
+def _param_name(fun: Callable[..., Any], pos: int) -> str:
+    """The name of ``fun``'s positional parameter ``pos``: ``args2`` for the third of ``*args``,
+    ``arg{pos}`` where the signature cannot be read."""
+    params = _positional_names(fun)
+    if params is not None and pos < len(params):
+        return params[pos]
+    try:
+        var = [p.name for p in inspect.signature(fun).parameters.values() if p.kind == p.VAR_POSITIONAL]
+    except (TypeError, ValueError):
+        var = []
+    return f"{var[0]}{pos - len(params or ())}" if var else f"arg{pos}"
+
+
 def _arg_label(fun: Callable[..., Any], i: int) -> str:
     """'argument 0 (x)' using the function's own parameter names where they can be read."""
     params = _positional_names(fun)
@@ -111,10 +125,6 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
     return arr
 
 
-def _is_real_float(dtype: Any) -> bool:
-    return gnp.isdtype(dtype, "real floating")
-
-
 class _Picked:
     """The labels of some of the arguments (by index), looked up only when asked."""
 
@@ -134,8 +144,8 @@ def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any
     for i, a in enumerate(arrays):
         if isinstance(a, Tracer):
             ns, dev = a._trace.xp, a.device
-        elif type(a) in backend.FAST_ARRAY_TYPES and type(a) in backend._NAMESPACE_BY_TYPE:
-            ns, dev = backend._NAMESPACE_BY_TYPE[type(a)], backend.device_of(a)  # a known type: no checks
+        elif type(a) in backend.FAST_ARRAY_TYPES and type(a) in backend.NAMESPACE_BY_TYPE:
+            ns, dev = backend.NAMESPACE_BY_TYPE[type(a)], backend.device_of(a)  # a known type: no checks
         else:
             ns, dev = backend.namespace_of(a, names=[labels[i]]), backend.device_of(a)
         if xp is None:
@@ -201,7 +211,7 @@ class _ReverseResult:
         for i, v in enumerate(flat):
             # The common case (a traced or plain array of a real floating dtype) without the
             # checks' function calls; anything else gets them, and their messages.
-            if not ((type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and _is_real_float(v.dtype)):
+            if not ((type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and backend.is_real_float(v.dtype)):
                 v = _as_input_array(v, labels[i], transform)
             inputs.append(v)
         self.inputs = inputs
@@ -244,7 +254,7 @@ class _ReverseResult:
                 continue
             seeds[node] = seeds[node] + c if node in seeds else c
         grads = backward(self.tape, seeds, self.in_nodes, consume=consume, fresh=True)
-        return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
+        return [gnp.zeros_like(a) if g is None else backend.writable(g) for g, a in zip(grads, self.inputs)]
 
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -387,16 +397,22 @@ def value_and_grad(
     return _make_value_and_grad(fun, nums, argnums, has_aux, "value_and_grad")
 
 
+def _differentiated(fun, nums, given, args, kwargs, transform):
+    """The arguments picked by argnums, their labels, and ``fun`` as a function of them alone (the
+    other arguments and ``kwargs`` held fixed): the preamble of every argnums transform."""
+    positions = _resolve_argnums(nums, len(args), transform, given)
+    diff = [args[i] for i in positions]
+
+    def partial_fun(*dargs: Any) -> Any:
+        return fun(*_with_replaced(args, positions, dargs), **kwargs)
+
+    return diff, _input_labels(fun, diff, positions), partial_fun
+
+
 def _make_value_and_grad(fun, nums, given, has_aux, transform):
     @functools.wraps(fun)
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), transform, given)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
-
+        diff, labels, partial_fun = _differentiated(fun, nums, given, args, kwargs, transform)
         rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
         if rec.out_tree.kind != "leaf":
             raise TypeError(
@@ -460,13 +476,7 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
 
     @functools.wraps(fun)
     def jacrev_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), "jacrev", argnums)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
-
+        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacrev")
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
         return _jacobian_from_record(rec, argnums, has_aux)
 
@@ -479,7 +489,7 @@ def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) ->
     per_output = []
     offset = 0
     for o in rec.out_primals:
-        m = _size(o)
+        m = math.prod(o.shape)
         jac_leaves = [
             gnp.reshape(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape)) for r, a in zip(rows, rec.inputs)
         ]
@@ -493,7 +503,7 @@ def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) ->
 def _pull_basis(rec: "_ReverseResult") -> list[Any]:
     """All rows of the Jacobian in one backward sweep: the sweep runs under a batch of M one-hot
     cotangents (M = number of output elements), so each rule works on all rows at once."""
-    sizes = [_size(o) for o in rec.out_primals]
+    sizes = [math.prod(o.shape) for o in rec.out_primals]
     total = sum(sizes)
     if total == 0:
         return [rec.xp.zeros((0,) + tuple(a.shape), dtype=a.dtype, device=rec.device) for a in rec.inputs]
@@ -510,13 +520,6 @@ def _pull_basis(rec: "_ReverseResult") -> list[Any]:
         g.val if type(g) is BatchTracer and g._trace is trace else gnp.broadcast_to(g, (total,) + tuple(g.shape))
         for g in grads
     ]
-
-
-def _size(x: Any) -> int:
-    n = 1
-    for d in x.shape:
-        n *= d
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -768,10 +771,7 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fun)
     def checkpointed(*args: Any) -> Any:
         flat, in_tree = tree_flatten(args)
-        top = None
-        for a in flat:
-            if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
-                top = a._trace
+        top = top_trace(flat)
         if isinstance(top, ReverseTrace) and top.alive:
             return top.checkpoint_call(fun, flat, in_tree)
         return fun(*args)

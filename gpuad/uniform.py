@@ -8,7 +8,7 @@ multiplications by ones, negations and broadcasts that an array seed would spend
 on are skipped. ``None`` is to zero tangents what ``Uniform`` is to constant ones.
 
 A Uniform becomes an array only where a rule needs one: as a broadcast view of a 0-d array (no
-memory), through :meth:`Uniform.materialize`, which every ``gpuad.numpy`` function and every
+memory), through :meth:`Uniform.view`, which every ``gpuad.numpy`` function and every
 primitive applied to plain arrays does on its own. It never reaches user code: results and the
 cotangents given to custom rules are real arrays.
 """
@@ -60,7 +60,7 @@ class Uniform:
             self.device,
         )
 
-    def materialize(self) -> Any:
+    def view(self) -> Any:
         """A read-only broadcast view: the shape without the memory."""
         xp = self.xp
         scalar = xp.asarray(self.value, dtype=self.dtype, device=self.device)
@@ -70,7 +70,7 @@ class Uniform:
         """A fresh writable array holding the value (what a transform returns to the user)."""
         return self.xp.full(self.shape, self.value, dtype=self.dtype, device=self.device)
 
-    # Linear operations stay symbolic; anything else is done on the materialized array.
+    # Linear operations stay symbolic; anything else is done on its broadcast view.
     def __neg__(self) -> "Uniform":
         return self.like(-self.value)
 
@@ -109,9 +109,9 @@ class Uniform:
         return minus(other, self)
 
 
-def materialized(x: Any) -> Any:
+def as_array(x: Any) -> Any:
     """``x`` with a Uniform replaced by its broadcast view."""
-    return x.materialize() if type(x) is Uniform else x
+    return x.view() if type(x) is Uniform else x
 
 
 def reduced_to(u: Uniform, shape: tuple[int, ...], dtype: Any) -> Uniform:
@@ -137,7 +137,7 @@ class Negated:
     cotangent (``a + (-b)`` is one subtraction): chains of negations (a subtraction's second
     operand, ``negative``, the quotient rule, ``cos``) cost no pass over memory. Forward mode folds
     it into the sum of an output's tangent contributions. It never reaches a rule, a primitive or
-    the user: whoever cannot fold the sign asks for :meth:`materialize`.
+    the user: whoever cannot fold the sign asks for :meth:`negate`.
     """
 
     __slots__ = ("value",)
@@ -145,7 +145,8 @@ class Negated:
     def __init__(self, value: Any):
         self.value = value
 
-    def materialize(self) -> Any:
+    def negate(self) -> Any:
+        """The value with its sign applied: one pass over memory."""
         return gnp.negative(self.value)
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ tool: it keeps every intermediate, and the tables copy the chosen point to the h
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -271,7 +272,7 @@ class Tape:
         from . import numpy as gnp
 
         ins = [self._values[n] for n in self._input_nodes]
-        inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and _is_float(self._values[n])]
+        inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and backend.is_real_float(self._values[n].dtype)]
         eps0 = [gnp.zeros_like(self._values[n]) for n in inner]
         out_nodes = [v for kind, v in self._out_leaves if kind == "node"]
         cts, label = self._cotangents(cotangent, out_nodes)
@@ -294,7 +295,7 @@ class Tape:
         if tangent is None:
             tangent = 0
         if isinstance(tangent, int) and not isinstance(tangent, bool):
-            sizes = [_size(self._point_shape(n)) for n in self._input_nodes]
+            sizes = [math.prod(self._point_shape(n)) for n in self._input_nodes]
             total = sum(sizes)
             if not 0 <= tangent < total:
                 raise ValueError(
@@ -615,7 +616,7 @@ def make_tape(
     fun_name = getattr(fun, "__name__", None) or type(fun).__name__
 
     def recorder(*args: Any, **kwargs: Any) -> Tape:
-        from .transforms import _arg_label, _common_namespace, _resolve_argnums
+        from .transforms import _arg_label, _common_namespace, _param_name, _resolve_argnums
 
         positions = tuple(range(len(args))) if nums is None else _resolve_argnums(nums, len(args), "make_tape", argnums)
         if isinstance(axes_spec, tuple) and len(axes_spec) != len(args):
@@ -634,7 +635,7 @@ def make_tape(
             base = _param_name(fun, pos)
             axis = axes_spec[pos] if isinstance(axes_spec, tuple) else axes_spec
             for j, (leaf, path) in enumerate(zip(leaves, _leaf_paths(tree))):
-                if not _is_float_array(leaf):
+                if not ((isinstance(leaf, Tracer) or backend.is_array(leaf)) and backend.is_real_float(leaf.dtype)):
                     continue
                 name = _unique(base + path, used)
                 if axis is not None and len(leaf.shape) == 0:
@@ -750,36 +751,6 @@ def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]
     raise NotImplementedError(f"make_tape cannot replay a '{rec.prim.name}' record with several outputs")
 
 
-def _is_float_array(x: Any) -> bool:
-    from . import numpy as gnp
-
-    return (isinstance(x, Tracer) or backend.is_array(x)) and gnp.isdtype(x.dtype, "real floating")
-
-
-def _is_float(x: Any) -> bool:
-    from . import numpy as gnp
-
-    return gnp.isdtype(x.dtype, "real floating")
-
-
-def _param_name(fun: Callable[..., Any], pos: int) -> str:
-    import inspect
-
-    try:
-        params = [
-            p.name for p in inspect.signature(fun).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        if pos < len(params):
-            return params[pos]
-        var = [p.name for p in inspect.signature(fun).parameters.values() if p.kind == p.VAR_POSITIONAL]
-        if var:
-            return f"{var[0]}{pos - len(params)}"
-    except (TypeError, ValueError):
-        pass
-    return f"arg{pos}"
-
-
 def _leaf_paths(tree: TreeDef) -> list[str]:
     """A suffix per leaf: '' for a leaf argument, '.w' for a dict key, '.0' for a tuple element."""
     out: list[str] = []
@@ -813,13 +784,6 @@ def _unique(name: str, used: set[str]) -> str:
     return name
 
 
-def _size(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def _index_text(shape: tuple[int, ...], k: int) -> str:
     if not shape:
         return ""
@@ -850,15 +814,15 @@ def _host(v: Any, point: int | None, like: Any = None) -> Any:
     """A NumPy copy of ``v`` (element ``point`` along axis 0 if given): only what the table shows
     crosses to the host. None stays None for integer values; a missing derivative is zero."""
     if v is None:
-        if like is None or not _is_float(like):
+        if like is None or not backend.is_real_float(like.dtype):
             return None
         shape = tuple(like.shape[1:]) if point is not None else tuple(like.shape)
         return numpy.zeros(shape, dtype=backend.dtype_name(like.dtype))  # host-ok: display
-    if like is not None and not _is_float(like):
+    if like is not None and not backend.is_real_float(like.dtype):
         return None
     if point is not None:
         v = v[point, ...]
-    return numpy.array(backend.to_numpy(backend.materialize(v)))  # host-ok: the one copy for display
+    return numpy.array(backend.to_numpy(backend.writable(v)))  # host-ok: the one copy for display
 
 
 def _fmt(v: Any, digits: int) -> str:
