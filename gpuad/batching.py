@@ -12,12 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import primitives as _p
 from .backend import NAMESPACE_BY_TYPE
-from .backend import repeat_rows_outside, rows_outside
-from .primitives import Primitive, gnp
+from .speedups import repeat_rows_outside, rows_outside
+from .primitives import Primitive, align_ranks
 from .tracing import Trace, Tracer, bind, eager
-from .uniform import Uniform
 
 __all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows"]
 
@@ -115,35 +113,10 @@ class BatchTrace(Trace):
         return BatchTracer(self, out)
 
 
-def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list[Any]:
-    """Give each batched operand size-1 axes after its batch axis until all operands have the same
-    per-point rank, so NumPy broadcasting pairs point with point (unbatched operands broadcast from
-    the right as they are)."""
-    if len(vals) == 2 and vals[0].ndim - batched[0] == vals[1].ndim - batched[1]:
-        return vals  # a binary op on operands of one per-point rank: nothing to align
-    ranks = [v.ndim - b for v, b in zip(vals, batched)]  # b is a bool: 1 for the batch axis
-    top = max(ranks)
-    for r, b in zip(ranks, batched):
-        if b and r != top:
-            break
-    else:
-        return vals  # every batched operand already has the full per-point rank
-    out = []
-    for v, b, r in zip(vals, batched, ranks):
-        if b and r < top:
-            shape = (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:])
-            if isinstance(v, Tracer) or type(v) is Uniform:
-                v = gnp.reshape(v, shape)
-            else:  # a plain array (the bottom batch level): the table's reshape without the checks
-                v = eager(_p.reshape, (v,), {"shape": shape, "in_ndim": v.ndim})
-        out.append(v)
-    return out
-
-
 def basis_rows(block: Any, like: Any, xp: Any) -> Any:
     """The rows of a basis (jacrev's one-hot cotangents, jacfwd's tangents), ``block`` of shape
     (rows, *shape), for a value ``like`` of that shape. Under a vmap over plain arrays, and where
-    the backend prefers it (see ``backend.rows_outside``), the rows are repeated for every point in
+    the backend prefers it (see ``speedups.rows_outside``), the rows are repeated for every point in
     a layout with the batch innermost, so that the whole sweep works in long contiguous runs;
     otherwise ``block`` as it is (shared by all points, broadcast by the operations)."""
     if type(like) is BatchTracer and not isinstance(like.val, Tracer) and rows_outside(xp, block.shape[0]):

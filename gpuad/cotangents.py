@@ -232,7 +232,7 @@ class _Parts:
             return base, True
         head = [] if base is None else [base]
         out = embed_add(
-            *head, *[g for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
+            *head, *[as_array(g) for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
         )
         return out, not isinstance(out, Tracer) and is_writable(out)
 

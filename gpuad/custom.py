@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from .backend import is_float_array, namespace_of
+from .backend import device_of, is_float_array, namespace_of
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
 from .tracing import Tracer, open_trace, top_trace
+from .transforms import vmap
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
@@ -66,8 +67,6 @@ def _namespace(leaves: Sequence[Any]) -> tuple[Any, Any]:
         if isinstance(v, Tracer):
             return v._trace.xp, v.device
         if hasattr(v, "shape"):
-            from .backend import device_of
-
             return namespace_of(v), device_of(v)
     return None, None
 
@@ -179,8 +178,6 @@ class custom_jvp:
         return tree_unflatten(out_tree, [JVPTracer(trace, p, t) for p, t in zip(p_flat, t_flat)])
 
     def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        from .transforms import vmap
-
         vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]
         axes = tree_unflatten(in_tree, [0 if type(v) is BatchTracer and v._trace is trace else None for v in leaves])
         fun_b = vmap(lambda *d: self.fun(*split.full(d)), in_axes=tuple(axes))
@@ -322,8 +319,6 @@ class custom_vjp:
         return self.fun(*args)
 
     def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        from .transforms import vmap
-
         vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]
         flags = [type(v) is BatchTracer and v._trace is trace for v in leaves]
         axes = tuple(tree_unflatten(in_tree, [0 if f else None for f in flags]))

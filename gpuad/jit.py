@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .backend import ufunc_with_out
+from .speedups import ufunc_with_out
 from .tracing import ConcretizationError, Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform

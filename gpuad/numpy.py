@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
+import sys
 from typing import Any, Sequence
 
 from . import backend as _backend
@@ -1200,6 +1201,7 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
 def _install_operators(cls: type) -> None:
     """Give traced values the operators and the common methods of NumPy/CuPy arrays."""
     ops = {
+        "__array_namespace__": lambda s, api_version=None: _this_module,
         "__add__": add,
         "__radd__": lambda s, o: add(o, s),
         "__sub__": subtract,
@@ -1249,6 +1251,7 @@ def _install_operators(cls: type) -> None:
         setattr(cls, name, fn)
 
 
+_this_module = sys.modules[__name__]
 _install_operators(Tracer)
 
 

@@ -46,7 +46,8 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import NAMESPACE_BY_TYPE
-from .backend import assigns_items, backend_dtype, device_of, empty_in_layout_of, reduce_short_rows, scatter_add, zeros_in_layout_of
+from .backend import assigns_items, backend_dtype, device_of, scatter_add
+from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
 from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
 from .tracing import Aval, Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
@@ -177,6 +178,20 @@ def minus(a: Any, b: Any) -> Any:
     if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
         return a.like(a.value - b.value)
     return gnp.subtract(a, b)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# A Uniform's arithmetic (see uniform.py): a number scales the constant, anything else goes
+# through the helpers above.
+Uniform.__mul__ = Uniform.__rmul__ = lambda u, o: u.like(u.value * o) if _is_number(o) else mul(u, o)  # type: ignore[method-assign]
+Uniform.__truediv__ = lambda u, o: u.like(u.value / o) if _is_number(o) else div(u, o)  # type: ignore[attr-defined]
+Uniform.__rtruediv__ = lambda u, o: div(o, u)  # type: ignore[attr-defined]
+Uniform.__add__ = Uniform.__radd__ = lambda u, o: plus(u, o)  # type: ignore[attr-defined]
+Uniform.__sub__ = lambda u, o: minus(u, o)  # type: ignore[attr-defined]
+Uniform.__rsub__ = lambda u, o: minus(o, u)  # type: ignore[attr-defined]
 
 
 def _scaled(x: Any, u: Uniform) -> Any:
@@ -703,8 +718,6 @@ def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, 
         out = matmul(gnp.reshape(bt, (cols * n, k)), gnp.matrix_transpose(a))  # (cols * n, m)
         out = gnp.reshape(out, lead + (n, a.shape[0]))
         return gnp.matrix_transpose(out) if n != 1 else gnp.reshape(out, lead + (a.shape[0], 1))
-    from .batching import align_ranks
-
     return matmul(*align_ranks(vals, batched))
 
 
@@ -1133,3 +1146,33 @@ put_add = _add(
 
 PRIMITIVES: MappingProxyType[str, Primitive] = MappingProxyType(_TABLE)
 """Every primitive by name; frozen once this module has loaded."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching support shared by the batch rules above and vmap's trace (batching.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list[Any]:
+    """Give each batched operand size-1 axes after its batch axis until all operands have the same
+    per-point rank, so NumPy broadcasting pairs point with point (unbatched operands broadcast from
+    the right as they are)."""
+    if len(vals) == 2 and vals[0].ndim - batched[0] == vals[1].ndim - batched[1]:
+        return vals  # a binary op on operands of one per-point rank: nothing to align
+    ranks = [v.ndim - b for v, b in zip(vals, batched)]  # b is a bool: 1 for the batch axis
+    top = max(ranks)
+    for r, b in zip(ranks, batched):
+        if b and r != top:
+            break
+    else:
+        return vals  # every batched operand already has the full per-point rank
+    out = []
+    for v, b, r in zip(vals, batched, ranks):
+        if b and r < top:
+            shape = (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:])
+            if isinstance(v, Tracer) or type(v) is Uniform:
+                v = gnp.reshape(v, shape)
+            else:  # a plain array (the bottom batch level): the table's reshape without the checks
+                v = eager(reshape, (v,), {"shape": shape, "in_ndim": v.ndim})
+        out.append(v)
+    return out

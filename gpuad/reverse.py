@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .cotangents import Cotangents
+from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
 from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
 from .uniform import Negated, Uniform, signed_sum
@@ -209,8 +210,6 @@ def _checkpoint_vjp(gs, ans, *args, fun, in_tree, active, xp, device):
 
 def _checkpoint_jvp(tangents, ans, *args, fun, in_tree, active, xp, device):
     """Tangents of the segment's outputs (for linearize's replay): forward mode through it."""
-    from .forward import JVPTrace, JVPTracer
-
     with open_trace(JVPTrace, xp, device=device) as trace:
         ins = [trace.new_input(a, t) if act else a for a, t, act in zip(args, tangents, active)]
         out_flat = tree_flatten(fun(*tree_unflatten(in_tree, ins)))[0]

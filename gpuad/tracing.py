@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any, Iterator
 import functools
 from typing import Callable
 
-from .backend import _CAN_POOL, NAMESPACE_BY_TYPE, BufferPool, namespace_of, pooled_call
+from .backend import NAMESPACE_BY_TYPE, namespace_of
+from .backend import device_of
+from .backend import to_numpy as backend_to_numpy
+from .speedups import _CAN_POOL, BufferPool, pooled_call
 from .uniform import Uniform
 
 if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "bind", "top_trace", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "bind", "top_trace", "to_numpy", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -76,16 +79,10 @@ class Aval:
     def of(cls, x: Any) -> "Aval":
         if isinstance(x, Tracer):
             return cls(x.shape, x.dtype, x.device, x._trace.xp)
-        return cls(x.shape, x.dtype, _device(x), namespace_of(x))
+        return cls(x.shape, x.dtype, device_of(x), namespace_of(x))
 
     def __repr__(self) -> str:
         return f"Aval({self.shape}, {self.dtype})"
-
-
-def _device(x: Any) -> Any:
-    from .backend import device_of
-
-    return device_of(x)
 
 
 class Trace:
@@ -136,6 +133,17 @@ class open_trace:  # noqa: N801  (used as a function: ``with open_trace(...) as 
         popped = self.stack.pop()
         assert popped is self.trace, "trace stack out of order"  # internal invariant, not user input
         self.trace.alive = False
+
+
+def to_numpy(x: Any) -> Any:
+    """A NumPy copy (or view) of any array (``backend.to_numpy``); a traced value is refused with
+    a message that says where to call it."""
+    if isinstance(x, Tracer):
+        raise TypeError(
+            "to_numpy() got a traced value; call it on the results of a transform, not inside "
+            "the function being differentiated"
+        )
+    return backend_to_numpy(x)
 
 
 def context_namespace() -> tuple[Any, Any] | None:
@@ -206,7 +214,7 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
 
 
 def reuses_buffers(transformed: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a transformed function a :class:`gpuad.backend.BufferPool`: while it is called from
+    """Give a transformed function a :class:`gpuad.speedups.BufferPool`: while it is called from
     outside any transform, the large NumPy results of elementwise operations and matrix products
     are written into buffers that earlier operations (of this call or of earlier calls) no longer
     use, instead of fresh memory. Nested calls use the outermost call's pool. A pool serves one
@@ -293,10 +301,8 @@ class Tracer:
         (as for integer and boolean results inside grad/jvp), else None."""
         return None
 
-    def __array_namespace__(self, api_version: str | None = None) -> Any:
-        from . import numpy as gnp
-
-        return gnp
+    # __array_namespace__ (gpuad.numpy) and the operators are installed by gpuad.numpy, which
+    # sits above every transform.
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(

@@ -18,13 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .lazy_numpy import gnp  # gpuad.numpy imports this module, not vice versa
-
 __all__ = ["Uniform"]
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 class Uniform:
@@ -70,43 +64,11 @@ class Uniform:
         """A fresh writable array holding the value (what a transform returns to the user)."""
         return self.xp.full(self.shape, self.value, dtype=self.dtype, device=self.device)
 
-    # Linear operations stay symbolic; anything else is done on its broadcast view.
+    # Negation stays symbolic. Arithmetic with numbers and arrays is the table's (primitives.mul,
+    # div, plus, minus: a number scales the constant, an array meets its broadcast view), so
+    # primitives.py, which sits above this module, installs those operators.
     def __neg__(self) -> "Uniform":
         return self.like(-self.value)
-
-    def __mul__(self, other: Any) -> Any:
-        from .primitives import mul
-
-        return self.like(self.value * other) if _is_number(other) else mul(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: Any) -> Any:
-        from .primitives import div
-
-        return self.like(self.value / other) if _is_number(other) else div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        from .primitives import div
-
-        return div(other, self)
-
-    def __add__(self, other: Any) -> Any:
-        from .primitives import plus
-
-        return plus(self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> Any:
-        from .primitives import minus
-
-        return minus(self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        from .primitives import minus
-
-        return minus(other, self)
 
 
 def as_array(x: Any) -> Any:
@@ -146,8 +108,9 @@ class Negated:
         self.value = value
 
     def negate(self) -> Any:
-        """The value with its sign applied: one pass over memory."""
-        return gnp.negative(self.value)
+        """The value with its sign applied: one pass over memory (a traced value's ``-`` is
+        gpuad.numpy.negative)."""
+        return -self.value
 
     def __repr__(self) -> str:
         return f"Negated({self.value!r})"

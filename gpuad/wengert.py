@@ -25,6 +25,9 @@ import numpy  # host-ok: display only; values reach it through _host()
 from . import backend
 from .reverse import ReverseTrace, ReverseTracer
 from .tracing import Tracer, bind, open_trace
+from . import numpy as gnp
+from .forward_transforms import jvp
+from .transforms import _arg_label, _common_namespace, _normalize_argnums, _param_name, _resolve_argnums, vjp
 from .tree import TreeDef, tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
 
 __all__ = ["make_tape", "Tape", "Operation", "Table", "Row"]
@@ -245,8 +248,6 @@ class Tape:
             if eps:
                 for n in _out_nodes(rec):
                     if n in eps:
-                        from . import numpy as gnp
-
                         env[n] = gnp.add(env[n], eps[n])
         return env
 
@@ -254,8 +255,6 @@ class Tape:
         return list(self._input_nodes) + [n for rec in self._records for n in _out_nodes(rec) if n is not None]
 
     def _tangents(self, tangent: Any) -> tuple[list[Any], str]:
-        from .forward_transforms import jvp
-
         ins = [self._values[n] for n in self._input_nodes]
         tans, label = self._tangent_inputs(tangent)
         nodes = self._all_nodes()
@@ -268,9 +267,6 @@ class Tape:
         return list(ts), label
 
     def _adjoints(self, cotangent: Any) -> tuple[list[Any], str]:
-        from .transforms import vjp
-        from . import numpy as gnp
-
         ins = [self._values[n] for n in self._input_nodes]
         inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and backend.is_real_float(self._values[n].dtype)]
         eps0 = [gnp.zeros_like(self._values[n]) for n in inner]
@@ -289,8 +285,6 @@ class Tape:
 
     def _tangent_inputs(self, tangent: Any) -> tuple[list[Any], str]:
         """One tangent per input: e_k of the per-point inputs (an int k), or arrays given per input."""
-        from . import numpy as gnp
-
         ins = [self._values[n] for n in self._input_nodes]
         if tangent is None:
             tangent = 0
@@ -335,8 +329,6 @@ class Tape:
         return out, "given"
 
     def _cotangents(self, cotangent: Any, out_nodes: list[int]) -> tuple[list[Any], str]:
-        from . import numpy as gnp
-
         node_leaves = [(kind, v) for kind, v in self._out_leaves]
         if cotangent is None:
             names = [self._names[n] for n in out_nodes]
@@ -609,15 +601,11 @@ def make_tape(
     """
     if not callable(fun):
         raise TypeError(f"make_tape: expected a function to record, got {type(fun).__name__} ({fun!r:.80})")
-    from .transforms import _normalize_argnums
-
     nums = None if argnums is None else _normalize_argnums(argnums, "make_tape")
     axes_spec = _check_batch_axis(batch_axis)
     fun_name = getattr(fun, "__name__", None) or type(fun).__name__
 
     def recorder(*args: Any, **kwargs: Any) -> Tape:
-        from .transforms import _arg_label, _common_namespace, _param_name, _resolve_argnums
-
         positions = tuple(range(len(args))) if nums is None else _resolve_argnums(nums, len(args), "make_tape", argnums)
         if isinstance(axes_spec, tuple) and len(axes_spec) != len(args):
             raise ValueError(
@@ -793,8 +781,6 @@ def _index_text(shape: tuple[int, ...], k: int) -> str:
 
 def _fit(t: Any, x: Any, what: str) -> Any:
     """``t`` as an array of ``x``'s shape, dtype, library and device (broadcast if it is smaller)."""
-    from . import numpy as gnp
-
     if not (isinstance(t, Tracer) or backend.is_array(t)):
         raise TypeError(f"make_tape table: {what} must be an array or None, got {type(t).__name__}")
     try:
