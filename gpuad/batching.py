@@ -15,7 +15,7 @@ from typing import Any
 from .backend import NAMESPACE_BY_TYPE
 from .speedups import repeat_rows_outside, rows_outside
 from .primitives import Primitive, align_ranks
-from .tracing import Trace, Tracer, bind, eager
+from .tracing import HigherOrderCall, Trace, Tracer, bind, eager
 
 __all__ = ["BatchTrace", "BatchTracer", "align_ranks", "basis_rows"]
 
@@ -59,6 +59,9 @@ class BatchTrace(Trace):
     def __init__(self, level: int, xp: Any, device: Any = None, size: int = 0):
         super().__init__(level, xp, device)
         self.size = size
+
+    def process_call(self, call: HigherOrderCall) -> Any:
+        return call.batch(self)
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         if prim.batch is None:

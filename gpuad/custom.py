@@ -20,7 +20,7 @@ from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace, top_trace
+from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace
 from .transforms import vmap
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -150,14 +150,7 @@ class custom_jvp:
             raise AttributeError(f"no JVP rule defined for custom_jvp function {self.__name__}; use defjvp")
         split = _Split(args, self.nondiff_argnums, f"custom_jvp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
-        top = top_trace(leaves)
-        if isinstance(top, JVPTrace):
-            return self._jvp_call(top, split, leaves, in_tree)
-        if isinstance(top, ReverseTrace):
-            return _record(top, split, leaves, in_tree, _CUSTOM_JVP_CALL, {"cj": self, "split": split})
-        if isinstance(top, BatchTrace):
-            return self._batch_call(top, split, leaves, in_tree)
-        return self.fun(*args)
+        return call_higher_order(_CustomJVPCall(self, args, split, leaves, in_tree), leaves)
 
     def _jvp_call(self, trace: JVPTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
         if not any(type(v) is JVPTracer and v._trace is trace and v.tangent is not None for v in leaves):
@@ -222,6 +215,39 @@ def _custom_jvp_impl(xp, *leaves, cj, split, in_tree, **_):
 _CUSTOM_JVP_CALL = Primitive(
     "custom_jvp_call", _custom_jvp_impl, jvp=_custom_jvp_replay, vjp=_custom_jvp_transpose, residuals=("args",)
 )
+
+
+class _CustomCall(HigherOrderCall):
+    """A call of a custom_jvp or custom_vjp function ``f`` on ``args`` (``split``: its
+    differentiated and static arguments; ``leaves``: the differentiated ones, flat)."""
+
+    def __init__(self, f: Any, args: tuple[Any, ...], split: "_Split", leaves: list[Any], in_tree: Any):
+        self.f, self.args, self.split, self.leaves, self.in_tree = f, args, split, leaves, in_tree
+
+    def run(self) -> Any:
+        return self.f.fun(*self.args)
+
+    def batch(self, trace: Any) -> Any:
+        return self.f._batch_call(trace, self.split, self.leaves, self.in_tree)
+
+
+class _CustomJVPCall(_CustomCall):
+    def jvp(self, trace: Any) -> Any:
+        return self.f._jvp_call(trace, self.split, self.leaves, self.in_tree)
+
+    def reverse(self, trace: Any) -> Any:
+        return _record(trace, self.split, self.leaves, self.in_tree, _CUSTOM_JVP_CALL, {"cj": self.f, "split": self.split})
+
+
+class _CustomVJPCall(_CustomCall):
+    def jvp(self, trace: Any) -> Any:
+        raise TypeError(
+            f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "
+            f"custom_vjp function {self.f.__name__}; define it with custom_jvp instead (as in JAX)"
+        )
+
+    def reverse(self, trace: Any) -> Any:
+        return _record(trace, self.split, self.leaves, self.in_tree, _CUSTOM_VJP_CALL, {"cv": self.f, "split": self.split})
 
 
 def _record(trace: ReverseTrace, split: _Split, leaves: list[Any], in_tree: Any, prim: Primitive, params: dict) -> Any:
@@ -306,17 +332,7 @@ class custom_vjp:
             raise AttributeError(f"no VJP defined for custom_vjp function {self.__name__}; use defvjp")
         split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
-        top = top_trace(leaves)
-        if isinstance(top, ReverseTrace):
-            return _record(top, split, leaves, in_tree, _CUSTOM_VJP_CALL, {"cv": self, "split": split})
-        if isinstance(top, JVPTrace):
-            raise TypeError(
-                f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "
-                f"custom_vjp function {self.__name__}; define it with custom_jvp instead (as in JAX)"
-            )
-        if isinstance(top, BatchTrace):
-            return self._batch_call(top, split, leaves, in_tree)
-        return self.fun(*args)
+        return call_higher_order(_CustomVJPCall(self, args, split, leaves, in_tree), leaves)
 
     def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
         vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]

@@ -6,7 +6,7 @@ from typing import Any
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, apply_below, refuse_complex, refuse_python_number
+from .tracing import HigherOrderCall, Trace, Tracer, apply_below, refuse_complex, refuse_python_number
 from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
@@ -60,6 +60,9 @@ class JVPTrace(Trace):
 
     def new_input(self, primal: Any, tangent: Any) -> JVPTracer:
         return JVPTracer(self, primal, tangent)
+
+    def process_call(self, call: HigherOrderCall) -> Any:
+        return call.jvp(self)
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []

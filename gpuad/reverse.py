@@ -15,7 +15,7 @@ from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .cotangents import Cotangents
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
-from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
+from .tracing import Aval, HigherOrderCall, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
 from .uniform import Negated, Uniform, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
@@ -100,6 +100,9 @@ class ReverseTrace(Trace):
 
     def new_input(self, value: Any) -> ReverseTracer:
         return ReverseTracer(self, value, self.new_node())
+
+    def process_call(self, call: HigherOrderCall) -> Any:
+        return call.reverse(self)
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "bind", "top_trace", "to_numpy", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -97,8 +97,41 @@ class Trace:
     def process(self, prim: "Primitive", args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def process_call(self, call: "HigherOrderCall") -> Any:
+        """A call of a function with rules of its own (custom_jvp, custom_vjp) or a checkpoint:
+        what this transform makes of it (see HigherOrderCall). By default the function runs as it
+        is and its operations come to this trace one by one."""
+        return call.run()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self.level})"
+
+
+class HigherOrderCall:
+    """A call that transforms may treat as a whole rather than operation by operation: a
+    custom_jvp or custom_vjp function, or a checkpointed one. Each transform's trace picks the
+    method for it in ``process_call`` (forward mode ``jvp``, reverse mode ``reverse``, vmap
+    ``batch``); each defaults to ``run``, the plain call."""
+
+    def run(self) -> Any:
+        raise NotImplementedError
+
+    def jvp(self, trace: Trace) -> Any:
+        return self.run()
+
+    def reverse(self, trace: Trace) -> Any:
+        return self.run()
+
+    def batch(self, trace: Trace) -> Any:
+        return self.run()
+
+
+def call_higher_order(call: HigherOrderCall, leaves: Any) -> Any:
+    """Hand ``call`` to the innermost live trace among its arguments ``leaves`` (none: run it)."""
+    top = top_trace(leaves)
+    if top is None or not top.alive:
+        return call.run()  # a leaked tracer among the arguments: the first operation says so
+    return top.process_call(call)
 
 
 class _TraceStack(threading.local):

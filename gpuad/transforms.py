@@ -12,7 +12,7 @@ from . import backend
 from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace, reuses_buffers, top_trace
+from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace, reuses_buffers
 from .primitives import gnp
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -771,9 +771,20 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fun)
     def checkpointed(*args: Any) -> Any:
         flat, in_tree = tree_flatten(args)
-        top = top_trace(flat)
-        if isinstance(top, ReverseTrace) and top.alive:
-            return top.checkpoint_call(fun, flat, in_tree)
-        return fun(*args)
+        return call_higher_order(_CheckpointCall(fun, args, flat, in_tree), flat)
 
     return checkpointed
+
+
+class _CheckpointCall(HigherOrderCall):
+    """A checkpointed function's call: reverse mode records it as one line that recomputes it
+    (ReverseTrace.checkpoint_call); every other transform runs it as it is."""
+
+    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], flat: list[Any], in_tree: Any):
+        self.fun, self.args, self.flat, self.in_tree = fun, args, flat, in_tree
+
+    def run(self) -> Any:
+        return self.fun(*self.args)
+
+    def reverse(self, trace: Any) -> Any:
+        return trace.checkpoint_call(self.fun, self.flat, self.in_tree)
