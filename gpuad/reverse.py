@@ -15,18 +15,19 @@ from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .cotangents import Cotangents
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
-from .tracing import Aval, HigherOrderCall, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
+from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace, refuse_complex
 from .uniform import Negated, Uniform, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
 
 
-class ReverseTracer(Tracer):
+class ReverseTracer(PrimalTracer):
     """A value on a tape: its primal value (one level down) and the id of its node (None for a
     value that does not depend on the inputs)."""
 
     __slots__ = ("primal", "node", "shape", "dtype")  # shape and dtype: read often, stored once
+    transform = "grad"
 
     def __init__(self, trace: "ReverseTrace", primal: Any, node: int | None):
         self._trace = trace
@@ -35,34 +36,8 @@ class ReverseTracer(Tracer):
         self.shape = tuple(primal.shape)
         self.dtype = primal.dtype
 
-    @property
-    def device(self) -> Any:
-        return self._trace.device
-
-    # Control flow on a value is allowed when the value is concrete one level down, as in JAX's
-    # eager grad: the branch taken is simply part of the recorded program.
-    def _concrete(self) -> Any:
-        p = self.primal
-        return p._concrete() if isinstance(p, Tracer) else p
-
-    def __bool__(self) -> bool:
-        return bool(self.primal)
-
-    def __float__(self) -> float:
-        if self.node is not None:
-            refuse_python_number("grad", "float(x)")
-        return float(self.primal)  # host-ok: the user asked for a Python number of a constant
-
-    def __complex__(self) -> complex:
-        if self.node is not None:
-            refuse_python_number("grad", "complex(x)")
-        return complex(self.primal)  # host-ok: as above
-
-    def __int__(self) -> int:
-        return int(self.primal)
-
-    def __index__(self) -> int:
-        return self.primal.__index__()
+    def is_differentiated(self) -> bool:
+        return self.node is not None
 
 
 class Record:

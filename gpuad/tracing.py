@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "PrimalTracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -354,3 +354,44 @@ class Tracer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<{self.dtype}{list(self.shape)}>(level={self._trace.level})"
+
+
+class PrimalTracer(Tracer):
+    """A value of a differentiating transform (forward.JVPTracer, reverse.ReverseTracer): its
+    ``primal`` one level down, and what the transform adds to it. Control flow and ``int()`` see
+    the primal, as in JAX's eager mode (the branch taken is part of what is differentiated);
+    ``float()``/``complex()`` of a value being differentiated would silently drop its derivative
+    and are refused."""
+
+    __slots__ = ()
+    transform = ""  # the transform's name, for messages
+
+    def is_differentiated(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> Any:
+        return self._trace.device
+
+    def _concrete(self) -> Any:
+        p = self.primal  # type: ignore[attr-defined]
+        return p._concrete() if isinstance(p, Tracer) else p
+
+    def __bool__(self) -> bool:
+        return bool(self.primal)  # type: ignore[attr-defined]
+
+    def __float__(self) -> float:
+        if self.is_differentiated():
+            refuse_python_number(self.transform, "float(x)")
+        return float(self.primal)  # type: ignore[attr-defined]  # host-ok: a Python number of a constant
+
+    def __complex__(self) -> complex:
+        if self.is_differentiated():
+            refuse_python_number(self.transform, "complex(x)")
+        return complex(self.primal)  # type: ignore[attr-defined]  # host-ok: as above
+
+    def __int__(self) -> int:
+        return int(self.primal)  # type: ignore[attr-defined]
+
+    def __index__(self) -> int:
+        return self.primal.__index__()  # type: ignore[attr-defined]
