@@ -7,10 +7,10 @@
 """
 
 from . import numpy
-from .backend import BackendError, asarray, cupy_status, default_backend, to_numpy
+from .backend import BackendError, asarray, cupy_status, default_backend
 from .numpy import stop_gradient
 from .primitives import PRIMITIVES, Primitive
-from .tracing import LeakedTracerError
+from .tracing import LeakedTracerError, to_numpy
 from .custom import custom_jvp, custom_vjp
 from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
 from .jit import ConcretizationError, jit

@@ -15,26 +15,17 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from .backend import namespace_of
-from .batched_forward import BatchedJVPTrace
-from .batched_reverse import BatchedReverseTrace
-from .batching import BatchTrace, BatchTracer, Unfusable
+from .backend import device_of, is_float_array, namespace_of
+from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, gnp
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace
+from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace
+from .transforms import vmap
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
 __all__ = ["custom_jvp", "custom_vjp"]
-
-
-def _top_trace(leaves: Sequence[Any]) -> Any:
-    top = None
-    for a in leaves:
-        if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
-            top = a._trace
-    return top
 
 
 def _check_nondiff(nondiff_argnums: Any, name: str) -> tuple[int, ...]:
@@ -66,13 +57,9 @@ class _Split:
         return out
 
 
-def _is_float_array(x: Any) -> bool:
-    return hasattr(x, "dtype") and hasattr(x, "shape") and gnp.isdtype(x.dtype, "real floating")
-
-
 def _zeros_like_tree(tree: Any) -> Any:
     leaves, treedef = tree_flatten(tree)
-    return tree_unflatten(treedef, [gnp.zeros_like(v) if _is_float_array(v) else None for v in leaves])
+    return tree_unflatten(treedef, [gnp.zeros_like(v) if is_float_array(v) else None for v in leaves])
 
 
 def _namespace(leaves: Sequence[Any]) -> tuple[Any, Any]:
@@ -80,8 +67,6 @@ def _namespace(leaves: Sequence[Any]) -> tuple[Any, Any]:
         if isinstance(v, Tracer):
             return v._trace.xp, v.device
         if hasattr(v, "shape"):
-            from .backend import device_of
-
             return namespace_of(v), device_of(v)
     return None, None
 
@@ -165,16 +150,7 @@ class custom_jvp:
             raise AttributeError(f"no JVP rule defined for custom_jvp function {self.__name__}; use defjvp")
         split = _Split(args, self.nondiff_argnums, f"custom_jvp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
-        top = _top_trace(leaves)
-        if isinstance(top, (BatchedJVPTrace, BatchedReverseTrace)) and top.alive:
-            raise Unfusable(self.__name__)
-        if isinstance(top, JVPTrace):
-            return self._jvp_call(top, split, leaves, in_tree)
-        if isinstance(top, ReverseTrace):
-            return _record(top, split, leaves, in_tree, _CUSTOM_JVP_CALL, {"cj": self, "split": split})
-        if isinstance(top, BatchTrace):
-            return self._batch_call(top, split, leaves, in_tree)
-        return self.fun(*args)
+        return call_higher_order(_CustomJVPCall(self, args, split, leaves, in_tree), leaves)
 
     def _jvp_call(self, trace: JVPTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
         if not any(type(v) is JVPTracer and v._trace is trace and v.tangent is not None for v in leaves):
@@ -188,15 +164,13 @@ class custom_jvp:
                 tangents.append(v.tangent if v.tangent is not None else gnp.zeros_like(v.primal))
             else:
                 primals.append(v)
-                tangents.append(gnp.zeros_like(v) if _is_float_array(v) else None)
+                tangents.append(gnp.zeros_like(v) if is_float_array(v) else None)
         p_out, t_out = self._rule(split, tree_unflatten(in_tree, primals), tree_unflatten(in_tree, tangents))
         p_flat, out_tree = tree_flatten(p_out)
         t_flat = tree_flatten(t_out)[0]
         return tree_unflatten(out_tree, [JVPTracer(trace, p, t) for p, t in zip(p_flat, t_flat)])
 
     def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        from .transforms import vmap
-
         vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]
         axes = tree_unflatten(in_tree, [0 if type(v) is BatchTracer and v._trace is trace else None for v in leaves])
         fun_b = vmap(lambda *d: self.fun(*split.full(d)), in_axes=tuple(axes))
@@ -214,7 +188,7 @@ def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, devi
     primals = tree_unflatten(in_tree, list(leaves))
     with open_trace(ReverseTrace, xp, device=device) as trace:
         tangent_in = [trace.new_input(gnp.zeros_like(v)) if act else None for v, act in zip(leaves, active)]
-        tangents = [t if t is not None else (gnp.zeros_like(v) if _is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
+        tangents = [t if t is not None else (gnp.zeros_like(v) if is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
         _, t_out = cj._rule(split, primals, tree_unflatten(in_tree, tangents))
     seeds: dict[int, Any] = {}
     for t, g in zip(tree_flatten(t_out)[0], gs):
@@ -228,7 +202,7 @@ def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, devi
 
 def _custom_jvp_replay(tangents, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
     """JVP of a recorded custom_jvp call (linearize's replay): the rule itself."""
-    full = [t if t is not None else (gnp.zeros_like(v) if _is_float_array(v) else None) for t, v in zip(tangents, leaves)]
+    full = [t if t is not None else (gnp.zeros_like(v) if is_float_array(v) else None) for t, v in zip(tangents, leaves)]
     _, t_out = cj._rule(split, tree_unflatten(in_tree, list(leaves)), tree_unflatten(in_tree, full))
     return tuple(tree_flatten(t_out)[0])
 
@@ -241,6 +215,39 @@ def _custom_jvp_impl(xp, *leaves, cj, split, in_tree, **_):
 _CUSTOM_JVP_CALL = Primitive(
     "custom_jvp_call", _custom_jvp_impl, jvp=_custom_jvp_replay, vjp=_custom_jvp_transpose, residuals=("args",)
 )
+
+
+class _CustomCall(HigherOrderCall):
+    """A call of a custom_jvp or custom_vjp function ``f`` on ``args`` (``split``: its
+    differentiated and static arguments; ``leaves``: the differentiated ones, flat)."""
+
+    def __init__(self, f: Any, args: tuple[Any, ...], split: "_Split", leaves: list[Any], in_tree: Any):
+        self.f, self.args, self.split, self.leaves, self.in_tree = f, args, split, leaves, in_tree
+
+    def run(self) -> Any:
+        return self.f.fun(*self.args)
+
+    def batch(self, trace: Any) -> Any:
+        return self.f._batch_call(trace, self.split, self.leaves, self.in_tree)
+
+
+class _CustomJVPCall(_CustomCall):
+    def jvp(self, trace: Any) -> Any:
+        return self.f._jvp_call(trace, self.split, self.leaves, self.in_tree)
+
+    def reverse(self, trace: Any) -> Any:
+        return _record(trace, self.split, self.leaves, self.in_tree, _CUSTOM_JVP_CALL, {"cj": self.f, "split": self.split})
+
+
+class _CustomVJPCall(_CustomCall):
+    def jvp(self, trace: Any) -> Any:
+        raise TypeError(
+            f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "
+            f"custom_vjp function {self.f.__name__}; define it with custom_jvp instead (as in JAX)"
+        )
+
+    def reverse(self, trace: Any) -> Any:
+        return _record(trace, self.split, self.leaves, self.in_tree, _CUSTOM_VJP_CALL, {"cv": self.f, "split": self.split})
 
 
 def _record(trace: ReverseTrace, split: _Split, leaves: list[Any], in_tree: Any, prim: Primitive, params: dict) -> Any:
@@ -325,23 +332,9 @@ class custom_vjp:
             raise AttributeError(f"no VJP defined for custom_vjp function {self.__name__}; use defvjp")
         split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
         leaves, in_tree = tree_flatten(split.diff)
-        top = _top_trace(leaves)
-        if isinstance(top, BatchedReverseTrace) and top.alive:
-            raise Unfusable(self.__name__)
-        if isinstance(top, ReverseTrace):
-            return _record(top, split, leaves, in_tree, _CUSTOM_VJP_CALL, {"cv": self, "split": split})
-        if isinstance(top, JVPTrace):
-            raise TypeError(
-                f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "
-                f"custom_vjp function {self.__name__}; define it with custom_jvp instead (as in JAX)"
-            )
-        if isinstance(top, BatchTrace):
-            return self._batch_call(top, split, leaves, in_tree)
-        return self.fun(*args)
+        return call_higher_order(_CustomVJPCall(self, args, split, leaves, in_tree), leaves)
 
     def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        from .transforms import vmap
-
         vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]
         flags = [type(v) is BatchTracer and v._trace is trace for v in leaves]
         axes = tuple(tree_unflatten(in_tree, [0 if f else None for f in flags]))

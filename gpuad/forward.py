@@ -6,16 +6,17 @@ from typing import Any
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .primitives import Primitive, gnp
-from .tracing import Trace, Tracer, apply_below, refuse_complex, refuse_python_number
+from .tracing import HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, refuse_complex
 from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
 
 
-class JVPTracer(Tracer):
+class JVPTracer(PrimalTracer):
     """A dual value: the primal (one level down) and its tangent (None for a zero tangent)."""
 
     __slots__ = ("primal", "tangent", "shape", "dtype")  # shape and dtype: read often, stored once
+    transform = "jvp"
 
     def __init__(self, trace: "JVPTrace", primal: Any, tangent: Any):
         self._trace = trace
@@ -24,32 +25,8 @@ class JVPTracer(Tracer):
         self.shape = tuple(primal.shape)
         self.dtype = primal.dtype
 
-    @property
-    def device(self) -> Any:
-        return self._trace.device
-
-    def _concrete(self) -> Any:
-        p = self.primal
-        return p._concrete() if isinstance(p, Tracer) else p
-
-    def __bool__(self) -> bool:
-        return bool(self.primal)
-
-    def __float__(self) -> float:
-        if self.tangent is not None:
-            refuse_python_number("jvp", "float(x)")
-        return float(self.primal)  # host-ok: the user asked for a Python number of a constant
-
-    def __complex__(self) -> complex:
-        if self.tangent is not None:
-            refuse_python_number("jvp", "complex(x)")
-        return complex(self.primal)  # host-ok: as above
-
-    def __int__(self) -> int:
-        return int(self.primal)
-
-    def __index__(self) -> int:
-        return self.primal.__index__()
+    def is_differentiated(self) -> bool:
+        return self.tangent is not None
 
 
 class JVPTrace(Trace):
@@ -60,6 +37,9 @@ class JVPTrace(Trace):
 
     def new_input(self, primal: Any, tangent: Any) -> JVPTracer:
         return JVPTracer(self, primal, tangent)
+
+    def process_call(self, call: HigherOrderCall) -> Any:
+        return call.jvp(self)
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []

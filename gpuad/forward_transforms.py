@@ -8,11 +8,11 @@ directions with broadcasting, while the primal is computed once.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batched_forward import BatchedJVPTrace, PointDual
-from .batching import BatchTrace, BatchTracer, Unfusable, basis_rows, under_bottom_vmap
+from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTrace, JVPTracer
 from .primitives import gnp  # gpuad.numpy, looked up on first use (it imports this module)
 from .reverse import forward_sweep
@@ -27,22 +27,16 @@ from .transforms import (
     _jacobian_from_record,
     _normalize_argnums,
     _output_array,
-    _resolve_argnums,
+    _differentiated,
     _ReverseResult,
-    _size,
     _split_aux,
     _strip,
-    _with_replaced,
     grad,
     jacrev,
 )
 from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
 
 __all__ = ["jvp", "linearize", "jacfwd", "jacobian", "hessian", "hvp"]
-
-
-def _is_float(x: Any) -> bool:
-    return gnp.isdtype(x.dtype, "real floating")
 
 
 def _tangents_for(
@@ -67,7 +61,7 @@ def _tangents_for(
     inputs, tans = [], []
     for i, (p, t) in enumerate(zip(p_flat, t_flat)):
         is_array = isinstance(p, Tracer) or backend.is_array(p)
-        if isinstance(p, bool) or isinstance(p, int) or (is_array and not _is_float(p)):
+        if isinstance(p, bool) or isinstance(p, int) or (is_array and not backend.is_real_float(p.dtype)):
             if t is not None and (isinstance(p, complex) or (is_array and gnp.isdtype(p.dtype, "complex floating"))):
                 raise TypeError(
                     f"{transform}: {labels[i]} is complex ({getattr(p, 'dtype', 'complex')}); gpuad does not "
@@ -110,33 +104,10 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     xp, device = _common_namespace(
         [inputs[i] for i in picked] + [tans[i] for i in with_tangent], _Labels(names, len(picked) + len(with_tangent))
     )
-    vmap_trace = under_bottom_vmap(inputs + [t for t in tans if t is not None])
-    if vmap_trace is not None:
-        try:
-            return _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace)
-        except Unfusable:  # a custom_jvp rule: the general way handles it
-            return _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device)
-    return _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, None)
-
-
-def _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace):
-    """Push the tangents through ``fun`` on a forward trace; or, given the vmap that holds every
-    input and tangent (the only transform active: ``vmap(lambda x, t: jvp(f, (x,), (t,)))``), on one
-    forward trace on that vmap's batched arrays (batched_forward.py), the results handed out as
-    the vmap's values."""
-    if vmap_trace is None:
-        opened, own = open_trace(JVPTrace, xp, device=device), JVPTracer
-        hand_out = lambda v: v  # noqa: E731
-    else:
-        opened, own = open_trace(BatchedJVPTrace, xp, device=device, vmap=vmap_trace), PointDual
-        hand_out = lambda v: BatchTracer(vmap_trace, v)  # noqa: E731
-    with opened as trace:
-        if vmap_trace is None:
-            # Every array input is traced, integer ones with a None (zero) tangent, so that
-            # operators between inputs always dispatch to gpuad whatever library holds them.
-            ins = [trace.new_input(p, t) if isinstance(p, Tracer) or backend.is_array(p) else p for p, t in zip(inputs, tans)]
-        else:
-            ins = [trace.new_input(p.val, None if t is None else t.val) for p, t in zip(inputs, tans)]
+    with open_trace(JVPTrace, xp, device=device) as trace:
+        # Every array input is traced, integer ones with a None (zero) tangent, so that operators
+        # between inputs always dispatch to gpuad whatever library holds them.
+        ins = [trace.new_input(p, t) if isinstance(p, Tracer) or backend.is_array(p) else p for p, t in zip(inputs, tans)]
         out = fun(*tree_unflatten(p_tree, ins))
         aux = None
         if has_aux:
@@ -144,11 +115,10 @@ def _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace):
     out_flat, out_tree = tree_flatten(out)
     primals_out, tangents_out = [], []
     for o in out_flat:
-        if type(o) is own and o._trace is trace:
-            p = hand_out(o.primal)
-            primals_out.append(p)
-            tangents_out.append(gnp.zeros_like(p) if o.tangent is None else hand_out(o.tangent))
-        else:  # a constant (or, below a vmap, a value of the vmap closed over): a zero tangent
+        if type(o) is JVPTracer and o._trace is trace:
+            primals_out.append(o.primal)
+            tangents_out.append(gnp.zeros_like(o.primal) if o.tangent is None else o.tangent)
+        else:  # a constant (or a value of an outer transform closed over): a zero tangent
             o = _output_array(o, xp, device, "jvp", "outputs")
             primals_out.append(o)
             tangents_out.append(gnp.zeros_like(o))
@@ -156,44 +126,7 @@ def _jvp_traced(fun, inputs, tans, p_tree, has_aux, xp, device, vmap_trace):
     if not has_aux:
         return result
     aux_flat, aux_tree = tree_flatten(aux)
-    aux_out = [hand_out(a.primal) if type(a) is own and a._trace is trace else a for a in aux_flat]
-    return result + (tree_unflatten(aux_tree, aux_out),)
-
-
-def _jvp_below_vmap(vmap_trace, fun, inputs, tans, p_tree, has_aux, xp, device):
-    """``jvp`` called inside a vmap over plain arrays (``vmap(lambda x, t: jvp(f, (x,), (t,)))``):
-    the same as ``jvp(vmap(f))`` on the batched arrays, which is how it is computed here, so that
-    every JVP rule runs on plain arrays (one operation each) instead of through the batch trace. A
-    stand-in vmap above the forward trace gives ``fun`` its per-point values; the vmap's own values
-    that ``fun`` closes over count as the stand-in's."""
-    size = vmap_trace.size
-    with open_trace(JVPTrace, xp, device=device) as trace:
-        duals = [trace.new_input(p.val, None if t is None else t.val) for p, t in zip(inputs, tans)]
-        with open_trace(BatchTrace, xp, device=device, size=size, twin=vmap_trace) as inner:
-            out = fun(*tree_unflatten(p_tree, [BatchTracer(inner, d) for d in duals]))
-            aux = None
-            if has_aux:
-                out, aux = _split_aux(out, "jvp")
-
-    def lift(v: Any) -> tuple[Any, Any]:
-        """An output as the vmap's value: (primal, tangent or None), or a plain value."""
-        if type(v) is BatchTracer and (v._trace is inner or v._trace is vmap_trace):
-            v = v.val
-            if type(v) is JVPTracer and v._trace is trace:
-                t = v.tangent
-                return BatchTracer(vmap_trace, v.primal), None if t is None else BatchTracer(vmap_trace, t)
-            return BatchTracer(vmap_trace, v), None
-        return _output_array(v, xp, device, "jvp", "outputs"), None
-
-    out_flat, out_tree = tree_flatten(out)
-    pairs = [lift(o) for o in out_flat]
-    primals_out = [p for p, _ in pairs]
-    tangents_out = [gnp.zeros_like(p) if t is None else t for p, t in pairs]
-    result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
-    if not has_aux:
-        return result
-    aux_flat, aux_tree = tree_flatten(aux)
-    aux_out = [lift(a)[0] if type(a) is BatchTracer and a._trace is inner else a for a in aux_flat]
+    aux_out = [a.primal if type(a) is JVPTracer and a._trace is trace else a for a in aux_flat]
     return result + (tree_unflatten(aux_tree, aux_out),)
 
 
@@ -229,7 +162,7 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
             if t is None:
                 results.append(gnp.zeros_like(o))
             else:
-                results.append(backend.materialize(t))
+                results.append(backend.writable(t))
         return tree_unflatten(rec.out_tree, results)
 
     return tree_unflatten(rec.out_tree, rec.out_primals), f_jvp
@@ -306,18 +239,12 @@ def jacfwd(
 
     @functools.wraps(fun)
     def jacfwd_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), "jacfwd", argnums)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
+        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacfwd")
         flat, in_tree = tree_flatten(tuple(diff))
         inputs = [_as_input_array(v, lab, "jacfwd") for v, lab in zip(flat, labels)]
         xp, device = _common_namespace(inputs, labels)
-        sizes = [_size(a) for a in inputs]
+        sizes = [math.prod(a.shape) for a in inputs]
         total = sum(sizes)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
-
         step = chunk_size or max(total, 1)
         parts: list[list[Any]] = []
         for start in range(0, max(total, 1), step):
@@ -367,17 +294,12 @@ def jacobian(
 
     @functools.wraps(fun)
     def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), "jacobian", argnums)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
+        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacobian")
 
         # Record once: reverse mode can use the recording; forward mode needs only the sizes.
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacobian", labels)
-        n_in = sum(_size(a) for a in rec.inputs)
-        n_out = sum(_size(o) for o in rec.out_primals)
+        n_in = sum(math.prod(a.shape) for a in rec.inputs)
+        n_out = sum(math.prod(o.shape) for o in rec.out_primals)
         if n_in < n_out:
             return jacfwd(fun, argnums, has_aux)(*args, **kwargs)
         return _jacobian_from_record(rec, argnums, has_aux)

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .backend import ufunc_with_out
+from .speedups import ufunc_with_out
 from .tracing import ConcretizationError, Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -105,7 +105,7 @@ class StagingTrace(Trace):
                 refs.append(a.var)
             else:
                 if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
-                    a = a.materialize()
+                    a = a.view()
                 vals.append(a)
                 refs.append(_Const(a))
         out = bind(prim, *vals, **params)

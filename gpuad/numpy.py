@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
+import sys
 from typing import Any, Sequence
 
 from . import backend as _backend
@@ -46,7 +47,6 @@ nan = math.nan
 newaxis = None
 
 _SCALARS = (builtins.bool, int, float)
-_KNOWN_ARRAY_TYPES = _backend.SEEN_ARRAY_TYPES  # see there: membership only, tracer types included
 
 # ---------------------------------------------------------------------------------------------
 # Where arrays come from, and Python scalars made into arrays
@@ -115,7 +115,7 @@ def _as_array(x: Any, name: str = "x") -> Any:
     if _is_arraylike(x):
         return x
     if type(x) is Uniform:
-        return x.materialize()
+        return x.view()
     if isinstance(x, _SCALARS):
         return _lone_scalar_to_array(x)
     if isinstance(x, (list, tuple)):
@@ -128,7 +128,7 @@ def _as_array(x: Any, name: str = "x") -> Any:
 def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
     """Arrays for an elementwise op: scalars become 0-d arrays typed after the first array."""
     if builtins.any(type(a) is Uniform for a in args):
-        args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
+        args = tuple(a.view() if type(a) is Uniform else a for a in args)
     like = next((a for a in args if _is_arraylike(a)), None)
     out = []
     for i, a in enumerate(args):
@@ -152,7 +152,7 @@ def _unary(prim: _p.Primitive, name: str) -> Any:
     def fn(x: Any, /) -> Any:
         if isinstance(x, Tracer):
             return bind(prim, x)
-        if type(x) in _KNOWN_ARRAY_TYPES:  # a plain array (a rule's arithmetic): no trace to ask
+        if type(x) in _backend.NAMESPACE_BY_TYPE:  # a plain array (a rule's arithmetic): no trace to ask
             return eager(prim, (x,), {})
         return bind(prim, _as_array(x, label))
 
@@ -169,9 +169,9 @@ def _binary(prim: _p.Primitive, name: str) -> Any:
         # arrays): nothing to convert.
         traced1, traced2 = isinstance(x1, Tracer), isinstance(x2, Tracer)
         if traced1 or traced2:
-            if (traced1 or type(x1) in _KNOWN_ARRAY_TYPES) and (traced2 or type(x2) in _KNOWN_ARRAY_TYPES):
+            if (traced1 or type(x1) in _backend.NAMESPACE_BY_TYPE) and (traced2 or type(x2) in _backend.NAMESPACE_BY_TYPE):
                 return bind(prim, x1, x2)
-        elif type(x1) in _KNOWN_ARRAY_TYPES and type(x2) in _KNOWN_ARRAY_TYPES:
+        elif type(x1) in _backend.NAMESPACE_BY_TYPE and type(x2) in _backend.NAMESPACE_BY_TYPE:
             return eager(prim, (x1, x2), {})  # two plain arrays: no trace to ask
         a, b = _operands(x1, x2, names=labels)
         return bind(prim, a, b)
@@ -1201,6 +1201,7 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
 def _install_operators(cls: type) -> None:
     """Give traced values the operators and the common methods of NumPy/CuPy arrays."""
     ops = {
+        "__array_namespace__": lambda s, api_version=None: _this_module,
         "__add__": add,
         "__radd__": lambda s, o: add(o, s),
         "__sub__": subtract,
@@ -1250,6 +1251,7 @@ def _install_operators(cls: type) -> None:
         setattr(cls, name, fn)
 
 
+_this_module = sys.modules[__name__]
 _install_operators(Tracer)
 
 

@@ -7,11 +7,11 @@ An entry holds
   * ``vjp``: per input, ``rule(g, ans, *args, **params)`` giving the cotangent of that input, or one
     joint ``rule(g, ans, *args, **params)`` returning a tuple; ``None`` marks an input (or a whole
     primitive) without derivative;
-  * ``vjp_into`` (optional, per input): ``rule(buf, g, ans, *args, **params)`` adding this input's
+  * ``vjp_add_into`` (optional, per input): ``rule(buf, g, ans, *args, **params)`` adding this input's
     cotangent into ``buf`` in place (``buf`` None: allocate zeros first) and returning ``buf``; the
     engine uses it for plain arrays, where it saves a zero-filled array and an addition per use
     (indexing writes its cotangent into one buffer instead of one zero array per index);
-  * ``vjp_place`` (optional): ``rule(ans, *args, **params)`` giving the canonical basic index at
+  * ``reads_part`` (optional): ``rule(ans, *args, **params)`` giving the canonical basic index at
     which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
     reads a part of its input (getitem). The engine then collects the parts an input receives and
     writes them all into one buffer with ``embed_add``, instead of one zero-filled array per read;
@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .backend import SEEN_ARRAY_TYPES as _PLAIN_TYPES  # membership only, tracer types included
-from .backend import assigns_items, backend_dtype, device_of, empty_in_layout_of, reduce_short_rows, scatter_add, zeros_in_layout_of
+from .backend import NAMESPACE_BY_TYPE
+from .backend import assigns_items, backend_dtype, device_of, scatter_add
+from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
 from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
 from .tracing import Aval, Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
@@ -65,8 +66,8 @@ class Primitive:
     jvp: tuple[Rule | None, ...] | Rule | None = None
     vjp: tuple[Rule | None, ...] | Rule | None = None
     residuals: tuple[str | int, ...] = ("args", "ans")
-    vjp_into: tuple[Rule | None, ...] | None = None
-    vjp_place: Rule | None = None
+    vjp_add_into: tuple[Rule | None, ...] | None = None
+    reads_part: Rule | None = None
     batch: Rule | None = None
     ufunc: str | None = None
 
@@ -126,7 +127,7 @@ def mul(a: Any, b: Any) -> Any:
         if isinstance(a, Tracer):
             if isinstance(b, Tracer):
                 return bind(multiply, a, b)
-        elif type(a) in _PLAIN_TYPES and type(b) in _PLAIN_TYPES and not isinstance(b, Tracer):
+        elif type(a) in NAMESPACE_BY_TYPE and type(b) in NAMESPACE_BY_TYPE and not isinstance(b, Tracer):
             return eager(multiply, (a, b), {})
     if type(a) is Uniform:
         return _scaled(b, a)
@@ -179,6 +180,20 @@ def minus(a: Any, b: Any) -> Any:
     return gnp.subtract(a, b)
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# A Uniform's arithmetic (see uniform.py): a number scales the constant, anything else goes
+# through the helpers above.
+Uniform.__mul__ = Uniform.__rmul__ = lambda u, o: u.like(u.value * o) if _is_number(o) else mul(u, o)  # type: ignore[method-assign]
+Uniform.__truediv__ = lambda u, o: u.like(u.value / o) if _is_number(o) else div(u, o)  # type: ignore[attr-defined]
+Uniform.__rtruediv__ = lambda u, o: div(o, u)  # type: ignore[attr-defined]
+Uniform.__add__ = Uniform.__radd__ = lambda u, o: plus(u, o)  # type: ignore[attr-defined]
+Uniform.__sub__ = lambda u, o: minus(u, o)  # type: ignore[attr-defined]
+Uniform.__rsub__ = lambda u, o: minus(o, u)  # type: ignore[attr-defined]
+
+
 def _scaled(x: Any, u: Uniform) -> Any:
     """``x * u``: ``x`` itself when u is 1, else one scaling; in the product's dtype and shape."""
     if type(x) is Uniform:
@@ -205,7 +220,7 @@ def _fit(x: Any, u: Uniform) -> Any:
     shape = gnp.broadcast_shapes(tuple(x.shape), u.shape)
     if shape == tuple(x.shape):
         return x
-    return gnp.multiply(x, u.like(1.0, dtype=x.dtype).materialize())
+    return gnp.multiply(x, u.like(1.0, dtype=x.dtype).view())
 
 
 _LN2 = math.log(2.0)
@@ -703,8 +718,6 @@ def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, 
         out = matmul(gnp.reshape(bt, (cols * n, k)), gnp.matrix_transpose(a))  # (cols * n, m)
         out = gnp.reshape(out, lead + (n, a.shape[0]))
         return gnp.matrix_transpose(out) if n != 1 else gnp.reshape(out, lead + (a.shape[0], 1))
-    from .batching import align_ranks
-
     return matmul(*align_ranks(vals, batched))
 
 
@@ -916,7 +929,7 @@ getitem = _add(
         jvp=(lambda t, ans, x, *, index: getitem(t, index=index),),
         vjp=(lambda g, ans, x, *, index: embed(g, index=index, shape=_point_shape(x, index)),),
         residuals=(),
-        vjp_place=lambda ans, x, *, index: index,
+        reads_part=lambda ans, x, *, index: index,
     )
 )
 embed = _add(
@@ -1102,7 +1115,7 @@ def _put_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *,
     return _split_from_batch(out, bsize, perm, rest)
 
 
-def _take_vjp_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
+def _take_vjp_add_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
     buf = _zeros_for(x) if buf is None else buf
     return scatter_add(x.xp, buf, axis, index, g)  # x is an Aval: the tape keeps only the index
 
@@ -1114,7 +1127,7 @@ take = _add(
         jvp=(lambda t, ans, x, index, *, axis: take(t, index, axis=axis), None),
         vjp=(lambda g, ans, x, index, *, axis: put_add(g, index, axis=axis, size=x.shape[axis]), None),
         residuals=(1,),
-        vjp_into=(_take_vjp_into, None),
+        vjp_add_into=(_take_vjp_add_into, None),
         batch=_take_batch,
     )
 )
@@ -1133,3 +1146,33 @@ put_add = _add(
 
 PRIMITIVES: MappingProxyType[str, Primitive] = MappingProxyType(_TABLE)
 """Every primitive by name; frozen once this module has loaded."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Batching support shared by the batch rules above and vmap's trace (batching.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list[Any]:
+    """Give each batched operand size-1 axes after its batch axis until all operands have the same
+    per-point rank, so NumPy broadcasting pairs point with point (unbatched operands broadcast from
+    the right as they are)."""
+    if len(vals) == 2 and vals[0].ndim - batched[0] == vals[1].ndim - batched[1]:
+        return vals  # a binary op on operands of one per-point rank: nothing to align
+    ranks = [v.ndim - b for v, b in zip(vals, batched)]  # b is a bool: 1 for the batch axis
+    top = max(ranks)
+    for r, b in zip(ranks, batched):
+        if b and r != top:
+            break
+    else:
+        return vals  # every batched operand already has the full per-point rank
+    out = []
+    for v, b, r in zip(vals, batched, ranks):
+        if b and r < top:
+            shape = (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:])
+            if isinstance(v, Tracer) or type(v) is Uniform:
+                v = gnp.reshape(v, shape)
+            else:  # a plain array (the bottom batch level): the table's reshape without the checks
+                v = eager(reshape, (v,), {"shape": shape, "in_ndim": v.ndim})
+        out.append(v)
+    return out

@@ -11,20 +11,23 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .backend import FLOAT32, FLOAT64, is_complex_dtype, is_writable, namespace_of
-from .primitives import Primitive, _assignable, _index_ndim, _region, embed_add, gnp
-from .tracing import Aval, Trace, Tracer, apply_below, open_trace, refuse_complex, refuse_python_number
-from .uniform import Negated, Uniform, materialized, reduced_to, signed_sum
+from .backend import FLOAT32, FLOAT64, is_complex_dtype
+from .cotangents import Cotangents
+from .forward import JVPTrace, JVPTracer
+from .primitives import Primitive, gnp
+from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace, refuse_complex
+from .uniform import Negated, Uniform, signed_sum
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
 
 
-class ReverseTracer(Tracer):
+class ReverseTracer(PrimalTracer):
     """A value on a tape: its primal value (one level down) and the id of its node (None for a
     value that does not depend on the inputs)."""
 
     __slots__ = ("primal", "node", "shape", "dtype")  # shape and dtype: read often, stored once
+    transform = "grad"
 
     def __init__(self, trace: "ReverseTrace", primal: Any, node: int | None):
         self._trace = trace
@@ -33,34 +36,8 @@ class ReverseTracer(Tracer):
         self.shape = tuple(primal.shape)
         self.dtype = primal.dtype
 
-    @property
-    def device(self) -> Any:
-        return self._trace.device
-
-    # Control flow on a value is allowed when the value is concrete one level down, as in JAX's
-    # eager grad: the branch taken is simply part of the recorded program.
-    def _concrete(self) -> Any:
-        p = self.primal
-        return p._concrete() if isinstance(p, Tracer) else p
-
-    def __bool__(self) -> bool:
-        return bool(self.primal)
-
-    def __float__(self) -> float:
-        if self.node is not None:
-            refuse_python_number("grad", "float(x)")
-        return float(self.primal)  # host-ok: the user asked for a Python number of a constant
-
-    def __complex__(self) -> complex:
-        if self.node is not None:
-            refuse_python_number("grad", "complex(x)")
-        return complex(self.primal)  # host-ok: as above
-
-    def __int__(self) -> int:
-        return int(self.primal)
-
-    def __index__(self) -> int:
-        return self.primal.__index__()
+    def is_differentiated(self) -> bool:
+        return self.node is not None
 
 
 class Record:
@@ -98,6 +75,9 @@ class ReverseTrace(Trace):
 
     def new_input(self, value: Any) -> ReverseTracer:
         return ReverseTracer(self, value, self.new_node())
+
+    def process_call(self, call: HigherOrderCall) -> Any:
+        return call.reverse(self)
 
     def process(self, prim: Primitive, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         primals = []
@@ -208,8 +188,6 @@ def _checkpoint_vjp(gs, ans, *args, fun, in_tree, active, xp, device):
 
 def _checkpoint_jvp(tangents, ans, *args, fun, in_tree, active, xp, device):
     """Tangents of the segment's outputs (for linearize's replay): forward mode through it."""
-    from .forward import JVPTrace, JVPTracer
-
     with open_trace(JVPTrace, xp, device=device) as trace:
         ins = [trace.new_input(a, t) if act else a for a, t, act in zip(args, tangents, active)]
         out_flat = tree_flatten(fun(*tree_unflatten(in_tree, ins)))[0]
@@ -244,7 +222,7 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
                 if c is not None:
                     out = signed_sum(out, c, gnp.add, gnp.subtract)
             if type(out) is Negated:
-                out = out.materialize()
+                out = out.negate()
         if isinstance(rec.out_node, tuple):
             for n, t in zip(rec.out_node, out):
                 if t is not None and n >= 0:
@@ -259,298 +237,54 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
     return [None if n is None else tan.get(n) for n in wanted]
 
 
-class _Pieces:
-    """The pending cotangent of an array that getitems read parts of: the parts (index, cotangent)
-    and a ``base`` from other uses, written into one buffer when the sweep needs the whole."""
-
-    __slots__ = ("shape", "dtype", "base", "base_owned", "parts")
-
-    def __init__(self, shape: tuple[int, ...], dtype: Any, base: Any, base_owned: bool):
-        self.shape = shape
-        self.dtype = dtype
-        self.base = base
-        # Written into only where the library updates arrays in place (a Dask ``+=`` rebinds).
-        self.base_owned = base_owned and is_writable(base)
-        self.parts: list[tuple[Any, Any]] = []
-
-    def add(self, c: Any) -> None:
-        """Another whole contribution (possibly Negated): into the base."""
-        base = self.base
-        if base is None:
-            self.base, self.base_owned = c, False
-            return
-        c_neg = type(c) is Negated
-        v = c.value if c_neg else c
-        if self.base_owned and not isinstance(v, Tracer):
-            if type(v) is Uniform:
-                v = v.value
-            if c_neg:
-                base -= v
-            else:
-                base += v
-            return
-        total = signed_sum(base, c, gnp.add, gnp.subtract)
-        self.base = total
-        self.base_owned = type(total) is not Negated and not isinstance(total, Tracer) and is_writable(total)
-
-    def materialize(self) -> tuple[Any, bool]:
-        """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
-        base, parts = self.base, self.parts
-        if type(base) is Uniform:
-            base = base.materialize()
-        if base is not None and len(parts) == 1 and not (self.base_owned and not isinstance(parts[0][1], Tracer)):
-            index, g = parts[0]
-            if _covers_whole(index, self.shape):
-                # One read of every element (``m[..., 0]`` of a per-point shape (1,)): the part,
-                # reshaped, is the whole; one addition (or subtraction) joins the base to it and
-                # makes a fresh array.
-                g = materialized(g)
-                lead = g.ndim - _index_ndim(index)
-                whole = gnp.reshape(g, tuple(g.shape[:lead]) + self.shape)
-                out = gnp.subtract(whole, base.value) if type(base) is Negated else gnp.add(base, whole)
-                return out, not isinstance(out, Tracer) and is_writable(out)
-        if type(base) is Negated:
-            base = base.materialize()
-        plain = not any(isinstance(g, Tracer) for _, g in parts)
-        if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
-            xp = namespace_of(base)
-            for index, g in parts:
-                g = materialized(g)
-                g, key = _assignable(xp, g, index, g.ndim - _index_ndim(index))
-                base[key] += g
-            return base, True
-        head = [] if base is None else [base]
-        out = embed_add(
-            *head, *[g for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
-        )
-        return out, not isinstance(out, Tracer) and is_writable(out)
-
-
-def _covers_whole(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
-    """Whether the canonical basic ``index`` (Ellipsis, one item per axis, None for new axes) reads
-    every element of a per-point ``shape`` once and in order: integers on axes of size 1, full
-    slices elsewhere."""
-    region = _region(index, shape)
-    return region is not None and all(item is None or d == 1 for item, d in zip(region, shape))
-
-
-def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
-    if type(c) is Uniform:
-        return c if c.shape == shape and c.dtype == dtype else reduced_to(c, shape, dtype)
-    cshape = tuple(c.shape)
-    if cshape != shape:
-        extra = len(cshape) - len(shape)
-        if extra >= 0:
-            axes = tuple(range(extra)) + tuple(
-                extra + i for i, d in enumerate(shape) if d == 1 and cshape[extra + i] != 1
-            )
-            if axes:
-                c = gnp.sum(c, axis=axes, keepdims=True)
-                c = gnp.reshape(c, shape) if c.ndim != len(shape) or tuple(c.shape) != shape else c
-        if tuple(c.shape) != shape:  # a rule returned something smaller than its input
-            c = gnp.broadcast_to(c, shape)
-    if c.dtype != dtype:
-        c = gnp.astype(c, dtype)
-    return c
-
-
 def backward(
     tape: list[Record | None], seeds: dict[int, Any], wanted: Sequence[int], *, consume: bool, fresh: bool = False
 ) -> list[Any]:
     """Propagate cotangents ``seeds`` (node -> cotangent) back through ``tape``.
 
     Returns the cotangent of each node in ``wanted`` (None where it is zero). With ``consume`` the
-    records are dropped as the sweep passes them, releasing the forward values they held.
-
-    Fan-out is summed in place where that is safe: into buffers this sweep allocated itself
-    (``owned``), and only for plain arrays (a traced cotangent must stay a fresh value). A rule may
-    hand back one of its operands unchanged (``mul(g, y)`` is ``y`` when g is a Uniform one, add
-    passes ``g`` on): such *borrowed* cotangents are never written into, and with ``fresh`` the
-    results are copies wherever they would otherwise alias a seed or a value of the computation,
-    so the caller owns what it gets.
+    records are dropped as the sweep passes them, releasing the forward values they held. With
+    ``fresh`` the results are the caller's to keep and write into (see cotangents.py).
     """
-    cts: dict[int, Any] = dict(seeds)
-    owned: set[int] = set()
-    borrowed: set[int] = {n for n, c in seeds.items() if type(c) is not Uniform}
+    cts = Cotangents(seeds)
     for i in range(len(tape) - 1, -1, -1):
         rec = tape[i]
         if consume:
             tape[i] = None
         if rec is None:
             continue
-        out_node = rec.out_node
-        if type(out_node) is tuple:  # a record with several outputs (checkpoint, custom rules)
-            g = tuple(_whole(cts.pop(n, None)) for n in out_node)
-            g_borrowed = any(n in borrowed for n in out_node)
-            owned.difference_update(out_node)
-            borrowed.difference_update(out_node)
-            if all(x is None for x in g):
-                continue
-        else:
-            g = cts.pop(out_node, None)
-            if g is None:
-                continue
-            if type(g) is _Pieces:
-                g = g.materialize()[0]
-            owned.discard(out_node)
-            g_borrowed = out_node in borrowed
-            if g_borrowed:
-                borrowed.discard(out_node)
-        prim = rec.prim
-        vjp = prim.vjp
-        args = rec.args
-        into = prim.vjp_into
-        place = prim.vjp_place
-        # A negated cotangent: rules are linear in it, so they get the value and their results
-        # take the sign (the paths that write cotangents into buffers take the negation itself).
+        g, g_borrowed = cts.pop(rec.out_node)
+        if g is None:
+            continue
+        prim, args = rec.prim, rec.args
+        vjp, into, place = prim.vjp, prim.vjp_add_into, prim.reads_part
+        # Rules are linear in the cotangent: a negated one goes in without its sign, which the
+        # results take (the rules that write into buffers take the negation itself).
         g_neg = type(g) is Negated
         if g_neg:
             if place is not None or into is not None:
-                g, g_neg = g.materialize(), False
+                g, g_neg = g.negate(), False
             else:
                 g = g.value
         elif type(g) is Uniform and g.value < 0 and place is None and into is None:
-            # The same for a negative constant (a subtraction's second operand under grad): the
-            # rule multiplies by +|value|, which is free for 1, and the sign rides along.
-            g, g_neg = g.like(-g.value), True
+            g, g_neg = g.like(-g.value), True  # a subtraction's second operand under grad: 1 is free
+        if place is not None:  # a read of part of input 0: its cotangent joins that input's parts
+            if rec.in_nodes[0] is not None:
+                cts.add_part(rec.in_nodes[0], place(rec.ans, *args, **rec.params), g, rec.in_avals[0])
+            del g, rec, args
+            continue
         # In-place accumulation is for plain arrays only: a traced cotangent or operand must go
         # through the functional rule so that the outer transform sees it.
         if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in args)):
             into = None
-        if place is not None:  # a read of part of input 0: its cotangent joins that input's parts
-            node, aval = rec.in_nodes[0], rec.in_avals[0]
-            if node is not None:
-                index = place(rec.ans, *args, **rec.params)
-                prev = cts.get(node)
-                if type(prev) is Negated:
-                    prev = cts[node] = prev.materialize()
-                    owned.add(node)
-                    borrowed.discard(node)
-                if type(prev) is not _Pieces:
-                    # The index covers the per-point axes only (leading ones pass through "...").
-                    n = sum(1 for item in index[1:] if item is not None)
-                    prev = cts[node] = _Pieces(aval[0][len(aval[0]) - n :], aval[1], prev, node in owned)
-                    owned.discard(node)
-                    borrowed.discard(node)
-                if type(g) is Uniform:
-                    g = g if g.dtype == aval[1] else g.like(dtype=aval[1])
-                elif g.dtype != aval[1]:
-                    g = gnp.astype(g, aval[1])
-                prev.parts.append((index, g))
-            del g, rec, args
-            continue
         joint = vjp(g, rec.ans, *args, **rec.params) if callable(vjp) else None
         for j, (node, aval) in enumerate(zip(rec.in_nodes, rec.in_avals)):
             if node is None:
                 continue
-            prev = cts.get(node)
-            if type(prev) is _Pieces:
-                if into is None or into[j] is None:
-                    # A whole contribution for an array read in parts: it joins the base.
-                    c = joint[j] if joint is not None else (None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params))
-                    if c is not None:
-                        c_neg = g_neg
-                        if type(c) is Negated:
-                            c, c_neg = c.value, not c_neg
-                        c = _unbroadcast(c, aval[0], aval[1])
-                        if c_neg:  # the sign stays symbolic until the parts are joined
-                            c = c.like(-c.value) if type(c) is Uniform else Negated(c)
-                        prev.add(c)
-                    continue
-                prev, is_owned = prev.materialize()
-                cts[node] = prev
-                if is_owned:
-                    owned.add(node)
-            if into is not None and into[j] is not None and type(prev) is Negated:
-                prev = cts[node] = prev.materialize()
-                owned.add(node)
-                borrowed.discard(node)
-            if into is not None and into[j] is not None and not isinstance(prev, Tracer):
-                # Write straight into this node's buffer (made here, or made from prev).
-                buf = prev if node in owned else None
-                gj = materialized(g)
-                if aval[1] != gj.dtype:
-                    gj = gnp.astype(gj, aval[1])
-                new = into[j](buf, gj, rec.ans, *args, **rec.params)
-                if buf is None and prev is not None:
-                    new += prev.value if type(prev) is Uniform else prev
-                cts[node] = new
-                owned.add(node)
-                borrowed.discard(node)
+            if into is not None and into[j] is not None and cts.write_into(node, into[j], g, rec, aval):
                 continue
-            if joint is not None:
-                c = joint[j]
-            else:
-                c = None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params)
-            if c is None:
-                continue
-            c_neg = g_neg  # the contribution is -c when set
-            if type(c) is Negated:
-                c, c_neg = c.value, not c_neg
-            if c_neg and type(c) is Uniform:
-                c, c_neg = c.like(-c.value), False
-            # A contribution that is (or may view) a cotangent or a value of the computation.
-            if type(c) is Uniform:
-                is_borrowed = False
-                if c.shape != aval[0] or c.dtype != aval[1]:
-                    c = reduced_to(c, aval[0], aval[1])
-            else:
-                is_borrowed = g_borrowed or c is g or c is rec.ans
-                if not is_borrowed:
-                    for a in args:
-                        if a is c:
-                            is_borrowed = True
-                            break
-                if c.shape != aval[0] or c.dtype != aval[1]:
-                    c = _unbroadcast(c, aval[0], aval[1])
-            if prev is None:
-                cts[node] = Negated(c) if c_neg else c
-                if is_borrowed:
-                    borrowed.add(node)
-            elif node in owned and not isinstance(c, Tracer):
-                # Into this sweep's own buffer (which may hold the negation of the cotangent).
-                p_neg = type(prev) is Negated
-                buf = prev.value if p_neg else prev
-                if p_neg == c_neg:
-                    buf += c.value if type(c) is Uniform else c
-                else:
-                    buf -= c.value if type(c) is Uniform else c
-                cts[node] = Negated(buf) if p_neg else buf  # the same buffer, for mutable arrays
-            elif type(prev) is Uniform and type(c) is Uniform and prev.shape == c.shape:
-                cts[node] = prev.like(prev.value + c.value)
-            else:
-                total = signed_sum(prev, Negated(c) if c_neg else c, gnp.add, gnp.subtract)
-                cts[node] = total
-                borrowed.discard(node)
-                inner = total.value if type(total) is Negated else total
-                if not isinstance(inner, Tracer) and is_writable(inner):
-                    owned.add(node)
+            c = joint[j] if joint is not None else (None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params))
+            if c is not None:
+                cts.add(node, c, g_neg, aval, g, g_borrowed, rec)
         del g, joint, rec, args
-    results = []
-    for n in wanted:
-        c = cts.get(n)
-        if type(c) is _Pieces:
-            c, is_owned = c.materialize()
-            if is_owned:
-                borrowed.discard(n)
-        elif type(c) is Negated:
-            c = c.materialize()  # a fresh array
-            borrowed.discard(n)
-        results.append(_owned_result(c, n in borrowed) if fresh else c)
-    return results
-
-
-def _whole(c: Any) -> Any:
-    if type(c) is _Pieces:
-        return c.materialize()[0]
-    return c.materialize() if type(c) is Negated else c
-
-
-def _owned_result(c: Any, borrowed: bool) -> Any:
-    """A cotangent the caller may keep and write into."""
-    if type(c) is Uniform:
-        return c.full()
-    if borrowed and c is not None and not isinstance(c, Tracer):
-        return gnp.asarray(c, copy=True)
-    return c
+    return [cts.result(n, fresh) for n in wanted]

@@ -11,7 +11,6 @@ points.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -20,6 +19,8 @@ import numpy  # host-ok: reports only (per-point summaries and failing points co
 
 from . import backend
 from .tracing import Tracer
+from .forward_transforms import hessian, jacfwd
+from .transforms import _common_namespace, _param_name, jacrev, vmap
 from .tree import tree_leaves
 
 __all__ = ["check_grads", "GradCheckReport", "GradCheckError", "Failure"]
@@ -221,17 +222,14 @@ def check_grads(
     dtype = backend.dtype_name(arrays[0].dtype)
     B = arrays[0].shape[0]
     shapes = [tuple(a.shape[1:]) for a in arrays]
-    sizes = [_size(s) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]
     Z = xp.concat([xp.reshape(a, (B, n)) for a, n in zip(arrays, sizes)], axis=1)
     F, info = _flat_function(f, shapes, sizes)
-
-    from .forward_transforms import hessian, jacfwd
-    from .transforms import jacrev, vmap
 
     Y = vmap(F)(Z)  # (B, M): also fixes the output layout in ``info``
     if not xp.isdtype(Y.dtype, "real floating"):
         raise TypeError(f"check_grads: f must return floating-point arrays, got dtype {Y.dtype}")
-    names = _param_names(f, len(arrays))
+    names = [_param_name(f, i) for i in range(len(arrays))]
     report = GradCheckReport(B, dtype, modes, order, oracle)
     if Y.shape[1] == 0 or Z.shape[1] == 0:  # nothing to differentiate
         return report
@@ -286,7 +284,7 @@ def _check_args(f: Callable[..., Any], args: Any) -> list[Any]:
             "check_grads: args must be an array or a non-empty tuple of arrays (one per argument of f, "
             f"batch on axis 0), got {type(args).__name__}"
         )
-    names = _param_names(f, len(args))
+    names = [_param_name(f, i) for i in range(len(args))]
     out = []
     for i, a in enumerate(args):
         label = f"argument {i} ({names[i]})"
@@ -318,7 +316,6 @@ def _check_args(f: Callable[..., Any], args: Any) -> list[Any]:
         raise ValueError(
             "check_grads: the batch is empty (axis 0 of the arguments has size 0); give at least one point"
         )
-    from .transforms import _common_namespace
 
     try:
         _common_namespace(out, [f"argument {i} ({names[i]})" for i in range(len(out))])
@@ -347,29 +344,6 @@ def _check_tol(value: Any, name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
         raise ValueError(f"check_grads: {name} must be a non-negative finite number or None, got {value!r}")
     return float(value)
-
-
-def _param_names(f: Callable[..., Any], n: int) -> list[str]:
-    try:
-        params = [
-            p.name for p in inspect.signature(f).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        params = []
-    return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-# ---------------------------------------------------------------------------------------------
-# The function on one flat vector per point
-# ---------------------------------------------------------------------------------------------
 
 
 def _namespace(z: Any) -> Any:
@@ -410,7 +384,6 @@ def _flat_function(
 
 def _evaluate(F: Callable[..., Any], points: list[Any], xp: Any) -> list[Any]:
     """``vmap(F)`` at each of several batches of points, concatenated into few calls."""
-    from .transforms import vmap
 
     if not points:
         return []
@@ -589,7 +562,7 @@ class _Describer:
     def _slots(shapes, labels):
         slots = []
         for shape, label in zip(shapes, labels):
-            for k in range(_size(shape)):
+            for k in range(math.prod(shape)):
                 index = numpy.unravel_index(k, shape) if shape else ()
                 slots.append(label + ("[" + ", ".join(str(int(i)) for i in index) + "]" if shape else ""))
         return slots

@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any, Iterator
 import functools
 from typing import Callable
 
-from .backend import _CAN_POOL, _NAMESPACE_BY_TYPE, BufferPool, namespace_of, pooled_call
+from .backend import NAMESPACE_BY_TYPE, namespace_of
+from .backend import device_of
+from .backend import to_numpy as backend_to_numpy
+from .speedups import _CAN_POOL, BufferPool, pooled_call
 from .uniform import Uniform
 
 if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "bind", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "PrimalTracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -76,16 +79,10 @@ class Aval:
     def of(cls, x: Any) -> "Aval":
         if isinstance(x, Tracer):
             return cls(x.shape, x.dtype, x.device, x._trace.xp)
-        return cls(x.shape, x.dtype, _device(x), namespace_of(x))
+        return cls(x.shape, x.dtype, device_of(x), namespace_of(x))
 
     def __repr__(self) -> str:
         return f"Aval({self.shape}, {self.dtype})"
-
-
-def _device(x: Any) -> Any:
-    from .backend import device_of
-
-    return device_of(x)
 
 
 class Trace:
@@ -100,8 +97,41 @@ class Trace:
     def process(self, prim: "Primitive", args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def process_call(self, call: "HigherOrderCall") -> Any:
+        """A call of a function with rules of its own (custom_jvp, custom_vjp) or a checkpoint:
+        what this transform makes of it (see HigherOrderCall). By default the function runs as it
+        is and its operations come to this trace one by one."""
+        return call.run()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self.level})"
+
+
+class HigherOrderCall:
+    """A call that transforms may treat as a whole rather than operation by operation: a
+    custom_jvp or custom_vjp function, or a checkpointed one. Each transform's trace picks the
+    method for it in ``process_call`` (forward mode ``jvp``, reverse mode ``reverse``, vmap
+    ``batch``); each defaults to ``run``, the plain call."""
+
+    def run(self) -> Any:
+        raise NotImplementedError
+
+    def jvp(self, trace: Trace) -> Any:
+        return self.run()
+
+    def reverse(self, trace: Trace) -> Any:
+        return self.run()
+
+    def batch(self, trace: Trace) -> Any:
+        return self.run()
+
+
+def call_higher_order(call: HigherOrderCall, leaves: Any) -> Any:
+    """Hand ``call`` to the innermost live trace among its arguments ``leaves`` (none: run it)."""
+    top = top_trace(leaves)
+    if top is None or not top.alive:
+        return call.run()  # a leaked tracer among the arguments: the first operation says so
+    return top.process_call(call)
 
 
 class _TraceStack(threading.local):
@@ -138,6 +168,17 @@ class open_trace:  # noqa: N801  (used as a function: ``with open_trace(...) as 
         self.trace.alive = False
 
 
+def to_numpy(x: Any) -> Any:
+    """A NumPy copy (or view) of any array (``backend.to_numpy``); a traced value is refused with
+    a message that says where to call it."""
+    if isinstance(x, Tracer):
+        raise TypeError(
+            "to_numpy() got a traced value; call it on the results of a transform, not inside "
+            "the function being differentiated"
+        )
+    return backend_to_numpy(x)
+
+
 def context_namespace() -> tuple[Any, Any] | None:
     """``(xp, device)`` of the innermost active transform, if any: where creation functions
     called inside a differentiated function put their arrays."""
@@ -145,14 +186,20 @@ def context_namespace() -> tuple[Any, Any] | None:
     return (stack[-1].xp, stack[-1].device) if stack else None
 
 
-def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
-    """Apply ``prim`` to ``args``: through the innermost trace that owns one of them, or eagerly."""
+def top_trace(values: Any) -> "Trace | None":
+    """The innermost trace among the traced ``values`` (None: all plain)."""
     top = None
-    for a in args:
+    for a in values:
         if isinstance(a, Tracer):
             t = a._trace
             if top is None or t.level > top.level:
                 top = t
+    return top
+
+
+def bind(prim: "Primitive", *args: Any, **params: Any) -> Any:
+    """Apply ``prim`` to ``args``: through the innermost trace that owns one of them, or eagerly."""
+    top = top_trace(args)
     if top is None:
         return eager(prim, args, params)
     if not top.alive:
@@ -180,14 +227,14 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
     # already seen, all of one library. Anything else goes through the checking lookup.
     xp = None
     for a in args:
-        ns = _NAMESPACE_BY_TYPE.get(type(a))
+        ns = NAMESPACE_BY_TYPE.get(type(a))
         if ns is None or (xp is not None and ns is not xp):
             xp = None
             break
         xp = ns
     if xp is None:
         if any(type(a) is Uniform for a in args):
-            args = tuple(a.materialize() if type(a) is Uniform else a for a in args)
+            args = tuple(a.view() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
     if prim.ufunc is not None and not params and _STACK.pool is not None:
         for a in args:  # only large results are worth a pool buffer
@@ -200,7 +247,7 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
 
 
 def reuses_buffers(transformed: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a transformed function a :class:`gpuad.backend.BufferPool`: while it is called from
+    """Give a transformed function a :class:`gpuad.speedups.BufferPool`: while it is called from
     outside any transform, the large NumPy results of elementwise operations and matrix products
     are written into buffers that earlier operations (of this call or of earlier calls) no longer
     use, instead of fresh memory. Nested calls use the outermost call's pool. A pool serves one
@@ -287,10 +334,8 @@ class Tracer:
         (as for integer and boolean results inside grad/jvp), else None."""
         return None
 
-    def __array_namespace__(self, api_version: str | None = None) -> Any:
-        from . import numpy as gnp
-
-        return gnp
+    # __array_namespace__ (gpuad.numpy) and the operators are installed by gpuad.numpy, which
+    # sits above every transform.
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -309,3 +354,44 @@ class Tracer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<{self.dtype}{list(self.shape)}>(level={self._trace.level})"
+
+
+class PrimalTracer(Tracer):
+    """A value of a differentiating transform (forward.JVPTracer, reverse.ReverseTracer): its
+    ``primal`` one level down, and what the transform adds to it. Control flow and ``int()`` see
+    the primal, as in JAX's eager mode (the branch taken is part of what is differentiated);
+    ``float()``/``complex()`` of a value being differentiated would silently drop its derivative
+    and are refused."""
+
+    __slots__ = ()
+    transform = ""  # the transform's name, for messages
+
+    def is_differentiated(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> Any:
+        return self._trace.device
+
+    def _concrete(self) -> Any:
+        p = self.primal  # type: ignore[attr-defined]
+        return p._concrete() if isinstance(p, Tracer) else p
+
+    def __bool__(self) -> bool:
+        return bool(self.primal)  # type: ignore[attr-defined]
+
+    def __float__(self) -> float:
+        if self.is_differentiated():
+            refuse_python_number(self.transform, "float(x)")
+        return float(self.primal)  # type: ignore[attr-defined]  # host-ok: a Python number of a constant
+
+    def __complex__(self) -> complex:
+        if self.is_differentiated():
+            refuse_python_number(self.transform, "complex(x)")
+        return complex(self.primal)  # type: ignore[attr-defined]  # host-ok: as above
+
+    def __int__(self) -> int:
+        return int(self.primal)  # type: ignore[attr-defined]
+
+    def __index__(self) -> int:
+        return self.primal.__index__()  # type: ignore[attr-defined]

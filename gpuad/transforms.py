@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import functools
+import math
 import inspect
 import types
 from typing import Any, Callable, Sequence
 
 from . import backend
-from .batching import BatchTrace, BatchTracer, Unfusable, basis_rows, under_bottom_vmap
-from .batched_reverse import BatchedReverseTrace, PointTracer
+from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
-from .tracing import Tracer, open_trace, reuses_buffers
+from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace, reuses_buffers
 from .primitives import gnp
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
@@ -73,6 +73,19 @@ def _positional_names(fun: Callable[..., Any]) -> list[str] | None:
         return None
 
 
+def _param_name(fun: Callable[..., Any], pos: int) -> str:
+    """The name of ``fun``'s positional parameter ``pos``: ``args2`` for the third of ``*args``,
+    ``arg{pos}`` where the signature cannot be read."""
+    params = _positional_names(fun)
+    if params is not None and pos < len(params):
+        return params[pos]
+    try:
+        var = [p.name for p in inspect.signature(fun).parameters.values() if p.kind == p.VAR_POSITIONAL]
+    except (TypeError, ValueError):
+        var = []
+    return f"{var[0]}{pos - len(params or ())}" if var else f"arg{pos}"
+
+
 def _arg_label(fun: Callable[..., Any], i: int) -> str:
     """'argument 0 (x)' using the function's own parameter names where they can be read."""
     params = _positional_names(fun)
@@ -112,10 +125,6 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
     return arr
 
 
-def _is_real_float(dtype: Any) -> bool:
-    return gnp.isdtype(dtype, "real floating")
-
-
 class _Picked:
     """The labels of some of the arguments (by index), looked up only when asked."""
 
@@ -135,8 +144,8 @@ def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any
     for i, a in enumerate(arrays):
         if isinstance(a, Tracer):
             ns, dev = a._trace.xp, a.device
-        elif type(a) in backend.FAST_ARRAY_TYPES and type(a) in backend._NAMESPACE_BY_TYPE:
-            ns, dev = backend._NAMESPACE_BY_TYPE[type(a)], backend.device_of(a)  # a known type: no checks
+        elif type(a) in backend.FAST_ARRAY_TYPES and type(a) in backend.NAMESPACE_BY_TYPE:
+            ns, dev = backend.NAMESPACE_BY_TYPE[type(a)], backend.device_of(a)  # a known type: no checks
         else:
             ns, dev = backend.namespace_of(a, names=[labels[i]]), backend.device_of(a)
         if xp is None:
@@ -196,39 +205,19 @@ def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) 
 class _ReverseResult:
     """What one reverse-mode recording leaves: outputs, their nodes, the tape, the inputs."""
 
-    def __init__(self, fun, primals, has_aux, transform, labels, below_vmap=False):
+    def __init__(self, fun, primals, has_aux, transform, labels):
         flat, self.in_tree = tree_flatten(tuple(primals))
         inputs = []
         for i, v in enumerate(flat):
             # The common case (a traced or plain array of a real floating dtype) without the
             # checks' function calls; anything else gets them, and their messages.
-            if not ((type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and _is_real_float(v.dtype)):
+            if not ((type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and backend.is_real_float(v.dtype)):
                 v = _as_input_array(v, labels[i], transform)
             inputs.append(v)
         self.inputs = inputs
         xp, device = _common_namespace(inputs, labels)
-        vmap_trace = under_bottom_vmap(inputs) if below_vmap else None
-        if vmap_trace is not None:
-            try:
-                self._record(fun, has_aux, transform, xp, device, vmap_trace)
-                return
-            except Unfusable:  # a custom rule or checkpoint: the tape above the vmap handles those
-                pass
-        self._record(fun, has_aux, transform, xp, device, None)
-
-    def _record(self, fun, has_aux, transform, xp, device, vmap_trace):
-        """Record ``fun`` on a tape over the inputs, or, given the vmap that holds every input (the
-        only transform active), on that vmap's batched arrays (see batched_reverse.py), with the
-        outputs and aux handed out as the vmap's values."""
-        self.vmap_trace = vmap_trace
-        if vmap_trace is None:
-            opened = open_trace(ReverseTrace, xp, device=device)
-            starts, own = self.inputs, ReverseTracer
-        else:
-            opened = open_trace(BatchedReverseTrace, xp, device=device, vmap=vmap_trace)
-            starts, own = [a.val for a in self.inputs], PointTracer
-        with opened as trace:
-            tracers = [trace.new_input(a) for a in starts]
+        with open_trace(ReverseTrace, xp, device=device) as trace:
+            tracers = [trace.new_input(a) for a in inputs]
             out = fun(*tree_unflatten(self.in_tree, tracers))
             aux = None
             if has_aux:
@@ -237,9 +226,7 @@ class _ReverseResult:
         del tracers
 
         def hand_out(o: Any) -> Any:
-            if type(o) is not own or o._trace is not trace:
-                return o
-            return o.primal if vmap_trace is None else trace.lift(o)
+            return o.primal if type(o) is ReverseTracer and o._trace is trace else o
 
         if has_aux:
             aux_flat, aux_tree = tree_flatten(aux)
@@ -250,8 +237,8 @@ class _ReverseResult:
         self.out_primals = []
         self.out_nodes = []
         for o in out_flat:
-            if type(o) is own and o._trace is trace:
-                self.out_primals.append(hand_out(o))
+            if type(o) is ReverseTracer and o._trace is trace:
+                self.out_primals.append(o.primal)
                 self.out_nodes.append(o.node)
             else:
                 self.out_primals.append(_output_array(o, xp, device, transform, "outputs"))
@@ -262,29 +249,12 @@ class _ReverseResult:
     def pull(self, cotangents: Sequence[Any], *, consume: bool) -> list[Any]:
         """Cotangents of the inputs (zeros where none arrived), for output cotangents in order."""
         seeds: dict[int, Any] = {}
-        vmap_trace = self.vmap_trace
         for node, c in zip(self.out_nodes, cotangents):
             if node is None or c is None:
                 continue
-            if vmap_trace is not None:
-                c = self._batched_cotangent(c)
             seeds[node] = seeds[node] + c if node in seeds else c
         grads = backward(self.tape, seeds, self.in_nodes, consume=consume, fresh=True)
-        if vmap_trace is None:
-            return [gnp.zeros_like(a) if g is None else backend.materialize(g) for g, a in zip(grads, self.inputs)]
-        return [
-            gnp.zeros_like(a) if g is None else BatchTracer(vmap_trace, backend.materialize(g))
-            for g, a in zip(grads, self.inputs)
-        ]
-
-    def _batched_cotangent(self, c: Any) -> Any:
-        """A per-point cotangent of an output recorded on the batched arrays, as a batched array."""
-        size = self.vmap_trace.size
-        if type(c) is Uniform:
-            return Uniform(c.value, (size,) + tuple(c.shape), c.dtype, self.xp, self.device)
-        if type(c) is BatchTracer and c._trace is self.vmap_trace and not isinstance(c.val, Tracer):
-            return c.val
-        raise AssertionError("recordings on a vmap's batch take the symbolic seed or the vmap's own values")  # internal
+        return [gnp.zeros_like(a) if g is None else backend.writable(g) for g, a in zip(grads, self.inputs)]
 
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -427,17 +397,23 @@ def value_and_grad(
     return _make_value_and_grad(fun, nums, argnums, has_aux, "value_and_grad")
 
 
+def _differentiated(fun, nums, given, args, kwargs, transform):
+    """The arguments picked by argnums, their labels, and ``fun`` as a function of them alone (the
+    other arguments and ``kwargs`` held fixed): the preamble of every argnums transform."""
+    positions = _resolve_argnums(nums, len(args), transform, given)
+    diff = [args[i] for i in positions]
+
+    def partial_fun(*dargs: Any) -> Any:
+        return fun(*_with_replaced(args, positions, dargs), **kwargs)
+
+    return diff, _input_labels(fun, diff, positions), partial_fun
+
+
 def _make_value_and_grad(fun, nums, given, has_aux, transform):
     @functools.wraps(fun)
     def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), transform, given)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
-
-        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels, below_vmap=True)
+        diff, labels, partial_fun = _differentiated(fun, nums, given, args, kwargs, transform)
+        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
         if rec.out_tree.kind != "leaf":
             raise TypeError(
                 f"{transform}: the function must return a single scalar array, got a {rec.out_tree} structure"
@@ -500,13 +476,7 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
 
     @functools.wraps(fun)
     def jacrev_fun(*args: Any, **kwargs: Any) -> Any:
-        positions = _resolve_argnums(nums, len(args), "jacrev", argnums)
-        diff = [args[i] for i in positions]
-        labels = _input_labels(fun, diff, positions)
-
-        def partial_fun(*dargs: Any) -> Any:
-            return fun(*_with_replaced(args, positions, dargs), **kwargs)
-
+        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacrev")
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
         return _jacobian_from_record(rec, argnums, has_aux)
 
@@ -519,7 +489,7 @@ def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) ->
     per_output = []
     offset = 0
     for o in rec.out_primals:
-        m = _size(o)
+        m = math.prod(o.shape)
         jac_leaves = [
             gnp.reshape(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape)) for r, a in zip(rows, rec.inputs)
         ]
@@ -533,7 +503,7 @@ def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) ->
 def _pull_basis(rec: "_ReverseResult") -> list[Any]:
     """All rows of the Jacobian in one backward sweep: the sweep runs under a batch of M one-hot
     cotangents (M = number of output elements), so each rule works on all rows at once."""
-    sizes = [_size(o) for o in rec.out_primals]
+    sizes = [math.prod(o.shape) for o in rec.out_primals]
     total = sum(sizes)
     if total == 0:
         return [rec.xp.zeros((0,) + tuple(a.shape), dtype=a.dtype, device=rec.device) for a in rec.inputs]
@@ -550,13 +520,6 @@ def _pull_basis(rec: "_ReverseResult") -> list[Any]:
         g.val if type(g) is BatchTracer and g._trace is trace else gnp.broadcast_to(g, (total,) + tuple(g.shape))
         for g in grads
     ]
-
-
-def _size(x: Any) -> int:
-    n = 1
-    for d in x.shape:
-        n *= d
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,12 +771,20 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fun)
     def checkpointed(*args: Any) -> Any:
         flat, in_tree = tree_flatten(args)
-        top = None
-        for a in flat:
-            if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
-                top = a._trace
-        if isinstance(top, ReverseTrace) and top.alive:
-            return top.checkpoint_call(fun, flat, in_tree)
-        return fun(*args)
+        return call_higher_order(_CheckpointCall(fun, args, flat, in_tree), flat)
 
     return checkpointed
+
+
+class _CheckpointCall(HigherOrderCall):
+    """A checkpointed function's call: reverse mode records it as one line that recomputes it
+    (ReverseTrace.checkpoint_call); every other transform runs it as it is."""
+
+    def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], flat: list[Any], in_tree: Any):
+        self.fun, self.args, self.flat, self.in_tree = fun, args, flat, in_tree
+
+    def run(self) -> Any:
+        return self.fun(*self.args)
+
+    def reverse(self, trace: Any) -> Any:
+        return trace.checkpoint_call(self.fun, self.flat, self.in_tree)

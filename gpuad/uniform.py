@@ -8,7 +8,7 @@ multiplications by ones, negations and broadcasts that an array seed would spend
 on are skipped. ``None`` is to zero tangents what ``Uniform`` is to constant ones.
 
 A Uniform becomes an array only where a rule needs one: as a broadcast view of a 0-d array (no
-memory), through :meth:`Uniform.materialize`, which every ``gpuad.numpy`` function and every
+memory), through :meth:`Uniform.view`, which every ``gpuad.numpy`` function and every
 primitive applied to plain arrays does on its own. It never reaches user code: results and the
 cotangents given to custom rules are real arrays.
 """
@@ -18,13 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .lazy_numpy import gnp  # gpuad.numpy imports this module, not vice versa
-
 __all__ = ["Uniform"]
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 class Uniform:
@@ -60,7 +54,7 @@ class Uniform:
             self.device,
         )
 
-    def materialize(self) -> Any:
+    def view(self) -> Any:
         """A read-only broadcast view: the shape without the memory."""
         xp = self.xp
         scalar = xp.asarray(self.value, dtype=self.dtype, device=self.device)
@@ -70,48 +64,16 @@ class Uniform:
         """A fresh writable array holding the value (what a transform returns to the user)."""
         return self.xp.full(self.shape, self.value, dtype=self.dtype, device=self.device)
 
-    # Linear operations stay symbolic; anything else is done on the materialized array.
+    # Negation stays symbolic. Arithmetic with numbers and arrays is the table's (primitives.mul,
+    # div, plus, minus: a number scales the constant, an array meets its broadcast view), so
+    # primitives.py, which sits above this module, installs those operators.
     def __neg__(self) -> "Uniform":
         return self.like(-self.value)
 
-    def __mul__(self, other: Any) -> Any:
-        from .primitives import mul
 
-        return self.like(self.value * other) if _is_number(other) else mul(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: Any) -> Any:
-        from .primitives import div
-
-        return self.like(self.value / other) if _is_number(other) else div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Any:
-        from .primitives import div
-
-        return div(other, self)
-
-    def __add__(self, other: Any) -> Any:
-        from .primitives import plus
-
-        return plus(self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> Any:
-        from .primitives import minus
-
-        return minus(self, other)
-
-    def __rsub__(self, other: Any) -> Any:
-        from .primitives import minus
-
-        return minus(other, self)
-
-
-def materialized(x: Any) -> Any:
+def as_array(x: Any) -> Any:
     """``x`` with a Uniform replaced by its broadcast view."""
-    return x.materialize() if type(x) is Uniform else x
+    return x.view() if type(x) is Uniform else x
 
 
 def reduced_to(u: Uniform, shape: tuple[int, ...], dtype: Any) -> Uniform:
@@ -137,7 +99,7 @@ class Negated:
     cotangent (``a + (-b)`` is one subtraction): chains of negations (a subtraction's second
     operand, ``negative``, the quotient rule, ``cos``) cost no pass over memory. Forward mode folds
     it into the sum of an output's tangent contributions. It never reaches a rule, a primitive or
-    the user: whoever cannot fold the sign asks for :meth:`materialize`.
+    the user: whoever cannot fold the sign asks for :meth:`negate`.
     """
 
     __slots__ = ("value",)
@@ -145,8 +107,10 @@ class Negated:
     def __init__(self, value: Any):
         self.value = value
 
-    def materialize(self) -> Any:
-        return gnp.negative(self.value)
+    def negate(self) -> Any:
+        """The value with its sign applied: one pass over memory (a traced value's ``-`` is
+        gpuad.numpy.negative)."""
+        return -self.value
 
     def __repr__(self) -> str:
         return f"Negated({self.value!r})"

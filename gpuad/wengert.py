@@ -15,6 +15,7 @@ tool: it keeps every intermediate, and the tables copy the chosen point to the h
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -24,6 +25,9 @@ import numpy  # host-ok: display only; values reach it through _host()
 from . import backend
 from .reverse import ReverseTrace, ReverseTracer
 from .tracing import Tracer, bind, open_trace
+from . import numpy as gnp
+from .forward_transforms import jvp
+from .transforms import _arg_label, _common_namespace, _normalize_argnums, _param_name, _resolve_argnums, vjp
 from .tree import TreeDef, tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
 
 __all__ = ["make_tape", "Tape", "Operation", "Table", "Row"]
@@ -244,8 +248,6 @@ class Tape:
             if eps:
                 for n in _out_nodes(rec):
                     if n in eps:
-                        from . import numpy as gnp
-
                         env[n] = gnp.add(env[n], eps[n])
         return env
 
@@ -253,8 +255,6 @@ class Tape:
         return list(self._input_nodes) + [n for rec in self._records for n in _out_nodes(rec) if n is not None]
 
     def _tangents(self, tangent: Any) -> tuple[list[Any], str]:
-        from .forward_transforms import jvp
-
         ins = [self._values[n] for n in self._input_nodes]
         tans, label = self._tangent_inputs(tangent)
         nodes = self._all_nodes()
@@ -267,11 +267,8 @@ class Tape:
         return list(ts), label
 
     def _adjoints(self, cotangent: Any) -> tuple[list[Any], str]:
-        from .transforms import vjp
-        from . import numpy as gnp
-
         ins = [self._values[n] for n in self._input_nodes]
-        inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and _is_float(self._values[n])]
+        inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and backend.is_real_float(self._values[n].dtype)]
         eps0 = [gnp.zeros_like(self._values[n]) for n in inner]
         out_nodes = [v for kind, v in self._out_leaves if kind == "node"]
         cts, label = self._cotangents(cotangent, out_nodes)
@@ -288,13 +285,11 @@ class Tape:
 
     def _tangent_inputs(self, tangent: Any) -> tuple[list[Any], str]:
         """One tangent per input: e_k of the per-point inputs (an int k), or arrays given per input."""
-        from . import numpy as gnp
-
         ins = [self._values[n] for n in self._input_nodes]
         if tangent is None:
             tangent = 0
         if isinstance(tangent, int) and not isinstance(tangent, bool):
-            sizes = [_size(self._point_shape(n)) for n in self._input_nodes]
+            sizes = [math.prod(self._point_shape(n)) for n in self._input_nodes]
             total = sum(sizes)
             if not 0 <= tangent < total:
                 raise ValueError(
@@ -334,8 +329,6 @@ class Tape:
         return out, "given"
 
     def _cotangents(self, cotangent: Any, out_nodes: list[int]) -> tuple[list[Any], str]:
-        from . import numpy as gnp
-
         node_leaves = [(kind, v) for kind, v in self._out_leaves]
         if cotangent is None:
             names = [self._names[n] for n in out_nodes]
@@ -608,15 +601,11 @@ def make_tape(
     """
     if not callable(fun):
         raise TypeError(f"make_tape: expected a function to record, got {type(fun).__name__} ({fun!r:.80})")
-    from .transforms import _normalize_argnums
-
     nums = None if argnums is None else _normalize_argnums(argnums, "make_tape")
     axes_spec = _check_batch_axis(batch_axis)
     fun_name = getattr(fun, "__name__", None) or type(fun).__name__
 
     def recorder(*args: Any, **kwargs: Any) -> Tape:
-        from .transforms import _arg_label, _common_namespace, _resolve_argnums
-
         positions = tuple(range(len(args))) if nums is None else _resolve_argnums(nums, len(args), "make_tape", argnums)
         if isinstance(axes_spec, tuple) and len(axes_spec) != len(args):
             raise ValueError(
@@ -634,7 +623,7 @@ def make_tape(
             base = _param_name(fun, pos)
             axis = axes_spec[pos] if isinstance(axes_spec, tuple) else axes_spec
             for j, (leaf, path) in enumerate(zip(leaves, _leaf_paths(tree))):
-                if not _is_float_array(leaf):
+                if not ((isinstance(leaf, Tracer) or backend.is_array(leaf)) and backend.is_real_float(leaf.dtype)):
                     continue
                 name = _unique(base + path, used)
                 if axis is not None and len(leaf.shape) == 0:
@@ -750,36 +739,6 @@ def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]
     raise NotImplementedError(f"make_tape cannot replay a '{rec.prim.name}' record with several outputs")
 
 
-def _is_float_array(x: Any) -> bool:
-    from . import numpy as gnp
-
-    return (isinstance(x, Tracer) or backend.is_array(x)) and gnp.isdtype(x.dtype, "real floating")
-
-
-def _is_float(x: Any) -> bool:
-    from . import numpy as gnp
-
-    return gnp.isdtype(x.dtype, "real floating")
-
-
-def _param_name(fun: Callable[..., Any], pos: int) -> str:
-    import inspect
-
-    try:
-        params = [
-            p.name for p in inspect.signature(fun).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        if pos < len(params):
-            return params[pos]
-        var = [p.name for p in inspect.signature(fun).parameters.values() if p.kind == p.VAR_POSITIONAL]
-        if var:
-            return f"{var[0]}{pos - len(params)}"
-    except (TypeError, ValueError):
-        pass
-    return f"arg{pos}"
-
-
 def _leaf_paths(tree: TreeDef) -> list[str]:
     """A suffix per leaf: '' for a leaf argument, '.w' for a dict key, '.0' for a tuple element."""
     out: list[str] = []
@@ -813,13 +772,6 @@ def _unique(name: str, used: set[str]) -> str:
     return name
 
 
-def _size(shape: tuple[int, ...]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def _index_text(shape: tuple[int, ...], k: int) -> str:
     if not shape:
         return ""
@@ -829,8 +781,6 @@ def _index_text(shape: tuple[int, ...], k: int) -> str:
 
 def _fit(t: Any, x: Any, what: str) -> Any:
     """``t`` as an array of ``x``'s shape, dtype, library and device (broadcast if it is smaller)."""
-    from . import numpy as gnp
-
     if not (isinstance(t, Tracer) or backend.is_array(t)):
         raise TypeError(f"make_tape table: {what} must be an array or None, got {type(t).__name__}")
     try:
@@ -850,15 +800,15 @@ def _host(v: Any, point: int | None, like: Any = None) -> Any:
     """A NumPy copy of ``v`` (element ``point`` along axis 0 if given): only what the table shows
     crosses to the host. None stays None for integer values; a missing derivative is zero."""
     if v is None:
-        if like is None or not _is_float(like):
+        if like is None or not backend.is_real_float(like.dtype):
             return None
         shape = tuple(like.shape[1:]) if point is not None else tuple(like.shape)
         return numpy.zeros(shape, dtype=backend.dtype_name(like.dtype))  # host-ok: display
-    if like is not None and not _is_float(like):
+    if like is not None and not backend.is_real_float(like.dtype):
         return None
     if point is not None:
         v = v[point, ...]
-    return numpy.array(backend.to_numpy(backend.materialize(v)))  # host-ok: the one copy for display
+    return numpy.array(backend.to_numpy(backend.writable(v)))  # host-ok: the one copy for display
 
 
 def _fmt(v: Any, digits: int) -> str:

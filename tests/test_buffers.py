@@ -1,4 +1,4 @@
-"""Buffer reuse (gpuad.backend.BufferPool): a transformed function writes its large NumPy results
+"""Buffer reuse (gpuad.speedups.BufferPool): a transformed function writes its large NumPy results
 into buffers nothing else refers to any more. The tests prove that reuse happens, that it never
 overwrites anything a caller (or a view, or another thread) can still read, that it keeps within
 the memory a call needs anyway, and that results stay those of JAX."""
@@ -13,10 +13,10 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad.backend import BufferPool, pooled_call
+from gpuad.speedups import BufferPool, pooled_call
 
 pytestmark = pytest.mark.skipif(
-    not gpuad.backend._CAN_POOL, reason="buffer reuse needs CPython's exact reference counts"
+    not gpuad.speedups._CAN_POOL, reason="buffer reuse needs CPython's exact reference counts"
 )
 
 MB = 1 << 20

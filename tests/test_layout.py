@@ -1,5 +1,5 @@
 """Jacobian rows under vmap on NumPy are laid out with the batch innermost (see
-``gpuad.backend.rows_outside``): the per-point Jacobians, Hessians and JVP blocks must be exactly
+``gpuad.speedups.rows_outside``): the per-point Jacobians, Hessians and JVP blocks must be exactly
 JAX's whatever the layout, with and without pooled buffers, and the layout must be the one
 intended (it is what makes the sweeps run over contiguous memory)."""
 
@@ -10,7 +10,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad.backend import ROWS_OUTSIDE_MAX
+from gpuad.speedups import ROWS_OUTSIDE_MAX
 
 from .spec import GpuadNS, JaxNS
 

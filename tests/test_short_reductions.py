@@ -1,5 +1,5 @@
 """Reductions over a few trailing elements per row take a faster form on NumPy
-(``gpuad.backend.reduce_short_rows``): the results must be NumPy's, NaN and infinities included,
+(``gpuad.speedups.reduce_short_rows``): the results must be NumPy's, NaN and infinities included,
 and the fast form must be taken exactly where it applies."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad.backend import SHORT_REDUCTION_MAX, namespace_of, reduce_short_rows
+from gpuad.backend import namespace_of
+from gpuad.speedups import SHORT_REDUCTION_MAX, reduce_short_rows
 
 SHAPES_AND_AXES = [
     ((1000, 16), (-1,)),

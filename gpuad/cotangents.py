@@ -1,0 +1,270 @@
+"""The cotangents of one backward sweep: who holds what, and how a contribution joins it.
+
+The sweep (reverse.backward) asks three things of it: the whole cotangent of a record's output
+(``pop``), add a rule's contribution to an input (``add``), or let an input's rule write into its
+buffer (``write_into``) or hand over a part (``add_part``, for reads of part of an array). What
+this class keeps track of to make those cheap:
+
+* **ownership**: a buffer this sweep allocated itself (``owned``) may be summed into in place; a
+  cotangent that is (or may view) a seed or a value of the computation (``borrowed``: ``add``
+  passes ``g`` on, ``mul(g, y)`` is ``y`` for a Uniform one) is never written into, and is copied
+  before it is handed out when the caller asked for ``fresh`` results;
+* **signs**: a contribution may be ``Negated`` (see uniform.py); the sign is folded into the next
+  addition (one subtraction) and only applied when something must read the value;
+* **parts**: the cotangents of several reads of parts of one array (getitem) are collected as
+  ``_Parts`` and written into one buffer when the whole is needed, instead of one zero-filled array
+  per read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import is_writable, namespace_of
+from .primitives import _assignable, _index_ndim, _region, embed_add, gnp
+from .tracing import Tracer
+from .uniform import Negated, Uniform, as_array, reduced_to, signed_sum
+
+__all__ = ["Cotangents"]
+
+
+class Cotangents:
+    """node -> pending cotangent (an array, a Uniform, a Negated or _Parts) for one sweep."""
+
+    __slots__ = ("values", "owned", "borrowed")
+
+    def __init__(self, seeds: dict[int, Any]):
+        self.values: dict[int, Any] = dict(seeds)
+        self.owned: set[int] = set()
+        self.borrowed: set[int] = {n for n, c in seeds.items() if type(c) is not Uniform}
+
+    def pop(self, out_node: Any) -> tuple[Any, bool]:
+        """The whole cotangent of a record's output (a tuple of them for a record with several
+        outputs; None where nothing arrived), and whether it is borrowed; the node is done with."""
+        values, owned, borrowed = self.values, self.owned, self.borrowed
+        if type(out_node) is tuple:
+            g = tuple(_whole(values.pop(n, None)) for n in out_node)
+            is_borrowed = any(n in borrowed for n in out_node)
+            owned.difference_update(out_node)
+            borrowed.difference_update(out_node)
+            return (None if all(x is None for x in g) else g), is_borrowed
+        g = values.pop(out_node, None)
+        if g is None:
+            return None, False
+        if type(g) is _Parts:
+            g = g.join()[0]
+        owned.discard(out_node)
+        if out_node in borrowed:
+            borrowed.discard(out_node)
+            return g, True
+        return g, False
+
+    def add(self, node: int, c: Any, negated: bool, aval: Any, g: Any, g_borrowed: bool, rec: Any) -> None:
+        """Add a rule's contribution ``c`` (``-c`` when ``negated``) for the input ``node`` of shape
+        and dtype ``aval``, summed back over broadcast axes; ``g`` and ``rec`` are the rule's
+        cotangent and record (``c`` may be one of their values: then it is borrowed)."""
+        if type(c) is Negated:
+            c, negated = c.value, not negated
+        if type(c) is Uniform:
+            if negated:
+                c, negated = c.like(-c.value), False
+            is_borrowed = False
+            if c.shape != aval[0] or c.dtype != aval[1]:
+                c = reduced_to(c, aval[0], aval[1])
+        else:
+            is_borrowed = g_borrowed or c is g or c is rec.ans or any(a is c for a in rec.args)
+            if c.shape != aval[0] or c.dtype != aval[1]:
+                c = _unbroadcast(c, aval[0], aval[1])
+        values = self.values
+        prev = values.get(node)
+        if prev is None:
+            values[node] = Negated(c) if negated else c
+            if is_borrowed:
+                self.borrowed.add(node)
+        elif type(prev) is _Parts:  # a whole contribution to an array read in parts: the base
+            prev.add(Negated(c) if negated else c)
+        elif node in self.owned and not isinstance(c, Tracer):
+            # Into this sweep's own buffer (which may hold the negation of the cotangent).
+            p_neg = type(prev) is Negated
+            buf = prev.value if p_neg else prev
+            v = c.value if type(c) is Uniform else c
+            if p_neg == negated:
+                buf += v
+            else:
+                buf -= v
+            values[node] = Negated(buf) if p_neg else buf  # the same buffer, for mutable arrays
+        elif type(prev) is Uniform and type(c) is Uniform and prev.shape == c.shape:
+            values[node] = prev.like(prev.value + c.value)
+        else:
+            total = signed_sum(prev, Negated(c) if negated else c, gnp.add, gnp.subtract)
+            values[node] = total
+            self.borrowed.discard(node)
+            inner = total.value if type(total) is Negated else total
+            if not isinstance(inner, Tracer) and is_writable(inner):
+                self.owned.add(node)
+
+    def write_into(self, node: int, rule: Any, g: Any, rec: Any, aval: Any) -> bool:
+        """Let an input's ``vjp_add_into`` rule add its cotangent straight into the node's buffer (one
+        made here, or made from what the node holds); False where the node holds a traced value,
+        which only the functional rule may meet."""
+        prev = self.values.get(node)
+        if type(prev) is _Parts:
+            prev, is_owned = prev.join()
+            self.values[node] = prev
+            if is_owned:
+                self.owned.add(node)
+        if type(prev) is Negated:
+            prev = self.values[node] = prev.negate()
+            self.owned.add(node)
+            self.borrowed.discard(node)
+        if isinstance(prev, Tracer):
+            return False
+        buf = prev if node in self.owned else None
+        g = as_array(g)
+        if aval[1] != g.dtype:
+            g = gnp.astype(g, aval[1])
+        new = rule(buf, g, rec.ans, *rec.args, **rec.params)
+        if buf is None and prev is not None:
+            new += prev.value if type(prev) is Uniform else prev
+        self.values[node] = new
+        self.owned.add(node)
+        self.borrowed.discard(node)
+        return True
+
+    def add_part(self, node: int, index: tuple[Any, ...], g: Any, aval: Any) -> None:
+        """The cotangent ``g`` of a read of part ``index`` (canonical, basic) of the input ``node``."""
+        values = self.values
+        prev = values.get(node)
+        if type(prev) is Negated:
+            prev = values[node] = prev.negate()
+            self.owned.add(node)
+            self.borrowed.discard(node)
+        if type(prev) is not _Parts:
+            # The index covers the per-point axes only (leading ones pass through "...").
+            n = sum(1 for item in index[1:] if item is not None)
+            prev = values[node] = _Parts(aval[0][len(aval[0]) - n :], aval[1], prev, node in self.owned)
+            self.owned.discard(node)
+            self.borrowed.discard(node)
+        if type(g) is Uniform:
+            g = g if g.dtype == aval[1] else g.like(dtype=aval[1])
+        elif g.dtype != aval[1]:
+            g = gnp.astype(g, aval[1])
+        prev.parts.append((index, g))
+
+    def result(self, node: int, fresh: bool) -> Any:
+        """The node's cotangent when the sweep is over (None: zero); with ``fresh``, one the caller
+        may keep and write into."""
+        c = self.values.get(node)
+        is_borrowed = node in self.borrowed
+        if type(c) is _Parts:
+            c, is_owned = c.join()
+            is_borrowed = is_borrowed and not is_owned
+        elif type(c) is Negated:
+            c, is_borrowed = c.negate(), False  # a fresh array
+        if not fresh:
+            return c
+        if type(c) is Uniform:
+            return c.full()
+        if is_borrowed and c is not None and not isinstance(c, Tracer):
+            return gnp.asarray(c, copy=True)
+        return c
+
+
+class _Parts:
+    """The pending cotangent of an array that getitems read parts of: the parts (index, cotangent)
+    and a ``base`` from other uses, written into one buffer when the sweep needs the whole."""
+
+    __slots__ = ("shape", "dtype", "base", "base_owned", "parts")
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, base: Any, base_owned: bool):
+        self.shape = shape
+        self.dtype = dtype
+        self.base = base
+        # Written into only where the library updates arrays in place (a Dask ``+=`` rebinds).
+        self.base_owned = base_owned and is_writable(base)
+        self.parts: list[tuple[Any, Any]] = []
+
+    def add(self, c: Any) -> None:
+        """Another whole contribution (possibly Negated): into the base."""
+        base = self.base
+        if base is None:
+            self.base, self.base_owned = c, False
+            return
+        c_neg = type(c) is Negated
+        v = c.value if c_neg else c
+        if self.base_owned and not isinstance(v, Tracer):
+            if type(v) is Uniform:
+                v = v.value
+            if c_neg:
+                base -= v
+            else:
+                base += v
+            return
+        total = signed_sum(base, c, gnp.add, gnp.subtract)
+        self.base = total
+        self.base_owned = type(total) is not Negated and not isinstance(total, Tracer) and is_writable(total)
+
+    def join(self) -> tuple[Any, bool]:
+        """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
+        base, parts = self.base, self.parts
+        if type(base) is Uniform:
+            base = base.view()
+        if base is not None and len(parts) == 1 and not (self.base_owned and not isinstance(parts[0][1], Tracer)):
+            index, g = parts[0]
+            if _covers_whole(index, self.shape):
+                # One read of every element (``m[..., 0]`` of a per-point shape (1,)): the part,
+                # reshaped, is the whole; one addition (or subtraction) joins the base to it and
+                # makes a fresh array.
+                g = as_array(g)
+                lead = g.ndim - _index_ndim(index)
+                whole = gnp.reshape(g, tuple(g.shape[:lead]) + self.shape)
+                out = gnp.subtract(whole, base.value) if type(base) is Negated else gnp.add(base, whole)
+                return out, not isinstance(out, Tracer) and is_writable(out)
+        if type(base) is Negated:
+            base = base.negate()
+        plain = not any(isinstance(g, Tracer) for _, g in parts)
+        if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
+            xp = namespace_of(base)
+            for index, g in parts:
+                g = as_array(g)
+                g, key = _assignable(xp, g, index, g.ndim - _index_ndim(index))
+                base[key] += g
+            return base, True
+        head = [] if base is None else [base]
+        out = embed_add(
+            *head, *[as_array(g) for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
+        )
+        return out, not isinstance(out, Tracer) and is_writable(out)
+
+
+def _covers_whole(index: tuple[Any, ...], shape: tuple[int, ...]) -> bool:
+    """Whether the canonical basic ``index`` (Ellipsis, one item per axis, None for new axes) reads
+    every element of a per-point ``shape`` once and in order: integers on axes of size 1, full
+    slices elsewhere."""
+    region = _region(index, shape)
+    return region is not None and all(item is None or d == 1 for item, d in zip(region, shape))
+
+
+def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Sum a cotangent back to the shape of the input it belongs to, in that input's dtype."""
+    cshape = tuple(c.shape)
+    if cshape != shape:
+        extra = len(cshape) - len(shape)
+        if extra >= 0:
+            axes = tuple(range(extra)) + tuple(
+                extra + i for i, d in enumerate(shape) if d == 1 and cshape[extra + i] != 1
+            )
+            if axes:
+                c = gnp.sum(c, axis=axes, keepdims=True)
+                c = gnp.reshape(c, shape) if c.ndim != len(shape) or tuple(c.shape) != shape else c
+        if tuple(c.shape) != shape:  # a rule returned something smaller than its input
+            c = gnp.broadcast_to(c, shape)
+    if c.dtype != dtype:
+        c = gnp.astype(c, dtype)
+    return c
+
+
+def _whole(c: Any) -> Any:
+    if type(c) is _Parts:
+        return c.join()[0]
+    return c.negate() if type(c) is Negated else c
