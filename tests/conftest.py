@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -98,6 +101,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_jax_memory():
+    """After each test module: drop JAX's compiled executables (every primitive JAX ran op by op
+    keeps one, per shape) and hand the freed memory back to the system, so that a worker's memory
+    does not grow with the number of modules it has run."""
+    yield
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return
+    jax.clear_caches()
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed memory otherwise
+        except (OSError, AttributeError):
+            pass
 
 
 @pytest.fixture(scope="session")
