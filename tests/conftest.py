@@ -103,12 +103,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _free_jax_memory():
-    """After each test module: drop JAX's compiled executables (every primitive JAX ran op by op
-    keeps one, per shape) and hand the freed memory back to the system, so that a worker's memory
-    does not grow with the number of modules it has run."""
-    yield
+# A worker that has grown past this (resident memory) frees JAX's caches after the test it is on.
+_rss_limit = [1 << 30]
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def _free_jax_memory() -> None:
+    """Drop JAX's compiled executables (JAX run op by op keeps one per primitive and shape, for
+    good) and hand the freed memory back to the system."""
     jax = sys.modules.get("jax")
     if jax is None:
         return
@@ -119,6 +129,17 @@ def _free_jax_memory():
             ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed memory otherwise
         except (OSError, AttributeError):
             pass
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After the last test of a module, and after any test that leaves the worker above
+    _rss_limit: free JAX's memory, so that a worker does not grow with the tests it has run."""
+    if nextitem is None or nextitem.path != item.path:
+        _free_jax_memory()
+    elif _resident_bytes() > _rss_limit[0]:
+        _free_jax_memory()
+        # What JAX did not hold stays: the next check waits for half a GiB more.
+        _rss_limit[0] = max(_rss_limit[0], _resident_bytes() + (1 << 29))
 
 
 @pytest.fixture(scope="session")
