@@ -17,7 +17,7 @@ import pytest
 
 import gpuad
 
-from .spec import GpuadNS, JaxNS, core
+from .spec import SLOW, GpuadNS, JaxNS, core
 
 GNS = GpuadNS()
 _JNS: list[JaxNS] = []
@@ -78,7 +78,8 @@ VMAP_MODES = ["all", "first", "last"]
 def vmap_cases(specs):
     """(spec, mode, dtype) cases for the vmap tests: every row batched along all its arguments in
     float64, the core rows also in float32; the other batching modes (only the first argument,
-    along the last axis) on the core rows in float64."""
+    along the last axis) on the core rows in float64. Only the core rows batched along all their
+    arguments in float64 are not marked slow (the quick subset, ``-m "not slow"``, runs those)."""
     core_names = {c.name for c in core(specs)}
     out = []
     for s in specs:
@@ -90,7 +91,8 @@ def vmap_cases(specs):
                     continue
                 if dt == "float32" and s.name not in core_names:
                     continue
-                out.append(pytest.param(s, m, dt, id=f"{dt}-{s.name}-{m}"))
+                slow = dt == "float32" or m != "all" or s.name not in core_names
+                out.append(pytest.param(s, m, dt, id=f"{dt}-{s.name}-{m}", marks=SLOW if slow else ()))
     return out
 
 

@@ -126,6 +126,11 @@ NONZERO = Domain(M, 0.3, 2.0, signed=True)
 
 SPECS: list[Spec] = []
 
+# The mark of the cases that the quick subset (python -m pytest -m "not slow") leaves out: the
+# broadcasting variants of the binary rows and the float32 and extra batching-mode variants of the
+# table's tests. The default run takes them all.
+SLOW = pytest.mark.slow
+
 
 def core(specs):
     """The rows without the extra broadcasting variants of the binary ops: for the expensive
@@ -133,16 +138,24 @@ def core(specs):
     return [s for s in specs if not s.extra.get("broadcast_variant")]
 
 
+def spec_cases(specs):
+    """One case per row, the broadcasting variants marked slow (the quick subset leaves them out)."""
+    return [pytest.param(sp, id=sp.name, marks=SLOW if sp.extra.get("broadcast_variant") else ()) for sp in specs]
+
+
 def dtype_cases(specs):
     """(spec, dtype) pairs: float64 for every row, float32 for the core rows only (float32 adds
-    tolerance, not coverage, to the broadcasting variants): keeps the suite's time in bounds."""
+    tolerance, not coverage, to the broadcasting variants): keeps the suite's time in bounds.
+    The float32 cases and the broadcasting variants are marked slow: ``-m "not slow"`` (the quick
+    subset) leaves them out."""
     core_names = {c.name for c in core(specs)}
     out = []
     for sp in specs:
         for dt in ("float64", "float32"):
             if dt == "float32" and sp.name not in core_names:
                 continue
-            out.append(pytest.param(sp, dt, id=f"{dt}-{sp.name}"))
+            slow = dt == "float32" or sp.extra.get("broadcast_variant")
+            out.append(pytest.param(sp, dt, id=f"{dt}-{sp.name}", marks=SLOW if slow else ()))
     return out
 
 

@@ -47,6 +47,7 @@ def test_jacfwd_any_chunk_size_matches_jax(spec, dtype):
                 assert gpuad.backend.dtype_name(g.dtype) == np.dtype(e.dtype).name
 
 
+@pytest.mark.slow  # a composition: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_linearize_replays_the_jvp(spec):
     """linearize's f_jvp gives jax.jvp's tangent for several tangents, also under vmap."""
@@ -78,6 +79,7 @@ def test_hessian_matches_jax(spec):
                 check(g, e, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.slow  # compositions: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
 def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec):
     """vmap(jacfwd), vmap(hessian) and vmap(hvp) give every point's result in one pass."""

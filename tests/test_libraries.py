@@ -93,7 +93,9 @@ def test_jax_array_grad_keeps_every_cotangent_contribution():
     close(got, want)
 
 
-@pytest.mark.parametrize("make", [da.from_array, jnp.asarray], ids=["dask", "jax"])
+@pytest.mark.parametrize(
+    "make", [da.from_array, pytest.param(jnp.asarray, marks=pytest.mark.slow)], ids=["dask", "jax"]
+)  # on JAX arrays gpuad's every operation is JAX op by op: in the default run, not the quick subset
 def test_parts_and_vmap_on_immutable_libraries(make):
     """Reads in parts under vmap (embed_add with and without a base, strided and single
     elements), through grad and hessian, against NumPy."""

@@ -13,15 +13,15 @@ from gpuad import numpy as gnp
 
 from .conftest import all_backends
 from .helpers import check, inputs, oracle, ours, same_dtype, theirs, tolerances
-from .spec import SPECS, dtype_cases
+from .spec import SPECS, dtype_cases, spec_cases
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
-DTYPES = ["float64", "float32"]
+DTYPES = ["float64", pytest.param("float32", marks=pytest.mark.slow)]  # quick subset: float64
 
-cases = pytest.mark.parametrize("spec", SPECS, ids=str)
+cases = pytest.mark.parametrize("spec", spec_cases(SPECS))
 dtypes = pytest.mark.parametrize("dtype", DTYPES)
 
 
@@ -61,6 +61,7 @@ def test_first_order(spec, dtype):
     check(plain, expected, **tol)
 
 
+@pytest.mark.slow  # the Jacobian's rows are VJPs (test_first_order): not in the quick subset
 @cases
 def test_jacrev(spec):
     """The full Jacobian by reverse mode equals jax.jacrev (float64), on every backend."""

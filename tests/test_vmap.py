@@ -49,6 +49,7 @@ def test_vmap_value_and_per_point_gradient(spec, mode, dtype):
             check(g, e, **tolerances(spec, dtype, loosen32=5))
 
 
+@pytest.mark.slow  # compositions: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", SMALL, ids=str)
 def test_vmap_of_jacrev_and_jacrev_of_vmap(spec):
     xs, axes = batch_inputs(spec, "float64", "all")
@@ -91,6 +92,7 @@ def test_vmap_of_second_derivatives(spec):
             check(g, e, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.slow  # a composition: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", SMALL, ids=str)
 def test_vmap_of_vmap(spec):
     rng = np.random.default_rng(3)
