@@ -125,6 +125,19 @@ def check_typed(actual, expected, **tol) -> None:
     check(actual, expected, dtype=True, **tol)
 
 
+def close(got, want, rtol=1e-12, atol=1e-12) -> None:
+    """``got`` (any library, a tree) equals ``want`` (the same tree): as many leaves, each of the
+    same shape, values within tolerance. Dask leaves are computed here (after any check of
+    laziness)."""
+    got_l, want_l = gpuad.tree_leaves(got), gpuad.tree_leaves(want)
+    assert len(got_l) == len(want_l)
+    for g, w in zip(got_l, want_l):
+        g = np.asarray(g.compute()) if type(g).__module__.split(".")[0] == "dask" else gpuad.to_numpy(g)
+        w = gpuad.to_numpy(w)
+        assert g.shape == w.shape, (g.shape, w.shape)
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
 def same_dtype(actual, expected) -> None:
     assert gpuad.backend.dtype_name(actual.dtype) == np.dtype(expected.dtype).name, (actual.dtype, expected.dtype)
 

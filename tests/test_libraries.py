@@ -15,7 +15,7 @@ import gpuad.numpy as gnp
 from gpuad import backend
 from gpuad import primitives as P
 
-from .helpers import oracle
+from .helpers import close, oracle
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -61,17 +61,6 @@ def lazily(fn, *args):
     for leaf in gpuad.tree_leaves(out):
         assert callable(leaf) or isinstance(leaf, da.Array), type(leaf)
     return out
-
-
-def close(got, want, rtol=1e-12, atol=1e-12):
-    """``got`` (any library, a tree) equals ``want`` (NumPy, the same tree)."""
-    got_l, want_l = gpuad.tree_leaves(got), gpuad.tree_leaves(want)
-    assert len(got_l) == len(want_l)
-    for g, w in zip(got_l, want_l):
-        g = np.asarray(g.compute()) if isinstance(g, da.Array) else gpuad.to_numpy(g)
-        w = np.asarray(w)
-        assert g.shape == w.shape, (g.shape, w.shape)
-        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
 
 
 # ---------------------------------------------------------------------------------------------
