@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -98,6 +101,45 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+# A worker that has grown past this (resident memory) frees JAX's caches after the test it is on.
+_rss_limit = [1 << 30]
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
+
+
+def _free_jax_memory() -> None:
+    """Drop JAX's compiled executables (JAX run op by op keeps one per primitive and shape, for
+    good) and hand the freed memory back to the system."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return
+    jax.clear_caches()
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed memory otherwise
+        except (OSError, AttributeError):
+            pass
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After the last test of a module, and after any test that leaves the worker above
+    _rss_limit: free JAX's memory, so that a worker does not grow with the tests it has run."""
+    if nextitem is None or nextitem.path != item.path:
+        _free_jax_memory()
+    elif _resident_bytes() > _rss_limit[0]:
+        _free_jax_memory()
+        # What JAX did not hold stays: the next check waits for half a GiB more.
+        _rss_limit[0] = max(_rss_limit[0], _resident_bytes() + (1 << 29))
 
 
 @pytest.fixture(scope="session")

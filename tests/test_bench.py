@@ -19,6 +19,7 @@ def _bench(*args, timeout=300):
     )
 
 
+@pytest.mark.slow  # every workload in a subprocess (~10 s): in the default run, not in the quick subset
 def test_quick_run_checks_every_workload_and_writes_the_report(tmp_path):
     out = tmp_path / "results"
     proc = _bench("--quick", "--no-plots", "--repeats", "1", "--out", str(out))

@@ -2,7 +2,9 @@
 against JAX (x64). The generator, the evaluators and the comparison live in tests/differential.py.
 
 Quick profile (CI): a few derandomized examples per transform, smooth and special inputs, jit and
-chunked variants; the whole file takes well under a minute of CPU. Long profile: set
+chunked variants; the whole file takes well under a minute of CPU. Its random programs are marked
+slow: the default run (and CI) runs them, the suite's quick subset (``-m "not slow"``) does not.
+Long profile: set
 ``GPUAD_DIFF_EXAMPLES=5000`` (or select ``-m slow``) to run a campaign that collects every mismatch
 by class and prints a summary; ``python -m tests.differential --examples 5000`` does the same
 outside pytest and also reduces one example of each class to a small repro.
@@ -66,6 +68,7 @@ def _helpers_for(name: str) -> list[str]:
     return [name, "greater", "isnan"] if name not in ("greater", "isnan") else [name]
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize("name", sorted(D.OPS))
 @quick(4)
 @given(data=st.data())
@@ -94,6 +97,7 @@ CHUNKABLE = [t for t, v in D.TRANSFORMS.items() if v.chunkable and v.order == 1]
 JITTED = ["vmap_grad", "vmap_value_and_grad", "vmap_jacfwd", "vmap_jacrev", "vmap_hessian", "jvp", "vjp", "linearize", "grad_of_vmap"]
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize("transform", ALL)
 @quick()
 @given(data=st.data())
@@ -107,6 +111,7 @@ DRAWN = [o for o in D.OP_NAMES if D.OPS[o].smooth]
 ROTATION = ["vmap_hessian", "vmap_jacrev", "jvp", "vmap_jacfwd_jacrev", "vjp"]
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize("name", DRAWN)
 @quick(1)
 @given(data=st.data())
@@ -119,6 +124,7 @@ def test_each_operation(name, data):
     check(ex)
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize("transform", ALL)
 @quick(2)
 @given(data=st.data())
@@ -128,6 +134,7 @@ def test_special_inputs(transform, data):
     check(data.draw(D.examples([transform], "special", dtypes=("float64",), jit=False, chunk=False, ops=D.quick_ops("special"))))
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize("transform", JITTED)
 @quick()
 @given(data=st.data())
@@ -137,6 +144,7 @@ def test_jit(transform, data):
     check(data.draw(D.examples([transform], "smooth", jit=True, chunk=False, ops=D.quick_ops("smooth"))))
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize("transform", CHUNKABLE)
 @quick()
 @given(data=st.data())
@@ -184,6 +192,7 @@ def test_report_shows_program_inputs_transform_and_answers():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # in the default run; the quick subset (-m "not slow") leaves it out
 @pytest.mark.parametrize(
     "known", [pytest.param(k, id=k.item, marks=pytest.mark.xfail(strict=True, reason=k.reason)) for k in D.KNOWN]
 )

@@ -4,7 +4,6 @@ linearize, hessian, hvp, and their composition with vmap, over the spec table.""
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 import pytest
@@ -12,7 +11,9 @@ import pytest
 import gpuad
 import gpuad.numpy as gnp
 
+from . import helpers
 from .conftest import all_backends
+from .helpers import check, oracle
 from .spec import SPECS, GpuadNS, JaxNS, core, dtype_cases
 
 jax = pytest.importorskip("jax")
@@ -25,21 +26,8 @@ SMALL = core([s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.arg
 
 
 def inputs(spec, dtype="float64", seed=0):
-    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + 31 + seed)
-    return [d.sample(rng, dtype) for d in spec.args]
-
-
-def check(got, want, **kw):
-    got = gpuad.to_numpy(got)
-    want = np.asarray(want)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    np.testing.assert_allclose(got, want, **kw)
-
-
-def tol(spec, dtype):
-    if dtype == "float64":
-        return dict(rtol=spec.extra.get("rtol64", 1e-10), atol=1e-12)
-    return dict(rtol=spec.rtol32 * 5, atol=spec.atol32 * 5)
+    """This file's sample of the row's arguments (its own seeds: 31 on from the oracle tests')."""
+    return helpers.inputs(spec, dtype, seed=31 + seed)
 
 
 @pytest.mark.parametrize("spec, dtype", dtype_cases(SPECS))
@@ -49,16 +37,17 @@ def test_jacfwd_any_chunk_size_matches_jax(spec, dtype):
     xs = inputs(spec, dtype)
     argnums = tuple(range(len(xs)))
     f = lambda *a: spec.fn(GNS, *a)
-    want = jax.jacfwd(lambda *a: spec.fn(JNS, *a), argnums=argnums)(*[jnp.asarray(x) for x in xs])
+    want = oracle(jax.jacfwd(lambda *a: spec.fn(JNS, *a), argnums=argnums))(*xs)
     for backend in all_backends():
         bxs = [backend.asarray(x) for x in xs]
         for chunk in (None, 1, 3, 16):
             got = gpuad.jacfwd(f, argnums=argnums, chunk_size=chunk)(*bxs)
             for g, e in zip(got, want):
-                check(g, e, **tol(spec, dtype))
+                check(g, e, **helpers.tolerances(spec, dtype, loosen32=5))
                 assert gpuad.backend.dtype_name(g.dtype) == np.dtype(e.dtype).name
 
 
+@pytest.mark.slow  # a composition: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_linearize_replays_the_jvp(spec):
     """linearize's f_jvp gives jax.jvp's tangent for several tangents, also under vmap."""
@@ -66,8 +55,7 @@ def test_linearize_replays_the_jvp(spec):
     f = lambda *a: spec.fn(GNS, *a)
     rng = np.random.default_rng(4)
     many = [np.stack([rng.standard_normal(x.shape) for _ in range(3)]) for x in xs]
-    jxs = tuple(jnp.asarray(x) for x in xs)
-    want = jax.vmap(lambda *t: jax.jvp(lambda *a: spec.fn(JNS, *a), jxs, t)[1])(*[jnp.asarray(m) for m in many])
+    want = oracle(lambda xs, many: jax.vmap(lambda *t: jax.jvp(lambda *a: spec.fn(JNS, *a), tuple(xs), t)[1])(*many))(xs, many)
     for backend in all_backends():
         out, f_jvp = gpuad.linearize(f, *[backend.asarray(x) for x in xs])
         for k in range(3):
@@ -81,7 +69,7 @@ def test_hessian_matches_jax(spec):
     xs = inputs(spec)
     argnums = tuple(range(len(xs)))
     w = np.random.default_rng(2).standard_normal(np.shape(spec.fn(GNS, *xs)))
-    want = jax.hessian(lambda *a: jnp.sum(spec.fn(JNS, *a) * jnp.asarray(w)), argnums=argnums)(*[jnp.asarray(x) for x in xs])
+    want = oracle(jax.hessian(lambda *a: jnp.sum(spec.fn(JNS, *a) * jnp.asarray(w)), argnums=argnums))(*xs)
     for backend in all_backends():
         got = gpuad.hessian(lambda *a, bw=backend.asarray(w): gnp.sum(spec.fn(GNS, *a) * bw), argnums=argnums)(
             *[backend.asarray(x) for x in xs]
@@ -91,6 +79,7 @@ def test_hessian_matches_jax(spec):
                 check(g, e, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.slow  # compositions: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", [s for s in SMALL if s.second_order], ids=str)
 def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec):
     """vmap(jacfwd), vmap(hessian) and vmap(hvp) give every point's result in one pass."""
@@ -102,12 +91,16 @@ def test_per_point_jacfwd_hessian_and_hvp_under_vmap(spec):
     f = lambda *a: spec.fn(GNS, *a)
     jf = lambda *a: spec.fn(JNS, *a)
     s = lambda ns, fn: (lambda *a: ns.sum(fn(*a)))
-    jx = [jnp.asarray(x) for x in xs]
-    want_j = jax.vmap(jax.jacfwd(jf, argnums=argnums))(*jx)
-    want_h = jax.vmap(jax.hessian(s(jnp, jf), argnums=argnums))(*jx)
-    want_v = jax.vmap(lambda *pv: jax.jvp(jax.grad(s(jnp, jf), argnums=argnums), pv[: len(xs)], pv[len(xs) :])[1])(
-        *jx, *[jnp.asarray(v) for v in vs]
-    )
+
+    def program(xs, vs):
+        want_j = jax.vmap(jax.jacfwd(jf, argnums=argnums))(*xs)
+        want_h = jax.vmap(jax.hessian(s(jnp, jf), argnums=argnums))(*xs)
+        want_v = jax.vmap(lambda *pv: jax.jvp(jax.grad(s(jnp, jf), argnums=argnums), pv[: len(xs)], pv[len(xs) :])[1])(
+            *xs, *vs
+        )
+        return want_j, want_h, want_v
+
+    want_j, want_h, want_v = oracle(program)(xs, vs)
     for backend in all_backends():
         bx = [backend.asarray(x) for x in xs]
         for g, e in zip(gpuad.vmap(gpuad.jacfwd(f, argnums=argnums))(*bx), want_j):

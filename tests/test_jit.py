@@ -3,28 +3,20 @@ so what JAX gives), re-records only for a new signature, and refuses value-depen
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pytest
 
 import gpuad
 import gpuad.numpy as gnp
 
+from .helpers import batch_inputs, close
 from .spec import SPECS, GpuadNS, core
 
 GNS = GpuadNS()
 SMALL = core([s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)])
 
 
-def _inputs(spec, seed=0, batch=3):
-    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + seed)
-    return [np.stack([d.sample(rng, "float64") for _ in range(batch)]) for d in spec.args]
-
-
-def _close(a, b):
-    for x, y in zip(gpuad.tree_leaves(a), gpuad.tree_leaves(b)):
-        np.testing.assert_allclose(gpuad.to_numpy(x), gpuad.to_numpy(y), rtol=1e-13, atol=1e-14)
+TOL = dict(rtol=1e-13, atol=1e-14)
 
 
 @pytest.mark.parametrize("spec", SMALL, ids=str)
@@ -38,9 +30,9 @@ def test_replay_equals_eager_for_every_row(spec):
     argnums = tuple(range(len(spec.args)))
     eager = gpuad.vmap(gpuad.value_and_grad(loss, argnums=argnums))
     jitted = gpuad.jit(eager)
-    first, second = _inputs(spec, 0), _inputs(spec, 1)
-    _close(jitted(*first), eager(*first))
-    _close(jitted(*second), eager(*second))
+    first, second = (batch_inputs(spec, "float64", "all", seed=s)[0] for s in (0, 1))
+    close(jitted(*first), eager(*first), **TOL)
+    close(jitted(*second), eager(*second), **TOL)
     assert jitted.cache_size() == 1
 
 
@@ -61,7 +53,7 @@ def test_every_transform_under_jit(backend):
     for transform, args in cases:
         jitted = gpuad.jit(transform)
         jitted(*args)
-        _close(jitted(*args), transform(*args))
+        close(jitted(*args), transform(*args), **TOL)
 
 
 def test_recording_depends_on_shapes_dtypes_and_static_arguments():
@@ -94,7 +86,7 @@ def test_pytrees_keyword_arguments_and_closures():
     params = {"w": np.ones((3, 2)), "b": np.zeros(2)}
     x = np.random.default_rng(2).standard_normal((4, 3))
     for s in (1.0, 2.0):
-        _close(jvg(params, x, scale=s), vg(params, x, scale=s))
+        close(jvg(params, x, scale=s), vg(params, x, scale=s), **TOL)
 
 
 def test_jit_inside_a_transform_traces_through():
@@ -166,5 +158,5 @@ def test_replay_reuses_dead_buffers_without_touching_live_views_or_inputs():
     g = gpuad.jit(gpuad.value_and_grad(f))
     want = gpuad.value_and_grad(f)(x)
     for _ in range(3):
-        _close(g(x), want)
+        close(g(x), want, **TOL)
         np.testing.assert_array_equal(x, keep)

@@ -4,7 +4,6 @@ derivatives, in float64 (tight) and float32 (loose), on NumPy and on array_api_s
 from __future__ import annotations
 
 import functools
-import zlib
 
 import numpy as np
 import pytest
@@ -13,53 +12,16 @@ import gpuad
 from gpuad import numpy as gnp
 
 from .conftest import all_backends
-from .spec import SPECS, GpuadNS, JaxNS, dtype_cases
+from .helpers import check, inputs, oracle, ours, same_dtype, theirs, tolerances
+from .spec import SPECS, dtype_cases, spec_cases
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
-GNS = GpuadNS()
-JNS = JaxNS()
+DTYPES = ["float64", pytest.param("float32", marks=pytest.mark.slow)]  # quick subset: float64
 
-DTYPES = ["float64", "float32"]
-
-
-def tolerances(spec, dtype):
-    if dtype == "float64":
-        return dict(rtol=spec.extra.get("rtol64", 1e-10), atol=spec.extra.get("atol64", 1e-12))
-    return dict(rtol=spec.rtol32, atol=spec.atol32)
-
-
-def inputs(spec, dtype, seed=0):
-    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + seed)
-    return [d.sample(rng, dtype) for d in spec.args]
-
-
-def ours(spec):
-    return lambda *a: spec.fn(GNS, *a)
-
-
-def theirs(spec):
-    return lambda *a: spec.fn(JNS, *a)
-
-
-def to_jax(arrays):
-    return [jnp.asarray(a) for a in arrays]
-
-
-def check(actual, expected, **tol):
-    actual = gpuad.to_numpy(actual)
-    expected = np.asarray(expected)
-    assert actual.shape == expected.shape, (actual.shape, expected.shape)
-    np.testing.assert_allclose(actual, expected, **tol)
-
-
-def same_dtype(actual, expected):
-    assert gpuad.backend.dtype_name(actual.dtype) == np.dtype(expected.dtype).name, (actual.dtype, expected.dtype)
-
-
-cases = pytest.mark.parametrize("spec", SPECS, ids=str)
+cases = pytest.mark.parametrize("spec", spec_cases(SPECS))
 dtypes = pytest.mark.parametrize("dtype", DTYPES)
 
 
@@ -68,13 +30,18 @@ dtypes = pytest.mark.parametrize("dtype", DTYPES)
 def test_first_order(spec, dtype):
     """Value (and its dtype: float32 stays float32), vjp with a random cotangent and jvp with
     random tangents equal JAX's, on every backend; on NumPy also evaluated on plain arrays.
-    (JAX runs once per case; the backends loop inside, which keeps the suite fast.)"""
+    (JAX runs once per case, as one compiled program; the backends loop inside.)"""
     xs = inputs(spec, dtype)
-    expected, jax_pullback = jax.vjp(theirs(spec), *to_jax(xs))
-    w = np.random.default_rng(1).standard_normal(expected.shape).astype(expected.dtype)
-    want_ct = jax_pullback(jnp.asarray(w))
+    f = theirs(spec)
+    out = jax.eval_shape(f, *xs)
+    w = np.random.default_rng(1).standard_normal(out.shape).astype(out.dtype)
     ts = [np.random.default_rng(2 + i).standard_normal(x.shape).astype(dtype) for i, x in enumerate(xs)]
-    _, want_t = jax.jvp(theirs(spec), tuple(to_jax(xs)), tuple(to_jax(ts)))
+
+    def program(xs, w, ts):
+        expected, pullback = jax.vjp(f, *xs)
+        return expected, pullback(w), jax.jvp(f, tuple(xs), tuple(ts))[1]
+
+    expected, want_ct, want_t = oracle(program)(xs, w, ts)
     tol = tolerances(spec, dtype)
     for backend in all_backends():
         out, pullback = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
@@ -94,12 +61,13 @@ def test_first_order(spec, dtype):
     check(plain, expected, **tol)
 
 
+@pytest.mark.slow  # the Jacobian's rows are VJPs (test_first_order): not in the quick subset
 @cases
 def test_jacrev(spec):
     """The full Jacobian by reverse mode equals jax.jacrev (float64), on every backend."""
     xs = inputs(spec, "float64")
     argnums = tuple(range(len(xs)))
-    want = jax.jacrev(theirs(spec), argnums=argnums)(*to_jax(xs))
+    want = oracle(jax.jacrev(theirs(spec), argnums=argnums))(*xs)
     for backend in all_backends():
         got = gpuad.jacrev(ours(spec), argnums=argnums)(*[backend.asarray(x) for x in xs])
         for g, e in zip(got, want):
@@ -119,7 +87,7 @@ def test_second_order(spec, dtype):
     reverse over reverse) and jvp(grad(h), x, v) (the same product, forward over reverse)."""
     xs = inputs(spec, dtype)
     argnums = tuple(range(len(xs)))
-    e_out = theirs(spec)(*to_jax(xs))
+    e_out = jax.eval_shape(theirs(spec), *xs)
     rng = np.random.default_rng(3)
     w = rng.standard_normal(e_out.shape).astype(e_out.dtype)
     vs = [rng.standard_normal(x.shape).astype(dtype) for x in xs]
@@ -136,8 +104,12 @@ def test_second_order(spec, dtype):
     def grad_all(f, xp, wv, grad):
         return lambda *a: grad(_scalarized(f, wv, xp), argnums=argnums)(*a)
 
-    want = jax.grad(hvp_rr(theirs(spec), jnp, jnp.asarray(w), to_jax(vs), jax.grad), argnums=argnums)(*to_jax(xs))
-    _, want_t = jax.jvp(grad_all(theirs(spec), jnp, jnp.asarray(w), jax.grad), tuple(to_jax(xs)), tuple(to_jax(vs)))
+    def program(xs, w, vs):
+        want = jax.grad(hvp_rr(theirs(spec), jnp, w, vs, jax.grad), argnums=argnums)(*xs)
+        _, want_t = jax.jvp(grad_all(theirs(spec), jnp, w, jax.grad), tuple(xs), tuple(vs))
+        return want, want_t
+
+    want, want_t = oracle(program, spec)(xs, w, vs)
     tol = tolerances(spec, dtype)
     if dtype == "float32":
         tol = dict(rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)

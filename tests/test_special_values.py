@@ -120,6 +120,7 @@ def _all_modes(lib, ns, name, x, t, c):
     return {k: np.asarray(gpuad.to_numpy(v) if lib is gpuad else v) for k, v in out.items()}
 
 
+@pytest.mark.slow  # JAX op by op, every mode: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("name", list(CASES))
 def test_special_values_match_jax(name):
     _, x, t, c = CASES[name]

@@ -4,7 +4,6 @@ last axis), composed with grad, jacrev and itself, in float64 and float32, on Nu
 from __future__ import annotations
 
 import functools
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ import gpuad
 import gpuad.numpy as gnp
 
 from .conftest import all_backends
+from .helpers import batch_inputs, oracle, tolerances, vmap_cases
+from .helpers import check_typed as check
 from .spec import SPECS, GpuadNS, JaxNS, core
 
 jax = pytest.importorskip("jax")
@@ -25,96 +26,44 @@ B = 3
 SMALL = core([s for s in SPECS if all(int(np.prod(d.shape)) <= 12 for d in s.args)])
 
 
-def tol(spec, dtype):
-    if dtype == "float64":
-        return dict(rtol=spec.extra.get("rtol64", 1e-10), atol=1e-12)
-    return dict(rtol=spec.rtol32 * 5, atol=spec.atol32 * 5)
-
-
-def batch_inputs(spec, dtype, mode):
-    """Per-argument arrays and in_axes for a batch of B points."""
-    rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + 7)
-    xs, axes = [], []
-    for i, d in enumerate(spec.args):
-        if mode == "first" and i > 0:
-            xs.append(d.sample(rng, dtype))
-            axes.append(None)
-            continue
-        pts = np.stack([d.sample(rng, dtype) for _ in range(B)])
-        if mode == "last" and i == 0:
-            pts = np.moveaxis(pts, 0, -1)
-            axes.append(-1)
-        else:
-            axes.append(0)
-        xs.append(pts)
-    return xs, tuple(axes)
-
-
-def check(got, want, **kw):
-    got = gpuad.to_numpy(got)
-    want = np.asarray(want)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    assert got.dtype == want.dtype, (got.dtype, want.dtype)
-    np.testing.assert_allclose(got, want, **kw)
-
-
-MODES = ["all", "first", "last"]
-
-
-def cases_for(specs):
-    """Every row batched along all its arguments in float64, the core rows also in float32; the
-    other batching modes (only the first argument, along the last axis) on the core rows in
-    float64."""
-    core_names = {c.name for c in core(specs)}
-    out = []
-    for s in specs:
-        for m in MODES:
-            if m == "first" and len(s.args) < 2:
-                continue
-            for dt in ("float64", "float32"):
-                if m != "all" and (dt == "float32" or s.name not in core_names):
-                    continue
-                if dt == "float32" and s.name not in core_names:
-                    continue
-                out.append(pytest.param(s, m, dt, id=f"{dt}-{s.name}-{m}"))
-    return out
-
-
-@pytest.mark.parametrize("spec, mode, dtype", cases_for(SPECS))
+@pytest.mark.parametrize("spec, mode, dtype", vmap_cases(SPECS))
 def test_vmap_value_and_per_point_gradient(spec, mode, dtype):
     """vmap(f) and vmap(grad(sum(w * f))) equal JAX's, with per-point shapes inside, on every
     backend (JAX runs once; the backends loop inside)."""
     xs, axes = batch_inputs(spec, dtype, mode)
     f = lambda *a: spec.fn(GNS, *a)
     jf = lambda *a: spec.fn(JNS, *a)
-    want = jax.vmap(jf, in_axes=axes)(*[jnp.asarray(x) for x in xs])
-    w = np.random.default_rng(5).standard_normal(want.shape[1:]).astype(want.dtype)
+    out = jax.eval_shape(jax.vmap(jf, in_axes=axes), *xs)
+    w = np.random.default_rng(5).standard_normal(out.shape[1:]).astype(out.dtype)
     argnums = tuple(range(len(xs)))
     jh = lambda *a: jnp.sum(jf(*a) * jnp.asarray(w))
-    want_g = jax.vmap(jax.grad(jh, argnums=argnums), in_axes=axes)(*[jnp.asarray(x) for x in xs])
+    want, want_g = oracle(
+        lambda *a: (jax.vmap(jf, in_axes=axes)(*a), jax.vmap(jax.grad(jh, argnums=argnums), in_axes=axes)(*a))
+    )(*xs)
     for backend in all_backends():
         bxs = [backend.asarray(x) for x in xs]
-        check(gpuad.vmap(f, in_axes=axes)(*bxs), want, **tol(spec, dtype))
+        check(gpuad.vmap(f, in_axes=axes)(*bxs), want, **tolerances(spec, dtype, loosen32=5))
         h = lambda *a, bw=backend.asarray(w): gnp.sum(f(*a) * bw)
         got = gpuad.vmap(gpuad.grad(h, argnums=argnums), in_axes=axes)(*bxs)
         for g, e in zip(got, want_g):
-            check(g, e, **tol(spec, dtype))
+            check(g, e, **tolerances(spec, dtype, loosen32=5))
 
 
+@pytest.mark.slow  # compositions: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", SMALL, ids=str)
 def test_vmap_of_jacrev_and_jacrev_of_vmap(spec):
     xs, axes = batch_inputs(spec, "float64", "all")
     f = lambda *a: spec.fn(GNS, *a)
     jf = lambda *a: spec.fn(JNS, *a)
     argnums = tuple(range(len(xs)))
-    jx = [jnp.asarray(x) for x in xs]
+    want_vj, want_jv = oracle(
+        lambda *a: (jax.vmap(jax.jacrev(jf, argnums=argnums))(*a), jax.jacrev(jax.vmap(jf), argnums=argnums)(*a))
+    )(*xs)
     got = gpuad.vmap(gpuad.jacrev(f, argnums=argnums))(*xs)
-    want = jax.vmap(jax.jacrev(jf, argnums=argnums))(*jx)
-    for g, e in zip(got, want):
+    for g, e in zip(got, want_vj):
         check(g, e, rtol=1e-10, atol=1e-12)
     got = gpuad.jacrev(gpuad.vmap(f), argnums=argnums)(*xs)
-    want = jax.jacrev(jax.vmap(jf), argnums=argnums)(*jx)
-    for g, e in zip(got, want):
+    for g, e in zip(got, want_jv):
         check(g, e, rtol=1e-10, atol=1e-12)
 
 
@@ -132,8 +81,8 @@ def test_vmap_of_second_derivatives(spec):
         h = lambda *a: ns.sum(spec.fn(ns, *a) * wv)
         return lambda *a: functools.reduce(ns.add, [ns.sum(g * v) for g, v in zip(grad(h, argnums=argnums)(*a), vv)])
 
-    want = jax.vmap(jax.grad(hvp(JNS, jax.grad, jnp.asarray(w), [jnp.asarray(v) for v in vs]), argnums=argnums))(
-        *[jnp.asarray(x) for x in xs]
+    want = oracle(jax.vmap(jax.grad(hvp(JNS, jax.grad, jnp.asarray(w), [jnp.asarray(v) for v in vs]), argnums=argnums)))(
+        *xs
     )
     for backend in all_backends():
         got = gpuad.vmap(
@@ -143,12 +92,13 @@ def test_vmap_of_second_derivatives(spec):
             check(g, e, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.slow  # a composition: in the default run, not in the quick subset (-m "not slow")
 @pytest.mark.parametrize("spec", SMALL, ids=str)
 def test_vmap_of_vmap(spec):
     rng = np.random.default_rng(3)
     xs = [np.stack([np.stack([d.sample(rng, "float64") for _ in range(2)]) for _ in range(B)]) for d in spec.args]
     f = lambda *a: spec.fn(GNS, *a)
-    want = jax.vmap(jax.vmap(lambda *a: spec.fn(JNS, *a)))(*[jnp.asarray(x) for x in xs])
+    want = oracle(jax.vmap(jax.vmap(lambda *a: spec.fn(JNS, *a))))(*xs)
     for backend in all_backends():
         got = gpuad.vmap(gpuad.vmap(f))(*[backend.asarray(x) for x in xs])
         check(got, want, rtol=1e-10, atol=1e-12)
