@@ -25,8 +25,9 @@ ORDER = [
     "cotangents", "forward", "reverse", "batching", "jit",
     # the transforms
     "transforms", "forward_transforms", "custom",
-    # the gpuad.numpy namespace
-    "numpy",
+    # the gpuad.numpy namespace: its functions, indexing, composites with custom rules, the
+    # operators of traced values, and the package that gathers them
+    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._operators", "numpy",
     # tools
     "wengert", "testing", "__main__", "__init__",
 ]
@@ -47,26 +48,44 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imports_of(path: pathlib.Path) -> set[str]:
-    """The gpuad modules ``path`` imports, anywhere in the file except under TYPE_CHECKING."""
+def module_name(path: pathlib.Path, root: pathlib.Path = ROOT) -> str:
+    """``numpy._core`` for gpuad/numpy/_core.py, ``numpy`` for gpuad/numpy/__init__.py."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: pathlib.Path, root: pathlib.Path = ROOT) -> set[str]:
+    """The gpuad modules ``path`` imports, anywhere in the file except under TYPE_CHECKING (names
+    as module_name gives them; ``from . import x`` names the module x where there is one)."""
     tree = ast.parse(path.read_text())
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and _is_type_checking(node):
             skip.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    package = list(path.relative_to(root).parent.parts)  # the importing module's package, below gpuad
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 or (node.level == 0 and (node.module or "").split(".")[0] == "gpuad"):
-                parts = (node.module or "").split(".")
-                if node.level == 0:
-                    parts = parts[1:]
-                if parts and parts[0]:
-                    found.add(parts[0])
-                else:  # from . import numpy
-                    found.update(a.name for a in node.names)
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else list(package)
+            elif (node.module or "").split(".")[0] == "gpuad":
+                base = []
+            else:
+                continue
+            mod = [p for p in (node.module or "").split(".") if p]
+            if node.level == 0:
+                mod = mod[1:]
+            target = base + mod
+            if mod:  # from .x import y (from . import y names modules, below)
+                found.add(".".join(target[:2]) if target[0] == "numpy" and len(target) > 1 else target[0])
+            for a in node.names:  # from . import numpy, from . import _core
+                sub = base + mod + [a.name]
+                if (root.joinpath(*sub).with_suffix(".py")).exists() or (root.joinpath(*sub) / "__init__.py").exists():
+                    found.add(".".join(sub))
         elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.startswith("gpuad."):
@@ -74,13 +93,19 @@ def imports_of(path: pathlib.Path) -> set[str]:
     return found
 
 
+def _modules() -> set[str]:
+    return {module_name(p) for p in ROOT.rglob("*.py")}
+
+
 def _edges() -> list[tuple[str, str]]:
-    modules = {p.stem for p in ROOT.glob("*.py")}
-    return sorted((p.stem, dep) for p in ROOT.glob("*.py") for dep in imports_of(p) if dep in modules and dep != p.stem)
+    modules = _modules()
+    return sorted(
+        (module_name(p), dep) for p in ROOT.rglob("*.py") for dep in imports_of(p) if dep in modules and dep != module_name(p)
+    )
 
 
 def test_every_module_has_a_layer():
-    modules = {p.stem for p in ROOT.glob("*.py")}
+    modules = _modules()
     assert modules == set(ORDER), f"add to ORDER: {sorted(modules - set(ORDER))}; remove: {sorted(set(ORDER) - modules)}"
 
 
@@ -105,4 +130,16 @@ def test_the_reader_sees_every_import(tmp_path, source, expected):
     """The check itself: late imports count, type-checking-only ones do not."""
     path = tmp_path / "m.py"
     path.write_text(source)
-    assert imports_of(path) == expected
+    for name in ("backend", "numpy", "tracing", "reverse", "primitives"):
+        (tmp_path / f"{name}.py").write_text("")
+    assert imports_of(path, tmp_path) == expected
+
+
+def test_the_reader_resolves_imports_inside_the_namespace_package(tmp_path):
+    (tmp_path / "numpy").mkdir()
+    path = tmp_path / "numpy" / "_composites.py"
+    path.write_text("from ..custom import custom_jvp\nfrom ._core import x\nfrom . import _operators\n")
+    for name in ("custom.py", "numpy/_core.py", "numpy/_operators.py", "numpy/__init__.py"):
+        (tmp_path / name).write_text("")
+    assert imports_of(path, tmp_path) == {"custom", "numpy._core", "numpy._operators"}
+    assert module_name(tmp_path / "numpy" / "__init__.py", tmp_path) == "numpy"
