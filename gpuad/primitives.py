@@ -19,6 +19,9 @@ An entry holds
     parameters (an elementwise function, or matmul), so that a replay (gpuad.jit) or a buffer
     pool may write its result into a buffer that is no longer used, where the library's function
     takes ``out=`` (NumPy, CuPy);
+  * ``standard`` (optional): "unary" or "binary" where ``impl`` is the array API's function of the
+    entry's name on one or two arrays (given as ``_UNARY``/``_BINARY``): gpuad.numpy exports the
+    entry under that name;
   * ``batch`` (optional): ``rule(vals, batched, bsize, /, **params)`` computing the primitive for a vmap
     batch (batch axis first on the batched values); without it, vmap aligns the operands' ranks and
     calls ``impl``'s primitive again, which every entry here supports;
@@ -70,6 +73,7 @@ class Primitive:
     reads_part: Rule | None = None
     batch: Rule | None = None
     ufunc: str | None = None
+    standard: str | None = None  # _UNARY/_BINARY: the array API's function of this name (see below)
 
     def __post_init__(self) -> None:
         # Precomputed so the tape decides what to keep with two attribute reads per operation.
@@ -98,22 +102,31 @@ def _add(prim: Primitive) -> Primitive:
     return prim
 
 
-# The elementwise entries whose impl is exactly the standard function of that name.
-_STANDARD_ELEMENTWISE = frozenset(
-    "negative abs exp expm1 log log1p log2 log10 sqrt square reciprocal sin cos tan asin acos atan sinh "
-    "cosh tanh asinh acosh atanh add subtract multiply divide pow maximum minimum atan2 hypot remainder".split()
-)
+# An entry's impl given as _UNARY or _BINARY is the array API's function of the entry's name, on
+# one or two arrays: the entry *is* that standard function, so gpuad.numpy exports it under the
+# name (tests/test_spec_coverage.py checks), and a differentiable one may write into a given buffer
+# through the library's ``out=`` (its ``ufunc``).
+_UNARY, _BINARY = "unary", "binary"
 
 
-def _elementwise(name: str, impl: Rule, *linear: Rule | None, residuals=("args", "ans")) -> Primitive:
+def _standard_impl(name: str, kind: str) -> Rule:
+    if kind == _UNARY:
+        return lambda xp, x: getattr(xp, name)(x)
+    return lambda xp, x, y: getattr(xp, name)(x, y)
+
+
+def _elementwise(name: str, impl: Rule | str, *linear: Rule | None, residuals=("args", "ans")) -> Primitive:
     """An elementwise op: its Jacobian is diagonal, so one rule per input serves both modes."""
     rules = tuple(linear)
-    ufunc = name if name in _STANDARD_ELEMENTWISE else None
-    return _add(Primitive(name, impl, jvp=rules, vjp=rules, residuals=residuals, ufunc=ufunc))
+    if isinstance(impl, str):  # _UNARY or _BINARY: the standard function of this name
+        return _add(Primitive(name, _standard_impl(name, impl), jvp=rules, vjp=rules, residuals=residuals, ufunc=name, standard=impl))
+    return _add(Primitive(name, impl, jvp=rules, vjp=rules, residuals=residuals))
 
 
-def _nondiff(name: str, impl: Rule) -> Primitive:
+def _nondiff(name: str, impl: Rule | str) -> Primitive:
     """An op with zero (or no) derivative: comparisons, rounding, index results."""
+    if isinstance(impl, str):
+        return _add(Primitive(name, _standard_impl(name, impl), residuals=(), standard=impl))
     return _add(Primitive(name, impl, residuals=()))
 
 
@@ -231,39 +244,39 @@ _LN10 = math.log(10.0)
 # Forms follow JAX's rules so that NaN/inf behaviour at singular points matches.
 # ---------------------------------------------------------------------------------------------
 
-negative = _elementwise("negative", lambda xp, x: xp.negative(x), lambda g, ans, x: neg(g), residuals=())
-abs_ = _elementwise("abs", lambda xp, x: xp.abs(x), lambda g, ans, x: gnp.where(x >= 0, g, -g), residuals=("args",))
-exp = _elementwise("exp", lambda xp, x: xp.exp(x), lambda g, ans, x: mul(g, ans), residuals=("ans",))
-expm1 = _elementwise("expm1", lambda xp, x: xp.expm1(x), lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
-log = _elementwise("log", lambda xp, x: xp.log(x), lambda g, ans, x: div(g, x), residuals=("args",))
-log1p = _elementwise("log1p", lambda xp, x: xp.log1p(x), lambda g, ans, x: div(g, x + 1), residuals=("args",))
-log2 = _elementwise("log2", lambda xp, x: xp.log2(x), lambda g, ans, x: div(g, x * _LN2), residuals=("args",))
-log10 = _elementwise("log10", lambda xp, x: xp.log10(x), lambda g, ans, x: div(g, x * _LN10), residuals=("args",))
-sqrt = _elementwise("sqrt", lambda xp, x: xp.sqrt(x), lambda g, ans, x: mul(g, 0.5 / ans), residuals=("ans",))
-square = _elementwise("square", lambda xp, x: xp.square(x), lambda g, ans, x: mul(g, 2 * x), residuals=("args",))
+negative = _elementwise("negative", _UNARY, lambda g, ans, x: neg(g), residuals=())
+abs_ = _elementwise("abs", _UNARY, lambda g, ans, x: gnp.where(x >= 0, g, -g), residuals=("args",))
+exp = _elementwise("exp", _UNARY, lambda g, ans, x: mul(g, ans), residuals=("ans",))
+expm1 = _elementwise("expm1", _UNARY, lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
+log = _elementwise("log", _UNARY, lambda g, ans, x: div(g, x), residuals=("args",))
+log1p = _elementwise("log1p", _UNARY, lambda g, ans, x: div(g, x + 1), residuals=("args",))
+log2 = _elementwise("log2", _UNARY, lambda g, ans, x: div(g, x * _LN2), residuals=("args",))
+log10 = _elementwise("log10", _UNARY, lambda g, ans, x: div(g, x * _LN10), residuals=("args",))
+sqrt = _elementwise("sqrt", _UNARY, lambda g, ans, x: mul(g, 0.5 / ans), residuals=("ans",))
+square = _elementwise("square", _UNARY, lambda g, ans, x: mul(g, 2 * x), residuals=("args",))
 reciprocal = _elementwise(
-    "reciprocal", lambda xp, x: xp.reciprocal(x), lambda g, ans, x: neg(mul(g, ans * ans)), residuals=("ans",)
+    "reciprocal", _UNARY, lambda g, ans, x: neg(mul(g, ans * ans)), residuals=("ans",)
 )
-sin = _elementwise("sin", lambda xp, x: xp.sin(x), lambda g, ans, x: mul(g, gnp.cos(x)), residuals=("args",))
-cos = _elementwise("cos", lambda xp, x: xp.cos(x), lambda g, ans, x: neg(mul(g, gnp.sin(x))), residuals=("args",))
-tan = _elementwise("tan", lambda xp, x: xp.tan(x), lambda g, ans, x: mul(g, 1 + ans * ans), residuals=("ans",))
-asin = _elementwise("asin", lambda xp, x: xp.asin(x), lambda g, ans, x: div(g, gnp.sqrt(1 - x * x)), residuals=("args",))
-acos = _elementwise("acos", lambda xp, x: xp.acos(x), lambda g, ans, x: neg(div(g, gnp.sqrt(1 - x * x))), residuals=("args",))
-atan = _elementwise("atan", lambda xp, x: xp.atan(x), lambda g, ans, x: div(g, 1 + x * x), residuals=("args",))
-sinh = _elementwise("sinh", lambda xp, x: xp.sinh(x), lambda g, ans, x: mul(g, gnp.cosh(x)), residuals=("args",))
-cosh = _elementwise("cosh", lambda xp, x: xp.cosh(x), lambda g, ans, x: mul(g, gnp.sinh(x)), residuals=("args",))
+sin = _elementwise("sin", _UNARY, lambda g, ans, x: mul(g, gnp.cos(x)), residuals=("args",))
+cos = _elementwise("cos", _UNARY, lambda g, ans, x: neg(mul(g, gnp.sin(x))), residuals=("args",))
+tan = _elementwise("tan", _UNARY, lambda g, ans, x: mul(g, 1 + ans * ans), residuals=("ans",))
+asin = _elementwise("asin", _UNARY, lambda g, ans, x: div(g, gnp.sqrt(1 - x * x)), residuals=("args",))
+acos = _elementwise("acos", _UNARY, lambda g, ans, x: neg(div(g, gnp.sqrt(1 - x * x))), residuals=("args",))
+atan = _elementwise("atan", _UNARY, lambda g, ans, x: div(g, 1 + x * x), residuals=("args",))
+sinh = _elementwise("sinh", _UNARY, lambda g, ans, x: mul(g, gnp.cosh(x)), residuals=("args",))
+cosh = _elementwise("cosh", _UNARY, lambda g, ans, x: mul(g, gnp.sinh(x)), residuals=("args",))
 # (1 + a)(1 - a) rather than 1 - a*a: exact where tanh saturates near +-1.
 tanh = _elementwise(
-    "tanh", lambda xp, x: xp.tanh(x), lambda g, ans, x: mul(g, (1 + ans) * (1 - ans)), residuals=("ans",)
+    "tanh", _UNARY, lambda g, ans, x: mul(g, (1 + ans) * (1 - ans)), residuals=("ans",)
 )
 asinh = _elementwise(
-    "asinh", lambda xp, x: xp.asinh(x), lambda g, ans, x: div(g, gnp.sqrt(x * x + 1)), residuals=("args",)
+    "asinh", _UNARY, lambda g, ans, x: div(g, gnp.sqrt(x * x + 1)), residuals=("args",)
 )
 acosh = _elementwise(
-    "acosh", lambda xp, x: xp.acosh(x), lambda g, ans, x: div(g, gnp.sqrt((x - 1) * (x + 1))), residuals=("args",)
+    "acosh", _UNARY, lambda g, ans, x: div(g, gnp.sqrt((x - 1) * (x + 1))), residuals=("args",)
 )
 atanh = _elementwise(
-    "atanh", lambda xp, x: xp.atanh(x), lambda g, ans, x: div(g, (1 + x) * (1 - x)), residuals=("args",)
+    "atanh", _UNARY, lambda g, ans, x: div(g, (1 + x) * (1 - x)), residuals=("args",)
 )
 
 
@@ -312,36 +325,36 @@ def _integer_pow_rule(g: Any, ans: Any, x: Any, *, n: int) -> Any:
 integer_pow = _elementwise("integer_pow", _integer_pow_impl, _integer_pow_rule, residuals=("args",))
 
 # Zero-derivative elementwise ops (JAX gives 0 for these).
-sign = _nondiff("sign", lambda xp, x: xp.sign(x))
-floor = _nondiff("floor", lambda xp, x: xp.floor(x))
-ceil = _nondiff("ceil", lambda xp, x: xp.ceil(x))
-round_ = _nondiff("round", lambda xp, x: xp.round(x))
-trunc = _nondiff("trunc", lambda xp, x: xp.trunc(x))
-isnan = _nondiff("isnan", lambda xp, x: xp.isnan(x))
-isinf = _nondiff("isinf", lambda xp, x: xp.isinf(x))
-isfinite = _nondiff("isfinite", lambda xp, x: xp.isfinite(x))
-signbit = _nondiff("signbit", lambda xp, x: xp.signbit(x))
-logical_not = _nondiff("logical_not", lambda xp, x: xp.logical_not(x))
+sign = _nondiff("sign", _UNARY)
+floor = _nondiff("floor", _UNARY)
+ceil = _nondiff("ceil", _UNARY)
+round_ = _nondiff("round", _UNARY)
+trunc = _nondiff("trunc", _UNARY)
+isnan = _nondiff("isnan", _UNARY)
+isinf = _nondiff("isinf", _UNARY)
+isfinite = _nondiff("isfinite", _UNARY)
+signbit = _nondiff("signbit", _UNARY)
+logical_not = _nondiff("logical_not", _UNARY)
 stop_gradient = _nondiff("stop_gradient", lambda xp, x: x)
 
 # ---------------------------------------------------------------------------------------------
 # Binary elementwise (the engine sums each cotangent back to its input's shape)
 # ---------------------------------------------------------------------------------------------
 
-add = _elementwise("add", lambda xp, x, y: xp.add(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: g, residuals=())
+add = _elementwise("add", _BINARY, lambda g, ans, x, y: g, lambda g, ans, x, y: g, residuals=())
 subtract = _elementwise(
-    "subtract", lambda xp, x, y: xp.subtract(x, y), lambda g, ans, x, y: g, lambda g, ans, x, y: neg(g), residuals=()
+    "subtract", _BINARY, lambda g, ans, x, y: g, lambda g, ans, x, y: neg(g), residuals=()
 )
 multiply = _elementwise(
     "multiply",
-    lambda xp, x, y: xp.multiply(x, y),
+    _BINARY,
     lambda g, ans, x, y: mul(g, y),
     lambda g, ans, x, y: mul(g, x),
     residuals=("args",),
 )
 divide = _elementwise(
     "divide",
-    lambda xp, x, y: xp.divide(x, y),
+    _BINARY,
     lambda g, ans, x, y: div(g, y),
     lambda g, ans, x, y: neg(div(mul(g, ans), y)),
 )
@@ -353,7 +366,7 @@ def _where_zero_to_one(x: Any) -> Any:
 
 pow_ = _elementwise(
     "pow",
-    lambda xp, x, y: xp.pow(x, y),
+    _BINARY,
     lambda g, ans, x, y: mul(g, mul(y, gnp.pow(x, y - 1))),
     # log(0) is replaced by log(1) = 0, as JAX does, so 0**y has a finite y-derivative.
     lambda g, ans, x, y: mul(g, mul(gnp.log(_where_zero_to_one(x)), ans)),
@@ -372,19 +385,19 @@ def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
 
 maximum = _elementwise(
     "maximum",
-    lambda xp, x, y: xp.maximum(x, y),
+    _BINARY,
     lambda g, ans, x, y: _balanced(g, ans, x, y),
     lambda g, ans, x, y: _balanced(g, ans, y, x),
 )
 minimum = _elementwise(
     "minimum",
-    lambda xp, x, y: xp.minimum(x, y),
+    _BINARY,
     lambda g, ans, x, y: _balanced(g, ans, x, y),
     lambda g, ans, x, y: _balanced(g, ans, y, x),
 )
 atan2 = _elementwise(
     "atan2",
-    lambda xp, x, y: xp.atan2(x, y),
+    _BINARY,
     lambda g, ans, x, y: div(mul(g, y), plus(x * x, y * y)),
     lambda g, ans, x, y: neg(div(mul(g, x), plus(x * x, y * y))),
     residuals=("args",),
@@ -400,7 +413,7 @@ def _hypot_share(ans: Any, mine: Any) -> Any:
 
 hypot = _elementwise(
     "hypot",
-    lambda xp, x, y: xp.hypot(x, y),
+    _BINARY,
     lambda g, ans, x, y: mul(g, _hypot_share(ans, x)),
     lambda g, ans, x, y: mul(g, _hypot_share(ans, y)),
 )
@@ -435,21 +448,21 @@ def _floor_quotient(ans: Any, x: Any, y: Any) -> Any:
 
 remainder = _elementwise(
     "remainder",
-    lambda xp, x, y: xp.remainder(x, y),
+    _BINARY,
     lambda g, ans, x, y: g,
     lambda g, ans, x, y: neg(mul(g, _floor_quotient(ans, x, y))),
 )
 
-equal = _nondiff("equal", lambda xp, x, y: xp.equal(x, y))
-not_equal = _nondiff("not_equal", lambda xp, x, y: xp.not_equal(x, y))
-less = _nondiff("less", lambda xp, x, y: xp.less(x, y))
-less_equal = _nondiff("less_equal", lambda xp, x, y: xp.less_equal(x, y))
-greater = _nondiff("greater", lambda xp, x, y: xp.greater(x, y))
-greater_equal = _nondiff("greater_equal", lambda xp, x, y: xp.greater_equal(x, y))
-logical_and = _nondiff("logical_and", lambda xp, x, y: xp.logical_and(x, y))
-logical_or = _nondiff("logical_or", lambda xp, x, y: xp.logical_or(x, y))
-logical_xor = _nondiff("logical_xor", lambda xp, x, y: xp.logical_xor(x, y))
-floor_divide = _nondiff("floor_divide", lambda xp, x, y: xp.floor_divide(x, y))
+equal = _nondiff("equal", _BINARY)
+not_equal = _nondiff("not_equal", _BINARY)
+less = _nondiff("less", _BINARY)
+less_equal = _nondiff("less_equal", _BINARY)
+greater = _nondiff("greater", _BINARY)
+greater_equal = _nondiff("greater_equal", _BINARY)
+logical_and = _nondiff("logical_and", _BINARY)
+logical_or = _nondiff("logical_or", _BINARY)
+logical_xor = _nondiff("logical_xor", _BINARY)
+floor_divide = _nondiff("floor_divide", _BINARY)
 
 # where(cond, x, y): not NaN-safe, as in JAX: the cotangent of the branch not taken is an exact 0,
 # but a NaN produced by that branch's own rules still multiplies it.

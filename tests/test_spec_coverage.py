@@ -61,3 +61,22 @@ def test_every_primitive_has_a_spec_row():
     assert not missing, f"primitives without a spec row in tests/spec.py: {missing}"
     unknown = sorted(covered - set(gpuad.PRIMITIVES))
     assert not unknown, f"spec rows name primitives that do not exist: {unknown}"
+
+
+def test_standard_entries_are_gpuad_numpy_functions_of_their_names():
+    """An entry whose impl is the array API's function of its name (``_UNARY``/``_BINARY`` in the
+    table) is exported by gpuad.numpy under that name, and calling it applies that entry."""
+    import array_api_compat.numpy as xp
+
+    import gpuad.numpy as gnp
+
+    standard = [p for p in gpuad.PRIMITIVES.values() if p.standard is not None]
+    assert len(standard) >= 50  # the elementwise functions, comparisons and logical functions
+    for prim in standard:
+        fn = getattr(gnp, prim.name, None)
+        assert callable(fn), f"gpuad.numpy has no {prim.name} for the table entry {prim.name}"
+        x = np.array([True, False]) if prim.name.startswith("logical_") else np.array([0.25, 0.5])
+        args = (x,) if prim.standard == "unary" else (x, x[::-1].copy())
+        with open_trace(RecordingTrace, xp, device="cpu") as trace:
+            fn(*[_Seen(trace, a) for a in args])
+        assert trace.names == {prim.name}, f"gpuad.numpy.{prim.name} applied {sorted(trace.names)}"

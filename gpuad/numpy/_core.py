@@ -172,42 +172,14 @@ def _binary(prim: _p.Primitive, name: str) -> Any:
     return fn
 
 
-negative = _unary(_p.negative, "negative")
-abs = _unary(_p.abs_, "abs")  # noqa: A001
-exp = _unary(_p.exp, "exp")
-expm1 = _unary(_p.expm1, "expm1")
-log = _unary(_p.log, "log")
-log1p = _unary(_p.log1p, "log1p")
-log2 = _unary(_p.log2, "log2")
-log10 = _unary(_p.log10, "log10")
-sqrt = _unary(_p.sqrt, "sqrt")
-square = _unary(_p.square, "square")
-reciprocal = _unary(_p.reciprocal, "reciprocal")
-sin = _unary(_p.sin, "sin")
-cos = _unary(_p.cos, "cos")
-tan = _unary(_p.tan, "tan")
-asin = _unary(_p.asin, "asin")
-acos = _unary(_p.acos, "acos")
-atan = _unary(_p.atan, "atan")
-sinh = _unary(_p.sinh, "sinh")
-cosh = _unary(_p.cosh, "cosh")
-tanh = _unary(_p.tanh, "tanh")
-asinh = _unary(_p.asinh, "asinh")
-acosh = _unary(_p.acosh, "acosh")
-atanh = _unary(_p.atanh, "atanh")
-sign = _unary(_p.sign, "sign")
-floor = _unary(_p.floor, "floor")
-ceil = _unary(_p.ceil, "ceil")
-round = _unary(_p.round_, "round")  # noqa: A001
-trunc = _unary(_p.trunc, "trunc")
-isnan = _unary(_p.isnan, "isnan")
-isinf = _unary(_p.isinf, "isinf")
-isfinite = _unary(_p.isfinite, "isfinite")
-signbit = _unary(_p.signbit, "signbit")
-logical_not = _unary(_p.logical_not, "logical_not")
+# The table's standard elementwise entries (impl _UNARY or _BINARY in primitives.py) are gpuad.numpy's
+# functions of their names: adding one to the table exports it (multiply and pow get wrappers below).
+for _prim in _p.PRIMITIVES.values():
+    if _prim.standard is not None:
+        globals()[_prim.name] = (_unary if _prim.standard == "unary" else _binary)(_prim, _prim.name)
+del _prim
 
-add = _binary(_p.add, "add")
-subtract = _binary(_p.subtract, "subtract")
+logaddexp = _binary(_p.logaddexp, "logaddexp")  # standard, with an impl of gpuad's own (see the table)
 _multiply = _binary(_p.multiply, "multiply")
 
 
@@ -217,23 +189,6 @@ def multiply(x1: Any, x2: Any, /) -> Any:
     if x1 is x2 and isinstance(x1, Tracer):
         return square(x1)
     return _multiply(x1, x2)
-divide = _binary(_p.divide, "divide")
-maximum = _binary(_p.maximum, "maximum")
-minimum = _binary(_p.minimum, "minimum")
-atan2 = _binary(_p.atan2, "atan2")
-hypot = _binary(_p.hypot, "hypot")
-logaddexp = _binary(_p.logaddexp, "logaddexp")
-remainder = _binary(_p.remainder, "remainder")
-floor_divide = _binary(_p.floor_divide, "floor_divide")
-equal = _binary(_p.equal, "equal")
-not_equal = _binary(_p.not_equal, "not_equal")
-less = _binary(_p.less, "less")
-less_equal = _binary(_p.less_equal, "less_equal")
-greater = _binary(_p.greater, "greater")
-greater_equal = _binary(_p.greater_equal, "greater_equal")
-logical_and = _binary(_p.logical_and, "logical_and")
-logical_or = _binary(_p.logical_or, "logical_or")
-logical_xor = _binary(_p.logical_xor, "logical_xor")
 
 
 def positive(x: Any, /) -> Any:
