@@ -1777,6 +1777,12 @@ KNOWN: list[Known] = [
         "v2 = xp.hypot(x0, 1.0)", ((),), "jvp", ([INF],), ops=("hypot",), forward_only=True, new=True,
     ),
     Known(
+        "M",
+        "documented convention: hypot's derivative in a finite argument when the other is infinite is a / r = 0 "
+        "(JAX's jvp: 0 too, its grad NaN)",
+        "v2 = xp.hypot(x0, x1)", ((), ()), "vmap_grad", ([0.5], [-INF]), kinds=("nan",), ops=("hypot",), new=True,
+    ),
+    Known(
         "K",
         "documented convention: log_softmax with a +inf element: the other elements are -inf and their gradient finite (JAX: NaN for all)",
         "v1 = xp.log_softmax(x0)", ((3,),), "jvp", ([[INF, -0.92, -1.84]],), ops=("log_softmax",), new=True,
