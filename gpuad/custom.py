@@ -232,6 +232,8 @@ class _CustomCall(HigherOrderCall):
 
 
 class _CustomJVPCall(_CustomCall):
+    name = "custom_jvp_call"
+
     def jvp(self, trace: Any) -> Any:
         return self.f._jvp_call(trace, self.split, self.leaves, self.in_tree)
 
@@ -240,6 +242,8 @@ class _CustomJVPCall(_CustomCall):
 
 
 class _CustomVJPCall(_CustomCall):
+    name = "custom_vjp_call"
+
     def jvp(self, trace: Any) -> Any:
         raise TypeError(
             f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "

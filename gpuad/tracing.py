@@ -111,7 +111,10 @@ class HigherOrderCall:
     """A call that transforms may treat as a whole rather than operation by operation: a
     custom_jvp or custom_vjp function, or a checkpointed one. Each transform's trace picks the
     method for it in ``process_call`` (forward mode ``jvp``, reverse mode ``reverse``, vmap
-    ``batch``); each defaults to ``run``, the plain call."""
+    ``batch``); each defaults to ``run``, the plain call. ``name`` is the name of the record reverse
+    mode writes for it (a higher-order primitive: custom_jvp_call, custom_vjp_call, checkpoint)."""
+
+    name = ""
 
     def run(self) -> Any:
         raise NotImplementedError

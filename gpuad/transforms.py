@@ -780,6 +780,8 @@ class _CheckpointCall(HigherOrderCall):
     """A checkpointed function's call: reverse mode records it as one line that recomputes it
     (ReverseTrace.checkpoint_call); every other transform runs it as it is."""
 
+    name = "checkpoint"
+
     def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], flat: list[Any], in_tree: Any):
         self.fun, self.args, self.flat, self.in_tree = fun, args, flat, in_tree
 

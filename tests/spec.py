@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+import gpuad
 import gpuad.numpy as gnp
 from gpuad import primitives as P
 
@@ -57,6 +58,8 @@ class GpuadNS:
     """gpuad.numpy plus the internal primitives that have no public name."""
 
     def __getattr__(self, name: str) -> Any:
+        if name == "checkpoint":
+            return gpuad.checkpoint
         return getattr(gnp, name)
 
     @staticmethod
@@ -93,6 +96,7 @@ class JaxNS:
             "logsumexp": jss.logsumexp,
             "stop_gradient": jax.lax.stop_gradient,
             "vector_norm": jnp.linalg.vector_norm,
+            "checkpoint": jax.checkpoint,
         }
 
     def __getattr__(self, name: str) -> Any:
@@ -289,7 +293,9 @@ row("logsumexp", lambda xp, x: xp.logsumexp(x, axis=-1), [X3], ["exp", "log", "m
 row("logsumexp_big", lambda xp, x: xp.logsumexp(x * 300.0), [Domain((5,), 1.0, 3.0)], ["exp", "log"], extra={"op_by_op": True})
 row("softmax", lambda xp, x: xp.softmax(x, axis=1), [X3], ["exp", "sum", "divide"])
 row("log_softmax", lambda xp, x: xp.log_softmax(x, axis=-1), [X3], ["exp", "log", "subtract"])
-row("softplus", lambda xp, x: xp.softplus(x), [Domain(M, -30.0, 30.0)], ["logaddexp"])
+row("softplus", lambda xp, x: xp.softplus(x), [Domain(M, -30.0, 30.0)], ["logaddexp", "custom_jvp_call"])
+# A checkpointed segment: reverse mode records one line that recomputes it (jax.checkpoint).
+row("checkpoint", lambda xp, x: xp.checkpoint(lambda v: xp.sin(v) * v)(x), [R], ["checkpoint", "sin", "multiply"])
 row("relu", lambda xp, x: xp.relu(x), [NONZERO], ["relu"])
 row("vector_norm", lambda xp, x: xp.vector_norm(x, axis=-1), [R], ["sqrt", "sum", "square"])
 row("vector_norm_all_keepdims", lambda xp, x: xp.vector_norm(x, keepdims=True), [X3], ["sqrt", "sum"])
