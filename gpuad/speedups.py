@@ -50,7 +50,7 @@ def rows_outside(xp: Any, rows: int) -> bool:
 def repeat_rows_outside(block: Any, n: int) -> Any:
     """``block`` (rows, *shape) repeated for ``n`` points: an (n, rows, *shape) NumPy array in
     Fortran order, the batch axis innermost in memory (so is it in every slice of it)."""
-    out = numpy.empty((n,) + tuple(block.shape), dtype=block.dtype, order="F")
+    out = numpy.empty((n,) + tuple(block.shape), dtype=block.dtype, order="F")  # host-ok: a NumPy-only path
     out[...] = block
     return out
 
@@ -105,16 +105,16 @@ def reduce_short_rows(xp: Any, op: str, x: Any, axis: tuple[int, ...], keepdims:
             return None
         flat = x.reshape(rows, k)
         if op == "sum":
-            out = numpy.matmul(flat, numpy.ones(k, dtype=x.dtype))
+            out = numpy.matmul(flat, numpy.ones(k, dtype=x.dtype))  # host-ok: a NumPy-only path
         else:
-            out = getattr(numpy, op)(numpy.ascontiguousarray(flat.T), axis=0)
+            out = getattr(numpy, op)(numpy.ascontiguousarray(flat.T), axis=0)  # host-ok: a NumPy-only path
         return out.reshape(x.shape[: n - r] + ((1,) * r if keepdims else ()))
     if op == "sum" and axes == set(range(-n, -n + r)):  # leading axes
         rows = math.prod(x.shape[:r])
         kept = x.size // rows if rows else 0
         if rows <= SHORT_REDUCTION_MAX or not 0 < kept <= LEADING_SUM_MAX_KEPT:
             return None
-        out = numpy.matmul(numpy.ones(rows, dtype=x.dtype), x.reshape(rows, kept))
+        out = numpy.matmul(numpy.ones(rows, dtype=x.dtype), x.reshape(rows, kept))  # host-ok: a NumPy-only path
         return out.reshape(((1,) * r if keepdims else ()) + x.shape[r:])
     return None
 
@@ -137,7 +137,7 @@ def ufunc_with_out(xp: Any, name: str) -> Any | None:
         f = getattr(numpy, name, None)
         return f if isinstance(f, numpy.ufunc) else None
     if array_api_compat.is_cupy_namespace(xp):
-        import cupy
+        import cupy  # host-ok: CuPy's ufuncs, only for CuPy arrays
 
         f = getattr(cupy, name, None)
         return f if isinstance(f, cupy.ufunc) else None
@@ -161,7 +161,7 @@ def _references_in_scan(buffers: list[Any]) -> int:
 # What ``getrefcount`` reports inside a ``for buf in buffers`` loop for an array that only the
 # list holds (the list, the loop variable, the argument): calibrated, not assumed, so that the test
 # stays right whatever the interpreter's own accounting.
-_FREE_REFS = _references_in_scan([numpy.empty(0)])
+_FREE_REFS = _references_in_scan([numpy.empty(0)])  # host-ok: a NumPy-only path
 
 # Only CPython with a GIL gives exact reference counts; elsewhere buffers are never reused.
 _CAN_POOL = sys.implementation.name == "cpython" and getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -232,7 +232,7 @@ class BufferPool:
                     free_bytes += b.nbytes
             b = None
             self._make_room(nbytes, free_bytes)
-            buf = numpy.empty(nbytes, dtype=numpy.uint8)
+            buf = numpy.empty(nbytes, dtype=numpy.uint8)  # host-ok: a NumPy-only path
             self.buffers.append(buf)
             self.total += nbytes
             self.fresh += 1
@@ -316,7 +316,7 @@ def pooled_call(pool: BufferPool, xp: Any, name: str, args: Any) -> Any:
                     shape = _broadcast_pair(shape, a.shape)
         elif signature == "(n?,k),(k,m?)->(n?,m?)" and args[0].ndim >= 2 and args[1].ndim >= 2:  # matmul
             a, b = args
-            shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+            shape = numpy.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])  # host-ok: a NumPy-only path
         else:
             return None
     except ValueError:  # shapes that do not fit: the usual call raises the library's own error
