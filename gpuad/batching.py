@@ -48,7 +48,7 @@ class BatchTracer(Tracer):
         )
 
     def __float__(self) -> float:
-        raise TypeError("a batched value has one number per point; float() needs a single number")
+        raise TypeError("a batched value has one number per point; float() needs a single number")  # host-ok: a message
 
     __int__ = __index__ = __float__  # type: ignore[assignment]
 

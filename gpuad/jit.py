@@ -64,7 +64,7 @@ class StagedTracer(Tracer):
         return self._refuse("a Python truth test (if/while/and/or)")
 
     def __float__(self) -> float:
-        return self._refuse("float()")
+        return self._refuse("float()")  # host-ok: a refusal, no conversion
 
     def __int__(self) -> int:
         return self._refuse("int()")

@@ -309,7 +309,7 @@ def _integer_pow_impl(xp: Any, x: Any, *, n: int) -> Any:
         return 1 / x
     if n == -2:
         return 1 / (x * x)
-    return xp.pow(x, xp.asarray(float(n), dtype=x.dtype, device=device_of(x)))
+    return xp.pow(x, xp.asarray(float(n), dtype=x.dtype, device=device_of(x)))  # host-ok: n is a Python int parameter
 
 
 def _integer_pow_rule(g: Any, ans: Any, x: Any, *, n: int) -> Any:

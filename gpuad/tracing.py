@@ -363,7 +363,7 @@ class PrimalTracer(Tracer):
     """A value of a differentiating transform (forward.JVPTracer, reverse.ReverseTracer): its
     ``primal`` one level down, and what the transform adds to it. Control flow and ``int()`` see
     the primal, as in JAX's eager mode (the branch taken is part of what is differentiated);
-    ``float()``/``complex()`` of a value being differentiated would silently drop its derivative
+    ``float``/``complex`` of a value being differentiated would silently drop its derivative
     and are refused."""
 
     __slots__ = ()
@@ -385,7 +385,7 @@ class PrimalTracer(Tracer):
 
     def __float__(self) -> float:
         if self.is_differentiated():
-            refuse_python_number(self.transform, "float(x)")
+            refuse_python_number(self.transform, "float(x)")  # host-ok: a refusal, no conversion
         return float(self.primal)  # type: ignore[attr-defined]  # host-ok: a Python number of a constant
 
     def __complex__(self) -> complex:
