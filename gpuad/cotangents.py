@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import is_writable, namespace_of
-from .primitives import _assignable, _index_ndim, _region, embed_add, gnp
+from .primitives import _assignable, _index_ndim, _region, add, broadcasted, cast, embed_add, reshaped, subtract, summed
 from .tracing import Tracer
 from .uniform import Negated, Uniform, as_array, reduced_to, signed_sum
 
@@ -96,7 +96,7 @@ class Cotangents:
         elif type(prev) is Uniform and type(c) is Uniform and prev.shape == c.shape:
             values[node] = prev.like(prev.value + c.value)
         else:
-            total = signed_sum(prev, Negated(c) if negated else c, gnp.add, gnp.subtract)
+            total = signed_sum(prev, Negated(c) if negated else c, add, subtract)
             values[node] = total
             self.borrowed.discard(node)
             inner = total.value if type(total) is Negated else total
@@ -122,7 +122,7 @@ class Cotangents:
         buf = prev if node in self.owned else None
         g = as_array(g)
         if aval[1] != g.dtype:
-            g = gnp.astype(g, aval[1])
+            g = cast(g, aval[1])
         new = rule(buf, g, rec.ans, *rec.args, **rec.params)
         if buf is None and prev is not None:
             new += prev.value if type(prev) is Uniform else prev
@@ -148,7 +148,7 @@ class Cotangents:
         if type(g) is Uniform:
             g = g if g.dtype == aval[1] else g.like(dtype=aval[1])
         elif g.dtype != aval[1]:
-            g = gnp.astype(g, aval[1])
+            g = cast(g, aval[1])
         prev.parts.append((index, g))
 
     def result(self, node: int, fresh: bool) -> Any:
@@ -166,7 +166,7 @@ class Cotangents:
         if type(c) is Uniform:
             return c.full()
         if is_borrowed and c is not None and not isinstance(c, Tracer):
-            return gnp.asarray(c, copy=True)
+            return namespace_of(c).asarray(c, copy=True)
         return c
 
 
@@ -200,7 +200,7 @@ class _Parts:
             else:
                 base += v
             return
-        total = signed_sum(base, c, gnp.add, gnp.subtract)
+        total = signed_sum(base, c, add, subtract)
         self.base = total
         self.base_owned = type(total) is not Negated and not isinstance(total, Tracer) and is_writable(total)
 
@@ -217,8 +217,8 @@ class _Parts:
                 # makes a fresh array.
                 g = as_array(g)
                 lead = g.ndim - _index_ndim(index)
-                whole = gnp.reshape(g, tuple(g.shape[:lead]) + self.shape)
-                out = gnp.subtract(whole, base.value) if type(base) is Negated else gnp.add(base, whole)
+                whole = reshaped(g, tuple(g.shape[:lead]) + self.shape)
+                out = subtract(whole, base.value) if type(base) is Negated else add(base, whole)
                 return out, not isinstance(out, Tracer) and is_writable(out)
         if type(base) is Negated:
             base = base.negate()
@@ -255,12 +255,11 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
                 extra + i for i, d in enumerate(shape) if d == 1 and cshape[extra + i] != 1
             )
             if axes:
-                c = gnp.sum(c, axis=axes, keepdims=True)
-                c = gnp.reshape(c, shape) if c.ndim != len(shape) or tuple(c.shape) != shape else c
+                c = reshaped(summed(c, tuple(a - len(cshape) for a in axes), keepdims=True), shape)
         if tuple(c.shape) != shape:  # a rule returned something smaller than its input
-            c = gnp.broadcast_to(c, shape)
+            c = broadcasted(c, shape)
     if c.dtype != dtype:
-        c = gnp.astype(c, dtype)
+        c = cast(c, dtype)
     return c
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from .backend import device_of, is_float_array, namespace_of
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
-from .primitives import Primitive, gnp
+from .primitives import Primitive, add, filled_like, summed
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
 from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace
 from .transforms import vmap
@@ -59,7 +59,7 @@ class _Split:
 
 def _zeros_like_tree(tree: Any) -> Any:
     leaves, treedef = tree_flatten(tree)
-    return tree_unflatten(treedef, [gnp.zeros_like(v) if is_float_array(v) else None for v in leaves])
+    return tree_unflatten(treedef, [filled_like(v, 0) if is_float_array(v) else None for v in leaves])
 
 
 def _namespace(leaves: Sequence[Any]) -> tuple[Any, Any]:
@@ -117,7 +117,7 @@ class custom_jvp:
                 if rule is None or t is None:
                     continue
                 c = rule(t, out, *primals)
-                total = c if total is None else gnp.add(total, c)
+                total = c if total is None else add(total, c)
             return out, (total if total is not None else _zeros_like_tree(out))
 
         self.jvp_rule = jvp
@@ -161,10 +161,10 @@ class custom_jvp:
         for v in leaves:
             if type(v) is JVPTracer and v._trace is trace:
                 primals.append(v.primal)
-                tangents.append(v.tangent if v.tangent is not None else gnp.zeros_like(v.primal))
+                tangents.append(v.tangent if v.tangent is not None else filled_like(v.primal, 0))
             else:
                 primals.append(v)
-                tangents.append(gnp.zeros_like(v) if is_float_array(v) else None)
+                tangents.append(filled_like(v, 0) if is_float_array(v) else None)
         p_out, t_out = self._rule(split, tree_unflatten(in_tree, primals), tree_unflatten(in_tree, tangents))
         p_flat, out_tree = tree_flatten(p_out)
         t_flat = tree_flatten(t_out)[0]
@@ -187,14 +187,14 @@ def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, devi
     """VJP of a custom_jvp call: reverse mode through the rule's (linear) tangent map."""
     primals = tree_unflatten(in_tree, list(leaves))
     with open_trace(ReverseTrace, xp, device=device) as trace:
-        tangent_in = [trace.new_input(gnp.zeros_like(v)) if act else None for v, act in zip(leaves, active)]
-        tangents = [t if t is not None else (gnp.zeros_like(v) if is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
+        tangent_in = [trace.new_input(filled_like(v, 0)) if act else None for v, act in zip(leaves, active)]
+        tangents = [t if t is not None else (filled_like(v, 0) if is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
         _, t_out = cj._rule(split, primals, tree_unflatten(in_tree, tangents))
     seeds: dict[int, Any] = {}
     for t, g in zip(tree_flatten(t_out)[0], gs):
         if g is None or not (type(t) is ReverseTracer and t._trace is trace and t.node is not None):
             continue
-        seeds[t.node] = gnp.add(seeds[t.node], g) if t.node in seeds else g
+        seeds[t.node] = add(seeds[t.node], g) if t.node in seeds else g
     wanted = [t.node for t in tangent_in if t is not None]
     grads = iter(backward(trace.tape, seeds, wanted, consume=True))
     return tuple(next(grads) if act else None for act in active)
@@ -202,7 +202,7 @@ def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, devi
 
 def _custom_jvp_replay(tangents, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
     """JVP of a recorded custom_jvp call (linearize's replay): the rule itself."""
-    full = [t if t is not None else (gnp.zeros_like(v) if is_float_array(v) else None) for t, v in zip(tangents, leaves)]
+    full = [t if t is not None else (filled_like(v, 0) if is_float_array(v) else None) for t, v in zip(tangents, leaves)]
     _, t_out = cj._rule(split, tree_unflatten(in_tree, list(leaves)), tree_unflatten(in_tree, full))
     return tuple(tree_flatten(t_out)[0])
 
@@ -354,7 +354,7 @@ class custom_vjp:
             # An argument shared by all points (not batched) gets the sum over the points.
             flat, tree = tree_flatten(cts)
             arg_flags = tree_flatten(tree_unflatten(in_tree, flags))[0]
-            out = [c if f else gnp.sum(c, axis=0) for c, f in zip(flat, arg_flags)] if len(flat) == len(arg_flags) else flat
+            out = [c if f else summed(c, (-c.ndim,)) for c, f in zip(flat, arg_flags)] if len(flat) == len(arg_flags) else flat
             return tuple(tree_unflatten(tree, out))
 
         batched.defvjp(fwd_b, bwd_b)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
-from .primitives import Primitive, gnp
+from .primitives import Primitive, add, broadcasted, cast, subtract
 from .tracing import HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, refuse_complex
 from .uniform import Negated, signed_sum
 
@@ -82,17 +82,14 @@ def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[
                 continue
             c = rule(t, out, *primals, **params)
             if c is not None:  # a negated contribution is subtracted (see uniform.Negated)
-                t_out = signed_sum(t_out, c, gnp.add, gnp.subtract)
+                t_out = signed_sum(t_out, c, add, subtract)
         if type(t_out) is Negated:
-            t_out = gnp.negative(t_out.value)
+            t_out = t_out.negate()
     return None if t_out is None else _fit_tangent(t_out, out)
 
 
 def _fit_tangent(t: Any, out: Any) -> Any:
     """A tangent in its primal's shape and dtype (a contribution from a broadcast input may be
     smaller; a float64 constant may have promoted it)."""
-    if tuple(t.shape) != tuple(out.shape):
-        t = gnp.broadcast_to(t, tuple(out.shape))
-    if t.dtype != out.dtype:
-        t = gnp.astype(t, out.dtype)
-    return t
+    t = broadcasted(t, tuple(out.shape))
+    return t if t.dtype == out.dtype else cast(t, out.dtype)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from . import backend
 from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTrace, JVPTracer
-from .primitives import gnp  # gpuad.numpy, looked up on first use (it imports this module)
+from .primitives import axis_moved, broadcasted, cast, concat, filled_like, reshaped, scalar_like
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace, reuses_buffers
 from .transforms import (
@@ -62,7 +62,7 @@ def _tangents_for(
     for i, (p, t) in enumerate(zip(p_flat, t_flat)):
         is_array = isinstance(p, Tracer) or backend.is_array(p)
         if isinstance(p, bool) or isinstance(p, int) or (is_array and not backend.is_real_float(p.dtype)):
-            if t is not None and (isinstance(p, complex) or (is_array and gnp.isdtype(p.dtype, "complex floating"))):
+            if t is not None and (isinstance(p, complex) or (is_array and backend.is_complex_dtype(p.dtype))):
                 raise TypeError(
                     f"{transform}: {labels[i]} is complex ({getattr(p, 'dtype', 'complex')}); gpuad does not "
                     "differentiate complex values yet: pass its real and imaginary parts as two real arrays, "
@@ -79,7 +79,7 @@ def _tangents_for(
         if not is_array:
             p = _as_input_array(p, labels[i], transform)
             if type(t) is float:  # a Python float primal takes a Python float tangent, as in JAX
-                t = gnp.asarray(t, dtype=p.dtype)
+                t = scalar_like(t, p)
         if t is not None:
             _check_like(t, p, labels[i].prefixed(f"{transform}: the tangent of "), "the primal", TypeError)  # JAX: TypeError
         inputs.append(p)
@@ -117,11 +117,11 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     for o in out_flat:
         if type(o) is JVPTracer and o._trace is trace:
             primals_out.append(o.primal)
-            tangents_out.append(gnp.zeros_like(o.primal) if o.tangent is None else o.tangent)
+            tangents_out.append(filled_like(o.primal, 0) if o.tangent is None else o.tangent)
         else:  # a constant (or a value of an outer transform closed over): a zero tangent
             o = _output_array(o, xp, device, "jvp", "outputs")
             primals_out.append(o)
-            tangents_out.append(gnp.zeros_like(o))
+            tangents_out.append(filled_like(o, 0))
     result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
     if not has_aux:
         return result
@@ -160,7 +160,7 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
         results = []
         for t, o in zip(outs, rec.out_primals):
             if t is None:
-                results.append(gnp.zeros_like(o))
+                results.append(filled_like(o, 0))
             else:
                 results.append(backend.writable(t))
         return tree_unflatten(rec.out_tree, results)
@@ -182,8 +182,8 @@ def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: 
     blocks = []
     offset = 0
     for a, n in zip(inputs, sizes):
-        part = gnp.astype(rows[:, offset : offset + n], a.dtype)
-        blocks.append(gnp.reshape(part, (stop - start,) + tuple(a.shape)))
+        part = cast(rows[:, offset : offset + n], a.dtype)
+        blocks.append(reshaped(part, (stop - start,) + tuple(a.shape)))
         offset += n
     return blocks
 
@@ -211,7 +211,7 @@ def _push_tangents(fun, in_tree, inputs, blocks, k, xp, device, has_aux):
         elif t is None:
             t = xp.zeros(shape, dtype=p.dtype, device=device)
         else:
-            t = gnp.broadcast_to(t, shape)
+            t = broadcasted(t, shape)
         primals.append(p)
         tangents.append(t)
     return primals, tangents, out_tree, (_strip(trace, aux) if has_aux else None)
@@ -254,15 +254,15 @@ def jacfwd(
                 partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
             )
             parts.append(tangents)
-        columns = [parts[0][i] if len(parts) == 1 else gnp.concat([p[i] for p in parts], axis=0) for i in range(len(primals))]
+        columns = [parts[0][i] if len(parts) == 1 else concat(*[p[i] for p in parts], axis=-parts[0][i].ndim) for i in range(len(primals))]
         per_output = []
         for p, cols in zip(primals, columns):
             leaves = []
             offset = 0
             for a, n in zip(inputs, sizes):
                 block = cols[offset : offset + n, ...]
-                block = gnp.moveaxis(block, 0, -1) if block.ndim > 1 else block
-                leaves.append(gnp.reshape(block, tuple(p.shape) + tuple(a.shape)))
+                block = axis_moved(block, 0, -1) if block.ndim > 1 else block
+                leaves.append(reshaped(block, tuple(p.shape) + tuple(a.shape)))
                 offset += n
             per_arg = tree_unflatten(in_tree, leaves)
             per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))

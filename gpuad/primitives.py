@@ -29,16 +29,17 @@ An entry holds
     for the output), so the tape keeps nothing else; an input it does not keep reaches the rules as
     an ``Aval`` (shape, dtype, device only).
 
-Rules are written with gpuad's own differentiable operations (``gnp`` below), so differentiating a
-derivative needs no second set of rules. The engine undoes broadcasting, so rules never do.
+Rules are written with the table's own entries (calling an entry applies it, differentiably) and
+the whole-shape operations below, so differentiating a derivative needs no second set of rules.
+The engine undoes broadcasting, so rules never do.
 
 Conventions that keep one implementation good for batches: every axis parameter is negative and
 every shape parameter names only the per-point (logical) dimensions, so extra leading dimensions
 (a vmap batch, a block of tangents) pass through each ``impl`` untouched. The rules keep the same
 promise: a transform below a vmap sees the batch axis as a real leading axis while the parameters
 stay per point, so a rule that passes a per-point parameter on calls the primitive itself (which
-works out the leading axes) rather than the user-facing ``gnp`` function (which would check the
-parameter against the full shape).
+works out the leading axes) rather than a whole-shape operation (which would read the parameter
+against the full shape).
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .backend import NAMESPACE_BY_TYPE
-from .backend import assigns_items, backend_dtype, device_of, scatter_add
+from .backend import NAMESPACE_BY_TYPE, assigns_items, backend_dtype, device_of, namespace_for_device, namespace_of
+from .backend import namespace_of_backend, scatter_add
+from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, scalar_array
 from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
-from .lazy_numpy import gnp  # gpuad.numpy imports this table, not vice versa
 from .uniform import Negated, Uniform
-from .tracing import Aval, Tracer, bind, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
+from .tracing import Aval, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
 
@@ -89,6 +90,13 @@ class Primitive:
         return f"Primitive({self.name})"
 
     def __call__(self, *args: Any, **params: Any) -> Any:
+        """Apply the entry (what rules and gpuad.numpy do). A Python number among the operands is
+        a weak scalar (a 0-d array of a floating operand's dtype) and a Uniform its view, so a
+        rule writes ``where(c, g, 0)``."""
+        for a in args:
+            if not isinstance(a, Tracer) and type(a) not in NAMESPACE_BY_TYPE:
+                args = _operands(args)
+                break
         return bind(self, *args, **params)
 
 
@@ -146,7 +154,7 @@ def mul(a: Any, b: Any) -> Any:
         return _scaled(b, a)
     if type(b) is Uniform:
         return _scaled(a, b)
-    return gnp.multiply(a, b)
+    return square(a) if a is b and isinstance(a, Tracer) else multiply(a, b)
 
 
 def div(a: Any, b: Any) -> Any:
@@ -156,13 +164,13 @@ def div(a: Any, b: Any) -> Any:
         if isinstance(b, (int, float)) and not isinstance(b, bool):
             return a.like(a.value / b)
         if b.dtype != a.dtype:
-            dt = gnp.result_type(b.dtype, a.dtype)
+            dt = result_type(b.dtype, a.dtype)
             if b.dtype != dt:
-                b = gnp.astype(b, dt)
+                b = cast(b, dt)
         if a.value == 1:  # 1 / b (log's rule under grad): no scalar to turn into an array
-            return _fit(gnp.reciprocal(b), a)
-        return _fit(gnp.divide(a.value, b), a)  # value / b: one operation instead of two
-    return gnp.divide(a, b)
+            return _fit(reciprocal(b), a)
+        return _fit(divide(a.value, b), a)  # value / b: one operation instead of two
+    return divide(a, b)
 
 
 def neg(x: Any) -> Any:
@@ -182,7 +190,7 @@ def plus(a: Any, b: Any) -> Any:
         return bind(add, a, b)
     if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
         return a.like(a.value + b.value)
-    return gnp.add(a, b)
+    return add(a, b)
 
 
 def minus(a: Any, b: Any) -> Any:
@@ -190,11 +198,170 @@ def minus(a: Any, b: Any) -> Any:
         return bind(subtract, a, b)
     if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
         return a.like(a.value - b.value)
-    return gnp.subtract(a, b)
+    return subtract(a, b)
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Array operations on whole shapes, for the rules, the engines and gpuad.numpy (which checks the
+# user's arguments first): the table's entries with their no-op cases skipped and a Uniform kept
+# symbolic where the result is one.
+# ---------------------------------------------------------------------------------------------
+
+
+def namespace_and_device(x: Any) -> tuple[Any, Any]:
+    """``(xp, device)`` of a traced value or a plain array."""
+    if isinstance(x, Tracer):
+        return x._trace.xp, x.device
+    return namespace_of(x), device_of(x)
+
+
+def scalar_like(value: Any, like: Any) -> Any:
+    """A Python scalar as a 0-d array next to ``like``, weakly typed as in NumPy 2 and the
+    standard: it takes the array's dtype when its kind fits."""
+    xp, device = namespace_and_device(like)
+    dtype = like.dtype
+    if isinstance(value, float) and not is_real_float(dtype):
+        dtype = default_float(xp, device)
+    elif isinstance(value, int) and not isinstance(value, bool) and dtype_name(dtype) == "bool":
+        dtype = None
+    elif not isinstance(value, (bool, int, float)):
+        raise TypeError(f"unsupported scalar {value!r} of type {type(value).__name__}")
+    return scalar_array(xp, value, dtype, device)
+
+
+def creation_target(device: Any = None) -> tuple[Any, Any]:
+    """Namespace and device for an array made from nothing: the innermost transform's when no
+    device is given or it is that transform's device (``"cpu"`` names NumPy's and Dask's alike),
+    else the given device's library, else the default backend."""
+    ctx = context_namespace()
+    if ctx is not None and (device is None or device is ctx[1] or _same_device(device, ctx[1])):
+        return ctx[0], ctx[1] if device is None else device
+    xp = namespace_for_device(device)
+    if xp is not None:
+        return xp, device
+    if ctx is not None:
+        return ctx[0], device
+    return namespace_of_backend(None), device
+
+
+def _same_device(a: Any, b: Any) -> bool:
+    try:
+        return bool(type(a) is type(b) and a == b)
+    except Exception:  # devices of libraries that refuse the comparison
+        return False
+
+
+def lone_scalar(value: Any) -> Any:
+    """A Python scalar with no array beside it as a 0-d array where the computation lives (a float
+    in the default floating dtype)."""
+    xp, device = creation_target(None)
+    if isinstance(value, float):
+        return xp.asarray(value, dtype=default_float(xp, device), device=device)
+    return xp.asarray(value, device=device)
+
+
+def _floating(dtype: Any) -> bool:
+    return is_real_float(dtype) or is_complex_dtype(dtype)
+
+
+_PYTHON_SCALARS = (bool, int, float)  # exactly these types: NumPy's scalars are arrays here
+
+
+def _operands(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    args = tuple(a.view() if type(a) is Uniform else a for a in args)
+    arrays = [a for a in args if type(a) not in _PYTHON_SCALARS]
+    like = next((a for a in arrays if is_real_float(a.dtype)), arrays[0] if arrays else None)
+    if like is None:
+        return args
+    return tuple(scalar_like(a, like) if type(a) in _PYTHON_SCALARS else a for a in args)
+
+
+def filled_like(x: Any, value: float) -> Any:
+    """A constant array of ``x``'s shape, dtype and device (a value, or the tape's Aval of one)."""
+    xp, device = (x.xp, x.device) if isinstance(x, Aval) else namespace_and_device(x)
+    return xp.full(tuple(x.shape), value, dtype=x.dtype, device=device)
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The broadcast of several shapes (ValueError naming them when they do not broadcast)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            d = s[i] if -i <= len(s) else 1
+            if d != 1:
+                if size != 1 and d != size:
+                    raise ValueError("shapes " + ", ".join(str(tuple(s)) for s in shapes) + " cannot be broadcast together")
+                size = d
+        out.append(size)
+    return tuple(out)
+
+
+def reshaped(x: Any, shape: tuple[int, ...]) -> Any:
+    if type(x) is Uniform:
+        return x.like(shape=tuple(shape))
+    if tuple(shape) == tuple(x.shape):
+        return x
+    return reshape(x, shape=tuple(shape), in_ndim=x.ndim)
+
+
+def broadcasted(x: Any, shape: tuple[int, ...]) -> Any:
+    if type(x) is Uniform:
+        return x.like(shape=tuple(shape))
+    if tuple(shape) == tuple(x.shape):
+        return x
+    return broadcast_to(x, shape=tuple(shape), in_ndim=x.ndim)
+
+
+def permuted(x: Any, axes: tuple[int, ...]) -> Any:
+    if tuple(axes) == tuple(range(x.ndim)) and isinstance(x, Tracer):
+        return x
+    return permute_dims(x, axes=tuple(axes))
+
+
+def axis_moved(x: Any, source: int, destination: int) -> Any:
+    """``x`` with axis ``source`` moved to position ``destination`` (as the standard's moveaxis)."""
+    order = list(range(x.ndim))
+    order.insert(destination % x.ndim, order.pop(source % x.ndim))
+    return permuted(x, tuple(order))
+
+
+def transposed(x: Any) -> Any:
+    """The matrix transpose (the last two axes swapped)."""
+    n = x.ndim
+    return permute_dims(x, axes=tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def with_axis(x: Any, axis: int) -> Any:
+    """``x`` with a new size-1 axis at the negative position ``axis`` of the result."""
+    shape = list(x.shape)
+    shape.insert(len(shape) + axis + 1, 1)
+    return reshaped(x, tuple(shape))
+
+
+def summed(x: Any, axis: tuple[int, ...], keepdims: bool = False) -> Any:
+    """Sum over ``axis`` (distinct negative axes, sorted)."""
+    if type(x) is Uniform:
+        kept = tuple(1 if i - x.ndim in axis else d for i, d in enumerate(x.shape))
+        shape = kept if keepdims else tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axis)
+        return x.like(x.value * math.prod(x.shape[a] for a in axis), shape=shape)
+    return sum_(x, axis=tuple(axis), keepdims=keepdims)
+
+
+def cast(x: Any, dtype: Any) -> Any:
+    """``x`` in ``dtype``: differentiable between floating dtypes, no derivative otherwise."""
+    if type(x) is Uniform and is_real_float(dtype):
+        return x.like(dtype=backend_dtype(x.xp, dtype))
+    if dtype_name(dtype) == dtype_name(x.dtype) and isinstance(x, Tracer):
+        return x
+    if _floating(dtype) and _floating(x.dtype):
+        return astype(x, dtype=dtype)
+    return convert(x, dtype=dtype)
 
 
 # A Uniform's arithmetic (see uniform.py): a number scales the constant, anything else goes
@@ -210,18 +377,18 @@ Uniform.__rsub__ = lambda u, o: minus(o, u)  # type: ignore[attr-defined]
 def _scaled(x: Any, u: Uniform) -> Any:
     """``x * u``: ``x`` itself when u is 1, else one scaling; in the product's dtype and shape."""
     if type(x) is Uniform:
-        return x.like(x.value * u.value, gnp.broadcast_shapes(x.shape, u.shape), gnp.result_type(x.dtype, u.dtype))
+        return x.like(x.value * u.value, broadcast_shapes(x.shape, u.shape), result_type(x.dtype, u.dtype))
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         return u.like(u.value * x)
     if x.dtype != u.dtype:  # promote before scaling, so a float32 operand loses nothing
-        dt = gnp.result_type(x.dtype, u.dtype)
+        dt = result_type(x.dtype, u.dtype)
         if x.dtype != dt:
-            x = gnp.astype(x, dt)
+            x = cast(x, dt)
     v = u.value
     if v == -1:
-        x = gnp.negative(x)
+        x = negative(x)
     elif v != 1:
-        x = gnp.multiply(x, v)
+        x = multiply(x, v)
     return _fit(x, u)
 
 
@@ -230,10 +397,10 @@ def _fit(x: Any, u: Uniform) -> Any:
     multiply by its (view of) ones, which makes a fresh array rather than a view of ``x``."""
     if tuple(x.shape) == u.shape or len(x.shape) > len(u.shape) and tuple(x.shape[len(x.shape) - len(u.shape):]) == u.shape:
         return x
-    shape = gnp.broadcast_shapes(tuple(x.shape), u.shape)
+    shape = broadcast_shapes(tuple(x.shape), u.shape)
     if shape == tuple(x.shape):
         return x
-    return gnp.multiply(x, u.like(1.0, dtype=x.dtype).view())
+    return multiply(x, u.like(1.0, dtype=x.dtype).view())
 
 
 _LN2 = math.log(2.0)
@@ -245,7 +412,7 @@ _LN10 = math.log(10.0)
 # ---------------------------------------------------------------------------------------------
 
 negative = _elementwise("negative", _UNARY, lambda g, ans, x: neg(g), residuals=())
-abs_ = _elementwise("abs", _UNARY, lambda g, ans, x: gnp.where(x >= 0, g, -g), residuals=("args",))
+abs_ = _elementwise("abs", _UNARY, lambda g, ans, x: where(x >= 0, g, -g), residuals=("args",))
 exp = _elementwise("exp", _UNARY, lambda g, ans, x: mul(g, ans), residuals=("ans",))
 expm1 = _elementwise("expm1", _UNARY, lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
 log = _elementwise("log", _UNARY, lambda g, ans, x: div(g, x), residuals=("args",))
@@ -257,23 +424,23 @@ square = _elementwise("square", _UNARY, lambda g, ans, x: mul(g, 2 * x), residua
 reciprocal = _elementwise(
     "reciprocal", _UNARY, lambda g, ans, x: neg(mul(g, ans * ans)), residuals=("ans",)
 )
-sin = _elementwise("sin", _UNARY, lambda g, ans, x: mul(g, gnp.cos(x)), residuals=("args",))
-cos = _elementwise("cos", _UNARY, lambda g, ans, x: neg(mul(g, gnp.sin(x))), residuals=("args",))
+sin = _elementwise("sin", _UNARY, lambda g, ans, x: mul(g, cos(x)), residuals=("args",))
+cos = _elementwise("cos", _UNARY, lambda g, ans, x: neg(mul(g, sin(x))), residuals=("args",))
 tan = _elementwise("tan", _UNARY, lambda g, ans, x: mul(g, 1 + ans * ans), residuals=("ans",))
-asin = _elementwise("asin", _UNARY, lambda g, ans, x: div(g, gnp.sqrt(1 - x * x)), residuals=("args",))
-acos = _elementwise("acos", _UNARY, lambda g, ans, x: neg(div(g, gnp.sqrt(1 - x * x))), residuals=("args",))
+asin = _elementwise("asin", _UNARY, lambda g, ans, x: div(g, sqrt(1 - x * x)), residuals=("args",))
+acos = _elementwise("acos", _UNARY, lambda g, ans, x: neg(div(g, sqrt(1 - x * x))), residuals=("args",))
 atan = _elementwise("atan", _UNARY, lambda g, ans, x: div(g, 1 + x * x), residuals=("args",))
-sinh = _elementwise("sinh", _UNARY, lambda g, ans, x: mul(g, gnp.cosh(x)), residuals=("args",))
-cosh = _elementwise("cosh", _UNARY, lambda g, ans, x: mul(g, gnp.sinh(x)), residuals=("args",))
+sinh = _elementwise("sinh", _UNARY, lambda g, ans, x: mul(g, cosh(x)), residuals=("args",))
+cosh = _elementwise("cosh", _UNARY, lambda g, ans, x: mul(g, sinh(x)), residuals=("args",))
 # (1 + a)(1 - a) rather than 1 - a*a: exact where tanh saturates near +-1.
 tanh = _elementwise(
     "tanh", _UNARY, lambda g, ans, x: mul(g, (1 + ans) * (1 - ans)), residuals=("ans",)
 )
 asinh = _elementwise(
-    "asinh", _UNARY, lambda g, ans, x: div(g, gnp.sqrt(x * x + 1)), residuals=("args",)
+    "asinh", _UNARY, lambda g, ans, x: div(g, sqrt(x * x + 1)), residuals=("args",)
 )
 acosh = _elementwise(
-    "acosh", _UNARY, lambda g, ans, x: div(g, gnp.sqrt((x - 1) * (x + 1))), residuals=("args",)
+    "acosh", _UNARY, lambda g, ans, x: div(g, sqrt((x - 1) * (x + 1))), residuals=("args",)
 )
 atanh = _elementwise(
     "atanh", _UNARY, lambda g, ans, x: div(g, (1 + x) * (1 - x)), residuals=("args",)
@@ -291,7 +458,7 @@ logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: mul(g, ans
 # choice rather than a product, so an inf derivative where x <= 0 gives 0. One pass forward,
 # where a where(x > 0, x, 0) takes two.
 relu = _elementwise(
-    "relu", lambda xp, x: xp.maximum(x, 0), lambda g, ans, x: gnp.where(ans > 0, g, 0), residuals=("ans",)
+    "relu", lambda xp, x: xp.maximum(x, 0), lambda g, ans, x: where(ans > 0, g, 0), residuals=("ans",)
 )
 
 
@@ -361,15 +528,15 @@ divide = _elementwise(
 
 
 def _where_zero_to_one(x: Any) -> Any:
-    return gnp.where(x == 0, 1, x)
+    return where(x == 0, 1, x)
 
 
 pow_ = _elementwise(
     "pow",
     _BINARY,
-    lambda g, ans, x, y: mul(g, mul(y, gnp.pow(x, y - 1))),
+    lambda g, ans, x, y: mul(g, mul(y, pow_(x, y - 1))),
     # log(0) is replaced by log(1) = 0, as JAX does, so 0**y has a finite y-derivative.
-    lambda g, ans, x, y: mul(g, mul(gnp.log(_where_zero_to_one(x)), ans)),
+    lambda g, ans, x, y: mul(g, mul(log(_where_zero_to_one(x)), ans)),
 )
 
 
@@ -378,9 +545,9 @@ def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
     # product rather than a choice, so that an inf or NaN derivative of the input not chosen
     # gives NaN in forward mode as it does in reverse mode (where the 0 meets it in that
     # input's own rule), as in JAX.
-    half = gnp.asarray(0.5, dtype=ans.dtype, device=ans.device)
-    share = gnp.where(gnp.equal(other, ans), half, 1.0)
-    return mul(g, gnp.where(gnp.equal(mine, ans), share, 0.0))
+    half = scalar_like(0.5, ans)
+    share = where(equal(other, ans), half, 1.0)
+    return mul(g, where(equal(mine, ans), share, 0.0))
 
 
 maximum = _elementwise(
@@ -407,8 +574,8 @@ atan2 = _elementwise(
 def _hypot_share(ans: Any, mine: Any) -> Any:
     # mine / ans, and 0.5 at hypot(0, 0) where JAX's max/min form shares a tie (not 0/0 = NaN);
     # the guarded divisor keeps the second derivative there 0 (as JAX's), not NaN.
-    zero = gnp.equal(ans, 0)
-    return gnp.where(zero, 0.5, div(mine, gnp.where(zero, 1.0, ans)))
+    zero = equal(ans, 0)
+    return where(zero, 0.5, div(mine, where(zero, 1.0, ans)))
 
 
 hypot = _elementwise(
@@ -420,7 +587,7 @@ hypot = _elementwise(
 
 
 def _posinf_to_zero(x: Any) -> Any:
-    return gnp.where(x == math.inf, 0, x)
+    return where(x == math.inf, 0, x)
 
 
 def _logaddexp_impl(xp: Any, x: Any, y: Any) -> Any:
@@ -433,8 +600,8 @@ def _logaddexp_impl(xp: Any, x: Any, y: Any) -> Any:
 logaddexp = _elementwise(
     "logaddexp",
     _logaddexp_impl,
-    lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(x), _posinf_to_zero(ans)))),
-    lambda g, ans, x, y: mul(g, gnp.exp(minus(_posinf_to_zero(y), _posinf_to_zero(ans)))),
+    lambda g, ans, x, y: mul(g, exp(minus(_posinf_to_zero(x), _posinf_to_zero(ans)))),
+    lambda g, ans, x, y: mul(g, exp(minus(_posinf_to_zero(y), _posinf_to_zero(ans)))),
 )
 
 
@@ -442,8 +609,8 @@ def _floor_quotient(ans: Any, x: Any, y: Any) -> Any:
     # floor(x / y), except where x / y is 0 but the remainder is not x (y infinite, or x / y too
     # small to be a float, with x and y of opposite signs): the result is x + y there, so the
     # quotient is -1, as JAX has it (its remainder adds y to fmod's result).
-    q = gnp.floor(div(x, y))
-    return gnp.where(gnp.logical_and(gnp.equal(q, 0), gnp.not_equal(ans, x)), -1.0, q)
+    q = floor(div(x, y))
+    return where(logical_and(equal(q, 0), not_equal(ans, x)), -1.0, q)
 
 
 remainder = _elementwise(
@@ -470,8 +637,8 @@ where = _elementwise(
     "where",
     lambda xp, c, x, y: xp.where(c, x, y),
     None,
-    lambda g, ans, c, x, y: gnp.where(c, g, 0),
-    lambda g, ans, c, x, y: gnp.where(c, 0, g),
+    lambda g, ans, c, x, y: where(c, g, 0),
+    lambda g, ans, c, x, y: where(c, 0, g),
     residuals=(0,),
 )
 
@@ -483,8 +650,8 @@ astype = _add(
     Primitive(
         "astype",
         lambda xp, x, *, dtype: xp.astype(x, backend_dtype(xp, dtype)),
-        jvp=(lambda t, ans, x, *, dtype: gnp.astype(t, dtype),),
-        vjp=(lambda g, ans, x, *, dtype: gnp.astype(g, x.dtype),),
+        jvp=(lambda t, ans, x, *, dtype: cast(t, dtype),),
+        vjp=(lambda g, ans, x, *, dtype: cast(g, x.dtype),),
         residuals=(),
     )
 )
@@ -503,11 +670,11 @@ def _kept_shape(shape: tuple[int, ...], axis: tuple[int, ...]) -> tuple[int, ...
 
 def _expand_to_input(v: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     """A reduced value reshaped so it broadcasts against the unreduced input ``x``."""
-    return v if keepdims else gnp.reshape(v, _kept_shape(x.shape, axis))
+    return v if keepdims else reshaped(v, _kept_shape(x.shape, axis))
 
 
 def _sum_vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-    return gnp.broadcast_to(_expand_to_input(g, x, axis, keepdims), x.shape)
+    return broadcasted(_expand_to_input(g, x, axis, keepdims), x.shape)
 
 
 def _reduce(xp: Any, op: str, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -519,7 +686,7 @@ sum_ = _add(
     Primitive(
         "sum",
         lambda xp, x, *, axis, keepdims: _reduce(xp, "sum", x, axis, keepdims),
-        jvp=(lambda t, ans, x, *, axis, keepdims: gnp.sum(t, axis=axis, keepdims=keepdims),),
+        jvp=(lambda t, ans, x, *, axis, keepdims: summed(t, axis=axis, keepdims=keepdims),),
         vjp=(_sum_vjp,),
         residuals=(),
     )
@@ -529,8 +696,8 @@ sum_ = _add(
 def _hits(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> tuple[Any, Any]:
     """Where x attains its max/min (ones), and how many places tie per reduced element (kept
     axes): ties share the derivative equally, as in JAX."""
-    hits = gnp.astype(gnp.equal(x, _expand_to_input(ans, x, axis, keepdims)), x.dtype)
-    return hits, gnp.sum(hits, axis=axis, keepdims=True)
+    hits = cast(equal(x, _expand_to_input(ans, x, axis, keepdims)), x.dtype)
+    return hits, summed(hits, axis=axis, keepdims=True)
 
 
 def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
@@ -540,7 +707,7 @@ def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
 
 def _chooser(name: str, reduce: str) -> Primitive:
     def jvp(t: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        return gnp.sum(mul(t, _chosen(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims)
+        return summed(mul(t, _chosen(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims)
 
     def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
         # The share g / count is worked out on the reduced shape, then spread over the hits.
@@ -565,11 +732,11 @@ def _exclusive_cumprod(x: Any) -> Any:
     """Products of the elements before each position along the last axis (1 at the first), by a
     log-depth scan of multiplications, so that it differentiates like any other composite."""
     n = x.shape[-1]
-    y = gnp.concat([gnp.ones_like(_slice_along(x, -1, 0, 1)), _slice_along(x, -1, 0, n - 1)], axis=-1)
+    y = concat(filled_like(_slice_along(x, -1, 0, 1), 1), _slice_along(x, -1, 0, n - 1), axis=-1)
     shift = 1
     while shift < n:
-        ones = gnp.ones_like(_slice_along(y, -1, 0, shift))
-        y = mul(y, gnp.concat([ones, _slice_along(y, -1, 0, n - shift)], axis=-1))
+        ones = filled_like(_slice_along(y, -1, 0, shift), 1)
+        y = mul(y, concat(ones, _slice_along(y, -1, 0, n - shift), axis=-1))
         shift *= 2
     return y
 
@@ -580,16 +747,16 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     n = x.ndim
     kept = [i for i in range(n) if (i - n) not in axis]
     red = [i for i in range(n) if (i - n) in axis]
-    moved = gnp.permute_dims(x, tuple(kept + red))
+    moved = permuted(x, tuple(kept + red))
     flat_shape = tuple(x.shape[i] for i in kept) + (-1,)
-    flat = gnp.reshape(moved, flat_shape)
+    flat = reshaped(moved, flat_shape)
     left = _exclusive_cumprod(flat)
-    right = gnp.flip(_exclusive_cumprod(gnp.flip(flat, axis=-1)), axis=-1)
-    others = gnp.reshape(mul(left, right), moved.shape)
+    right = flip(_exclusive_cumprod(flip(flat, axis=(-1,))), axis=(-1,))
+    others = reshaped(mul(left, right), moved.shape)
     inverse = [0] * n
     for pos, src in enumerate(kept + red):
         inverse[src] = pos
-    return gnp.permute_dims(others, tuple(inverse))
+    return permuted(others, tuple(inverse))
 
 
 prod = _add(
@@ -597,7 +764,7 @@ prod = _add(
         "prod",
         lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
         jvp=(
-            lambda t, ans, x, *, axis, keepdims: gnp.sum(
+            lambda t, ans, x, *, axis, keepdims: summed(
                 mul(t, _prod_of_others(x, axis)), axis=axis, keepdims=keepdims
             ),
         ),
@@ -614,7 +781,8 @@ prod = _add(
 def _cumsum_vjp(g: Any, ans: Any, x: Any, *, axis: int, include_initial: bool) -> Any:
     if include_initial:
         g = _slice_along(g, axis, 1, None)
-    return gnp.flip(gnp.cumulative_sum(gnp.flip(g, axis=axis), axis=axis), axis=axis)
+    backward = cumulative_sum(flip(g, axis=(axis,)), axis=axis, include_initial=False)
+    return flip(backward, axis=(axis,))
 
 
 cumulative_sum = _add(
@@ -622,7 +790,7 @@ cumulative_sum = _add(
         "cumulative_sum",
         lambda xp, x, *, axis, include_initial: xp.cumulative_sum(x, axis=axis, include_initial=include_initial),
         jvp=(
-            lambda t, ans, x, *, axis, include_initial: gnp.cumulative_sum(
+            lambda t, ans, x, *, axis, include_initial: cumulative_sum(
                 t, axis=axis, include_initial=include_initial
             ),
         ),
@@ -670,25 +838,25 @@ def matmul_of(a: Any, b: Any, vec: tuple[bool, bool]) -> Any:
 
 def _outer(u: Any, v: Any) -> Any:
     """u[..., :, None] * v[..., None, :] per point."""
-    return mul(gnp.expand_dims(u, axis=-1), gnp.expand_dims(v, axis=-2))
+    return mul(with_axis(u, -1), with_axis(v, -2))
 
 
 def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
     va, vb = vec
     if va and vb:  # a . b: g is a number per point
-        return mul(gnp.expand_dims(g, axis=-1), b)
+        return mul(with_axis(g, -1), b)
     if vb:  # (m, k) @ (k,): g is (..., m)
         return _outer(g, b)
-    return matmul_of(g, gnp.matrix_transpose(b), (va, False))
+    return matmul_of(g, transposed(b), (va, False))
 
 
 def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
     va, vb = vec
     if va and vb:
-        return mul(gnp.expand_dims(g, axis=-1), a)
+        return mul(with_axis(g, -1), a)
     if va:  # (k,) @ (k, n): g is (..., n)
         return _outer(a, g)
-    return matmul_of(gnp.matrix_transpose(a), g, (False, vb))
+    return matmul_of(transposed(a), g, (False, vb))
 
 
 def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, vec: tuple[bool, bool] = (False, False)) -> Any:
@@ -701,36 +869,36 @@ def _matmul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, 
         if va and batched[0] and not vb:  # per-point vectors times a shared matrix: one product
             return matmul(a, b)
         if vb and batched[1] and not va:  # a shared matrix times per-point vectors
-            return matmul(b, gnp.matrix_transpose(a))
+            return matmul(b, transposed(a))
     if va or vb:
         # Give each vector its matrix axis at this level, line the batch axes up, and multiply
         # the stacks; then drop the axes again.
         if va:
-            a = gnp.reshape(a, tuple(a.shape[:-1]) + (1, a.shape[-1]))
+            a = reshaped(a, tuple(a.shape[:-1]) + (1, a.shape[-1]))
         if vb:
-            b = gnp.reshape(b, tuple(b.shape) + (1,))
+            b = reshaped(b, tuple(b.shape) + (1,))
         out = _matmul_batch([a, b], batched, bsize)
         if va and vb:
-            return gnp.reshape(out, tuple(out.shape[:-2]))
+            return reshaped(out, tuple(out.shape[:-2]))
         if vb:
-            return gnp.reshape(out, tuple(out.shape[:-1]))
-        return gnp.reshape(out, tuple(out.shape[:-2]) + tuple(out.shape[-1:]))
+            return reshaped(out, tuple(out.shape[:-1]))
+        return reshaped(out, tuple(out.shape[:-2]) + tuple(out.shape[-1:]))
     if batched[0] and not batched[1] and b.ndim == 2:
         rows = 1
         for d in a.shape[:-1]:
             rows *= d
-        out = matmul(gnp.reshape(a, (rows, a.shape[-1])), b)
-        return gnp.reshape(out, tuple(a.shape[:-1]) + (b.shape[-1],))
+        out = matmul(reshaped(a, (rows, a.shape[-1])), b)
+        return reshaped(out, tuple(a.shape[:-1]) + (b.shape[-1],))
     if batched[1] and not batched[0] and a.ndim == 2:
         k, n = b.shape[-2], b.shape[-1]
         lead = tuple(b.shape[:-2])
-        bt = gnp.matrix_transpose(b) if n != 1 else gnp.reshape(b, lead + (1, k))
+        bt = transposed(b) if n != 1 else reshaped(b, lead + (1, k))
         cols = 1
         for d in lead:
             cols *= d
-        out = matmul(gnp.reshape(bt, (cols * n, k)), gnp.matrix_transpose(a))  # (cols * n, m)
-        out = gnp.reshape(out, lead + (n, a.shape[0]))
-        return gnp.matrix_transpose(out) if n != 1 else gnp.reshape(out, lead + (a.shape[0], 1))
+        out = matmul(reshaped(bt, (cols * n, k)), transposed(a))  # (cols * n, m)
+        out = reshaped(out, lead + (n, a.shape[0]))
+        return transposed(out) if n != 1 else reshaped(out, lead + (a.shape[0], 1))
     return matmul(*align_ranks(vals, batched))
 
 
@@ -764,7 +932,7 @@ reshape = _add(
         "reshape",
         _reshape_impl,
         jvp=(lambda t, ans, x, *, shape, in_ndim: reshape(t, shape=shape, in_ndim=in_ndim),),
-        vjp=(lambda g, ans, x, *, shape, in_ndim: gnp.reshape(g, x.shape),),
+        vjp=(lambda g, ans, x, *, shape, in_ndim: reshaped(g, x.shape),),
         residuals=(),
     )
 )
@@ -811,8 +979,7 @@ def _broadcast_vjp(g: Any, ans: Any, x: Any, *, shape: tuple[int, ...], in_ndim:
     axes += [lead + new + i for i, d in enumerate(point) if d == 1 and shape[new + i] != 1]
     if not axes:
         return g
-    summed = gnp.sum(g, axis=tuple(a - g.ndim for a in axes), keepdims=True)
-    return gnp.reshape(summed, tuple(x.shape))
+    return reshaped(summed(g, axis=tuple(a - g.ndim for a in axes), keepdims=True), tuple(x.shape))
 
 
 broadcast_to = _add(
@@ -829,16 +996,16 @@ flip = _add(
     Primitive(
         "flip",
         lambda xp, x, *, axis: xp.flip(x, axis=axis),
-        jvp=(lambda t, ans, x, *, axis: gnp.flip(t, axis=axis),),
-        vjp=(lambda g, ans, x, *, axis: gnp.flip(g, axis=axis),),
+        jvp=(lambda t, ans, x, *, axis: flip(t, axis=axis),),
+        vjp=(lambda g, ans, x, *, axis: flip(g, axis=axis),),
         residuals=(),
     )
 )
 
 
 def _concat_jvp(tangents: tuple[Any, ...], ans: Any, *xs: Any, axis: int) -> Any:
-    parts = [_zeros_for(x) if t is None else t for t, x in zip(tangents, xs)]
-    return gnp.concat(parts, axis=axis)
+    parts = [filled_like(x, 0) if t is None else t for t, x in zip(tangents, xs)]
+    return concat(*parts, axis=axis)
 
 
 def _concat_vjp(g: Any, ans: Any, *xs: Any, axis: int) -> tuple[Any, ...]:
@@ -853,7 +1020,7 @@ def _concat_vjp(g: Any, ans: Any, *xs: Any, axis: int) -> tuple[Any, ...]:
 
 def _batched(v: Any, batched: bool, size: int) -> Any:
     """``v`` with a batch axis in front: repeated over the batch (a view) when it has none."""
-    return v if batched else gnp.broadcast_to(v, (size,) + tuple(v.shape))
+    return v if batched else broadcasted(v, (size,) + tuple(v.shape))
 
 
 def _concat_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int) -> Any:
@@ -920,13 +1087,6 @@ def _placed(xp: Any, g: Any, key: tuple[Any, ...], lead: int, shape: tuple[int, 
         padded = xp.concat([g, xp.zeros(tuple(slab), dtype=g.dtype, device=device)], axis=axis)
         g = xp.take(padded, xp.where(hit, source, n), axis=axis)
     return g
-
-
-def _zeros_for(x: Any) -> Any:
-    """Zeros like ``x`` (a value, or the tape's Aval of one) in its own library."""
-    if isinstance(x, Aval):
-        return x.xp.zeros(x.shape, dtype=x.dtype, device=x.device)
-    return gnp.zeros_like(x)
 
 
 def _point_shape(x: Any, index: tuple[Any, ...]) -> tuple[int, ...]:
@@ -1091,20 +1251,21 @@ def _merge_with_batch(x: Any, axis: int) -> tuple[Any, tuple[int, ...], tuple[in
     permutation used and the shape of the remaining axes."""
     pos = x.ndim + axis
     perm = (0, pos) + tuple(i for i in range(1, x.ndim) if i != pos)
-    moved = gnp.permute_dims(x, perm)
+    moved = permuted(x, perm)
     rest = tuple(moved.shape[2:])
-    return gnp.reshape(moved, (moved.shape[0] * moved.shape[1],) + rest), perm, rest
+    return reshaped(moved, (moved.shape[0] * moved.shape[1],) + rest), perm, rest
 
 
 def _split_from_batch(flat: Any, size: int, perm: tuple[int, ...], rest: tuple[int, ...]) -> Any:
-    out = gnp.reshape(flat, (size, -1) + rest)
-    return gnp.permute_dims(out, _inverse_permutation(perm))
+    out = reshaped(flat, (size, -1) + rest)
+    return permuted(out, _inverse_permutation(perm))
 
 
 def _offset_indices(index: Any, bsize: int, n: int) -> Any:
     """Per-point indices (batch axis 0) into a merged (batch * n) axis, flattened."""
-    offsets = gnp.arange(bsize, dtype=index.dtype, device=index.device) * n
-    return gnp.reshape(plus(index, gnp.reshape(offsets, (bsize,) + (1,) * (index.ndim - 1))), (-1,))
+    xp, device = namespace_and_device(index)
+    offsets = xp.arange(bsize, dtype=index.dtype, device=device) * n
+    return reshaped(plus(index, reshaped(offsets, (bsize,) + (1,) * (index.ndim - 1))), (-1,))
 
 
 def _take_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int) -> Any:
@@ -1129,7 +1290,7 @@ def _put_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *,
 
 
 def _take_vjp_add_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
-    buf = _zeros_for(x) if buf is None else buf
+    buf = filled_like(x, 0) if buf is None else buf
     return scatter_add(x.xp, buf, axis, index, g)  # x is an Aval: the tape keeps only the index
 
 
@@ -1184,7 +1345,7 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
         if b and r < top:
             shape = (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:])
             if isinstance(v, Tracer) or type(v) is Uniform:
-                v = gnp.reshape(v, shape)
+                v = reshaped(v, shape)
             else:  # a plain array (the bottom batch level): the table's reshape without the checks
                 v = eager(reshape, (v,), {"shape": shape, "in_ndim": v.ndim})
         out.append(v)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .cotangents import Cotangents
 from .forward import JVPTrace, JVPTracer
-from .primitives import Primitive, gnp
+from .primitives import Primitive, add, broadcasted, cast, subtract
 from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace, refuse_complex
 from .uniform import Negated, Uniform, signed_sum
 from .tree import tree_flatten, tree_unflatten
@@ -180,7 +180,7 @@ def _checkpoint_vjp(gs, ans, *args, fun, in_tree, active, xp, device):
     for o, g in zip(out_flat, gs):
         if g is None or not (type(o) is ReverseTracer and o._trace is trace and o.node is not None):
             continue
-        seeds[o.node] = gnp.add(seeds[o.node], g) if o.node in seeds else g
+        seeds[o.node] = add(seeds[o.node], g) if o.node in seeds else g
     wanted = [i.node for i, act in zip(ins, active) if act]
     grads = iter(backward(trace.tape, seeds, wanted, consume=True))
     return tuple(next(grads) if act else None for act in active)
@@ -220,7 +220,7 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
                     continue
                 c = rule(t, rec.ans, *rec.args, **rec.params)
                 if c is not None:
-                    out = signed_sum(out, c, gnp.add, gnp.subtract)
+                    out = signed_sum(out, c, add, subtract)
             if type(out) is Negated:
                 out = out.negate()
         if isinstance(rec.out_node, tuple):
@@ -229,10 +229,8 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
                     tan[n] = t
         elif out is not None:
             shape, dtype = rec.out_aval
-            if tuple(out.shape) != shape:
-                out = gnp.broadcast_to(out, shape)
-            if out.dtype != dtype:
-                out = gnp.astype(out, dtype)
+            out = broadcasted(out, shape)
+            out = out if out.dtype == dtype else cast(out, dtype)
             tan[rec.out_node] = out
     return [None if n is None else tan.get(n) for n in wanted]
 

@@ -13,7 +13,7 @@ from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace, reuses_buffers
-from .primitives import gnp
+from .primitives import axis_moved, broadcasted, cast, concat, filled_like, lone_scalar, reshaped
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
@@ -105,7 +105,7 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
     if isinstance(value, Tracer) or backend.is_array(value):
         arr = value
     elif isinstance(value, float):
-        arr = gnp.asarray(value)
+        arr = lone_scalar(value)
     elif isinstance(value, bool) or isinstance(value, int):
         raise TypeError(
             f"{transform} requires real floating-point inputs, but {label} is the Python "
@@ -116,7 +116,7 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
             f"{transform}: {label} must be an array (NumPy, CuPy or any array-API array), got "
             f"{type(value).__name__}" + ("" if value is None else f" ({value!r})"[:120])
         )
-    if not gnp.isdtype(arr.dtype, "real floating"):
+    if not backend.is_real_float(arr.dtype):
         raise TypeError(
             f"{transform} requires real floating-point inputs (float32 or float64), but {label} has "
             f"dtype {arr.dtype}. Convert it (x.astype(float)) or, if it is not differentiated, leave it "
@@ -193,7 +193,7 @@ def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) 
     if isinstance(value, Tracer) or backend.is_array(value):
         return value
     if isinstance(value, (bool, int, float)):
-        return xp.asarray(value, device=device) if device is not None else gnp.asarray(value)
+        return xp.asarray(value, device=device) if device is not None else lone_scalar(value)
     raise TypeError(f"{transform}: the function's {where} must be arrays, got {type(value).__name__}")
 
 
@@ -254,7 +254,7 @@ class _ReverseResult:
                 continue
             seeds[node] = seeds[node] + c if node in seeds else c
         grads = backward(self.tape, seeds, self.in_nodes, consume=consume, fresh=True)
-        return [gnp.zeros_like(a) if g is None else backend.writable(g) for g, a in zip(grads, self.inputs)]
+        return [filled_like(a, 0) if g is None else backend.writable(g) for g, a in zip(grads, self.inputs)]
 
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
@@ -437,7 +437,7 @@ def _check_scalar_output(out: Any, transform: str) -> None:
             f"{transform}: gradient only defined for scalar-output functions. Output had shape: "
             f"{tuple(out.shape)}. Sum or index it to a scalar, or use jacrev/vjp for vector outputs"
         )
-    if not gnp.isdtype(out.dtype, "real floating"):
+    if not backend.is_real_float(out.dtype):
         raise TypeError(
             f"{transform} requires real-valued floating outputs (float32 or float64), but the "
             f"output has dtype {out.dtype}"
@@ -491,7 +491,7 @@ def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) ->
     for o in rec.out_primals:
         m = math.prod(o.shape)
         jac_leaves = [
-            gnp.reshape(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape)) for r, a in zip(rows, rec.inputs)
+            reshaped(r[offset : offset + m, ...], tuple(o.shape) + tuple(a.shape)) for r, a in zip(rows, rec.inputs)
         ]
         offset += m
         per_arg = tree_unflatten(rec.in_tree, jac_leaves)
@@ -512,12 +512,12 @@ def _pull_basis(rec: "_ReverseResult") -> list[Any]:
         seeds = []
         offset = 0
         for o, m in zip(rec.out_primals, sizes):
-            block = gnp.reshape(gnp.astype(eye[:, offset : offset + m], o.dtype), (total,) + tuple(o.shape))
+            block = reshaped(cast(eye[:, offset : offset + m], o.dtype), (total,) + tuple(o.shape))
             seeds.append(BatchTracer(trace, basis_rows(block, o, rec.xp)))
             offset += m
         grads = rec.pull(seeds, consume=True)
     return [
-        g.val if type(g) is BatchTracer and g._trace is trace else gnp.broadcast_to(g, (total,) + tuple(g.shape))
+        g.val if type(g) is BatchTracer and g._trace is trace else broadcasted(g, (total,) + tuple(g.shape))
         for g in grads
     ]
 
@@ -680,7 +680,7 @@ def _batch_inputs(leaves: list[Any], axes: list[Any], labels: Any) -> tuple[int,
                 f"{first_ax}, but {labels[i]} has size "
                 f"{n} along axis {ax}"
             )
-        moved.append(gnp.moveaxis(v, ax, 0) if ax != 0 else v)
+        moved.append(axis_moved(v, ax, 0) if ax != 0 else v)
         mapped.append(True)
     if size is None:
         raise ValueError("vmap needs at least one mapped argument: in_axes is None for every input")
@@ -708,14 +708,14 @@ def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, de
             if ax is None:
                 results.append(o)
                 continue
-            v = gnp.broadcast_to(o, (size,) + tuple(o.shape))  # the same for every point, as JAX
+            v = broadcasted(o, (size,) + tuple(o.shape))  # the same for every point, as JAX
         ndim = len(v.shape)
         if not -ndim <= ax < ndim:
             raise ValueError(
                 f"vmap: out_axes {ax} is out of range for output leaf {i}, which has {ndim - 1} "
                 f"dimension(s) per point; use an axis in [{-ndim}, {ndim})"
             )
-        results.append(gnp.moveaxis(v, 0, ax % ndim) if ax % ndim != 0 else v)
+        results.append(axis_moved(v, 0, ax % ndim) if ax % ndim != 0 else v)
     return results, out_tree, axes
 
 
@@ -746,7 +746,7 @@ def _chunked(call, moved, mapped, size, chunk_size, xp, device):
             key = (slice(None),) * ax_n + (slice(start, stop), Ellipsis)  # strict arrays want every axis
             buffers[i][key] = r
             assembled[i] = buffers[i]
-    final = [gnp.concat(a, axis=ax) if ax is not None and isinstance(a, list) else a for a, ax in zip(assembled, axes)]
+    final = [concat(*a, axis=ax % a[0].ndim - a[0].ndim) if ax is not None and isinstance(a, list) else a for a, ax in zip(assembled, axes)]
     return tree_unflatten(out_tree, final)
 
 

@@ -20,7 +20,7 @@ ORDER = [
     # the trace stack and dispatch
     "tracing",
     # the primitive table
-    "lazy_numpy", "primitives",
+    "primitives",
     # the engines
     "cotangents", "forward", "reverse", "batching", "jit",
     # the transforms
@@ -32,13 +32,6 @@ ORDER = [
     "wengert", "testing", "__main__", "__init__",
 ]
 
-# Upward imports still there, each with what removes it. The list only shrinks: a new upward
-# import fails the test, and so does an entry here that no longer occurs.
-KNOWN_UPWARD = {
-    # The table's rules and the engines call gpuad.numpy's functions (reshape, sum, where, ...)
-    # through this lazy namespace; table-level binders for them would remove it (issue 20).
-    ("lazy_numpy", "numpy"),
-}
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -112,8 +105,7 @@ def test_every_module_has_a_layer():
 def test_no_upward_import():
     rank = {m: i for i, m in enumerate(ORDER)}
     upward = {(a, b) for a, b in _edges() if rank[b] >= rank[a]}
-    assert upward - KNOWN_UPWARD == set(), f"modules importing from above their layer: {sorted(upward - KNOWN_UPWARD)}"
-    assert KNOWN_UPWARD - upward == set(), f"gone, remove from KNOWN_UPWARD: {sorted(KNOWN_UPWARD - upward)}"
+    assert upward == set(), f"modules importing from above their layer: {sorted(upward)}"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from .. import backend as _backend
 from .. import primitives as _p
-from ..tracing import Tracer, bind, context_namespace, eager
+from ..tracing import Tracer, bind, eager
 from ..uniform import Uniform
 
 __array_api_version__ = "2024.12"
@@ -48,67 +48,13 @@ def _is_arraylike(x: Any) -> builtins.bool:
     return isinstance(x, Tracer) or _backend.is_array(x)
 
 
-def _namespace_and_device(x: Any) -> tuple[Any, Any]:
-    if isinstance(x, Tracer):
-        return x._trace.xp, x.device
-    return _backend.namespace_of(x), _backend.device_of(x)
-
-
-def _creation_target(device: Any = None) -> tuple[Any, Any]:
-    """Namespace and device for an array made from nothing: the innermost transform's when no
-    device is given or it is that transform's device (``"cpu"`` names NumPy's and Dask's alike),
-    else the given device's library, else the default backend."""
-    ctx = context_namespace()
-    if ctx is not None and (device is None or device is ctx[1] or _same_device(device, ctx[1])):
-        return ctx[0], ctx[1] if device is None else device
-    xp = _backend.namespace_for_device(device)
-    if xp is not None:
-        return xp, device
-    if ctx is not None:
-        return ctx[0], device
-    return _backend.namespace_of_backend(None), device
-
-
-def _same_device(a: Any, b: Any) -> builtins.bool:
-    try:
-        return builtins.bool(type(a) is type(b) and a == b)
-    except Exception:  # devices of libraries that refuse the comparison
-        return False
-
-
-_default_float = _backend.default_float
-
-
-def _scalar_to_array(value: Any, like: Any) -> Any:
-    """A Python scalar as a 0-d array next to ``like``, weakly typed the way NumPy 2 and the
-    standard do it: the scalar takes the array's dtype when its kind fits."""
-    xp, device = _namespace_and_device(like)
-    dt = like.dtype
-    if isinstance(value, builtins.bool):
-        dtype = dt
-    elif isinstance(value, int):
-        dtype = dt if not isdtype(dt, "bool") else None
-    elif isinstance(value, float):
-        dtype = dt if isdtype(dt, "real floating") else _default_float(xp, device)
-    else:
-        raise TypeError(f"unsupported scalar {value!r} of type {type(value).__name__}")
-    return _backend.scalar_array(xp, value, dtype, device)
-
-
-def _lone_scalar_to_array(value: Any) -> Any:
-    xp, device = _creation_target(None)
-    if isinstance(value, float):
-        return xp.asarray(value, dtype=_default_float(xp, device), device=device)
-    return xp.asarray(value, device=device)
-
-
 def _as_array(x: Any, name: str = "x") -> Any:
     if _is_arraylike(x):
         return x
     if type(x) is Uniform:
         return x.view()
     if isinstance(x, _SCALARS):
-        return _lone_scalar_to_array(x)
+        return _p.lone_scalar(x)
     if isinstance(x, (list, tuple)):
         return asarray(x)
     if x is None or isinstance(x, (str, bytes)):
@@ -126,7 +72,7 @@ def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
         if _is_arraylike(a):
             out.append(a)
         elif isinstance(a, _SCALARS):
-            out.append(_scalar_to_array(a, like) if like is not None else _lone_scalar_to_array(a))
+            out.append(_p.scalar_like(a, like) if like is not None else _p.lone_scalar(a))
         else:
             out.append(_as_array(a, names[i] if names else f"x{i + 1}"))
     return out
@@ -196,7 +142,7 @@ def positive(x: Any, /) -> Any:
     x = _as_array(x)
     if isinstance(x, Tracer):
         return x
-    return _namespace_and_device(x)[0].positive(x)
+    return _p.namespace_and_device(x)[0].positive(x)
 
 
 def pow(x1: Any, x2: Any, /) -> Any:  # noqa: A001
@@ -232,7 +178,7 @@ def where(condition: Any, x1: Any, x2: Any, /) -> Any:
     [1.0, 6.0]
     """
     if isinstance(condition, builtins.bool):
-        condition = _lone_scalar_to_array(condition)
+        condition = _p.lone_scalar(condition)
     a, b = _operands(x1, x2, names=["x1", "x2"])
     cond = _as_array(condition, "condition")
     if not isdtype(cond.dtype, "bool"):
@@ -259,17 +205,12 @@ def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:  # noqa: A002
 def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Any:
     """Convert to ``dtype``. Float-to-float conversion is differentiable (the cotangent converts
     back); conversion to an integer or boolean dtype has no derivative."""
-    if type(x) is Uniform and isdtype(dtype, "real floating"):
-        return x.like(dtype=_backend.backend_dtype(x.xp, dtype))
-    x = _as_array(x)
-    if not isinstance(x, Tracer):
-        xp = _namespace_and_device(x)[0]
-        return xp.astype(x, _backend.backend_dtype(xp, dtype), copy=copy)
-    if _backend.dtype_name(dtype) == _backend.dtype_name(x.dtype):
-        return x
-    if isdtype(dtype, ("real floating", "complex floating")) and isdtype(x.dtype, ("real floating", "complex floating")):
-        return _p.astype(x, dtype=dtype)  # to complex: differentiable (the engine refuses complex values for now)
-    return _p.convert(x, dtype=dtype)
+    if type(x) is not Uniform:
+        x = _as_array(x)
+        if not isinstance(x, Tracer):
+            xp = _backend.namespace_of(x)
+            return xp.astype(x, _backend.backend_dtype(xp, dtype), copy=copy)
+    return _p.cast(x, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,33 +239,9 @@ def _normalize_axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]
     return tuple(sorted(axes))
 
 
-def _prod(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def _broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    ndim = builtins.max((len(s) for s in shapes), default=0)
-    out = []
-    for i in range(-ndim, 0):
-        size = 1
-        for s in shapes:
-            d = s[i] if -i <= len(s) else 1
-            if d != 1:
-                if size != 1 and d != size:
-                    raise ValueError(
-                        "shapes " + ", ".join(str(tuple(s)) for s in shapes) + " cannot be broadcast together"
-                    )
-                size = d
-        out.append(size)
-    return tuple(out)
-
-
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """The broadcast of several shapes (ValueError naming them when they do not broadcast)."""
-    return _broadcast_shapes(*(tuple(s) for s in shapes))
+    return _p.broadcast_shapes(*(tuple(s) for s in shapes))
 
 
 def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
@@ -339,21 +256,17 @@ def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
     if isinstance(shape, int):
         shape = (shape,)
     shape = tuple(operator.index(d) for d in shape)
-    size = _prod(x.shape)
+    size = math.prod(x.shape)
     if shape.count(-1) > 1:
         raise ValueError(f"reshape: shape {shape} has more than one -1")
     if -1 in shape:
-        known = _prod(d for d in shape if d != -1)
+        known = math.prod(d for d in shape if d != -1)
         if known == 0 or size % known:
             raise ValueError(f"reshape: cannot reshape an array of shape {tuple(x.shape)} into shape {shape}")
         shape = tuple(size // known if d == -1 else d for d in shape)
-    if _prod(shape) != size or builtins.any(d < 0 for d in shape):
+    if math.prod(shape) != size or builtins.any(d < 0 for d in shape):
         raise ValueError(f"reshape: cannot reshape an array of shape {tuple(x.shape)} into shape {shape}")
-    if shape == tuple(x.shape) and isinstance(x, Tracer):
-        return x
-    if type(x) is Uniform:
-        return x.like(shape=shape)
-    return _p.reshape(x, shape=shape, in_ndim=x.ndim)
+    return _p.reshaped(x, shape)
 
 
 def permute_dims(x: Any, /, axes: Sequence[int]) -> Any:
@@ -363,9 +276,7 @@ def permute_dims(x: Any, /, axes: Sequence[int]) -> Any:
     perm = tuple(a + n if isinstance(a, int) and a < 0 else a for a in axes)
     if sorted(perm) != list(range(n)):
         raise ValueError(f"permute_dims: axes={tuple(axes)} is not a permutation of the {n} axes of the array")
-    if perm == tuple(range(n)) and isinstance(x, Tracer):
-        return x
-    return _p.permute_dims(x, axes=perm)
+    return _p.permuted(x, perm)
 
 
 def matrix_transpose(x: Any, /) -> Any:
@@ -420,17 +331,13 @@ def broadcast_to(x: Any, /, shape: Any) -> Any:
             f"broadcast_to: cannot broadcast an array of shape {tuple(x.shape)} to shape {shape}; "
             "each axis must be 1 or equal to the target size (axes are matched from the right)"
         )
-    if shape == tuple(x.shape) and isinstance(x, Tracer):
-        return x
-    if type(x) is Uniform:
-        return x.like(shape=shape)
-    return _p.broadcast_to(x, shape=shape, in_ndim=x.ndim)
+    return _p.broadcasted(x, shape)
 
 
 def broadcast_arrays(*arrays: Any) -> list[Any]:
     """Broadcast several arrays against each other."""
     arrays = [_as_array(a) for a in arrays]
-    shape = _broadcast_shapes(*(tuple(a.shape) for a in arrays))
+    shape = _p.broadcast_shapes(*(tuple(a.shape) for a in arrays))
     return [broadcast_to(a, shape) for a in arrays]
 
 
@@ -506,15 +413,11 @@ def sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bo
     >>> sum(np.ones((2, 3)), axis=1).tolist()
     [3.0, 3.0]
     """
-    if type(x) is Uniform and dtype is None:
-        axes = _normalize_axes(axis, x.ndim)
-        kept = tuple(1 if i - x.ndim in axes else d for i, d in enumerate(x.shape))
-        out = kept if keepdims else tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axes)
-        return x.like(x.value * _prod(x.shape[a] for a in axes), shape=out)
-    x = _as_array(x)
+    if type(x) is not Uniform:
+        x = _as_array(x)
     if dtype is not None:
         x = astype(x, dtype)
-    return _p.sum_(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims)
+    return _p.summed(x, _normalize_axes(axis, x.ndim), keepdims)
 
 
 def prod(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bool = False) -> Any:
@@ -526,7 +429,7 @@ def prod(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.b
 
 
 def _reduced_count(x: Any, axes: tuple[int, ...]) -> int:
-    return _prod(x.shape[a] for a in axes)
+    return math.prod(x.shape[a] for a in axes)
 
 
 def mean(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Any:
@@ -633,7 +536,7 @@ def matmul(x1: Any, x2: Any, /) -> Any:
         raise ValueError(
             f"matmul: shapes {tuple(x1.shape)} and {tuple(x2.shape)} do not align ({k_a} != {k_b})"
         )
-    _broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    _p.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
     return _p.matmul_of(a, b, vec)
 
 
@@ -657,9 +560,9 @@ def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
             )
     free_a = [i for i in range(a.ndim) if i not in a_axes]
     free_b = [i for i in range(b.ndim) if i not in b_axes]
-    k = _prod(a.shape[i] for i in a_axes)
-    am = reshape(permute_dims(a, tuple(free_a + a_axes)), (_prod(a.shape[i] for i in free_a), k))
-    bm = reshape(permute_dims(b, tuple(b_axes + free_b)), (k, _prod(b.shape[i] for i in free_b)))
+    k = math.prod(a.shape[i] for i in a_axes)
+    am = reshape(permute_dims(a, tuple(free_a + a_axes)), (math.prod(a.shape[i] for i in free_a), k))
+    bm = reshape(permute_dims(b, tuple(b_axes + free_b)), (k, math.prod(b.shape[i] for i in free_b)))
     out = _p.matmul(am, bm)
     return reshape(out, tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b))
 
@@ -667,7 +570,7 @@ def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
     """Dot product along ``axis`` after broadcasting (real arrays)."""
     a, b = _operands(x1, x2)
-    shape = _broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    shape = _p.broadcast_shapes(tuple(a.shape), tuple(b.shape))
     ax = _normalize_axis(axis, len(shape))
     if a.ndim < -ax or b.ndim < -ax or a.shape[ax] != b.shape[ax]:
         raise ValueError(f"vecdot: x1 {tuple(a.shape)} and x2 {tuple(b.shape)} must both have axis {axis}, of equal size")
@@ -689,9 +592,9 @@ def asarray(obj: Any, /, *, dtype: Any = None, device: Any = None, copy: Any = N
     if isinstance(obj, (list, tuple)) and _contains_tracer(obj):
         out = stack([asarray(o) for o in obj])
         return out if dtype is None else astype(out, dtype)
-    xp, device = _creation_target(device)
+    xp, device = _p.creation_target(device)
     if dtype is None and _all_floats(obj):
-        dtype = _default_float(xp, device)
+        dtype = _backend.default_float(xp, device)
     return xp.asarray(obj, dtype=_backend.backend_dtype(xp, dtype), device=device, copy=copy)
 
 
@@ -713,7 +616,7 @@ def _all_floats(obj: Any) -> builtins.bool:
 
 def _creator(name: str) -> Any:
     def fn(shape: Any, *, dtype: Any = None, device: Any = None) -> Any:
-        xp, device = _creation_target(device)
+        xp, device = _p.creation_target(device)
         return getattr(xp, name)(shape, dtype=_backend.backend_dtype(xp, dtype), device=device)
 
     fn.__name__ = fn.__qualname__ = name
@@ -728,14 +631,14 @@ empty = _creator("empty")
 
 def full(shape: Any, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
     """An array of ``shape`` filled with ``fill_value``."""
-    xp, device = _creation_target(device)
+    xp, device = _p.creation_target(device)
     return xp.full(shape, fill_value, dtype=_backend.backend_dtype(xp, dtype), device=device)
 
 
 def _like_creator(name: str) -> Any:
     def fn(x: Any, /, *, dtype: Any = None, device: Any = None) -> Any:
         x = _as_array(x)
-        xp, dev = _namespace_and_device(x)
+        xp, dev = _p.namespace_and_device(x)
         dt = _backend.backend_dtype(xp, dtype if dtype is not None else x.dtype)
         return getattr(xp, name)(tuple(x.shape), dtype=dt, device=device if device is not None else dev)
 
@@ -752,14 +655,14 @@ empty_like = _like_creator("empty")
 def full_like(x: Any, /, fill_value: Any, *, dtype: Any = None, device: Any = None) -> Any:
     """An array shaped like ``x`` filled with ``fill_value`` (a constant)."""
     x = _as_array(x)
-    xp, dev = _namespace_and_device(x)
+    xp, dev = _p.namespace_and_device(x)
     dt = _backend.backend_dtype(xp, dtype if dtype is not None else x.dtype)
     return xp.full(tuple(x.shape), fill_value, dtype=dt, device=device if device is not None else dev)
 
 
 def arange(start: Any, /, stop: Any = None, step: Any = 1, *, dtype: Any = None, device: Any = None) -> Any:
     """Evenly spaced values in [start, stop)."""
-    xp, device = _creation_target(device)
+    xp, device = _p.creation_target(device)
     return xp.arange(start, stop, step, dtype=_backend.backend_dtype(xp, dtype), device=device)
 
 
@@ -767,13 +670,13 @@ def linspace(
     start: Any, stop: Any, /, num: int, *, dtype: Any = None, device: Any = None, endpoint: builtins.bool = True
 ) -> Any:
     """``num`` evenly spaced values from start to stop."""
-    xp, device = _creation_target(device)
+    xp, device = _p.creation_target(device)
     return xp.linspace(start, stop, num, dtype=_backend.backend_dtype(xp, dtype), device=device, endpoint=endpoint)
 
 
 def eye(n_rows: int, n_cols: int | None = None, /, *, k: int = 0, dtype: Any = None, device: Any = None) -> Any:
     """Identity-like matrix."""
-    xp, device = _creation_target(device)
+    xp, device = _p.creation_target(device)
     return xp.eye(n_rows, n_cols, k=k, dtype=_backend.backend_dtype(xp, dtype), device=device)
 
 

@@ -4,13 +4,14 @@ arrays through take and where."""
 from __future__ import annotations
 
 import builtins
+import math
 from typing import Any
 
 from .. import backend as _backend
 from .. import primitives as _p
 from ..tracing import Tracer
 from ._core import *  # noqa: F403  (the namespace's functions)
-from ._core import _as_array, _broadcast_shapes, _namespace_and_device, _prod
+from ._core import _as_array
 
 __all__ = ["getitem"]
 
@@ -76,7 +77,7 @@ def getitem(x: Any, key: Any) -> Any:
                 raise _index_error_bool()
             if not isdtype(k.dtype, "integral"):
                 raise IndexError(f"index arrays must be integers, got dtype {k.dtype}")
-            k_xp, x_xp = _backend.namespace_of(k), _namespace_and_device(x)[0]
+            k_xp, x_xp = _backend.namespace_of(k), _p.namespace_and_device(x)[0]
             if k_xp is not x_xp:
                 raise TypeError(
                     f"the index array is {_backend._a_library(k_xp)} array but the indexed array is "
@@ -113,7 +114,7 @@ def getitem(x: Any, key: Any) -> Any:
 
 
 def _index_array_like(x: Any, k: Any) -> Any:
-    xp, device = _namespace_and_device(x)
+    xp, device = _p.namespace_and_device(x)
     return xp.asarray(k, device=device)
 
 
@@ -135,7 +136,7 @@ def _advanced_getitem(x: Any, items: list[Any]) -> Any:
     ) else x
     start = builtins.sum(1 for k in items[: adv[0]] if k is None or isinstance(k, slice))
     dims = tuple(y.shape[start : start + len(adv)])
-    xp = _namespace_and_device(x)[0]
+    xp = _p.namespace_and_device(x)[0]
     idx = []
     for pos, d in zip(adv, dims):
         k = items[pos]  # ints are already in range and non-negative
@@ -144,7 +145,7 @@ def _advanced_getitem(x: Any, items: list[Any]) -> Any:
                 _backend.check_index_bounds(xp, k, d, start + len(idx))
             k = where(k < 0, k + d, k)
         idx.append(k)
-    idx_shape = _broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
+    idx_shape = _p.broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
     # One linear index into the indexed axes merged into one (row-major), then a single take.
     terms = []
     stride = 1
@@ -160,6 +161,6 @@ def _advanced_getitem(x: Any, items: list[Any]) -> Any:
         linear = linear + offset
     linear = reshape(broadcast_to(linear, idx_shape), (-1,))
     before, after = tuple(y.shape[:start]), tuple(y.shape[start + len(adv) :])
-    flat = reshape(y, before + (_prod(dims),) + after) if len(adv) > 1 else y
+    flat = reshape(y, before + (math.prod(dims),) + after) if len(adv) > 1 else y
     out = _p.take(flat, linear, axis=len(before) - flat.ndim)
     return reshape(out, before + idx_shape + after)
