@@ -82,10 +82,6 @@ class Primitive:
         object.__setattr__(self, "keeps_all_args", "args" in self.residuals)
         object.__setattr__(self, "kept_args", frozenset(r for r in self.residuals if isinstance(r, int)))
 
-    @property
-    def differentiable(self) -> bool:
-        return self.vjp is not None
-
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
 

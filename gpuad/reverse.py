@@ -13,10 +13,10 @@ from typing import Any, Sequence
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .cotangents import Cotangents
-from .forward import JVPTrace, JVPTracer
-from .primitives import Primitive, add, broadcasted, cast, subtract
+from .forward import JVPTrace, JVPTracer, push_tangents
+from .primitives import Primitive, add
 from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace, refuse_complex
-from .uniform import Negated, Uniform, signed_sum
+from .uniform import Negated, Uniform
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
@@ -210,28 +210,16 @@ def forward_sweep(tape: list[Record | None], tangents: dict[int, Any], wanted: S
         ts = [None if n is None else tan.get(n) for n in rec.in_nodes]
         if all(t is None for t in ts):
             continue
-        rules = rec.prim.jvp
-        if callable(rules):
-            out = rules(tuple(ts), rec.ans, *rec.args, **rec.params)
-        else:
-            out = None
-            for t, rule in zip(ts, rules):
-                if t is None or rule is None:
-                    continue
-                c = rule(t, rec.ans, *rec.args, **rec.params)
-                if c is not None:
-                    out = signed_sum(out, c, add, subtract)
-            if type(out) is Negated:
-                out = out.negate()
-        if isinstance(rec.out_node, tuple):
-            for n, t in zip(rec.out_node, out):
+        if isinstance(rec.out_node, tuple):  # a higher-order record: one joint rule, a tuple out
+            for n, t in zip(rec.out_node, rec.prim.jvp(tuple(ts), rec.ans, *rec.args, **rec.params)):
                 if t is not None and n >= 0:
                     tan[n] = t
-        elif out is not None:
-            shape, dtype = rec.out_aval
-            out = broadcasted(out, shape)
-            out = out if out.dtype == dtype else cast(out, dtype)
-            tan[rec.out_node] = out
+            continue
+        # The rules read the output only where the record kept it; elsewhere its shape will do.
+        ans = rec.ans if rec.ans is not None else Aval(*rec.out_aval, None, None)
+        t = push_tangents(rec.prim, ts, ans, rec.args, rec.params)
+        if t is not None:
+            tan[rec.out_node] = t
     return [None if n is None else tan.get(n) for n in wanted]
 
 
