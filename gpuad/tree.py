@@ -43,10 +43,7 @@ class TreeDef:
 
 _LEAF = TreeDef("leaf")
 _NONE = TreeDef("none")
-
-
-def _is_namedtuple(x: Any) -> bool:
-    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+_FLAT_TUPLES: dict[int, TreeDef] = {}  # a memo: the structure of a tuple of n leaves
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
@@ -59,7 +56,10 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     if tree is not None and not isinstance(tree, (tuple, list, dict)):
         return [tree], _LEAF  # a lone leaf, the common case
     if type(tree) is tuple and not any(c is None or isinstance(c, (tuple, list, dict)) for c in tree):
-        return list(tree), _flat_tuple(len(tree))  # a plain tuple of leaves
+        n = len(tree)  # a plain tuple of leaves: its structure is memoized
+        if n not in _FLAT_TUPLES:
+            _FLAT_TUPLES[n] = TreeDef("tuple", (_LEAF,) * n)
+        return list(tree), _FLAT_TUPLES[n]
     leaves: list[Any] = []
 
     def build(node: Any) -> TreeDef:
@@ -68,27 +68,16 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
         if isinstance(node, dict):
             keys = sorted(node)
             return TreeDef("dict", tuple(build(node[k]) for k in keys), tuple(keys))
-        if _is_namedtuple(node):
-            return TreeDef("namedtuple", tuple(build(c) for c in node), type(node))
-        if isinstance(node, tuple):
-            return TreeDef("tuple", tuple(build(c) for c in node))
-        if isinstance(node, list):
-            return TreeDef("list", tuple(build(c) for c in node))
+        if isinstance(node, (tuple, list)):
+            children = tuple(build(c) for c in node)
+            if isinstance(node, tuple) and hasattr(type(node), "_fields"):
+                return TreeDef("namedtuple", children, type(node))
+            return TreeDef("tuple" if isinstance(node, tuple) else "list", children)
         leaves.append(node)
         return _LEAF
 
     treedef = build(tree)
     return leaves, treedef
-
-
-_FLAT_TUPLES: dict[int, TreeDef] = {}  # a memo: the structure of a tuple of n leaves
-
-
-def _flat_tuple(n: int) -> TreeDef:
-    d = _FLAT_TUPLES.get(n)
-    if d is None:
-        d = _FLAT_TUPLES[n] = TreeDef("tuple", (_LEAF,) * n)
-    return d
 
 
 def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
