@@ -123,26 +123,23 @@ def tree_flatten_up_to(treedef: TreeDef, tree: Any) -> list[Any]:
     def walk(d: TreeDef, node: Any) -> None:
         if d.kind == "leaf":
             out.append(node)
-            return
-        if d.kind == "none":
+        elif d.kind == "none":
             if node is not None:
                 raise ValueError(f"expected None, got {type(node).__name__}")
-            return
-        if d.kind == "dict":
+        elif d.kind == "dict":
             if not isinstance(node, dict) or sorted(node) != list(d.meta):
                 raise ValueError(f"expected a dict with keys {list(d.meta)}, got {node!r:.60}")
             for k, c in zip(d.meta, d.children):
                 walk(c, node[k])
-            return
-        expected = {"tuple": tuple, "list": list}.get(d.kind, d.meta)
-        if not isinstance(node, expected) or len(node) != len(d.children):
+        elif isinstance(node, {"tuple": tuple, "list": list}.get(d.kind, d.meta)) and len(node) == len(d.children):
+            for c, n in zip(d.children, node):
+                walk(c, n)
+        else:
             try:
                 length = f" of length {len(node)}"
             except TypeError:  # 0-d arrays have __len__ but no length
                 length = ""
             raise ValueError(f"expected {d}, got {type(node).__name__}{length}")
-        for c, n in zip(d.children, node):
-            walk(c, n)
 
     walk(treedef, tree)
     return out
