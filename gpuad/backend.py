@@ -471,8 +471,7 @@ def scatter_add(xp: Any, target: Any, axis: int, index: Any, values: Any) -> Any
     Repeated indices accumulate. ``target`` is a fresh array owned by the caller and is updated in
     place where the library allows it; the result is returned either way.
     """
-    trailing = (slice(None),) * (-axis - 1)
-    key = (Ellipsis, index) + trailing
+    key = (Ellipsis, index) + (slice(None),) * (-axis - 1)
     if array_api_compat.is_numpy_namespace(xp):
         numpy.add.at(target, key, values)
         return target

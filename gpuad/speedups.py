@@ -212,10 +212,9 @@ class BufferPool:
                     best, best_n = i, n
         buf = None  # a local reference would count as a use of that buffer
         if best >= 0:
-            found = buffers.pop(best)
-            buffers.append(found)  # the most recently used last
+            buffers.append(buffers.pop(best))  # the most recently used last
             self.reused += 1
-            buf = found[:nbytes]
+            buf = buffers[-1][:nbytes]
         else:
             self._make_room(nbytes)
             buf = numpy.empty(nbytes, dtype=numpy.uint8)  # host-ok: a NumPy-only path
