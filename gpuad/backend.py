@@ -37,9 +37,7 @@ class BackendError(RuntimeError):
     """An array library was asked for that cannot be used here (not installed, no device)."""
 
 
-# --------------------------------------------------------------------------------------------
-# Choosing a backend
-# --------------------------------------------------------------------------------------------
+# --- Choosing a backend ---
 
 
 def cupy_status() -> tuple[bool, str]:
@@ -109,9 +107,7 @@ def namespace_of_backend(backend: str | None = None) -> Any:
     raise ValueError(f"backend={backend!r} is not a backend; use 'numpy', 'cupy' or None")
 
 
-# --------------------------------------------------------------------------------------------
-# The namespace and device of arrays
-# --------------------------------------------------------------------------------------------
+# --- The namespace and device of arrays ---
 
 # array_namespace() costs ~15 us a call; the namespace of a given array type never changes, so a
 # per-type memo keeps the per-operation dispatch cheap. It is a cache, not state: filling it in any
@@ -157,9 +153,7 @@ def namespace_of(*arrays: Any, names: list[str] | None = None, op: str | None = 
         if ns is None or (xp is not None and ns is not xp):
             return _namespace_of_checked(arrays, names, op)
         xp = ns
-    if xp is None:
-        return _namespace_of_checked(arrays, names, op)
-    return xp
+    return _namespace_of_checked(arrays, names, op) if xp is None else xp
 
 
 def _namespace_of_checked(arrays: tuple[Any, ...], names: list[str] | None, op: str | None) -> Any:
@@ -190,13 +184,8 @@ def _namespace_of_checked(arrays: tuple[Any, ...], names: list[str] | None, op: 
     return xp
 
 
-def _library_name(xp: Any) -> str:
-    name = getattr(xp, "__name__", repr(xp))
-    return name.replace("array_api_compat.", "")
-
-
 def _a_library(xp: Any) -> str:
-    name = _library_name(xp)
+    name = getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
     return ("an " if name[:1] in "aeiou" else "a ") + name
 
 
@@ -237,8 +226,7 @@ def is_writable(x: Any) -> bool:
     t = type(x)
     answer = _UPDATES_IN_PLACE.get(t)
     if answer is None:
-        answer = array_api_compat.is_writeable_array(x) and getattr(t, "__iadd__", None) is not None
-        _UPDATES_IN_PLACE[t] = answer
+        answer = _UPDATES_IN_PLACE[t] = array_api_compat.is_writeable_array(x) and hasattr(t, "__iadd__")
     return answer
 
 
@@ -248,9 +236,7 @@ _UPDATES_IN_PLACE: dict[type, bool] = {}  # array type -> is_writable's answer (
 def assigns_items(x: Any) -> bool:
     """True where a fresh array of ``x``'s library takes item assignment (``out[key] = v``); False
     for immutable arrays (JAX's), whose results must be built without it."""
-    if isinstance(x, numpy.ndarray):
-        return True
-    return array_api_compat.is_writeable_array(x)
+    return isinstance(x, numpy.ndarray) or array_api_compat.is_writeable_array(x)
 
 
 def _memory_owner(x: Any) -> Any:
@@ -276,9 +262,7 @@ def unaliased(results: list[Any], inputs: list[Any]) -> list[Any]:
 
 def writable(x: Any) -> Any:
     """A result the caller may write into: NumPy views that are read-only (broadcasts) are copied."""
-    if isinstance(x, numpy.ndarray) and not x.flags.writeable:
-        return x.copy()
-    return x
+    return x.copy() if isinstance(x, numpy.ndarray) and not x.flags.writeable else x
 
 
 def device_of(x: Any) -> Any:
@@ -290,14 +274,8 @@ def device_of(x: Any) -> Any:
 
 def namespace_for_device(device: Any) -> Any | None:
     """The namespace that owns ``device``, or None when the device does not say."""
-    if device is None:
-        return None
     if isinstance(device, str):
-        if device == "cpu":
-            import array_api_compat.numpy as xp
-
-            return xp
-        return None
+        return namespace_of_backend("numpy") if device == "cpu" else None
     module = type(device).__module__ or ""
     if module.startswith("array_api_strict"):
         import array_api_strict
@@ -310,9 +288,7 @@ def namespace_for_device(device: Any) -> Any | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# Conversions the user asks for explicitly
-# --------------------------------------------------------------------------------------------
+# --- Conversions the user asks for explicitly ---
 
 
 def asarray(x: Any, backend: str | None = None, dtype: Any = None) -> Any:
@@ -325,18 +301,15 @@ def asarray(x: Any, backend: str | None = None, dtype: Any = None) -> Any:
     dtype('float64')
     """
     name = default_backend() if backend is None else backend
-    xp = namespace_of_backend(name)
+    dtype = backend_dtype(namespace_of_backend(name), dtype)
+    library = numpy
     if name == "cupy":
-        import cupy
+        import cupy as library
 
-        if isinstance(x, numpy.ndarray) or not is_array(x):
-            return cupy.asarray(x, dtype=backend_dtype(xp, dtype))
-        if isinstance(x, cupy.ndarray):
-            return x if dtype is None else x.astype(backend_dtype(xp, dtype))
-        return cupy.asarray(to_numpy(x), dtype=backend_dtype(xp, dtype))
-    if is_array(x) and not isinstance(x, numpy.ndarray):
-        x = to_numpy(x)
-    return numpy.asarray(x, dtype=backend_dtype(xp, dtype))
+        if isinstance(x, library.ndarray):
+            return x if dtype is None else x.astype(dtype)
+    host = to_numpy(x) if is_array(x) else x  # other libraries' arrays come through the host
+    return library.asarray(host, dtype=dtype)
 
 
 def to_numpy(x: Any) -> numpy.ndarray:
@@ -352,7 +325,7 @@ def to_numpy(x: Any) -> numpy.ndarray:
         return numpy.asarray(x)
     if array_api_compat.is_cupy_array(x):
         return x.get()
-    if array_api_compat.is_array_api_strict_namespace(_try_namespace(x)):
+    if type(x).__module__.startswith("array_api_strict"):  # its device arrays refuse NumPy's conversions
         import array_api_strict
 
         return numpy.asarray(x.to_device(array_api_strict.Device("CPU_DEVICE")))
@@ -361,16 +334,7 @@ def to_numpy(x: Any) -> numpy.ndarray:
     return numpy.asarray(x)
 
 
-def _try_namespace(x: Any) -> Any:
-    try:
-        return _namespace_of_one(x)
-    except TypeError:
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# dtypes: NumPy's dtype objects are the vocabulary; strict arrays get theirs by name
-# --------------------------------------------------------------------------------------------
+# --- dtypes: NumPy's dtype objects are the vocabulary; strict arrays get theirs by name ---
 
 
 _DTYPE_NAMES: dict[tuple[type, Any], str] = {}  # a memo (dtype objects never change their name)
@@ -383,14 +347,11 @@ def dtype_name(dtype: Any) -> str:
     key = (type(dtype), dtype)
     try:
         return _DTYPE_NAMES[key]
-    except (KeyError, TypeError):  # not seen yet, or unhashable
-        pass
-    name = _dtype_name(dtype)
-    try:
-        _DTYPE_NAMES[key] = name
-    except TypeError:
-        pass
-    return name
+    except KeyError:
+        name = _DTYPE_NAMES[key] = _dtype_name(dtype)
+        return name
+    except TypeError:  # unhashable
+        return _dtype_name(dtype)
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -486,13 +447,10 @@ def scalar_array(xp: Any, value: Any, dtype: Any, device: Any) -> Any:
 
 def default_float(xp: Any, device: Any) -> Any:
     """The default real floating dtype of ``xp`` on ``device`` (float32 where a device has no float64)."""
-    info = getattr(xp, "__array_namespace_info__", None)
-    if info is not None:
-        try:
-            return info().default_dtypes(device=device)["real floating"]
-        except Exception:  # libraries whose info() does not know this device
-            pass
-    return xp.float64
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+    except Exception:  # libraries without info(), or whose info() does not know this device
+        return xp.float64
 
 
 def backend_dtype(xp: Any, dtype: Any) -> Any:
@@ -504,9 +462,7 @@ def backend_dtype(xp: Any, dtype: Any) -> Any:
     return getattr(xp, dtype_name(dtype))
 
 
-# --------------------------------------------------------------------------------------------
-# Scatter-add: the one operation the array-API standard lacks and reverse mode needs
-# --------------------------------------------------------------------------------------------
+# --- Scatter-add: the one operation the array-API standard lacks and reverse mode needs ---
 
 
 def scatter_add(xp: Any, target: Any, axis: int, index: Any, values: Any) -> Any:
@@ -515,8 +471,7 @@ def scatter_add(xp: Any, target: Any, axis: int, index: Any, values: Any) -> Any
     Repeated indices accumulate. ``target`` is a fresh array owned by the caller and is updated in
     place where the library allows it; the result is returned either way.
     """
-    trailing = (slice(None),) * (-axis - 1)
-    key = (Ellipsis, index) + trailing
+    key = (Ellipsis, index) + (slice(None),) * (-axis - 1)
     if array_api_compat.is_numpy_namespace(xp):
         numpy.add.at(target, key, values)
         return target

@@ -31,13 +31,11 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Memory layout of Jacobian rows under vmap (NumPy): a block of a few rows per point, stored
-# point-major ((batch, rows) in C order), makes every elementwise loop of the backward sweep run
-# over the few rows, with a per-row overhead that costs more than the arithmetic. Stored row-major
-# ((rows, batch) in memory, viewed as (batch, rows)), the loops run over the batch: NumPy keeps an
-# operand's layout in its results (order "K"). On a GPU the usual layout coalesces better.
-# --------------------------------------------------------------------------------------------
+# --- Memory layout of Jacobian rows under vmap (NumPy) ---
+# A block of a few rows per point, stored point-major ((batch, rows) in C order), makes every elementwise loop
+# of the backward sweep run over the few rows, with a per-row overhead that costs more than the arithmetic.
+# Stored row-major ((rows, batch) in memory, viewed as (batch, rows)), the loops run over the batch: NumPy
+# keeps an operand's layout in its results (order "K"). On a GPU the usual layout coalesces better.
 
 ROWS_OUTSIDE_MAX = 16  # rows per point up to which the row-major layout pays for its seed array
 
@@ -75,13 +73,11 @@ def _buffer_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any, make: str) 
     return getattr(xp, make)(shape, dtype=like.dtype, device=device_of(like))
 
 
-# --------------------------------------------------------------------------------------------
-# Reductions NumPy does slowly: ``sum``/``max``/``min`` over a short last axis run one short inner
-# loop per row, and ``sum`` over the leading axis of a (rows, few columns) array adds row by row,
-# both 3-30x slower than the arithmetic. A matrix-vector product with ones (sums: BLAS, at least
-# as accurate as NumPy's order here), or the reduction of the transposed rows over the long axis
-# (max, min), does the same arithmetic in long vectorised runs.
-# --------------------------------------------------------------------------------------------
+# --- Reductions NumPy does slowly ---
+# ``sum``/``max``/``min`` over a short last axis run one short inner loop per row, and ``sum`` over the leading
+# axis of a (rows, few columns) array adds row by row, both 3-30x slower than the arithmetic. A matrix-vector
+# product with ones (sums: BLAS, at least as accurate as NumPy's order here), or the reduction of the
+# transposed rows over the long axis (max, min), does the same arithmetic in long vectorised runs.
 
 SHORT_REDUCTION_MAX = 64  # reduced elements per row up to which the trailing-axes rewrite pays
 LEADING_SUM_MAX_KEPT = 4096  # kept elements up to which a sum over leading axes goes to BLAS
@@ -119,9 +115,7 @@ def reduce_short_rows(xp: Any, op: str, x: Any, axis: tuple[int, ...], keepdims:
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# Writing into a given buffer (what gpuad.jit's replay uses to reuse dead intermediates)
-# --------------------------------------------------------------------------------------------
+# --- Writing into a given buffer (what gpuad.jit's replay uses to reuse dead intermediates) ---
 
 _CLASSIC_UFUNC_NAMES = {
     "asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh", "acosh": "arccosh",
@@ -144,10 +138,9 @@ def ufunc_with_out(xp: Any, name: str) -> Any | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------
-# Reusing large host buffers (NumPy): a fresh array of tens of MB costs more in page faults than
-# the arithmetic that fills it. CuPy has a memory pool of its own and needs none of this.
-# --------------------------------------------------------------------------------------------
+# --- Reusing large host buffers (NumPy) ---
+# A fresh array of tens of MB costs more in page faults than the arithmetic that fills it. CuPy has a memory
+# pool of its own and needs none of this.
 
 _getrefcount = sys.getrefcount
 
@@ -203,9 +196,7 @@ class BufferPool:
     def empty(self, shape: tuple[int, ...], dtype: Any, fortran: bool = False) -> Any:
         """An uninitialised NumPy array of ``shape`` and ``dtype`` (in Fortran order if asked),
         from a free buffer when one fits (at most 25% larger than needed), else newly allocated."""
-        nbytes = dtype.itemsize
-        for d in shape:
-            nbytes *= d
+        nbytes = dtype.itemsize * math.prod(shape)
         buffers = self.buffers
         best, best_n = -1, 0
         # Newest first: the buffer used last is the likeliest to be in cache; an exact fit ends
@@ -221,17 +212,11 @@ class BufferPool:
                     best, best_n = i, n
         buf = None  # a local reference would count as a use of that buffer
         if best >= 0:
-            found = buffers.pop(best)
-            buffers.append(found)  # the most recently used last
+            buffers.append(buffers.pop(best))  # the most recently used last
             self.reused += 1
-            buf = found[:nbytes]
+            buf = buffers[-1][:nbytes]
         else:
-            free_bytes = 0
-            for b in buffers:
-                if _getrefcount(b) == _FREE_REFS:
-                    free_bytes += b.nbytes
-            b = None
-            self._make_room(nbytes, free_bytes)
+            self._make_room(nbytes)
             buf = numpy.empty(nbytes, dtype=numpy.uint8)  # host-ok: a NumPy-only path
             self.buffers.append(buf)
             self.total += nbytes
@@ -240,10 +225,11 @@ class BufferPool:
             return buf.view(dtype).reshape(shape[::-1]).T
         return buf.view(dtype).reshape(shape)
 
-    def _make_room(self, nbytes: int, free_bytes: int) -> None:
+    def _make_room(self, nbytes: int) -> None:
         """Before allocating ``nbytes``: release free buffers (oldest first) so that the pool stays
         within the high-water mark of bytes in use, and stop following the oldest buffers still in
         use when too many are followed."""
+        free_bytes = sum(b.nbytes for b in self.buffers if _getrefcount(b) == _FREE_REFS)
         in_use = self.total - free_bytes + nbytes
         if in_use > self.high_water:
             self.high_water = in_use
@@ -297,13 +283,9 @@ def pooled_call(pool: BufferPool, xp: Any, name: str, args: Any) -> Any:
         fn = _UFUNC_OUT_CACHE[key] = ufunc_with_out(xp, name) if array_api_compat.is_numpy_namespace(xp) else None
     if fn is None:
         return None
-    dtype = None
-    for a in args:
-        if type(a) is not numpy.ndarray:
-            return None
-        if dtype is None:
-            dtype = a.dtype
-        elif a.dtype != dtype:
+    dtype = getattr(args[0], "dtype", None)
+    for a in args:  # NumPy arrays of one dtype only
+        if type(a) is not numpy.ndarray or a.dtype != dtype:
             return None
     if dtype.kind != "f":
         return None

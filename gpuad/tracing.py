@@ -10,14 +10,12 @@ among the arguments, ``bind`` evaluates the table entry on the raw arrays.
 
 from __future__ import annotations
 
-import threading
-from typing import TYPE_CHECKING, Any, Iterator
-
 import functools
-from typing import Callable
+import math
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .backend import NAMESPACE_BY_TYPE, namespace_of
-from .backend import device_of
+from .backend import NAMESPACE_BY_TYPE, device_of, namespace_of
 from .backend import to_numpy as backend_to_numpy
 from .speedups import _CAN_POOL, BufferPool, pooled_call
 from .uniform import Uniform
@@ -122,11 +120,7 @@ class HigherOrderCall:
     def jvp(self, trace: Trace) -> Any:
         return self.run()
 
-    def reverse(self, trace: Trace) -> Any:
-        return self.run()
-
-    def batch(self, trace: Trace) -> Any:
-        return self.run()
+    reverse = batch = jvp
 
 
 def call_higher_order(call: HigherOrderCall, leaves: Any) -> Any:
@@ -317,10 +311,7 @@ class Tracer:
 
     @property
     def size(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -336,9 +327,6 @@ class Tracer:
         """The plain array under this tracer when it is a plain value one level down all the way
         (as for integer and boolean results inside grad/jvp), else None."""
         return None
-
-    # __array_namespace__ (gpuad.numpy) and the operators are installed by gpuad.numpy, which
-    # sits above every transform.
 
     def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(

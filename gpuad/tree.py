@@ -43,10 +43,7 @@ class TreeDef:
 
 _LEAF = TreeDef("leaf")
 _NONE = TreeDef("none")
-
-
-def _is_namedtuple(x: Any) -> bool:
-    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+_FLAT_TUPLES: dict[int, TreeDef] = {}  # a memo: the structure of a tuple of n leaves
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
@@ -59,7 +56,10 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
     if tree is not None and not isinstance(tree, (tuple, list, dict)):
         return [tree], _LEAF  # a lone leaf, the common case
     if type(tree) is tuple and not any(c is None or isinstance(c, (tuple, list, dict)) for c in tree):
-        return list(tree), _flat_tuple(len(tree))  # a plain tuple of leaves
+        n = len(tree)  # a plain tuple of leaves: its structure is memoized
+        if n not in _FLAT_TUPLES:
+            _FLAT_TUPLES[n] = TreeDef("tuple", (_LEAF,) * n)
+        return list(tree), _FLAT_TUPLES[n]
     leaves: list[Any] = []
 
     def build(node: Any) -> TreeDef:
@@ -68,27 +68,16 @@ def tree_flatten(tree: Any) -> tuple[list[Any], TreeDef]:
         if isinstance(node, dict):
             keys = sorted(node)
             return TreeDef("dict", tuple(build(node[k]) for k in keys), tuple(keys))
-        if _is_namedtuple(node):
-            return TreeDef("namedtuple", tuple(build(c) for c in node), type(node))
-        if isinstance(node, tuple):
-            return TreeDef("tuple", tuple(build(c) for c in node))
-        if isinstance(node, list):
-            return TreeDef("list", tuple(build(c) for c in node))
+        if isinstance(node, (tuple, list)):
+            children = tuple(build(c) for c in node)
+            if isinstance(node, tuple) and hasattr(type(node), "_fields"):
+                return TreeDef("namedtuple", children, type(node))
+            return TreeDef("tuple" if isinstance(node, tuple) else "list", children)
         leaves.append(node)
         return _LEAF
 
     treedef = build(tree)
     return leaves, treedef
-
-
-_FLAT_TUPLES: dict[int, TreeDef] = {}  # a memo: the structure of a tuple of n leaves
-
-
-def _flat_tuple(n: int) -> TreeDef:
-    d = _FLAT_TUPLES.get(n)
-    if d is None:
-        d = _FLAT_TUPLES[n] = TreeDef("tuple", (_LEAF,) * n)
-    return d
 
 
 def tree_unflatten(treedef: TreeDef, leaves: Any) -> Any:
@@ -134,26 +123,23 @@ def tree_flatten_up_to(treedef: TreeDef, tree: Any) -> list[Any]:
     def walk(d: TreeDef, node: Any) -> None:
         if d.kind == "leaf":
             out.append(node)
-            return
-        if d.kind == "none":
+        elif d.kind == "none":
             if node is not None:
                 raise ValueError(f"expected None, got {type(node).__name__}")
-            return
-        if d.kind == "dict":
+        elif d.kind == "dict":
             if not isinstance(node, dict) or sorted(node) != list(d.meta):
                 raise ValueError(f"expected a dict with keys {list(d.meta)}, got {node!r:.60}")
             for k, c in zip(d.meta, d.children):
                 walk(c, node[k])
-            return
-        expected = {"tuple": tuple, "list": list}.get(d.kind, d.meta)
-        if not isinstance(node, expected) or len(node) != len(d.children):
+        elif isinstance(node, {"tuple": tuple, "list": list}.get(d.kind, d.meta)) and len(node) == len(d.children):
+            for c, n in zip(d.children, node):
+                walk(c, n)
+        else:
             try:
                 length = f" of length {len(node)}"
             except TypeError:  # 0-d arrays have __len__ but no length
                 length = ""
             raise ValueError(f"expected {d}, got {type(node).__name__}{length}")
-        for c, n in zip(d.children, node):
-            walk(c, n)
 
     walk(treedef, tree)
     return out
