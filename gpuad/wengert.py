@@ -236,10 +236,11 @@ class Tape:
         if isinstance(tangent, int) and not isinstance(tangent, bool):
             shapes = [tuple(x.shape[1:] if self._batched[n] else x.shape) for n, x in zip(self._input_nodes, ins)]
             sizes = [math.prod(s) for s in shapes]
-            if not 0 <= tangent < sum(sizes):
+            total = sum(sizes)
+            if not 0 <= tangent < total:
                 raise ValueError(
                     f"make_tape table: tangent={tangent} picks an input coordinate, but the inputs have "
-                    f"{sum(sizes)} coordinate(s) per point; use 0 to {sum(sizes) - 1}, or give one array per input"
+                    f"{total} coordinate(s) per point; use 0 to {total - 1}, or give one array per input"
                 )
             tans = []
             offset = 0
@@ -308,6 +309,7 @@ class Tape:
         adj = dict(zip(self._input_nodes, g_in)) | dict(zip(inner, g_inner))
         return [adj.get(n) for n in self._names], label
 
+    # -- the table ---------------------------------------------------------------------------
 
     def table(self, point: int | None = None, tangent: Any = None, cotangent: Any = None, digits: int = 3) -> "Table":
         """The table of the seed notes: for every input and intermediate, its primal value, its
