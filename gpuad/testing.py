@@ -224,46 +224,42 @@ def check_grads(
     shapes = [tuple(a.shape[1:]) for a in arrays]
     sizes = [math.prod(s) for s in shapes]
     Z = xp.concat([xp.reshape(a, (B, n)) for a, n in zip(arrays, sizes)], axis=1)
-    F, info = _flat_function(f, shapes, sizes)
+    F, out_shapes = _flat_function(f, shapes, sizes)
 
-    Y = vmap(F)(Z)  # (B, M): also fixes the output layout in ``info``
+    Y = vmap(F)(Z)  # (B, M): also fills in ``out_shapes``
     if not xp.isdtype(Y.dtype, "real floating"):
         raise TypeError(f"check_grads: f must return floating-point arrays, got dtype {Y.dtype}")
-    names = [_param_name(f, i) for i in range(len(arrays))]
     report = GradCheckReport(B, dtype, modes, order, oracle)
     if Y.shape[1] == 0 or Z.shape[1] == 0:  # nothing to differentiate
         return report
-    describe = _Describer(info["out_shapes"], shapes, sizes, names)
+    describe = _describer(out_shapes, shapes, [_param_name(f, i) for i in range(len(arrays))])
     jac = {"fwd": jacfwd, "rev": jacrev}
-
-    first = {m: vmap(jac[m](F))(Z) for m in modes}
-    if oracle == "fd":
-        ref1, noise1 = _fd_first(F, Z, Y, xp, device, eps)
-        kind1 = "fd1"
-    else:
-        ref1, noise1 = _jax_derivatives(F, Z, 1, xp, device), None
-        kind1 = "ad"
-    checks = [(1, f"{m} vs {oracle}", first[m], ref1, kind1, noise1) for m in modes]
-    checks += [(1, f"{m} vs {modes[0]}", first[m], first[modes[0]], "ad", None) for m in modes[1:]]
-    _run(checks, report, xp, dtype, rtol, atol, describe)
-
+    derivatives = {1: {m: jac[m](F) for m in modes}}
     if order == 2:
-        second = {}
-        for outer in modes:
-            for inner in modes:
-                name = f"{outer}-over-{inner}"
-                fun = hessian(F) if (outer, inner) == ("fwd", "rev") else jac[outer](jac[inner](F))
-                second[name] = vmap(fun)(Z)
-        combos = list(second)
+        derivatives[2] = {
+            f"{outer}-over-{inner}": hessian(F) if (outer, inner) == ("fwd", "rev") else jac[outer](jac[inner](F))
+            for outer in modes
+            for inner in modes
+        }
+    key = dtype if dtype in ("float64", "float32") else "float32"
+    for k, funs in derivatives.items():
+        got = {name: vmap(fun)(Z) for name, fun in funs.items()}
         if oracle == "fd":
-            ref2, noise2 = _fd_second(F, Z, Y, xp, device, eps)
-            kind2 = "fd2"
+            ref, ref_noise = _finite_differences(F, Z, k, xp, device, eps)
         else:
-            ref2, noise2 = _jax_derivatives(F, Z, 2, xp, device), None
-            kind2 = "ad"
-        checks = [(2, f"{c} vs {oracle}", second[c], ref2, kind2, noise2) for c in combos]
-        checks += [(2, f"{c} vs {combos[0]}", second[c], second[combos[0]], "ad", None) for c in combos[1:]]
-        _run(checks, report, xp, dtype, rtol, atol, describe)
+            ref, ref_noise = _jax_derivatives(F, Z, k, xp, device), None
+        ref_kind = f"fd{k}" if oracle == "fd" else "ad"
+        first = next(iter(got))
+        # Every mode against the oracle, then every other mode against the first (two exact methods).
+        checks = [(f"{name} vs {oracle}", got[name], ref, ref_kind, ref_noise) for name in got]
+        checks += [(f"{name} vs {first}", got[name], got[first], "ad", None) for name in got if name != first]
+        for name, value, expected, kind, noise in checks:
+            d_rtol, d_atol = _TOLERANCES[(kind, key)]
+            r = d_rtol if rtol is None else rtol
+            a = d_atol if atol is None else atol
+            failures = _compare(value, expected, noise, r, a, xp, k, name, describe)
+            report.comparisons.append(Comparison(k, name, r, a, len(failures)))
+            report.failures.extend(failures)
 
     report.failures.sort(key=lambda x: (x.point, x.order))
     if raise_on_failure:
@@ -284,10 +280,8 @@ def _check_args(f: Callable[..., Any], args: Any) -> list[Any]:
             "check_grads: args must be an array or a non-empty tuple of arrays (one per argument of f, "
             f"batch on axis 0), got {type(args).__name__}"
         )
-    names = [_param_name(f, i) for i in range(len(args))]
-    out = []
-    for i, a in enumerate(args):
-        label = f"argument {i} ({names[i]})"
+    labels = [f"argument {i} ({_param_name(f, i)})" for i in range(len(args))]
+    for label, a in zip(labels, args):
         if isinstance(a, Tracer) or not backend.is_array(a):
             raise TypeError(
                 f"check_grads: {label} must be an array (NumPy, CuPy or any array-API array) holding the "
@@ -300,28 +294,27 @@ def _check_args(f: Callable[..., Any], args: Any) -> list[Any]:
                 f"check_grads: {label} is 0-dimensional, but axis 0 of every argument is the batch of points; "
                 "for a single point pass x[None]"
             )
-        out.append(a)
-    for i, a in enumerate(out[1:], 1):
-        if a.shape[0] != out[0].shape[0]:
+    first = args[0]
+    for label, a in zip(labels[1:], args[1:]):
+        if a.shape[0] != first.shape[0]:
             raise ValueError(
-                f"check_grads: the arguments disagree on the number of points (axis 0): argument 0 ({names[0]}) "
-                f"has {out[0].shape[0]} but argument {i} ({names[i]}) has {a.shape[0]}"
+                f"check_grads: the arguments disagree on the number of points (axis 0): {labels[0]} "
+                f"has {first.shape[0]} but {label} has {a.shape[0]}"
             )
-        if backend.dtype_name(a.dtype) != backend.dtype_name(out[0].dtype):
+        if backend.dtype_name(a.dtype) != backend.dtype_name(first.dtype):
             raise TypeError(
-                f"check_grads: argument 0 ({names[0]}) is {backend.dtype_name(out[0].dtype)} but argument {i} "
-                f"({names[i]}) is {backend.dtype_name(a.dtype)}; give all arguments one dtype"
+                f"check_grads: {labels[0]} is {backend.dtype_name(first.dtype)} but {label} "
+                f"is {backend.dtype_name(a.dtype)}; give all arguments one dtype"
             )
-    if out[0].shape[0] == 0:
+    if first.shape[0] == 0:
         raise ValueError(
             "check_grads: the batch is empty (axis 0 of the arguments has size 0); give at least one point"
         )
-
     try:
-        _common_namespace(out, [f"argument {i} ({names[i]})" for i in range(len(out))])
+        _common_namespace(args, labels)
     except (TypeError, ValueError) as exc:  # two libraries or two devices
         raise type(exc)(f"check_grads: {exc}") from None
-    return out
+    return list(args)
 
 
 def _check_modes(modes: Any) -> tuple[str, ...]:
@@ -329,13 +322,10 @@ def _check_modes(modes: Any) -> tuple[str, ...]:
         modes = (modes,)
     if not isinstance(modes, (tuple, list)) or not modes:
         raise ValueError(f"check_grads: modes must be a non-empty tuple of 'fwd' and/or 'rev', got {modes!r}")
-    out: list[str] = []
     for m in modes:
         if m not in MODES:
             raise ValueError(f"check_grads: unknown mode {m!r}; modes are 'fwd' (jacfwd) and 'rev' (jacrev)")
-        if m not in out:
-            out.append(m)
-    return tuple(out)
+    return tuple(dict.fromkeys(modes))  # in order, without repeats
 
 
 def _check_tol(value: Any, name: str) -> float | None:
@@ -346,22 +336,17 @@ def _check_tol(value: Any, name: str) -> float | None:
     return float(value)
 
 
-def _namespace(z: Any) -> Any:
-    if hasattr(z, "__array_namespace__"):
-        return z.__array_namespace__()
-    return backend.namespace_of(z)
-
-
 def _flat_function(
     f: Callable[..., Any], shapes: list[tuple[int, ...]], sizes: list[int]
-) -> tuple[Callable[..., Any], dict]:
+) -> tuple[Callable[..., Any], list[tuple[int, ...]]]:
     """``F(z)``: ``f`` on the arguments cut out of one flat vector ``z`` (all inputs of a point),
     returning all its outputs as one flat vector. Written against ``z``'s own namespace, so the same
-    F runs on gpuad and on JAX."""
-    info: dict[str, Any] = {}
+    F runs on gpuad and on JAX. The list returned with it receives the shapes of ``f``'s outputs
+    at the first call."""
+    out_shapes: list[tuple[int, ...]] = []
 
     def F(z: Any) -> Any:
-        ns = _namespace(z)
+        ns = z.__array_namespace__() if hasattr(z, "__array_namespace__") else backend.namespace_of(z)
         parts = []
         offset = 0
         for shape, n in zip(shapes, sizes):
@@ -370,11 +355,12 @@ def _flat_function(
         leaves = tree_leaves(f(*parts))
         if not leaves or not all(hasattr(o, "shape") and hasattr(o, "dtype") for o in leaves):
             raise TypeError("check_grads: f must return an array, or a tuple/list/dict of arrays")
-        info.setdefault("out_shapes", [tuple(int(d) for d in o.shape) for o in leaves])
+        if not out_shapes:
+            out_shapes.extend(tuple(int(d) for d in o.shape) for o in leaves)
         flat = [ns.reshape(o, (-1,)) for o in leaves]
         return flat[0] if len(flat) == 1 else ns.concat(flat, axis=0)
 
-    return F, info
+    return F, out_shapes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,9 +370,6 @@ def _flat_function(
 
 def _evaluate(F: Callable[..., Any], points: list[Any], xp: Any) -> list[Any]:
     """``vmap(F)`` at each of several batches of points, concatenated into few calls."""
-
-    if not points:
-        return []
     B = points[0].shape[0]
     per_call = max(1, _FD_BUDGET // max(B, 1))
     out: list[Any] = []
@@ -397,59 +380,41 @@ def _evaluate(F: Callable[..., Any], points: list[Any], xp: Any) -> list[Any]:
     return out
 
 
-def _steps(Z: Any, xp: Any, c: float) -> Any:
+def _finite_differences(F: Callable[..., Any], Z: Any, order: int, xp: Any, device: Any, eps: float | None) -> Any:
+    """Central differences of the function values in every input coordinate, (B, M, N) for order
+    1 and (B, M, N, N) for order 2, and the rounding noise of each. They use f only, so they do not
+    depend on any derivative rule."""
+    tiny = float(xp.finfo(Z.dtype).eps)
+    c = eps if eps is not None else tiny ** (1 / (order + 2))
+    N = Z.shape[1]
     absz = xp.abs(Z)
-    return c * xp.maximum(absz, xp.ones_like(absz))
-
-
-def _fd_first(F: Callable[..., Any], Z: Any, Y: Any, xp: Any, device: Any, eps: float | None) -> tuple[Any, Any]:
-    """Central differences of every output in every input coordinate: (B, M, N), and the rounding
-    noise of each."""
-    finfo = xp.finfo(Z.dtype)
-    c = eps if eps is not None else float(finfo.eps) ** (1 / 3)
-    N = Z.shape[1]
-    H = _steps(Z, xp, c)
-    eye = xp.eye(N, dtype=Z.dtype, device=device)
-    points = []
-    for k in range(N):
-        step = H[:, k : k + 1] * eye[k : k + 1, :]
-        points += [Z + step, Z - step]
-    vals = _evaluate(F, points, xp)
-    dh = (Z + H) - (Z - H)  # the steps actually taken, after rounding
-    cols, noise = [], []
-    for k in range(N):
-        plus, minus = vals[2 * k], vals[2 * k + 1]
-        d = dh[:, k : k + 1]
-        cols.append((plus - minus) / d)
-        noise.append(_FD_NOISE * float(finfo.eps) * xp.maximum(xp.abs(plus), xp.abs(minus)) / d)
-    return xp.stack(cols, axis=-1), xp.stack(noise, axis=-1)
-
-
-def _fd_second(F: Callable[..., Any], Z: Any, Y: Any, xp: Any, device: Any, eps: float | None) -> tuple[Any, Any]:
-    """Second central differences of the function values: (B, M, N, N), and their rounding noise.
-    They use f only, so they do not depend on any first-derivative rule."""
-    finfo = xp.finfo(Z.dtype)
-    c = eps if eps is not None else float(finfo.eps) ** (1 / 4)
-    N = Z.shape[1]
-    H = _steps(Z, xp, c)
+    H = c * xp.maximum(absz, xp.ones_like(absz))
     eye = xp.eye(N, dtype=Z.dtype, device=device)
     step = [H[:, k : k + 1] * eye[k : k + 1, :] for k in range(N)]
-    half = [((Z[:, k : k + 1] + H[:, k : k + 1]) - (Z[:, k : k + 1] - H[:, k : k + 1])) / 2 for k in range(N)]
+    dh = (Z + H) - (Z - H)  # twice the steps actually taken, after rounding
+    if order == 1:
+        vals = _evaluate(F, [p for s in step for p in (Z + s, Z - s)], xp)
+        cols, noise = [], []
+        for k in range(N):
+            plus, minus = vals[2 * k], vals[2 * k + 1]
+            cols.append((plus - minus) / dh[:, k : k + 1])
+            noise.append(_FD_NOISE * tiny * xp.maximum(xp.abs(plus), xp.abs(minus)) / dh[:, k : k + 1])
+        return xp.stack(cols, axis=-1), xp.stack(noise, axis=-1)
+    half = [dh[:, k : k + 1] / 2 for k in range(N)]
     pairs = [(i, j) for i in range(N) for j in range(i, N)]
     points = []
     for i, j in pairs:
         points += [Z + step[i] + step[j], Z + step[i] - step[j], Z - step[i] + step[j], Z - step[i] - step[j]]
     vals = _evaluate(F, points, xp)
-    entries: dict[tuple[int, int], tuple[Any, Any]] = {}
+    value: list[list[Any]] = [[None] * N for _ in range(N)]
+    noise = [[None] * N for _ in range(N)]
     for p, (i, j) in enumerate(pairs):
         pp, pm, mp, mm = vals[4 * p : 4 * p + 4]
         denom = 4 * half[i] * half[j]
         top = xp.maximum(xp.maximum(xp.abs(pp), xp.abs(pm)), xp.maximum(xp.abs(mp), xp.abs(mm)))
-        value = ((pp - pm) - (mp - mm)) / denom
-        entries[(i, j)] = entries[(j, i)] = (value, _FD_NOISE * float(finfo.eps) * top / denom)
-    value = xp.stack([xp.stack([entries[(i, j)][0] for j in range(N)], axis=-1) for i in range(N)], axis=-2)
-    noise = xp.stack([xp.stack([entries[(i, j)][1] for j in range(N)], axis=-1) for i in range(N)], axis=-2)
-    return value, noise
+        value[i][j] = value[j][i] = ((pp - pm) - (mp - mm)) / denom
+        noise[i][j] = noise[j][i] = _FD_NOISE * tiny * top / denom
+    return tuple(xp.stack([xp.stack(row, axis=-1) for row in m], axis=-2) for m in (value, noise))
 
 
 def _x64(jax: Any) -> Any:
@@ -491,17 +456,6 @@ def _jax_derivatives(F: Callable[..., Any], Z: Any, order: int, xp: Any, device:
 # ---------------------------------------------------------------------------------------------
 
 
-def _run(checks: list, report: GradCheckReport, xp: Any, dtype: str, rtol: Any, atol: Any, describe: Any) -> None:
-    key = dtype if dtype in ("float64", "float32") else "float32"
-    for order, name, got, expected, kind, noise in checks:
-        d_rtol, d_atol = _TOLERANCES[(kind, key)]
-        r = d_rtol if rtol is None else rtol
-        a = d_atol if atol is None else atol
-        failures = _compare(got, expected, noise, r, a, xp, order, name, describe)
-        report.comparisons.append(Comparison(order, name, r, a, len(failures)))
-        report.failures.extend(failures)
-
-
 def _compare(got, expected, noise, rtol, atol, xp, order, name, describe) -> list[Failure]:
     B = got.shape[0]
     g = xp.reshape(got, (B, -1))
@@ -528,50 +482,38 @@ def _compare(got, expected, noise, rtol, atol, xp, order, name, describe) -> lis
     sel = xp.asarray(idx, device=backend.device_of(g))  # host-ok: the failing points' indices, to the device
     ratio = xp.where(bad, diff / xp.where(tol > 0, tol, xp.full_like(tol, 1e-300)), xp.full_like(diff, -1.0))
     worst = backend.to_numpy(xp.argmax(xp.take(ratio, sel, axis=0), axis=1))  # host-ok: failing points only
-    host = {
-        k: backend.to_numpy(xp.take(v, sel, axis=0))  # host-ok: failing points only
-        for k, v in (("got", g), ("expected", e), ("diff", diff), ("rel", rel))
-    }
+    # host-ok: the failing points only
+    got_h, expected_h, diff_h, rel_h = (backend.to_numpy(xp.take(v, sel, axis=0)) for v in (g, e, diff, rel))
     out = []
-    for row, p in enumerate(idx.tolist()):
-        w = int(worst[row])
+    for row, (p, w) in enumerate(zip(idx.tolist(), worst.tolist())):
         out.append(
-            Failure(
-                point=p,
-                order=order,
-                comparison=name,
-                abs_err=float(numpy.max(host["diff"][row])),
-                rel_err=float(numpy.max(host["rel"][row])),
-                element=describe(order, w),
-                got=float(host["got"][row, w]),
-                expected=float(host["expected"][row, w]),
-            )
+            Failure(point=p, order=order, comparison=name, abs_err=float(numpy.max(diff_h[row])),
+                    rel_err=float(numpy.max(rel_h[row])), element=describe(order, w), got=float(got_h[row, w]),
+                    expected=float(expected_h[row, w]))
         )
     return out
 
 
-class _Describer:
+def _describer(out_shapes: list[tuple[int, ...]], in_shapes: list[tuple[int, ...]], names: list[str]) -> Callable:
     """Names an element of a flat derivative: ``d out[1] / d x[0]``, ``d2 out / d x[0] d y``."""
 
-    def __init__(self, out_shapes, in_shapes, in_sizes, names):
-        out_labels = ["out"] if len(out_shapes) == 1 else [f"out.{i}" for i in range(len(out_shapes))]
-        self.outs = self._slots(out_shapes, out_labels)
-        self.ins = self._slots(in_shapes, names)
+    def slots(shapes: list[tuple[int, ...]], labels: list[str]) -> list[str]:
+        return [
+            label + ("[" + ", ".join(str(int(i)) for i in numpy.unravel_index(k, shape)) + "]" if shape else "")
+            for shape, label in zip(shapes, labels)
+            for k in range(math.prod(shape))
+        ]
 
-    @staticmethod
-    def _slots(shapes, labels):
-        slots = []
-        for shape, label in zip(shapes, labels):
-            for k in range(math.prod(shape)):
-                index = numpy.unravel_index(k, shape) if shape else ()
-                slots.append(label + ("[" + ", ".join(str(int(i)) for i in index) + "]" if shape else ""))
-        return slots
+    outs = slots(out_shapes, ["out"] if len(out_shapes) == 1 else [f"out.{i}" for i in range(len(out_shapes))])
+    ins = slots(in_shapes, names)
 
-    def __call__(self, order: int, flat: int) -> str:
-        n = len(self.ins)
+    def describe(order: int, flat: int) -> str:
+        n = len(ins)
         if order == 1:
             m, i = divmod(flat, n)
-            return f"d {self.outs[m]} / d {self.ins[i]}"
+            return f"d {outs[m]} / d {ins[i]}"
         m, rest = divmod(flat, n * n)
         i, j = divmod(rest, n)
-        return f"d2 {self.outs[m]} / d {self.ins[i]} d {self.ins[j]}"
+        return f"d2 {outs[m]} / d {ins[i]} d {ins[j]}"
+
+    return describe

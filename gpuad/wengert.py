@@ -14,6 +14,7 @@ tool: it keeps every intermediate, and the tables copy the chosen point to the h
 
 from __future__ import annotations
 
+import itertools
 import keyword
 import math
 import re
@@ -45,7 +46,7 @@ class _KeepingTrace(ReverseTrace):
     def __init__(self, level: int, xp: Any, device: Any = None):
         super().__init__(level, xp, device)
         self.values: dict[int, Any] = {}  # node -> primal value
-        self.full_args: dict[int, list[Any]] = {}  # record index -> every input value
+        self.full_args: list[list[Any]] = []  # per record: every input value
 
     def new_input(self, value: Any) -> ReverseTracer:
         tracer = super().new_input(value)
@@ -53,13 +54,9 @@ class _KeepingTrace(ReverseTrace):
         return tracer
 
     def _append(self, record: Any, inputs: list[Any], outputs: Any) -> None:
-        self.full_args[len(self.tape)] = list(inputs)
-        if isinstance(record.out_node, tuple):
-            for n, o in zip(record.out_node, outputs):
-                if n is not None and n >= 0:
-                    self.values[n] = o
-        else:
-            self.values[record.out_node] = outputs
+        self.full_args.append(list(inputs))
+        outs = outputs if isinstance(record.out_node, tuple) else [outputs]
+        self.values.update((n, o) for n, o in zip(_out_nodes(record), outs) if n is not None)
         super()._append(record, inputs, outputs)
 
 
@@ -125,22 +122,18 @@ class Tape:
         self._values = values
         self._out_leaves = out_leaves  # per output leaf: ("node", id) or ("const", value)
         self._out_tree = out_tree
+        # Every input and intermediate in recording order: its name, and whether it is per point.
         self._names: dict[int, str] = dict(zip(input_nodes, input_names))
         self._batched: dict[int, bool] = dict(zip(input_nodes, batched_inputs))
         count = 0
         for rec in records:
+            batched_in = any(self._batched.get(n, False) for n in rec.in_nodes)
             for n in _out_nodes(rec):
                 if n is not None:
                     count += 1
                     self._names[n] = f"v{count}"
-        for rec in records:
-            batched_in = any(n is not None and self._batched.get(n, False) for n in rec.in_nodes)
-            for n in _out_nodes(rec):
-                if n is not None:
                     shape = tuple(values[n].shape)
-                    self._batched[n] = bool(
-                        batch_size is not None and batched_in and len(shape) >= 1 and shape[0] == batch_size
-                    )
+                    self._batched[n] = bool(batched_in and len(shape) >= 1 and shape[0] == batch_size)
         self.operations: list[Operation] = [self._operation(i, rec) for i, rec in enumerate(records)]
 
     # -- what the program is ----------------------------------------------------------------
@@ -158,7 +151,7 @@ class Tape:
     @property
     def names(self) -> list[str]:
         """Every input and intermediate, in recording order."""
-        return list(self._input_names) + [n for op in self.operations for n in op.outputs]
+        return list(self._names.values())
 
     def __len__(self) -> int:
         return len(self.operations)
@@ -170,94 +163,110 @@ class Tape:
         >>> gpuad.make_tape(lambda x: gnp.exp(x) * x)(np.asarray([0.0, 1.0])).value("v1").tolist()
         [1.0, 2.718281828459045]
         """
-        node = self._node(name)
-        return self._values[node]
-
-    def _node(self, name: str) -> int:
         for node, n in self._names.items():
             if n == name:
-                return node
+                return self._values[node]
         raise KeyError(f"make_tape: no input or intermediate is named {name!r}; the names are {self.names}")
 
     def _operation(self, i: int, rec: Any) -> Operation:
-        outs = tuple(self._names[n] for n in _out_nodes(rec) if n is not None)
-        first = next(n for n in _out_nodes(rec) if n is not None)
+        outs = [n for n in _out_nodes(rec) if n is not None]
         ins = tuple(
             self._names[n] if n is not None else _const_text(a) for n, a in zip(rec.in_nodes, self._full_args[i])
         )
-        in_ndim = None
-        if rec.in_nodes and rec.in_nodes[0] is not None:
-            in_ndim = len(self._values[rec.in_nodes[0]].shape)
+        first_in = rec.in_nodes[0] if rec.in_nodes else None
+        in_ndim = None if first_in is None else len(self._values[first_in].shape)
         params = _shown_params(rec.prim.name, rec.params, in_ndim)
-        v = self._values[first]
         op = rec.prim.name
-        custom = rec.params.get("cj", rec.params.get("cv")) if op in ("custom_jvp_call", "custom_vjp_call") else None
+        custom = _custom_fun(rec)
         if custom is not None:  # one line with its own rule: show whose
             op = f"{getattr(custom, '__name__', 'custom').lstrip('_')}[{op[: -len('_call')]}]"
             params = {}
-        return Operation(outs, op, ins, params, tuple(v.shape), backend.dtype_name(v.dtype), self._batched[first])
+        v = self._values[outs[0]]
+        names = tuple(self._names[n] for n in outs)
+        return Operation(names, op, ins, params, tuple(v.shape), backend.dtype_name(v.dtype), self._batched[outs[0]])
 
     def __str__(self) -> str:
-        lines = [self._header()]
+        n_in, n_op, n_out = len(self._input_names), len(self.operations), len(self._out_leaves)
+        lines = [
+            f"Wengert list of {self.fun_name}: {n_in} input{'s' * (n_in != 1)}, {n_op} "
+            f"operation{'s' * (n_op != 1)}, {n_out} output{'s' * (n_out != 1)}"
+        ]
         rows = []
-        star = "*" if self.batch_size is not None else ""
         for name, node in zip(self._input_names, self._input_nodes):
             v = self._values[node]
-            rows.append((f"{name} = input", _shape_text(v.shape), backend.dtype_name(v.dtype),
-                         star if self._batched[node] else ""))
+            rows.append((f"{name} = input", _shape_text(v.shape), backend.dtype_name(v.dtype), self._batched[node]))
         for op in self.operations:
-            rows.append((f"{op.name} = {op.expression}", _shape_text(op.shape), op.dtype, star if op.batched else ""))
+            rows.append((f"{op.name} = {op.expression}", _shape_text(op.shape), op.dtype, op.batched))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
-        for a, b, c, d in rows:
-            lines.append(f"  {a.ljust(w0)}   {b.ljust(w1)}  {c}{'  ' + d if d else ''}".rstrip())
-        lines.append(f"  output: {self._output_text()}")
+        for a, b, c, batched in rows:
+            lines.append(f"  {a.ljust(w0)}   {b.ljust(w1)}  {c}{'  *' if batched else ''}")
+        out = self.outputs
+        out = out[0] if self._out_tree.kind == "leaf" else str(tree_unflatten(self._out_tree, out)).replace("'", "")
+        lines.append(f"  output: {out}")
         if self.batch_size is not None:
             lines.append(f"  (* per point: point=i takes element i along axis 0, the batch of {self.batch_size})")
         return "\n".join(lines)
 
     __repr__ = __str__
 
-    def _header(self) -> str:
-        n_in, n_op, n_out = len(self._input_names), len(self.operations), len(self._out_leaves)
-        text = (f"Wengert list of {self.fun_name}: {n_in} input{'s' * (n_in != 1)}, {n_op} "
-                f"operation{'s' * (n_op != 1)}, {n_out} output{'s' * (n_out != 1)}")
-        return text
-
-    def _output_text(self) -> str:
-        names = self.outputs
-        if self._out_tree.kind == "leaf":
-            return names[0]
-        return str(tree_unflatten(self._out_tree, names)).replace("'", "")
-
     # -- replaying it ------------------------------------------------------------------------
 
-    def _replay(self, inputs: Sequence[Any], eps: dict[int, Any] | None = None, forward: bool = False) -> dict[int, Any]:
+    def _replay(self, inputs: Sequence[Any], eps: dict[int, Any] | None = None, forward: bool = False) -> dict:
         """Evaluate the recorded program again with the primitives (so that an enclosing transform
         sees every operation): node -> value. ``eps`` adds a perturbation to chosen nodes."""
         env: dict[int, Any] = dict(zip(self._input_nodes, inputs))
-        for i, rec in enumerate(self._records):
-            args = [env[n] if n is not None else a for n, a in zip(rec.in_nodes, self._full_args[i])]
+        for rec, full_args in zip(self._records, self._full_args):
+            args = [env[n] if n is not None else a for n, a in zip(rec.in_nodes, full_args)]
             if isinstance(rec.out_node, tuple):
                 outs = _replay_multi(rec, args, forward)
-                for n, o in zip(rec.out_node, outs):
-                    if n is not None and n >= 0:
-                        env[n] = o
             else:
-                env[rec.out_node] = bind(rec.prim, *args, **rec.params)
-            if eps:
-                for n in _out_nodes(rec):
-                    if n in eps:
-                        env[n] = gnp.add(env[n], eps[n])
+                outs = [bind(rec.prim, *args, **rec.params)]
+            for n, o in zip(_out_nodes(rec), outs):
+                if n is not None:
+                    env[n] = gnp.add(o, eps[n]) if eps and n in eps else o
         return env
 
-    def _all_nodes(self) -> list[int]:
-        return list(self._input_nodes) + [n for rec in self._records for n in _out_nodes(rec) if n is not None]
-
     def _tangents(self, tangent: Any) -> tuple[list[Any], str]:
+        """The tangent column for every input and intermediate, and its label: one tangent per
+        input, e_k of the per-point inputs (an int k) or arrays given per input, pushed by jvp."""
         ins = [self._values[n] for n in self._input_nodes]
-        tans, label = self._tangent_inputs(tangent)
-        nodes = self._all_nodes()
+        if tangent is None:
+            tangent = 0
+        if isinstance(tangent, int) and not isinstance(tangent, bool):
+            shapes = [tuple(x.shape[1:] if self._batched[n] else x.shape) for n, x in zip(self._input_nodes, ins)]
+            sizes = [math.prod(s) for s in shapes]
+            total = sum(sizes)
+            if not 0 <= tangent < total:
+                raise ValueError(
+                    f"make_tape table: tangent={tangent} picks an input coordinate, but the inputs have "
+                    f"{total} coordinate(s) per point; use 0 to {total - 1}, or give one array per input"
+                )
+            tans = []
+            offset = 0
+            for name, x, shape, size in zip(self._input_names, ins, shapes, sizes):
+                k = tangent - offset
+                offset += size
+                if 0 <= k < size:
+                    onehot = gnp.astype(gnp.arange(size, device=self._device) == k, x.dtype)
+                    tans.append(gnp.broadcast_to(gnp.reshape(onehot, shape), tuple(x.shape)))
+                    label = f"{name}{_index_text(shape, k)} = 1"
+                else:
+                    tans.append(gnp.zeros_like(x))
+        else:
+            given = list(tangent) if isinstance(tangent, (tuple, list)) else [tangent] if len(ins) == 1 else None
+            if given is None or len(given) != len(ins):
+                raise ValueError(
+                    f"make_tape table: tangent must be an int (an input coordinate) or a tuple with one array "
+                    f"(or None) per input ({len(ins)}: {', '.join(self._input_names)}), got "
+                    + (f"{len(given)} entries" if given is not None else type(tangent).__name__)
+                )
+            tans = [
+                gnp.zeros_like(x) if t is None else _fit(t, x, f"the tangent of {name}")
+                for name, x, t in zip(self._input_names, ins, given)
+            ]
+            label = "given"
+        nodes = list(self._names)
 
         def everything(*xs: Any) -> tuple[Any, ...]:
             env = self._replay(xs, forward=True)
@@ -267,90 +276,38 @@ class Tape:
         return list(ts), label
 
     def _adjoints(self, cotangent: Any) -> tuple[list[Any], str]:
-        ins = [self._values[n] for n in self._input_nodes]
-        inner = [n for rec in self._records for n in _out_nodes(rec) if n is not None and backend.is_real_float(self._values[n].dtype)]
-        eps0 = [gnp.zeros_like(self._values[n]) for n in inner]
+        """The adjoint column for every input and intermediate, and its label: vjp of the outputs
+        (weighted by ``cotangent``) in the inputs and in a zero perturbation added to each
+        floating-point intermediate."""
         out_nodes = [v for kind, v in self._out_leaves if kind == "node"]
-        cts, label = self._cotangents(cotangent, out_nodes)
+        if cotangent is None:
+            cts = [gnp.ones_like(self._values[n]) for n in out_nodes]
+            label = " + ".join(self._names[n] for n in out_nodes) or "nothing"
+        else:
+            try:
+                given = tree_flatten_up_to(self._out_tree, cotangent)
+            except (ValueError, TypeError) as exc:  # TypeError: tree.py takes len() of a 0-d array
+                raise ValueError(
+                    f"make_tape table: cotangent has structure {tree_structure(cotangent)} but the function's "
+                    f"output has structure {self._out_tree} ({exc}); give one array (or None) per output"
+                ) from None
+            cts = [
+                gnp.zeros_like(self._values[v]) if c is None else _fit(c, self._values[v], f"the cotangent of {name}")
+                for (kind, v), c, name in zip(self._out_leaves, given, self.outputs)
+                if kind == "node"
+            ]
+            label = "given"
+        ins = [self._values[n] for n in self._input_nodes]
+        inner = [n for n in list(self._names)[len(ins) :] if backend.is_real_float(self._values[n].dtype)]
 
         def outputs(xs: Any, eps: Any) -> tuple[Any, ...]:
             env = self._replay(xs, dict(zip(inner, eps)))
             return tuple(env[n] for n in out_nodes)
 
-        _, pullback = vjp(outputs, tuple(ins), tuple(eps0))
+        _, pullback = vjp(outputs, tuple(ins), tuple(gnp.zeros_like(self._values[n]) for n in inner))
         g_in, g_inner = pullback(tuple(cts))
-        adj = dict(zip(self._input_nodes, g_in))
-        adj.update(zip(inner, g_inner))
-        return [adj.get(n) for n in self._all_nodes()], label
-
-    def _tangent_inputs(self, tangent: Any) -> tuple[list[Any], str]:
-        """One tangent per input: e_k of the per-point inputs (an int k), or arrays given per input."""
-        ins = [self._values[n] for n in self._input_nodes]
-        if tangent is None:
-            tangent = 0
-        if isinstance(tangent, int) and not isinstance(tangent, bool):
-            sizes = [math.prod(self._point_shape(n)) for n in self._input_nodes]
-            total = sum(sizes)
-            if not 0 <= tangent < total:
-                raise ValueError(
-                    f"make_tape table: tangent={tangent} picks an input coordinate, but the inputs have "
-                    f"{total} coordinate(s) per point; use 0 to {total - 1}, or give one array per input"
-                )
-            out = []
-            label = ""
-            offset = 0
-            for name, n, x, size in zip(self._input_names, self._input_nodes, ins, sizes):
-                k = tangent - offset
-                offset += size
-                if not 0 <= k < size:
-                    out.append(gnp.zeros_like(x))
-                    continue
-                shape = self._point_shape(n)
-                onehot = gnp.astype(gnp.arange(size, device=self._device) == k, x.dtype)
-                t = gnp.broadcast_to(gnp.reshape(onehot, shape), tuple(x.shape))
-                out.append(t)
-                label = f"{name}{_index_text(shape, k)} = 1"
-            return out, label
-        if isinstance(tangent, (tuple, list)):
-            given = list(tangent)
-        elif len(ins) == 1:
-            given = [tangent]
-        else:
-            given = None
-        if given is None or len(given) != len(ins):
-            raise ValueError(
-                f"make_tape table: tangent must be an int (an input coordinate) or a tuple with one array "
-                f"(or None) per input ({len(ins)}: {', '.join(self._input_names)}), got "
-                + (f"{len(given)} entries" if given is not None else type(tangent).__name__)
-            )
-        out = []
-        for name, x, t in zip(self._input_names, ins, given):
-            out.append(gnp.zeros_like(x) if t is None else _fit(t, x, f"the tangent of {name}"))
-        return out, "given"
-
-    def _cotangents(self, cotangent: Any, out_nodes: list[int]) -> tuple[list[Any], str]:
-        node_leaves = [(kind, v) for kind, v in self._out_leaves]
-        if cotangent is None:
-            names = [self._names[n] for n in out_nodes]
-            return [gnp.ones_like(self._values[n]) for n in out_nodes], " + ".join(names) or "nothing"
-        try:
-            given = tree_flatten_up_to(self._out_tree, cotangent)
-        except (ValueError, TypeError) as exc:  # TypeError: tree.py takes len() of a 0-d array
-            raise ValueError(
-                f"make_tape table: cotangent has structure {tree_structure(cotangent)} but the function's output "
-                f"has structure {self._out_tree} ({exc}); give one array (or None) per output"
-            ) from None
-        cts = []
-        for (kind, v), c, name in zip(node_leaves, given, self.outputs):
-            if kind != "node":
-                continue
-            value = self._values[v]
-            cts.append(gnp.zeros_like(value) if c is None else _fit(c, value, f"the cotangent of {name}"))
-        return cts, "given"
-
-    def _point_shape(self, node: int) -> tuple[int, ...]:
-        shape = tuple(self._values[node].shape)
-        return shape[1:] if self._batched[node] else shape
+        adj = dict(zip(self._input_nodes, g_in)) | dict(zip(inner, g_inner))
+        return [adj.get(n) for n in self._names], label
 
     # -- the table ---------------------------------------------------------------------------
 
@@ -399,34 +356,20 @@ class Tape:
             point %= self.batch_size
         tangents, t_label = self._tangents(tangent)
         adjoints, a_label = self._adjoints(cotangent)
+        ops = {name: op for op in self.operations for name in op.outputs}
         rows = []
-        nodes = self._all_nodes()
-        ops = {
-            n: (op, rec) for op, rec in zip(self.operations, self._records) for n in _out_nodes(rec) if n is not None
-        }
-        for node, t, a in zip(nodes, tangents, adjoints):
-            if node in ops:
-                op = ops[node][0]
-                operation, inputs = op.expression, op.inputs
-                if len(op.outputs) > 1:
-                    operation = f"{operation}[{op.outputs.index(self._names[node])}]"
-            else:
-                operation, inputs = "input", ()
+        for (node, name), t, a in zip(self._names.items(), tangents, adjoints):
+            op = ops.get(name)
+            operation, inputs = ("input", ()) if op is None else (op.expression, op.inputs)
+            if op is not None and len(op.outputs) > 1:
+                operation = f"{operation}[{op.outputs.index(name)}]"
             v = self._values[node]
-            sel = point if (point is not None and self._batched[node]) else None
-            rows.append(
-                Row(
-                    name=self._names[node],
-                    operation=operation,
-                    inputs=inputs,
-                    shape=tuple(v.shape[1:]) if sel is not None else tuple(v.shape),
-                    dtype=backend.dtype_name(v.dtype),
-                    batched=self._batched[node],
-                    primal=_host(v, sel),
-                    tangent=_host(t, sel, like=v),
-                    adjoint=_host(a, sel, like=v),
-                )
-            )
+            sel = point if self._batched[node] else None  # a value that is not per point is shown whole
+            shape = tuple(v.shape[1:] if sel is not None else v.shape)
+            row = Row(name=name, operation=operation, inputs=inputs, shape=shape, dtype=backend.dtype_name(v.dtype),
+                      batched=self._batched[node], primal=_host(v, sel), tangent=_host(t, sel, like=v),
+                      adjoint=_host(a, sel, like=v))
+            rows.append(row)
         where = "" if point is None else f" at point {point} of {self.batch_size}"
         title = (f"Wengert table of {self.fun_name}{where}: tangent {t_label} (forward mode), "
                  f"adjoint of {a_label} (reverse mode)")
@@ -444,22 +387,25 @@ class Tape:
         digraph "<lambda>" {
         """
         lines = [f"digraph {_q(self.fun_name)} {{", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        edges = []
+        const_ids = (f"const{k}" for k in itertools.count(1))
+
+        def constant(text: str, to: str) -> None:
+            cid = next(const_ids)
+            lines.append(f"  {_q(cid)} [shape=plaintext, label={_q(text)}];")
+            edges.append((cid, to))
+
         for name, node in zip(self._input_names, self._input_nodes):
             v = self._values[node]
             label = f"{name}\n{_shape_text(v.shape)} {backend.dtype_name(v.dtype)}"
             lines.append(f"  {_q(name)} [shape=box, style=rounded, label={_q(label)}];")
-        const = 0
-        edges = []
         for op, rec in zip(self.operations, self._records):
             node_id = op.outputs[0]
             label = f"{op.name} = {op.expression}\n{_shape_text(op.shape)} {op.dtype}"
             lines.append(f"  {_q(node_id)} [shape=ellipse, label={_q(label)}];")
             for n, text in zip(rec.in_nodes, op.inputs):
                 if n is None:
-                    const += 1
-                    cid = f"const{const}"
-                    lines.append(f"  {_q(cid)} [shape=plaintext, label={_q(text)}];")
-                    edges.append((cid, node_id))
+                    constant(text, node_id)
                 else:
                     edges.append((self._names[n], node_id))
             for extra in op.outputs[1:]:
@@ -472,10 +418,7 @@ class Tape:
             if kind == "node":
                 edges.append((self._names[v], oid))
             else:
-                const += 1
-                cid = f"const{const}"
-                lines.append(f"  {_q(cid)} [shape=plaintext, label={_q(_const_text(v))}];")
-                edges.append((cid, oid))
+                constant(_const_text(v), oid)
         lines.extend(f"  {_q(a)} -> {_q(b)};" for a, b in edges)
         lines.append("}")
         return "\n".join(lines) + "\n"
@@ -548,13 +491,10 @@ class Table:
         cells = [("name", "operation", "primal", "tangent", "adjoint")]
         for r in self.rows:
             cells.append((r.name, r.operation, _fmt(r.primal, d), _fmt(r.tangent, d), _fmt(r.adjoint, d)))
-        widths = [max(len(c[i]) for c in cells) for i in range(5)]
+        w = [max(len(c[i]) for c in cells) for i in range(5)]
         lines = [self.title]
         for c in cells:
-            lines.append(
-                "  "
-                + "  ".join([c[0].ljust(widths[0]), c[1].ljust(widths[1])] + [c[i].rjust(widths[i]) for i in (2, 3, 4)])
-            )
+            lines.append("  " + "  ".join([c[0].ljust(w[0]), c[1].ljust(w[1])] + [c[i].rjust(w[i]) for i in (2, 3, 4)]))
         return "\n".join(line.rstrip() for line in lines)
 
     __repr__ = __str__
@@ -612,14 +552,11 @@ def make_tape(
                 f"make_tape: batch_axis has {len(axes_spec)} entries but the function was called with "
                 f"{len(args)} positional arguments; give one entry (0 or None) per argument"
             )
-        leaves_per_arg = []
-        slots = []  # (arg position, leaf index, label, batched)
+        flat = [tree_flatten(arg) for arg in args]  # per argument: (leaves, tree)
+        slots = []  # per input: (arg position, leaf index, name, batched)
         used: set[str] = set()
-        for pos, arg in enumerate(args):
-            leaves, tree = tree_flatten(arg)
-            leaves_per_arg.append((leaves, tree))
-            if pos not in positions:
-                continue
+        for pos in sorted(positions):
+            leaves, tree = flat[pos]
             base = _param_name(fun, pos)
             axis = axes_spec[pos] if isinstance(axes_spec, tuple) else axes_spec
             for j, (leaf, path) in enumerate(zip(leaves, _leaf_paths(tree))):
@@ -638,53 +575,43 @@ def make_tape(
                 + ("" if nums is None else f" among argnums={argnums!r}")
                 + "; pass the values to follow as float arrays (e.g. np.asarray(2.0))"
             )
-        batch_size = None
-        first = None
-        for pos, j, name, batched in slots:
-            if not batched:
-                continue
-            n = leaves_per_arg[pos][0][j].shape[0]
-            if batch_size is None:
-                batch_size, first = n, name
-            elif n != batch_size:
+        arrays = [flat[pos][0][j] for pos, j, _, _ in slots]
+        names = [name for _, _, name, _ in slots]
+        batches = [(name, a.shape[0]) for a, (_, _, name, batched) in zip(arrays, slots) if batched]
+        for name, n in batches[1:]:
+            if n != batches[0][1]:
                 raise ValueError(
-                    f"make_tape: the batched inputs disagree on the batch size: {first} has {batch_size} points "
-                    f"along axis 0 but {name} has {n}"
+                    f"make_tape: the batched inputs disagree on the batch size: {batches[0][0]} has {batches[0][1]} "
+                    f"points along axis 0 but {name} has {n}"
                 )
-        arrays = [leaves_per_arg[pos][0][j] for pos, j, _, _ in slots]
         try:
-            xp, device = _common_namespace(arrays, [s[2] for s in slots])
+            xp, device = _common_namespace(arrays, names)
         except (TypeError, ValueError) as exc:  # two libraries or two devices
             raise type(exc)(f"make_tape: {exc}") from None
         with open_trace(_KeepingTrace, xp, device=device) as trace:
-            new_leaves = [list(leaves) for leaves, _ in leaves_per_arg]
-            tracers = []
+            new_leaves = [list(leaves) for leaves, _ in flat]
             for pos, j, _, _ in slots:
-                t = trace.new_input(new_leaves[pos][j])
-                new_leaves[pos][j] = t
-                tracers.append(t)
-            call_args = [tree_unflatten(tree, leaves) for leaves, (_, tree) in zip(new_leaves, leaves_per_arg)]
-            out = fun(*call_args, **kwargs)
+                new_leaves[pos][j] = trace.new_input(new_leaves[pos][j])
+            out = fun(*(tree_unflatten(tree, leaves) for leaves, (_, tree) in zip(new_leaves, flat)), **kwargs)
         out_flat, out_tree = tree_flatten(out)
         out_leaves = []
         for o in out_flat:
-            if type(o) is ReverseTracer and o._trace is trace and o.node is not None:
-                out_leaves.append(("node", o.node))
-            else:
-                out_leaves.append(("const", o.primal if type(o) is ReverseTracer and o._trace is trace else o))
+            mine = type(o) is ReverseTracer and o._trace is trace
+            out_leaves.append(("node", o.node) if mine and o.node is not None else ("const", o.primal if mine else o))
+        kept = [i for i, r in enumerate(trace.tape) if r is not None]
         return Tape(
             fun_name=fun_name,
-            input_names=[s[2] for s in slots],
-            input_nodes=[t.node for t in tracers],
-            batched_inputs=[s[3] for s in slots],
+            input_names=names,
+            input_nodes=[new_leaves[pos][j].node for pos, j, _, _ in slots],
+            batched_inputs=[batched for _, _, _, batched in slots],
             xp=xp,
             device=device,
-            records=[r for r in trace.tape if r is not None],
-            full_args=[trace.full_args[i] for i, r in enumerate(trace.tape) if r is not None],
+            records=[trace.tape[i] for i in kept],
+            full_args=[trace.full_args[i] for i in kept],
             values=trace.values,
             out_leaves=out_leaves,
             out_tree=out_tree,
-            batch_size=batch_size,
+            batch_size=batches[0][1] if batches else None,
         )
 
     recorder.__name__ = f"make_tape({fun_name})"
@@ -716,9 +643,17 @@ def _check_batch_axis(spec: Any) -> Any:
 
 
 def _out_nodes(rec: Any) -> tuple[int | None, ...]:
+    """The node of each output of a record, None for an output that is not an array."""
     if isinstance(rec.out_node, tuple):
         return tuple(n if n is not None and n >= 0 else None for n in rec.out_node)
     return (rec.out_node,)
+
+
+def _custom_fun(rec: Any) -> Any:
+    """The custom_jvp/custom_vjp function a record calls, or None."""
+    if rec.prim.name in ("custom_jvp_call", "custom_vjp_call"):
+        return rec.params.get("cj", rec.params.get("cv"))
+    return None
 
 
 def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]:
@@ -729,8 +664,8 @@ def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]
     if rec.prim.name == "checkpoint":
         fun, in_tree = rec.params["fun"], rec.params["in_tree"]
         return [o if hasattr(o, "shape") else None for o in tree_flatten(fun(*tree_unflatten(in_tree, args)))[0]]
-    custom = rec.params.get("cj", rec.params.get("cv"))
-    if rec.prim.name in ("custom_jvp_call", "custom_vjp_call") and custom is not None:
+    custom = _custom_fun(rec)
+    if custom is not None:
         # Calling the custom function again keeps its rule in force for jvp/vjp of the replay.
         full = rec.params["split"].full(tree_unflatten(rec.params["in_tree"], args))
         if forward and rec.prim.name == "custom_vjp_call":
@@ -739,25 +674,17 @@ def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]
     raise NotImplementedError(f"make_tape cannot replay a '{rec.prim.name}' record with several outputs")
 
 
-def _leaf_paths(tree: TreeDef) -> list[str]:
+def _leaf_paths(tree: TreeDef, prefix: str = "") -> list[str]:
     """A suffix per leaf: '' for a leaf argument, '.w' for a dict key, '.0' for a tuple element."""
-    out: list[str] = []
-
-    def walk(d: TreeDef, prefix: str) -> None:
-        if d.kind == "leaf":
-            out.append(prefix)
-        elif d.kind == "dict":
-            for k, c in zip(d.meta, d.children):
-                walk(c, f"{prefix}.{k}")
-        elif d.kind == "namedtuple":
-            for k, c in zip(d.meta._fields, d.children):
-                walk(c, f"{prefix}.{k}")
-        else:
-            for i, c in enumerate(d.children):
-                walk(c, f"{prefix}.{i}")
-
-    walk(tree, "")
-    return out
+    if tree.kind == "leaf":
+        return [prefix]
+    if tree.kind == "dict":
+        keys = tree.meta
+    elif tree.kind == "namedtuple":
+        keys = tree.meta._fields
+    else:
+        keys = range(len(tree.children))
+    return [path for k, c in zip(keys, tree.children) for path in _leaf_paths(c, f"{prefix}.{k}")]
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -775,8 +702,7 @@ def _unique(name: str, used: set[str]) -> str:
 def _index_text(shape: tuple[int, ...], k: int) -> str:
     if not shape:
         return ""
-    idx = numpy.unravel_index(k, shape)
-    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+    return "[" + ", ".join(str(int(i)) for i in numpy.unravel_index(k, shape)) + "]"
 
 
 def _fit(t: Any, x: Any, what: str) -> Any:
@@ -799,13 +725,13 @@ def _fit(t: Any, x: Any, what: str) -> Any:
 def _host(v: Any, point: int | None, like: Any = None) -> Any:
     """A NumPy copy of ``v`` (element ``point`` along axis 0 if given): only what the table shows
     crosses to the host. None stays None for integer values; a missing derivative is zero."""
+    if like is not None and not backend.is_real_float(like.dtype):
+        return None
     if v is None:
-        if like is None or not backend.is_real_float(like.dtype):
+        if like is None:
             return None
         shape = tuple(like.shape[1:]) if point is not None else tuple(like.shape)
         return numpy.zeros(shape, dtype=backend.dtype_name(like.dtype))  # host-ok: display
-    if like is not None and not backend.is_real_float(like.dtype):
-        return None
     if point is not None:
         v = v[point, ...]
     return numpy.array(backend.to_numpy(backend.writable(v)))  # host-ok: the one copy for display
@@ -818,21 +744,15 @@ def _fmt(v: Any, digits: int) -> str:
     if a.ndim == 0:
         return _fmt_scalar(a.item(), digits)
     flat = a.reshape(-1)
-    items = [_fmt_scalar(x, digits) for x in flat[:4].tolist()]
-    if flat.size > 5:
+    items = [_fmt_scalar(x, digits) for x in flat[:5].tolist()]
+    if flat.size > 5:  # the first three, and the last
         items = items[:3] + ["...", _fmt_scalar(flat[-1].item(), digits)]
-    elif flat.size == 5:
-        items.append(_fmt_scalar(flat[4].item(), digits))
     text = "[" + ", ".join(items) + "]"
     return text if a.ndim == 1 else f"{text} {tuple(a.shape)}"
 
 
 def _fmt_scalar(x: Any, digits: int) -> str:
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int):
-        return str(x)
-    if x != x or x in (float("inf"), float("-inf")):
+    if isinstance(x, int) or x != x or x in (float("inf"), float("-inf")):  # bools too
         return str(x)
     if x == 0 or 10.0 ** -digits <= abs(x) < 1e6:
         text = f"{x:.{digits}f}"
@@ -846,8 +766,7 @@ def _const_text(a: Any) -> str:
         return repr(a)
     shape = getattr(a, "shape", None)
     if shape is not None and len(shape) == 0 and not isinstance(a, Tracer):
-        value = backend.to_numpy(a).item()  # host-ok: one number, for display
-        return repr(value)
+        return repr(backend.to_numpy(a).item())  # host-ok: one number, for display
     return "const"
 
 
@@ -867,7 +786,7 @@ def _expression(prim: str, inputs: tuple[str, ...], params: dict[str, Any]) -> s
         return f"{inputs[0]} ** {params['n']}"
     if prim == "getitem" and set(params) == {"index"}:
         return f"{inputs[0]}[{params['index']}]"
-    items = list(inputs) + [f"{k}={_param_text(v)}" for k, v in params.items()]
+    items = list(inputs) + [f"{k}={v!r}" for k, v in params.items()]
     return f"{prim}({', '.join(items)})"
 
 
@@ -888,23 +807,17 @@ def _shown_params(prim: str, params: dict[str, Any], in_ndim: int | None) -> dic
 
 
 def _is_plain(v: Any) -> bool:
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return True
     if isinstance(v, (tuple, list)):
         return all(_is_plain(x) for x in v)
-    return False
-
-
-def _param_text(v: Any) -> str:
-    return repr(v)
+    return v is None or isinstance(v, (bool, int, float, str))
 
 
 def _index_param(index: Any, in_ndim: int | None) -> str:
     """``x[0]`` rather than the recorded ``x[..., 0]`` where the index spans every axis."""
     items = list(index) if isinstance(index, tuple) else [index]
-    if items and items[0] is Ellipsis and in_ndim is not None:
-        rest = items[1:]
-        if Ellipsis not in rest and sum(1 for i in rest if i is not None) == in_ndim and rest:
+    rest = items[1:]
+    if items and items[0] is Ellipsis and in_ndim is not None and rest and Ellipsis not in rest:
+        if sum(1 for i in rest if i is not None) == in_ndim:
             items = rest
     return ", ".join(_index_item(i) for i in items)
 
@@ -912,15 +825,10 @@ def _index_param(index: Any, in_ndim: int | None) -> str:
 def _index_item(i: Any) -> str:
     if i is Ellipsis:
         return "..."
-    if i is None:
-        return "None"
     if isinstance(i, slice):
-        parts = ["" if i.start is None else str(i.start), "" if i.stop is None else str(i.stop)]
-        text = ":".join(parts)
-        return text + (f":{i.step}" if i.step is not None else "")
-    if isinstance(i, int):
-        return str(i)
-    return "array"
+        text = ":".join("" if b is None else str(b) for b in (i.start, i.stop))
+        return text if i.step is None else f"{text}:{i.step}"
+    return str(i) if i is None or isinstance(i, int) else "array"
 
 
 def _q(text: str) -> str:
