@@ -1,16 +1,13 @@
 """The cotangents of one backward sweep: who holds what, and how a contribution joins it.
 
 The sweep (reverse.backward) asks three things of it: the whole cotangent of a record's output
-(``pop``), add a rule's contribution to an input (``add``), or let an input's rule write into its
-buffer (``write_into``) or hand over a part (``add_part``, for reads of part of an array). What
-this class keeps track of to make those cheap:
+(``pop``), add a rule's contribution to an input (``add``), or hand over a part (``add_part``, for
+reads of part of an array). What this class keeps track of to make those cheap:
 
 * **ownership**: a buffer this sweep allocated itself (``owned``) may be summed into in place; a
   cotangent that is (or may view) a seed or a value of the computation (``borrowed``: ``add``
   passes ``g`` on, ``mul(g, y)`` is ``y`` for a Uniform one) is never written into, and is copied
   before it is handed out when the caller asked for ``fresh`` results;
-* **signs**: a contribution may be ``Negated`` (see uniform.py); the sign is folded into the next
-  addition (one subtraction) and only applied when something must read the value;
 * **parts**: the cotangents of several reads of parts of one array (getitem) are collected as
   ``_Parts`` and written into one buffer when the whole is needed, instead of one zero-filled array
   per read.
@@ -21,15 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import is_writable, namespace_of
-from .primitives import _assignable, _index_ndim, _region, add, broadcasted, cast, embed_add, reshaped, subtract, summed
+from .primitives import _assignable, _index_ndim, _region, add, broadcasted, cast, embed_add, plus, reshaped, summed
 from .tracing import Tracer
-from .uniform import Negated, Uniform, as_array, reduced_to, signed_sum
+from .uniform import Uniform, as_array, reduced_to
 
 __all__ = ["Cotangents"]
 
 
 class Cotangents:
-    """node -> pending cotangent (an array, a Uniform, a Negated or _Parts) for one sweep."""
+    """node -> pending cotangent (an array, a Uniform or _Parts) for one sweep."""
 
     __slots__ = ("values", "owned", "borrowed")
 
@@ -59,15 +56,11 @@ class Cotangents:
             return g, True
         return g, False
 
-    def add(self, node: int, c: Any, negated: bool, aval: Any, g: Any, g_borrowed: bool, rec: Any) -> None:
-        """Add a rule's contribution ``c`` (``-c`` when ``negated``) for the input ``node`` of shape
-        and dtype ``aval``, summed back over broadcast axes; ``g`` and ``rec`` are the rule's
-        cotangent and record (``c`` may be one of their values: then it is borrowed)."""
-        if type(c) is Negated:
-            c, negated = c.value, not negated
+    def add(self, node: int, c: Any, aval: Any, g: Any, g_borrowed: bool, rec: Any) -> None:
+        """Add a rule's contribution ``c`` for the input ``node`` of shape and dtype ``aval``, summed
+        back over broadcast axes; ``g`` and ``rec`` are the rule's cotangent and record (``c`` may
+        be one of their values: then it is borrowed)."""
         if type(c) is Uniform:
-            if negated:
-                c, negated = c.like(-c.value), False
             is_borrowed = False
             if c.shape != aval[0] or c.dtype != aval[1]:
                 c = reduced_to(c, aval[0], aval[1])
@@ -78,67 +71,23 @@ class Cotangents:
         values = self.values
         prev = values.get(node)
         if prev is None:
-            values[node] = Negated(c) if negated else c
+            values[node] = c
             if is_borrowed:
                 self.borrowed.add(node)
         elif type(prev) is _Parts:  # a whole contribution to an array read in parts: the base
-            prev.add(Negated(c) if negated else c)
+            prev.add(c)
         elif node in self.owned and not isinstance(c, Tracer):
-            # Into this sweep's own buffer (which may hold the negation of the cotangent).
-            p_neg = type(prev) is Negated
-            buf = prev.value if p_neg else prev
-            v = c.value if type(c) is Uniform else c
-            if p_neg == negated:
-                buf += v
-            else:
-                buf -= v
-            values[node] = Negated(buf) if p_neg else buf  # the same buffer, for mutable arrays
-        elif type(prev) is Uniform and type(c) is Uniform and prev.shape == c.shape:
-            values[node] = prev.like(prev.value + c.value)
+            prev += c.value if type(c) is Uniform else c  # into this sweep's own buffer
         else:
-            total = signed_sum(prev, Negated(c) if negated else c, add, subtract)
-            values[node] = total
+            total = values[node] = plus(prev, c)  # two Uniforms of one shape make a Uniform
             self.borrowed.discard(node)
-            inner = total.value if type(total) is Negated else total
-            if not isinstance(inner, Tracer) and is_writable(inner):
+            if not isinstance(total, Tracer) and type(total) is not Uniform and is_writable(total):
                 self.owned.add(node)
-
-    def write_into(self, node: int, rule: Any, g: Any, rec: Any, aval: Any) -> bool:
-        """Let an input's ``vjp_add_into`` rule add its cotangent straight into the node's buffer (one
-        made here, or made from what the node holds); False where the node holds a traced value,
-        which only the functional rule may meet."""
-        prev = self.values.get(node)
-        if type(prev) is _Parts:
-            prev, is_owned = prev.join()
-            self.values[node] = prev
-            if is_owned:
-                self.owned.add(node)
-        if type(prev) is Negated:
-            prev = self.values[node] = prev.negate()
-            self.owned.add(node)
-            self.borrowed.discard(node)
-        if isinstance(prev, Tracer):
-            return False
-        buf = prev if node in self.owned else None
-        g = as_array(g)
-        if aval[1] != g.dtype:
-            g = cast(g, aval[1])
-        new = rule(buf, g, rec.ans, *rec.args, **rec.params)
-        if buf is None and prev is not None:
-            new += prev.value if type(prev) is Uniform else prev
-        self.values[node] = new
-        self.owned.add(node)
-        self.borrowed.discard(node)
-        return True
 
     def add_part(self, node: int, index: tuple[Any, ...], g: Any, aval: Any) -> None:
         """The cotangent ``g`` of a read of part ``index`` (canonical, basic) of the input ``node``."""
         values = self.values
         prev = values.get(node)
-        if type(prev) is Negated:
-            prev = values[node] = prev.negate()
-            self.owned.add(node)
-            self.borrowed.discard(node)
         if type(prev) is not _Parts:
             # The index covers the per-point axes only (leading ones pass through "...").
             n = sum(1 for item in index[1:] if item is not None)
@@ -159,8 +108,6 @@ class Cotangents:
         if type(c) is _Parts:
             c, is_owned = c.join()
             is_borrowed = is_borrowed and not is_owned
-        elif type(c) is Negated:
-            c, is_borrowed = c.negate(), False  # a fresh array
         if not fresh:
             return c
         if type(c) is Uniform:
@@ -185,24 +132,15 @@ class _Parts:
         self.parts: list[tuple[Any, Any]] = []
 
     def add(self, c: Any) -> None:
-        """Another whole contribution (possibly Negated): into the base."""
+        """Another whole contribution: into the base."""
         base = self.base
         if base is None:
             self.base, self.base_owned = c, False
-            return
-        c_neg = type(c) is Negated
-        v = c.value if c_neg else c
-        if self.base_owned and not isinstance(v, Tracer):
-            if type(v) is Uniform:
-                v = v.value
-            if c_neg:
-                base -= v
-            else:
-                base += v
-            return
-        total = signed_sum(base, c, add, subtract)
-        self.base = total
-        self.base_owned = type(total) is not Negated and not isinstance(total, Tracer) and is_writable(total)
+        elif self.base_owned and not isinstance(c, Tracer):
+            base += c.value if type(c) is Uniform else c
+        else:
+            total = self.base = plus(base, c)
+            self.base_owned = not isinstance(total, Tracer) and type(total) is not Uniform and is_writable(total)
 
     def join(self) -> tuple[Any, bool]:
         """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
@@ -213,15 +151,12 @@ class _Parts:
             index, g = parts[0]
             if _covers_whole(index, self.shape):
                 # One read of every element (``m[..., 0]`` of a per-point shape (1,)): the part,
-                # reshaped, is the whole; one addition (or subtraction) joins the base to it and
-                # makes a fresh array.
+                # reshaped, is the whole; one addition joins the base to it and makes a fresh array.
                 g = as_array(g)
                 lead = g.ndim - _index_ndim(index)
                 whole = reshaped(g, tuple(g.shape[:lead]) + self.shape)
-                out = subtract(whole, base.value) if type(base) is Negated else add(base, whole)
+                out = add(base, whole)
                 return out, not isinstance(out, Tracer) and is_writable(out)
-        if type(base) is Negated:
-            base = base.negate()
         plain = not any(isinstance(g, Tracer) for _, g in parts)
         if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
             xp = namespace_of(base)
@@ -266,4 +201,4 @@ def _unbroadcast(c: Any, shape: tuple[int, ...], dtype: Any) -> Any:
 def _whole(c: Any) -> Any:
     if type(c) is _Parts:
         return c.join()[0]
-    return c.negate() if type(c) is Negated else c
+    return c

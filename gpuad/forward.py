@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
-from .primitives import Primitive, add, broadcasted, cast, subtract
+from .primitives import Primitive, broadcasted, cast, plus
 from .tracing import HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, refuse_complex
-from .uniform import Negated, signed_sum
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
 
@@ -81,10 +80,8 @@ def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[
             if t is None or rule is None:
                 continue
             c = rule(t, out, *primals, **params)
-            if c is not None:  # a negated contribution is subtracted (see uniform.Negated)
-                t_out = signed_sum(t_out, c, add, subtract)
-        if type(t_out) is Negated:
-            t_out = t_out.negate()
+            if c is not None:
+                t_out = c if t_out is None else plus(t_out, c)
     return None if t_out is None else _fit_tangent(t_out, out)
 
 

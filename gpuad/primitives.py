@@ -7,10 +7,6 @@ An entry holds
   * ``vjp``: per input, ``rule(g, ans, *args, **params)`` giving the cotangent of that input, or one
     joint ``rule(g, ans, *args, **params)`` returning a tuple; ``None`` marks an input (or a whole
     primitive) without derivative;
-  * ``vjp_add_into`` (optional, per input): ``rule(buf, g, ans, *args, **params)`` adding this input's
-    cotangent into ``buf`` in place (``buf`` None: allocate zeros first) and returning ``buf``; the
-    engine uses it for plain arrays, where it saves a zero-filled array and an addition per use
-    (indexing writes its cotangent into one buffer instead of one zero array per index);
   * ``reads_part`` (optional): ``rule(ans, *args, **params)`` giving the canonical basic index at
     which the output's cotangent lands in the (otherwise zero) cotangent of input 0, for an op that
     reads a part of its input (getitem). The engine then collects the parts an input receives and
@@ -52,8 +48,8 @@ from typing import Any, Callable
 from .backend import NAMESPACE_BY_TYPE, assigns_items, backend_dtype, device_of, namespace_for_device, namespace_of
 from .backend import namespace_of_backend, scatter_add
 from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, scalar_array
-from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
-from .uniform import Negated, Uniform
+from .speedups import reduce_short_rows, zeros_in_layout_of
+from .uniform import Uniform
 from .tracing import Aval, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
@@ -70,7 +66,6 @@ class Primitive:
     jvp: tuple[Rule | None, ...] | Rule | None = None
     vjp: tuple[Rule | None, ...] | Rule | None = None
     residuals: tuple[str | int, ...] = ("args", "ans")
-    vjp_add_into: tuple[Rule | None, ...] | None = None
     reads_part: Rule | None = None
     batch: Rule | None = None
     ufunc: str | None = None
@@ -170,15 +165,8 @@ def div(a: Any, b: Any) -> Any:
 
 
 def neg(x: Any) -> Any:
-    """``-x`` as a rule's result: a Uniform stays a Uniform (of the opposite value); anything else
-    is returned as :class:`Negated`, whose sign the engine folds into the next accumulation or rule
-    instead of spending a pass over memory on it. Only for what a rule *returns*: a value that
-    goes on into another operation inside the rule must be negated with ``-x``."""
-    if type(x) is Uniform:
-        return x.like(-x.value)
-    if type(x) is Negated:
-        return x.value
-    return Negated(x)
+    """``-x``; a Uniform stays symbolic (of the opposite value)."""
+    return x.like(-x.value) if type(x) is Uniform else negative(x)
 
 
 def plus(a: Any, b: Any) -> Any:
@@ -1140,9 +1128,6 @@ def _region(index: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[int | None,
     return tuple(region)
 
 
-_EMBED_PLAN_MIN_ELEMENTS = 1 << 15  # below this, working out the places costs more than it saves
-
-
 def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tuple[int, ...], has_base: bool) -> Any:
     """``base`` (the first array, when ``has_base``) plus each piece ``g_i`` added at ``indices[i]``
     into zeros of ``shape``: the cotangent of an array read by several getitems, in one buffer."""
@@ -1158,10 +1143,6 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
             g = _placed(xp, g, key, g_lead, shape)
             out = g if out is None else out + g
         return out
-    if not has_base and math.prod(full) >= _EMBED_PLAN_MIN_ELEMENTS:
-        out = _embed_places(xp, pieces, indices, shape, full, lead)
-        if out is not None:
-            return out
     if has_base and tuple(arrays[0].shape) == full:
         out = xp.asarray(arrays[0], copy=True)
     else:
@@ -1171,34 +1152,6 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
     for g, index in zip(pieces, indices):
         g, key = _assignable(xp, g, index, lead)
         out[key] += g  # a basic index never repeats an element, so += is exact
-    return out
-
-
-def _embed_places(xp: Any, pieces: tuple[Any, ...], indices: tuple[Any, ...], shape: tuple[int, ...], full: tuple[int, ...], lead: int) -> Any:
-    """``_embed_add_impl`` without a base where the places cannot overlap unless they are equal
-    (integers and whole axes, the integers on the same axes), else None. The first piece at each
-    place is assigned rather than added, into an uninitialised buffer where the places cover it
-    all (``x[..., 0]`` and ``x[..., 1]`` of a per-point shape (2,)), as a hand-written derivative
-    fills its columns: no pass to zero the buffer, and it is read only where a place has several
-    pieces."""
-    regions = [_region(index, shape) for index in indices]
-    if None in regions:
-        return None
-    distinct = set(regions)
-    whole_axes = {tuple(item is None for item in region) for region in distinct}
-    if len(whole_axes) != 1:
-        return None
-    picked = [d for d, whole in zip(shape, next(iter(whole_axes))) if not whole]
-    covers = len(distinct) == math.prod(picked)
-    out = (empty_in_layout_of if covers else zeros_in_layout_of)(xp, full, pieces[0])
-    written = set()
-    for g, index, region in zip(pieces, indices, regions):
-        g, key = _assignable(xp, g, index, lead)
-        if region in written:
-            out[key] += g
-        else:
-            out[key] = g
-            written.add(region)
     return out
 
 
@@ -1285,11 +1238,6 @@ def _put_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *,
     return _split_from_batch(out, bsize, perm, rest)
 
 
-def _take_vjp_add_into(buf: Any, g: Any, ans: Any, x: Any, index: Any, *, axis: int) -> Any:
-    buf = filled_like(x, 0) if buf is None else buf
-    return scatter_add(x.xp, buf, axis, index, g)  # x is an Aval: the tape keeps only the index
-
-
 take = _add(
     Primitive(
         "take",
@@ -1297,7 +1245,6 @@ take = _add(
         jvp=(lambda t, ans, x, index, *, axis: take(t, index, axis=axis), None),
         vjp=(lambda g, ans, x, index, *, axis: put_add(g, index, axis=axis, size=x.shape[axis]), None),
         residuals=(1,),
-        vjp_add_into=(_take_vjp_add_into, None),
         batch=_take_batch,
     )
 )

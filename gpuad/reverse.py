@@ -16,7 +16,6 @@ from .cotangents import Cotangents
 from .forward import JVPTrace, JVPTracer, push_tangents
 from .primitives import Primitive, add
 from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace, refuse_complex
-from .uniform import Negated, Uniform
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
@@ -243,34 +242,18 @@ def backward(
         if g is None:
             continue
         prim, args = rec.prim, rec.args
-        vjp, into, place = prim.vjp, prim.vjp_add_into, prim.reads_part
-        # Rules are linear in the cotangent: a negated one goes in without its sign, which the
-        # results take (the rules that write into buffers take the negation itself).
-        g_neg = type(g) is Negated
-        if g_neg:
-            if place is not None or into is not None:
-                g, g_neg = g.negate(), False
-            else:
-                g = g.value
-        elif type(g) is Uniform and g.value < 0 and place is None and into is None:
-            g, g_neg = g.like(-g.value), True  # a subtraction's second operand under grad: 1 is free
+        vjp, place = prim.vjp, prim.reads_part
         if place is not None:  # a read of part of input 0: its cotangent joins that input's parts
             if rec.in_nodes[0] is not None:
                 cts.add_part(rec.in_nodes[0], place(rec.ans, *args, **rec.params), g, rec.in_avals[0])
             del g, rec, args
             continue
-        # In-place accumulation is for plain arrays only: a traced cotangent or operand must go
-        # through the functional rule so that the outer transform sees it.
-        if into is not None and (isinstance(g, Tracer) or any(isinstance(a, Tracer) for a in args)):
-            into = None
         joint = vjp(g, rec.ans, *args, **rec.params) if callable(vjp) else None
         for j, (node, aval) in enumerate(zip(rec.in_nodes, rec.in_avals)):
             if node is None:
                 continue
-            if into is not None and into[j] is not None and cts.write_into(node, into[j], g, rec, aval):
-                continue
             c = joint[j] if joint is not None else (None if vjp[j] is None else vjp[j](g, rec.ans, *args, **rec.params))
             if c is not None:
-                cts.add(node, c, g_neg, aval, g, g_borrowed, rec)
+                cts.add(node, c, aval, g, g_borrowed, rec)
         del g, joint, rec, args
     return [cts.result(n, fresh) for n in wanted]

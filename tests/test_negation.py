@@ -1,6 +1,6 @@
-"""Negated cotangents (gpuad.uniform.Negated): rules that end in a negation hand the sign to the
-engine, which folds it into the next accumulation or rule. Every path a negated cotangent can take
-through the backward sweep and forward mode, against JAX to second order, and the saving itself."""
+"""Negations on every path a cotangent can take through the backward sweep and forward mode
+(fan-out with either sign, parts of arrays, quotient rules, a negated result), against JAX to
+second order."""
 
 from __future__ import annotations
 
@@ -100,73 +100,10 @@ def test_results_own_their_memory():
     np.testing.assert_array_equal(x, np.linspace(0.1, 1.0, 4))
 
 
-def _count_negations(fn, *args):
-    calls = []
-    impl = P.negative.impl
-
-    def spy(xp, x):
-        calls.append(x.shape)
-        return impl(xp, x)
-
-    object.__setattr__(P.negative, "impl", spy)
-    try:
-        fn(*args)
-    finally:
-        object.__setattr__(P.negative, "impl", impl)
-    return len(calls)
-
-
-def test_the_sigmoid_chain_spends_no_pass_on_signs():
-    """1 / (1 + exp(-u)) written out: the forward pass negates u once; the backward sweep's three
-    negations (quotient rule, exp, negative) cancel without touching memory."""
-    x = np.random.default_rng(2).standard_normal((50, 8))
-    sigmoid = lambda v: gnp.sum(1.0 / (1.0 + gnp.exp(-v)))
-    assert _count_negations(gpuad.grad(sigmoid), x) == 1
-    s = 1 / (1 + np.exp(-x))
-    np.testing.assert_allclose(gpuad.grad(sigmoid)(x), s * (1 - s), rtol=1e-13)
-
-
-def test_a_subtraction_under_forward_mode_is_one_operation():
-    calls = []
-    impl = P.subtract.impl
-
-    def spy(xp, a, b):
-        calls.append(1)
-        return impl(xp, a, b)
-
-    x, t = np.linspace(0.0, 1.0, 5), np.ones(5)
-    assert _count_negations(lambda: gpuad.jvp(lambda v: gnp.sin(v) - v * v, (x,), (t,))) == 0
-    object.__setattr__(P.subtract, "impl", spy)
-    try:
-        out, tan = gpuad.jvp(lambda v: gnp.sin(v) - v * v, (x,), (t,))
-    finally:
-        object.__setattr__(P.subtract, "impl", impl)
-    assert len(calls) == 2  # the primal's and the tangent's
-    np.testing.assert_allclose(tan, np.cos(x) - 2 * x, rtol=1e-14)
-
-
-def test_a_negative_constant_cotangent_costs_no_negation():
-    """The seed function ln x1 + x1 x2 - sin x2 under grad: the subtraction hands sin a cotangent
-    of constant -1, which reaches cos(x2) as a sign, not as a pass over memory."""
-    X = np.random.default_rng(3).uniform(1.0, 3.0, size=(40, 2))
-
-    def f(x):
-        x1, x2 = x[..., 0], x[..., 1]
-        return gnp.log(x1) + x1 * x2 - gnp.sin(x2)
-
-    vg = gpuad.vmap(gpuad.value_and_grad(f))
-    assert _count_negations(vg, X) == 0
-    assert _count_negations(gpuad.grad(lambda x: gnp.sum(f(x))), X) == 0
-    value, g = vg(X)
-    x1, x2 = X[:, 0], X[:, 1]
-    np.testing.assert_allclose(value, np.log(x1) + x1 * x2 - np.sin(x2), rtol=1e-14)
-    np.testing.assert_allclose(g, np.stack([1 / x1 + x2, x1 - np.cos(x2)], axis=1), rtol=1e-14)
-
-
 def test_a_read_of_the_whole_array_is_joined_by_one_operation():
     """Log-sum-exp as written per point, ``log(sum(exp(z - m))) + m[..., 0]``: m's cotangent from
-    ``z - m`` (negated) and the part ``m[..., 0]`` (which is all of m) meet in one subtraction, with
-    no embedding into a buffer and no negation pass."""
+    ``z - m`` and the part ``m[..., 0]`` (which is all of m) meet in one addition, with no
+    embedding into a buffer."""
     Z = np.random.default_rng(4).standard_normal((30, 5))
 
     def lse(z):
@@ -183,7 +120,7 @@ def test_a_read_of_the_whole_array_is_joined_by_one_operation():
     vg = gpuad.vmap(gpuad.value_and_grad(lse))
     object.__setattr__(P.embed_add, "impl", spy)
     try:
-        assert _count_negations(vg, Z) == 0
+        vg(Z)
     finally:
         object.__setattr__(P.embed_add, "impl", impl)
     assert embeds == []
