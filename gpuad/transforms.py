@@ -43,15 +43,13 @@ def _normalize_argnums(argnums: Any, transform: str) -> tuple[int, ...]:
 
 
 def _resolve_argnums(argnums: tuple[int, ...], nargs: int, transform: str, given: Any) -> tuple[int, ...]:
-    out = []
     for a in argnums:
         if not -nargs <= a < nargs:
             raise TypeError(
                 f"{transform}: differentiating with respect to argnums={given!r} requires at least "
                 f"{(a if a >= 0 else -a - 1) + 1} positional arguments, but the function was called with {nargs}"
             )
-        out.append(a % nargs)
-    return tuple(out)
+    return tuple(a % nargs for a in argnums)
 
 
 def _positional_names(fun: Callable[..., Any]) -> list[str] | None:
