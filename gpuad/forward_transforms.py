@@ -18,7 +18,7 @@ from .primitives import gnp  # gpuad.numpy, looked up on first use (it imports t
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace
 from .transforms import (
-    _argnums_transform, _as_input_array, _basis_block, _check_callable, _check_like, _common_namespace, _input_labels,
+    _argnums_transform, _as_input_array, _check_callable, _check_like, _common_namespace, _input_labels,
     _jacobian_from_record, _Labels, _output_array, _ReverseResult, _split_aux, _strip, grad, jacrev,
 )
 from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
@@ -149,6 +149,21 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
 # ---------------------------------------------------------------------------------------------
 # Jacobians by forward mode
 # ---------------------------------------------------------------------------------------------
+
+
+def _basis_block(inputs: Sequence[Any], sizes: Sequence[int], start: int, stop: int, xp: Any, device: Any) -> list[Any]:
+    """Rows start..stop of the identity over all input elements, split per input and shaped
+    (rows, *input shape): the tangents of one forward pass, in the inputs' library."""
+    total = sum(sizes)
+    # Compared positions rather than eye(k=start): Dask's eye with an offset makes a broken graph.
+    rows = xp.arange(start, stop, device=device)[:, None] == xp.arange(total, device=device)[None, :]
+    blocks = []
+    offset = 0
+    for a, n in zip(inputs, sizes):
+        part = gnp.astype(rows[:, offset : offset + n], a.dtype)
+        blocks.append(gnp.reshape(part, (stop - start,) + tuple(a.shape)))
+        offset += n
+    return blocks
 
 
 def _push_tangents(fun, in_tree, inputs, blocks, k, xp, device, has_aux):

@@ -259,9 +259,11 @@ class _ReverseResult:
         self.in_nodes = [t.node for t in tracers]
         self.aux = _strip(trace, aux) if has_aux else None
         out_flat, self.out_tree = tree_flatten(out)
-        mine = [type(o) is ReverseTracer and o._trace is trace for o in out_flat]
-        self.out_nodes = [o.node if m else None for o, m in zip(out_flat, mine)]
-        self.out_primals = [o.primal if m else _output_array(o, xp, device, transform) for o, m in zip(out_flat, mine)]
+        self.out_primals, self.out_nodes = [], []
+        for o in out_flat:
+            mine = type(o) is ReverseTracer and o._trace is trace
+            self.out_primals.append(o.primal if mine else _output_array(o, xp, device, transform))
+            self.out_nodes.append(o.node if mine else None)
         self.tape = trace.tape
         self.xp, self.device = xp, device
 
@@ -459,29 +461,19 @@ def _pull_basis(rec: "_ReverseResult") -> list[Any]:
     total = sum(sizes)
     if total == 0:
         return [rec.xp.zeros((0,) + tuple(a.shape), dtype=a.dtype, device=rec.device) for a in rec.inputs]
-    blocks = _basis_block(rec.out_primals, sizes, 0, total, rec.xp, rec.device)
+    eye = rec.xp.eye(total, device=rec.device)  # in the inputs' library (a device alone may not say which)
     with open_trace(BatchTrace, rec.xp, device=rec.device, size=total) as trace:
-        seeds = [BatchTracer(trace, basis_rows(b, o, rec.xp)) for b, o in zip(blocks, rec.out_primals)]
+        seeds = []
+        offset = 0
+        for o, m in zip(rec.out_primals, sizes):
+            block = gnp.reshape(gnp.astype(eye[:, offset : offset + m], o.dtype), (total,) + tuple(o.shape))
+            seeds.append(BatchTracer(trace, basis_rows(block, o, rec.xp)))
+            offset += m
         grads = rec.pull(seeds, consume=True)
     return [
         g.val if type(g) is BatchTracer and g._trace is trace else gnp.broadcast_to(g, (total,) + tuple(g.shape))
         for g in grads
     ]
-
-
-def _basis_block(values: Sequence[Any], sizes: Sequence[int], start: int, stop: int, xp: Any, device: Any) -> list[Any]:
-    """Rows start..stop of the identity over all elements of ``values``, split per value and shaped
-    (rows, *value shape): jacfwd's tangents, jacrev's cotangents, in the inputs' library."""
-    total = sum(sizes)
-    # Compared positions rather than eye(k=start): Dask's eye with an offset makes a broken graph.
-    rows = xp.arange(start, stop, device=device)[:, None] == xp.arange(total, device=device)[None, :]
-    blocks = []
-    offset = 0
-    for a, n in zip(values, sizes):
-        part = gnp.astype(rows[:, offset : offset + n], a.dtype)
-        blocks.append(gnp.reshape(part, (stop - start,) + tuple(a.shape)))
-        offset += n
-    return blocks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,26 +539,30 @@ def vmap(
                 "positional arguments; give one entry per argument (None for an argument that is not batched)"
             )
         specs = in_axes if isinstance(in_axes, (tuple, list)) else [in_axes] * len(args)
-        # Every argument an array with an int or None axis (the common case): no tree work.
-        simple = not kwargs and all(
-            (spec is None or type(spec) is int) and arg is not None and not isinstance(arg, (tuple, list, dict))
-            for arg, spec in zip(args, specs)
-        )
-        if simple:
-            leaves, axes, in_tree = list(args), list(specs), None
-        else:
-            leaves, in_tree = tree_flatten((args, tuple(kwargs.values())))
-            axes = [
-                ax
-                for i, (arg, spec) in enumerate(zip(args, specs))
-                for ax in _axes_for_leaves(spec, arg, _arg_label(fun, i), "in_axes")
-            ]
-            axes += [0] * (len(leaves) - len(axes))  # as in JAX, keyword arguments are mapped along axis 0
+        leaves, axes = [], []
+        simple = not kwargs  # every argument an array with an int or None axis: no tree work
+        for i, (arg, spec) in enumerate(zip(args, specs)):
+            if (spec is None or type(spec) is int) and arg is not None and not isinstance(arg, (tuple, list, dict)):
+                leaves.append(arg)
+                axes.append(spec)
+                continue
+            simple = False
+            leaves.extend(tree_flatten(arg)[0])
+            axes.extend(_axes_for_leaves(spec, arg, _arg_label(fun, i), "in_axes"))
+        for v in kwargs.values():  # as in JAX, keyword arguments are mapped along axis 0
+            kw_leaves = tree_flatten(v)[0]
+            leaves.extend(kw_leaves)
+            axes.extend([0] * len(kw_leaves))
         labels = _input_labels(fun, args, range(len(args)), kwargs)
         size, moved, mapped = _batch_inputs(leaves, axes, labels)
         picked = [i for i, m in enumerate(mapped) if m]
         picked_labels = _Labels(lambda: [labels.resolved()[i] for i in picked])
         xp, device = _common_namespace([moved[i] for i in picked], picked_labels)
+        if simple:
+            n_pos, args_tree = len(args), None
+        else:
+            flat_args, args_tree = tree_flatten(args)
+            n_pos = len(flat_args)
 
         def call(batch_leaves: list[Any], n: int) -> tuple[list[Any], Any, list[Any]]:
             with open_trace(BatchTrace, xp, device=device, size=n) as trace:
@@ -574,8 +570,14 @@ def vmap(
                 if simple:
                     out = fun(*ins)
                 else:
-                    pos, kw_values = tree_unflatten(in_tree, ins)
-                    out = fun(*pos, **dict(zip(kwargs, kw_values)))
+                    pos = tree_unflatten(args_tree, ins[:n_pos])
+                    kw_vals = ins[n_pos:]
+                    kw = {}
+                    for k in kwargs:
+                        kw_leaves, kw_tree = tree_flatten(kwargs[k])
+                        kw[k] = tree_unflatten(kw_tree, kw_vals[: len(kw_leaves)])
+                        kw_vals = kw_vals[len(kw_leaves) :]
+                    out = fun(*pos, **kw)
             return _unbatch_outputs(trace, out, out_axes, n, xp, device)
 
         if chunk_size is None or size <= chunk_size:
