@@ -15,24 +15,17 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from .backend import device_of, is_float_array, namespace_of
+from .backend import is_float_array
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .primitives import Primitive, add, filled_like, summed
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
-from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace
+from .tracing import HigherOrderCall, call_higher_order, open_trace
 from .transforms import vmap
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
 __all__ = ["custom_jvp", "custom_vjp"]
-
-
-def _check_nondiff(nondiff_argnums: Any, name: str) -> tuple[int, ...]:
-    nums = tuple(nondiff_argnums)
-    if any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in nums):
-        raise TypeError(f"{name}: nondiff_argnums must be non-negative ints, got {nondiff_argnums!r}")
-    return nums
 
 
 class _Split:
@@ -57,18 +50,16 @@ class _Split:
         return out
 
 
+def _check_nondiff(nondiff_argnums: Any, name: str) -> tuple[int, ...]:
+    nums = tuple(nondiff_argnums)
+    if any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in nums):
+        raise TypeError(f"{name}: nondiff_argnums must be non-negative ints, got {nondiff_argnums!r}")
+    return nums
+
+
 def _zeros_like_tree(tree: Any) -> Any:
     leaves, treedef = tree_flatten(tree)
     return tree_unflatten(treedef, [filled_like(v, 0) if is_float_array(v) else None for v in leaves])
-
-
-def _namespace(leaves: Sequence[Any]) -> tuple[Any, Any]:
-    for v in leaves:
-        if isinstance(v, Tracer):
-            return v._trace.xp, v.device
-        if hasattr(v, "shape"):
-            return namespace_of(v), device_of(v)
-    return None, None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,135 +139,8 @@ class custom_jvp:
     def __call__(self, *args: Any) -> Any:
         if self.jvp_rule is None:
             raise AttributeError(f"no JVP rule defined for custom_jvp function {self.__name__}; use defjvp")
-        split = _Split(args, self.nondiff_argnums, f"custom_jvp {self.__name__}")
-        leaves, in_tree = tree_flatten(split.diff)
-        return call_higher_order(_CustomJVPCall(self, args, split, leaves, in_tree), leaves)
-
-    def _jvp_call(self, trace: JVPTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        if not any(type(v) is JVPTracer and v._trace is trace and v.tangent is not None for v in leaves):
-            # Every tangent is a symbolic zero (inputs through floor, round...): the output's is
-            # too, as in JAX; the rule would multiply zeros by weights that may be inf or NaN.
-            return self.fun(*split.full(split.diff))
-        primals, tangents = [], []
-        for v in leaves:
-            if type(v) is JVPTracer and v._trace is trace:
-                primals.append(v.primal)
-                tangents.append(v.tangent if v.tangent is not None else filled_like(v.primal, 0))
-            else:
-                primals.append(v)
-                tangents.append(filled_like(v, 0) if is_float_array(v) else None)
-        p_out, t_out = self._rule(split, tree_unflatten(in_tree, primals), tree_unflatten(in_tree, tangents))
-        p_flat, out_tree = tree_flatten(p_out)
-        t_flat = tree_flatten(t_out)[0]
-        return tree_unflatten(out_tree, [JVPTracer(trace, p, t) for p, t in zip(p_flat, t_flat)])
-
-    def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]
-        axes = tree_unflatten(in_tree, [0 if type(v) is BatchTracer and v._trace is trace else None for v in leaves])
-        fun_b = vmap(lambda *d: self.fun(*split.full(d)), in_axes=tuple(axes))
-        batched = custom_jvp(fun_b)
-        rule = self.jvp_rule
-        static = split.static
-        batched.defjvp(lambda p, t: vmap(lambda p1, t1: rule(*static, p1, t1), in_axes=(tuple(axes), tuple(axes)))(p, t))
-        out = batched(*tree_unflatten(in_tree, vals))
-        out_flat, out_tree = tree_flatten(out)
-        return tree_unflatten(out_tree, [BatchTracer(trace, o) for o in out_flat])
-
-
-def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
-    """VJP of a custom_jvp call: reverse mode through the rule's (linear) tangent map."""
-    primals = tree_unflatten(in_tree, list(leaves))
-    with open_trace(ReverseTrace, xp, device=device) as trace:
-        tangent_in = [trace.new_input(filled_like(v, 0)) if act else None for v, act in zip(leaves, active)]
-        tangents = [t if t is not None else (filled_like(v, 0) if is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
-        _, t_out = cj._rule(split, primals, tree_unflatten(in_tree, tangents))
-    seeds: dict[int, Any] = {}
-    for t, g in zip(tree_flatten(t_out)[0], gs):
-        if g is None or not (type(t) is ReverseTracer and t._trace is trace and t.node is not None):
-            continue
-        seeds[t.node] = add(seeds[t.node], g) if t.node in seeds else g
-    wanted = [t.node for t in tangent_in if t is not None]
-    grads = iter(backward(trace.tape, seeds, wanted, consume=True))
-    return tuple(next(grads) if act else None for act in active)
-
-
-def _custom_jvp_replay(tangents, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
-    """JVP of a recorded custom_jvp call (linearize's replay): the rule itself."""
-    full = [t if t is not None else (filled_like(v, 0) if is_float_array(v) else None) for t, v in zip(tangents, leaves)]
-    _, t_out = cj._rule(split, tree_unflatten(in_tree, list(leaves)), tree_unflatten(in_tree, full))
-    return tuple(tree_flatten(t_out)[0])
-
-
-def _custom_jvp_impl(xp, *leaves, cj, split, in_tree, **_):
-    return tuple(tree_flatten(cj.fun(*split.full(tree_unflatten(in_tree, list(leaves)))))[0])
-
-
-# Higher-order records like checkpoint: they live with the tape machinery, not in the table.
-_CUSTOM_JVP_CALL = Primitive(
-    "custom_jvp_call", _custom_jvp_impl, jvp=_custom_jvp_replay, vjp=_custom_jvp_transpose, residuals=("args",)
-)
-
-
-class _CustomCall(HigherOrderCall):
-    """A call of a custom_jvp or custom_vjp function ``f`` on ``args`` (``split``: its
-    differentiated and static arguments; ``leaves``: the differentiated ones, flat)."""
-
-    def __init__(self, f: Any, args: tuple[Any, ...], split: "_Split", leaves: list[Any], in_tree: Any):
-        self.f, self.args, self.split, self.leaves, self.in_tree = f, args, split, leaves, in_tree
-
-    def run(self) -> Any:
-        return self.f.fun(*self.args)
-
-    def batch(self, trace: Any) -> Any:
-        return self.f._batch_call(trace, self.split, self.leaves, self.in_tree)
-
-
-class _CustomJVPCall(_CustomCall):
-    name = "custom_jvp_call"
-
-    def jvp(self, trace: Any) -> Any:
-        return self.f._jvp_call(trace, self.split, self.leaves, self.in_tree)
-
-    def reverse(self, trace: Any) -> Any:
-        return _record(trace, self.split, self.leaves, self.in_tree, _CUSTOM_JVP_CALL, {"cj": self.f, "split": self.split})
-
-
-class _CustomVJPCall(_CustomCall):
-    name = "custom_vjp_call"
-
-    def jvp(self, trace: Any) -> Any:
-        raise TypeError(
-            f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "
-            f"custom_vjp function {self.f.__name__}; define it with custom_jvp instead (as in JAX)"
-        )
-
-    def reverse(self, trace: Any) -> Any:
-        return _record(trace, self.split, self.leaves, self.in_tree, _CUSTOM_VJP_CALL, {"cv": self.f, "split": self.split})
-
-
-def _record(trace: ReverseTrace, split: _Split, leaves: list[Any], in_tree: Any, prim: Primitive, params: dict) -> Any:
-    """Evaluate a custom call one level down and record it as one multi-output line."""
-    primals = [v.primal if type(v) is ReverseTracer and v._trace is trace else v for v in leaves]
-    in_nodes = [v.node if type(v) is ReverseTracer and v._trace is trace else None for v in leaves]
-    active = tuple(n is not None for n in in_nodes)
-    if prim is _CUSTOM_JVP_CALL:
-        # Calling the custom function itself (not its body) one level down keeps the rule in force
-        # for the transforms below this one (grad of grad).
-        out = params["cj"](*split.full(tree_unflatten(in_tree, primals)))
-        extra: dict[str, Any] = {}
-    else:
-        out, res = params["cv"]._forward(split, tree_unflatten(in_tree, primals))
-        extra = {"res": res}
-    out_flat, out_tree = tree_flatten(out)
-    if not any(active):
-        return tree_unflatten(out_tree, [ReverseTracer(trace, o, None) for o in out_flat])
-    extra["out_tree"] = out_tree
-    extra["out_avals"] = [(tuple(o.shape), o.dtype) for o in out_flat]
-    nodes = tuple(trace.new_node() for _ in out_flat)
-    in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
-    full_params = dict(params, in_tree=in_tree, active=active, xp=trace.xp, device=trace.device, **extra)
-    trace._append(Record(prim, in_nodes, nodes, primals, None, full_params, in_avals), primals, list(out_flat))
-    return tree_unflatten(out_tree, [ReverseTracer(trace, o, n) for o, n in zip(out_flat, nodes)])
+        call = _CustomJVPCall(self, args, _Split(args, self.nondiff_argnums, f"custom_jvp {self.__name__}"))
+        return call_higher_order(call, call.leaves)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,33 +198,43 @@ class custom_vjp:
     def __call__(self, *args: Any) -> Any:
         if self.fwd is None:
             raise AttributeError(f"no VJP defined for custom_vjp function {self.__name__}; use defvjp")
-        split = _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}")
-        leaves, in_tree = tree_flatten(split.diff)
-        return call_higher_order(_CustomVJPCall(self, args, split, leaves, in_tree), leaves)
+        call = _CustomVJPCall(self, args, _Split(args, self.nondiff_argnums, f"custom_vjp {self.__name__}"))
+        return call_higher_order(call, call.leaves)
 
-    def _batch_call(self, trace: BatchTrace, split: _Split, leaves: list[Any], in_tree: Any) -> Any:
-        vals = [v.val if type(v) is BatchTracer and v._trace is trace else v for v in leaves]
-        flags = [type(v) is BatchTracer and v._trace is trace for v in leaves]
-        axes = tuple(tree_unflatten(in_tree, [0 if f else None for f in flags]))
-        me = self
 
-        batched = custom_vjp(vmap(lambda *d: me.fun(*split.full(d)), in_axes=axes))
+# ---------------------------------------------------------------------------------------------
+# The recorded calls: higher-order records like checkpoint, living with the tape machinery
+# rather than in the table
+# ---------------------------------------------------------------------------------------------
 
-        def fwd_b(*d: Any) -> Any:
-            return vmap(lambda *p: me._forward(split, p), in_axes=axes)(*d)
 
-        def bwd_b(res: Any, g: Any) -> tuple[Any, ...]:
-            cts = vmap(lambda r, gg: me._backward(split, r, gg))(res, g)
-            # An argument shared by all points (not batched) gets the sum over the points.
-            flat, tree = tree_flatten(cts)
-            arg_flags = tree_flatten(tree_unflatten(in_tree, flags))[0]
-            out = [c if f else summed(c, (-c.ndim,)) for c, f in zip(flat, arg_flags)] if len(flat) == len(arg_flags) else flat
-            return tuple(tree_unflatten(tree, out))
+def _custom_impl(xp, *leaves, split, in_tree, cj=None, cv=None, **_):
+    """A recorded custom call's body (what a replay runs)."""
+    return tuple(tree_flatten((cj or cv).fun(*split.full(tree_unflatten(in_tree, list(leaves)))))[0])
 
-        batched.defvjp(fwd_b, bwd_b)
-        out = batched(*tree_unflatten(in_tree, vals))
-        out_flat, out_tree = tree_flatten(out)
-        return tree_unflatten(out_tree, [BatchTracer(trace, o) for o in out_flat])
+
+def _custom_jvp_transpose(gs, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
+    """VJP of a custom_jvp call: reverse mode through the rule's (linear) tangent map."""
+    primals = tree_unflatten(in_tree, list(leaves))
+    with open_trace(ReverseTrace, xp, device=device) as trace:
+        tangent_in = [trace.new_input(filled_like(v, 0)) if act else None for v, act in zip(leaves, active)]
+        tangents = [t if t is not None else (filled_like(v, 0) if is_float_array(v) else None) for t, v in zip(tangent_in, leaves)]
+        _, t_out = cj._rule(split, primals, tree_unflatten(in_tree, tangents))
+    seeds: dict[int, Any] = {}
+    for t, g in zip(tree_flatten(t_out)[0], gs):
+        if g is None or not (type(t) is ReverseTracer and t._trace is trace and t.node is not None):
+            continue
+        seeds[t.node] = add(seeds[t.node], g) if t.node in seeds else g
+    wanted = [t.node for t in tangent_in if t is not None]
+    grads = iter(backward(trace.tape, seeds, wanted, consume=True))
+    return tuple(next(grads) if act else None for act in active)
+
+
+def _custom_jvp_replay(tangents, ans, *leaves, cj, split, in_tree, active, xp, device, **_):
+    """JVP of a recorded custom_jvp call (linearize's replay): the rule itself."""
+    full = [t if t is not None else (filled_like(v, 0) if is_float_array(v) else None) for t, v in zip(tangents, leaves)]
+    _, t_out = cj._rule(split, tree_unflatten(in_tree, list(leaves)), tree_unflatten(in_tree, full))
+    return tuple(tree_flatten(t_out)[0])
 
 
 def _custom_vjp_bwd(gs, ans, *leaves, cv, split, in_tree, active, xp, device, res, out_tree, out_avals):
@@ -379,8 +253,120 @@ def _custom_vjp_bwd(gs, ans, *leaves, cv, split, in_tree, active, xp, device, re
     return tuple(c if act else None for c, act in zip(flat, active))
 
 
-def _custom_vjp_impl(xp, *leaves, cv, split, in_tree, **_):
-    return tuple(tree_flatten(cv.fun(*split.full(tree_unflatten(in_tree, list(leaves)))))[0])
+_CUSTOM_JVP_CALL = Primitive(
+    "custom_jvp_call", _custom_impl, jvp=_custom_jvp_replay, vjp=_custom_jvp_transpose, residuals=("args",)
+)
+_CUSTOM_VJP_CALL = Primitive("custom_vjp_call", _custom_impl, vjp=_custom_vjp_bwd, residuals=("args",))
 
 
-_CUSTOM_VJP_CALL = Primitive("custom_vjp_call", _custom_vjp_impl, vjp=_custom_vjp_bwd, residuals=("args",))
+# ---------------------------------------------------------------------------------------------
+# The calls, as each transform sees them
+# ---------------------------------------------------------------------------------------------
+
+
+class _CustomCall(HigherOrderCall):
+    """A call of a custom_jvp or custom_vjp function ``f`` on ``args`` (``split``: its
+    differentiated and static arguments; ``leaves``: the differentiated ones, flat). Each kind says
+    how it runs one level down under reverse mode (``below``: the output, and the parameters of the
+    line recorded) and what custom function of the batched arguments vmap calls (``batched``)."""
+
+    prim: Primitive  # the line reverse mode records
+
+    def __init__(self, f: Any, args: tuple[Any, ...], split: _Split):
+        self.f, self.args, self.split = f, args, split
+        self.leaves, self.in_tree = tree_flatten(split.diff)
+
+    def run(self) -> Any:
+        return self.f.fun(*self.args)
+
+    def reverse(self, trace: ReverseTrace) -> Any:
+        """Evaluate the call one level down and record it as one multi-output line."""
+        mine = [type(v) is ReverseTracer and v._trace is trace for v in self.leaves]
+        primals = [v.primal if m else v for v, m in zip(self.leaves, mine)]
+        in_nodes = [v.node if m else None for v, m in zip(self.leaves, mine)]
+        active = tuple(n is not None for n in in_nodes)
+        out, params = self.below(tree_unflatten(self.in_tree, primals))
+        out_flat, out_tree = tree_flatten(out)
+        if not any(active):
+            return tree_unflatten(out_tree, [ReverseTracer(trace, o, None) for o in out_flat])
+        nodes = tuple(trace.new_node() for _ in out_flat)
+        in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(in_nodes, primals)]
+        params.update(split=self.split, in_tree=self.in_tree, active=active, xp=trace.xp, device=trace.device)
+        params.update(out_tree=out_tree, out_avals=[(tuple(o.shape), o.dtype) for o in out_flat])
+        trace._append(Record(self.prim, in_nodes, nodes, primals, None, params, in_avals), primals, list(out_flat))
+        return tree_unflatten(out_tree, [ReverseTracer(trace, o, n) for o, n in zip(out_flat, nodes)])
+
+    def batch(self, trace: BatchTrace) -> Any:
+        """Batch the function and its rules with vmap, and call the batched custom function one level
+        down, so that the rules keep applying to the transforms below."""
+        arg_flags = [type(v) is BatchTracer and v._trace is trace for v in self.leaves]
+        vals = [v.val if m else v for v, m in zip(self.leaves, arg_flags)]
+        axes = tuple(tree_unflatten(self.in_tree, [0 if m else None for m in arg_flags]))
+        fun_b = vmap(lambda *d: self.f.fun(*self.split.full(d)), in_axes=axes)
+        out = self.batched(fun_b, axes, arg_flags)(*tree_unflatten(self.in_tree, vals))
+        out_flat, out_tree = tree_flatten(out)
+        return tree_unflatten(out_tree, [BatchTracer(trace, o) for o in out_flat])
+
+
+class _CustomJVPCall(_CustomCall):
+    name, prim = "custom_jvp_call", _CUSTOM_JVP_CALL
+
+    def jvp(self, trace: JVPTrace) -> Any:
+        if not any(type(v) is JVPTracer and v._trace is trace and v.tangent is not None for v in self.leaves):
+            # Every tangent is a symbolic zero (inputs through floor, round...): the output's is
+            # too, as in JAX; the rule would multiply zeros by weights that may be inf or NaN.
+            return self.run()
+        primals, tangents = [], []
+        for v in self.leaves:
+            if type(v) is JVPTracer and v._trace is trace:
+                primals.append(v.primal)
+                tangents.append(v.tangent if v.tangent is not None else filled_like(v.primal, 0))
+            else:
+                primals.append(v)
+                tangents.append(filled_like(v, 0) if is_float_array(v) else None)
+        in_tree = self.in_tree
+        p_out, t_out = self.f._rule(self.split, tree_unflatten(in_tree, primals), tree_unflatten(in_tree, tangents))
+        p_flat, out_tree = tree_flatten(p_out)
+        return tree_unflatten(out_tree, [JVPTracer(trace, p, t) for p, t in zip(p_flat, tree_flatten(t_out)[0])])
+
+    def below(self, primals: Any) -> tuple[Any, dict[str, Any]]:
+        # Calling the custom function itself (not its body) one level down keeps the rule in force
+        # for the transforms below this one (grad of grad).
+        return self.f(*self.split.full(primals)), {"cj": self.f}
+
+    def batched(self, fun_b: Callable[..., Any], axes: tuple[Any, ...], arg_flags: list[bool]) -> custom_jvp:
+        batched = custom_jvp(fun_b)
+        rule, static = self.f.jvp_rule, self.split.static
+        batched.defjvp(lambda p, t: vmap(lambda p1, t1: rule(*static, p1, t1), in_axes=(axes, axes))(p, t))
+        return batched
+
+
+class _CustomVJPCall(_CustomCall):
+    name, prim = "custom_vjp_call", _CUSTOM_VJP_CALL
+
+    def jvp(self, trace: JVPTrace) -> Any:
+        raise TypeError(
+            f"can't apply forward-mode differentiation (jvp, jacfwd, hessian's outer pass) to the "
+            f"custom_vjp function {self.f.__name__}; define it with custom_jvp instead (as in JAX)"
+        )
+
+    def below(self, primals: Any) -> tuple[Any, dict[str, Any]]:
+        out, res = self.f._forward(self.split, primals)
+        return out, {"cv": self.f, "res": res}
+
+    def batched(self, fun_b: Callable[..., Any], axes: tuple[Any, ...], arg_flags: list[bool]) -> custom_vjp:
+        me, split = self.f, self.split
+
+        def fwd_b(*d: Any) -> Any:
+            return vmap(lambda *p: me._forward(split, p), in_axes=axes)(*d)
+
+        def bwd_b(res: Any, g: Any) -> tuple[Any, ...]:
+            cts = vmap(lambda r, gg: me._backward(split, r, gg))(res, g)
+            # An argument shared by all points (not batched) gets the sum over the points.
+            flat, tree = tree_flatten(cts)
+            out = [c if f else summed(c, (-c.ndim,)) for c, f in zip(flat, arg_flags)] if len(flat) == len(arg_flags) else flat
+            return tuple(tree_unflatten(tree, out))
+
+        batched = custom_vjp(fun_b)
+        batched.defvjp(fwd_b, bwd_b)
+        return batched

@@ -16,23 +16,10 @@ from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTrace, JVPTracer
 from .primitives import axis_moved, broadcasted, cast, concat, filled_like, reshaped, scalar_like
 from .reverse import forward_sweep
-from .tracing import Tracer, open_trace, reuses_buffers
+from .tracing import Tracer, open_trace
 from .transforms import (
-    _as_input_array,
-    _check_callable,
-    _check_like,
-    _common_namespace,
-    _input_labels,
-    _Labels,
-    _jacobian_from_record,
-    _normalize_argnums,
-    _output_array,
-    _differentiated,
-    _ReverseResult,
-    _split_aux,
-    _strip,
-    grad,
-    jacrev,
+    _argnums_transform, _as_input_array, _check_callable, _check_like, _common_namespace, _input_labels,
+    _jacobian_from_record, _Labels, _output_array, _ReverseResult, _split_aux, _strip, grad, jacrev,
 )
 from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
 
@@ -58,6 +45,7 @@ def _tangents_for(
             f"{tree_structure(tuple(tangents))} ({exc}); give one tangent (or None) per primal"
         ) from None
     labels = _input_labels(fun, primals, range(len(primals)))  # formatted only into an error
+    tangent_labels = _Labels(lambda: [f"{transform}: the tangent of {s}" for s in labels.resolved()])
     inputs, tans = [], []
     for i, (p, t) in enumerate(zip(p_flat, t_flat)):
         is_array = isinstance(p, Tracer) or backend.is_array(p)
@@ -81,7 +69,7 @@ def _tangents_for(
             if type(t) is float:  # a Python float primal takes a Python float tangent, as in JAX
                 t = scalar_like(t, p)
         if t is not None:
-            _check_like(t, p, labels[i].prefixed(f"{transform}: the tangent of "), "the primal", TypeError)  # JAX: TypeError
+            _check_like(t, p, tangent_labels[i], "the primal", TypeError)  # JAX: TypeError
         inputs.append(p)
         tans.append(t)
     return inputs, tans, p_tree, labels
@@ -100,18 +88,13 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     inputs, tans, p_tree, labels = _tangents_for(fun, primals, tangents, "jvp")
     picked = [i for i, a in enumerate(inputs) if isinstance(a, Tracer) or backend.is_array(a)]
     with_tangent = [i for i, t in enumerate(tans) if t is not None]
-    names = lambda: [str(labels[i]) for i in picked] + [f"the tangent of {labels[i]}" for i in with_tangent]  # noqa: E731
-    xp, device = _common_namespace(
-        [inputs[i] for i in picked] + [tans[i] for i in with_tangent], _Labels(names, len(picked) + len(with_tangent))
-    )
+    names = _Labels(lambda: [str(labels[i]) for i in picked] + [f"the tangent of {labels[i]}" for i in with_tangent])
+    xp, device = _common_namespace([inputs[i] for i in picked] + [tans[i] for i in with_tangent], names)
     with open_trace(JVPTrace, xp, device=device) as trace:
         # Every array input is traced, integer ones with a None (zero) tangent, so that operators
         # between inputs always dispatch to gpuad whatever library holds them.
         ins = [trace.new_input(p, t) if isinstance(p, Tracer) or backend.is_array(p) else p for p, t in zip(inputs, tans)]
-        out = fun(*tree_unflatten(p_tree, ins))
-        aux = None
-        if has_aux:
-            out, aux = _split_aux(out, "jvp")
+        out, aux = _split_aux(fun(*tree_unflatten(p_tree, ins)), has_aux, "jvp")
     out_flat, out_tree = tree_flatten(out)
     primals_out, tangents_out = [], []
     for o in out_flat:
@@ -119,15 +102,11 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
             primals_out.append(o.primal)
             tangents_out.append(filled_like(o.primal, 0) if o.tangent is None else o.tangent)
         else:  # a constant (or a value of an outer transform closed over): a zero tangent
-            o = _output_array(o, xp, device, "jvp", "outputs")
+            o = _output_array(o, xp, device, "jvp")
             primals_out.append(o)
             tangents_out.append(filled_like(o, 0))
     result = (tree_unflatten(out_tree, primals_out), tree_unflatten(out_tree, tangents_out))
-    if not has_aux:
-        return result
-    aux_flat, aux_tree = tree_flatten(aux)
-    aux_out = [a.primal if type(a) is JVPTracer and a._trace is trace else a for a in aux_flat]
-    return result + (tree_unflatten(aux_tree, aux_out),)
+    return (*result, _strip(trace, aux)) if has_aux else result
 
 
 def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
@@ -151,11 +130,10 @@ def linearize(fun: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[...
         except ValueError as exc:
             raise TypeError(f"linearize's f_jvp: the tangents must have the structure of the primals: {exc}") from None
         seeds = {}
-        for node, t, a, lab in zip(rec.in_nodes, t_flat, rec.inputs, labels):
-            if t is None:
-                continue
-            _check_like(t, a, f"f_jvp: the tangent of {lab}", "the primal", TypeError)
-            seeds[node] = t
+        for i, (node, t, a) in enumerate(zip(rec.in_nodes, t_flat, rec.inputs)):
+            if t is not None:
+                _check_like(t, a, f"f_jvp: the tangent of {labels[i]}", "the primal", TypeError)
+                seeds[node] = t
         outs = forward_sweep(tape, seeds, rec.out_nodes)
         results = []
         for t, o in zip(outs, rec.out_primals):
@@ -194,17 +172,14 @@ def _push_tangents(fun, in_tree, inputs, blocks, k, xp, device, has_aux):
     with open_trace(BatchTrace, xp, device=device, size=k) as batch:
         with open_trace(JVPTrace, xp, device=device) as trace:
             ins = [trace.new_input(p, BatchTracer(batch, b)) for p, b in zip(inputs, blocks)]
-            out = fun(*tree_unflatten(in_tree, ins))
-            aux = None
-            if has_aux:
-                out, aux = _split_aux(out, "jacfwd")
+            out, aux = _split_aux(fun(*tree_unflatten(in_tree, ins)), has_aux, "jacfwd")
     out_flat, out_tree = tree_flatten(out)
     primals, tangents = [], []
     for o in out_flat:
         if type(o) is JVPTracer and o._trace is trace:
             p, t = o.primal, o.tangent
         else:
-            p, t = _output_array(o, xp, device, "jacfwd", "outputs"), None
+            p, t = _output_array(o, xp, device, "jacfwd"), None
         shape = (k,) + tuple(p.shape)
         if type(t) is BatchTracer and t._trace is batch:
             t = t.val
@@ -232,44 +207,45 @@ def jacfwd(
     >>> jacfwd(lambda x: x * x)(np.asarray([1.0, 2.0])).tolist()
     [[2.0, 0.0], [0.0, 4.0]]
     """
-    _check_callable(fun, "jacfwd")
-    nums = _normalize_argnums(argnums, "jacfwd")
+    transform = _argnums_transform(fun, argnums, "jacfwd")  # fun and argnums are checked first
     if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0):
         raise ValueError(f"jacfwd: chunk_size must be a positive int or None, got {chunk_size!r}")
+    return transform(functools.partial(_jacfwd, argnums=argnums, has_aux=has_aux, chunk_size=chunk_size))
 
-    @functools.wraps(fun)
-    def jacfwd_fun(*args: Any, **kwargs: Any) -> Any:
-        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacfwd")
-        flat, in_tree = tree_flatten(tuple(diff))
-        inputs = [_as_input_array(v, lab, "jacfwd") for v, lab in zip(flat, labels)]
-        xp, device = _common_namespace(inputs, labels)
-        sizes = [math.prod(a.shape) for a in inputs]
-        total = sum(sizes)
-        step = chunk_size or max(total, 1)
-        parts: list[list[Any]] = []
-        for start in range(0, max(total, 1), step):
-            stop = min(start + step, total)
-            blocks = [basis_rows(b, a, xp) for b, a in zip(_basis_block(inputs, sizes, start, stop, xp, device), inputs)]
-            primals, tangents, out_tree, aux = _push_tangents(
-                partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
-            )
-            parts.append(tangents)
-        columns = [parts[0][i] if len(parts) == 1 else concat(*[p[i] for p in parts], axis=-parts[0][i].ndim) for i in range(len(primals))]
-        per_output = []
-        for p, cols in zip(primals, columns):
-            leaves = []
-            offset = 0
-            for a, n in zip(inputs, sizes):
-                block = cols[offset : offset + n, ...]
-                block = axis_moved(block, 0, -1) if block.ndim > 1 else block
-                leaves.append(reshaped(block, tuple(p.shape) + tuple(a.shape)))
-                offset += n
-            per_arg = tree_unflatten(in_tree, leaves)
-            per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
-        jac = tree_unflatten(out_tree, per_output)
-        return (jac, aux) if has_aux else jac
 
-    return reuses_buffers(jacfwd_fun)
+def _jacfwd(
+    diff: list[Any], labels: Any, partial_fun: Callable[..., Any], *, argnums: Any, has_aux: bool, chunk_size: int | None
+) -> Any:
+    """jacfwd's Jacobian of ``partial_fun`` at ``diff`` (the differentiated arguments, see
+    _argnums_transform), the basis tangents pushed ``chunk_size`` at a time."""
+    flat, in_tree = tree_flatten(tuple(diff))
+    inputs = [_as_input_array(v, labels[i], "jacfwd") for i, v in enumerate(flat)]
+    xp, device = _common_namespace(inputs, labels)
+    sizes = [math.prod(a.shape) for a in inputs]
+    total = sum(sizes)
+    step = chunk_size or max(total, 1)
+    parts: list[list[Any]] = []
+    for start in range(0, max(total, 1), step):
+        stop = min(start + step, total)
+        blocks = [basis_rows(b, a, xp) for b, a in zip(_basis_block(inputs, sizes, start, stop, xp, device), inputs)]
+        primals, tangents, out_tree, aux = _push_tangents(
+            partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
+        )
+        parts.append(tangents)
+    columns = [parts[0][i] if len(parts) == 1 else concat(*[p[i] for p in parts], axis=-parts[0][i].ndim) for i in range(len(primals))]
+    per_output = []
+    for p, cols in zip(primals, columns):
+        leaves = []
+        offset = 0
+        for a, n in zip(inputs, sizes):
+            block = cols[offset : offset + n, ...]
+            block = axis_moved(block, 0, -1) if block.ndim > 1 else block
+            leaves.append(reshaped(block, tuple(p.shape) + tuple(a.shape)))
+            offset += n
+        per_arg = tree_unflatten(in_tree, leaves)
+        per_output.append(per_arg[0] if isinstance(argnums, int) else tuple(per_arg))
+    jac = tree_unflatten(out_tree, per_output)
+    return (jac, aux) if has_aux else jac
 
 
 def jacobian(
@@ -290,21 +266,18 @@ def jacobian(
         return jacfwd(fun, argnums, has_aux)
     if mode == "rev":
         return jacrev(fun, argnums, has_aux)
-    nums = _normalize_argnums(argnums, "jacobian")
 
-    @functools.wraps(fun)
-    def jacobian_fun(*args: Any, **kwargs: Any) -> Any:
-        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacobian")
-
+    @_argnums_transform(fun, argnums, "jacobian")
+    def jacobian_fun(diff: list[Any], labels: Any, partial_fun: Callable[..., Any]) -> Any:
         # Record once: reverse mode can use the recording; forward mode needs only the sizes.
         rec = _ReverseResult(partial_fun, diff, has_aux, "jacobian", labels)
         n_in = sum(math.prod(a.shape) for a in rec.inputs)
         n_out = sum(math.prod(o.shape) for o in rec.out_primals)
         if n_in < n_out:
-            return jacfwd(fun, argnums, has_aux)(*args, **kwargs)
+            return _jacfwd(diff, labels, partial_fun, argnums=argnums, has_aux=has_aux, chunk_size=None)
         return _jacobian_from_record(rec, argnums, has_aux)
 
-    return reuses_buffers(jacobian_fun)
+    return jacobian_fun
 
 
 def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:

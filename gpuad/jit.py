@@ -37,9 +37,7 @@ class StagedTracer(Tracer):
     __slots__ = ("value", "var")
 
     def __init__(self, trace: "StagingTrace", value: Any, var: int):
-        self._trace = trace
-        self.value = value
-        self.var = var
+        self._trace, self.value, self.var = trace, value, var
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -97,17 +95,16 @@ class StagingTrace(Trace):
         return StagedTracer(self, value, self.n_vars - 1)
 
     def process(self, prim: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
-        vals = []
-        refs = []
+        vals, refs = [], []
         for a in args:
             if type(a) is StagedTracer and a._trace is self:
                 vals.append(a.value)
                 refs.append(a.var)
-            else:
-                if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
-                    a = a.view()
-                vals.append(a)
-                refs.append(_Const(a))
+                continue
+            if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
+                a = a.view()
+            vals.append(a)
+            refs.append(_Const(a))
         out = bind(prim, *vals, **params)
         if isinstance(out, tuple):  # higher-order records (checkpoint, custom rules) give several
             tracers = tuple(self.new_var(o) for o in out)
@@ -154,11 +151,8 @@ class _Compiled:
                     roots[o] = shared
         # An output that is or views an input or a constant is copied on every call; anything
         # else it views is kept from reuse.
-        self.outputs = []
-        for kind, o in outputs:
-            if kind == "var" and (roots[o] & set(in_vars) or _CONST_ROOT in roots[o]):
-                kind = "copy"
-            self.outputs.append((kind, o))
+        owned_elsewhere = set(in_vars) | {_CONST_ROOT}
+        self.outputs = [("copy" if kind == "var" and roots[o] & owned_elsewhere else kind, o) for kind, o in outputs]
         kept = set(in_vars)
         for kind, o in self.outputs:
             if kind != "const":
@@ -175,10 +169,8 @@ class _Compiled:
             into = self._dead_buffer(prim, refs, params, out, k, avals, roots, last_use, kept)
             frees = tuple(r for r in set(refs) if type(r) is int and last_use.get(r) == k and r not in kept and r != into)
             args = tuple((True, r) if type(r) is int else (False, r.value) for r in refs)
-            if into is None:
-                self.steps.append((prim.impl, args, params, out, frees, None))
-            else:
-                self.steps.append((ufunc_with_out(xp, prim.ufunc), args, params, out, frees, into))
+            fn = prim.impl if into is None else ufunc_with_out(xp, prim.ufunc)
+            self.steps.append((fn, args, params, out, frees, into))
 
     def _dead_buffer(self, prim, refs, params, out, k, avals, roots, last_use, kept) -> int | None:
         """An operand whose buffer can hold this elementwise result: a fresh intermediate (a root)

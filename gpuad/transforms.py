@@ -43,15 +43,13 @@ def _normalize_argnums(argnums: Any, transform: str) -> tuple[int, ...]:
 
 
 def _resolve_argnums(argnums: tuple[int, ...], nargs: int, transform: str, given: Any) -> tuple[int, ...]:
-    out = []
     for a in argnums:
         if not -nargs <= a < nargs:
             raise TypeError(
                 f"{transform}: differentiating with respect to argnums={given!r} requires at least "
                 f"{(a if a >= 0 else -a - 1) + 1} positional arguments, but the function was called with {nargs}"
             )
-        out.append(a % nargs)
-    return tuple(out)
+    return tuple(a % nargs for a in argnums)
 
 
 def _positional_names(fun: Callable[..., Any]) -> list[str] | None:
@@ -94,10 +92,59 @@ def _arg_label(fun: Callable[..., Any], i: int) -> str:
     return f"argument {i}"
 
 
-def _leaf_labels(label: str, treedef: Any, n: int) -> list[str]:
-    if treedef.kind == "leaf":
-        return [label]
-    return [f"{label}, leaf {j} of {treedef}" for j in range(n)]
+class _Label:
+    """One flattened argument's label for error messages, worked out only when a message is written
+    (reading parameter names and formatting tree paths on every call would cost more than a small
+    gradient)."""
+
+    __slots__ = ("_labels", "_i")
+
+    def __init__(self, labels: "_Labels", i: int):
+        self._labels, self._i = labels, i
+
+    def __str__(self) -> str:
+        return self._labels.resolved()[self._i]
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+class _Labels:
+    """The labels of the flattened arguments, made by ``make`` when the first one is formatted."""
+
+    __slots__ = ("_make", "_list")
+
+    def __init__(self, make: Callable[[], list[str]]):
+        self._make, self._list = make, None
+
+    def resolved(self) -> list[str]:
+        if self._list is None:
+            self._list = self._make()
+        return self._list
+
+    def __getitem__(self, i: int) -> _Label:
+        return _Label(self, i)
+
+
+def _input_labels(
+    fun: Callable[..., Any], args: Sequence[Any], positions: Sequence[int], kwargs: dict[str, Any] | None = None
+) -> _Labels:
+    """'argument 0 (x)', 'argument 1 (p), leaf 2 of (*, *, *)', 'keyword argument 'w'': a label per
+    leaf of the arguments at ``positions`` and of ``kwargs``."""
+
+    def make() -> list[str]:
+        named = [(_arg_label(fun, pos), a) for pos, a in zip(positions, args)]
+        named += [(f"keyword argument {k!r}", v) for k, v in (kwargs or {}).items()]
+        labels = []
+        for label, a in named:
+            leaves, treedef = tree_flatten(a)
+            if treedef.kind == "leaf":
+                labels.append(label)
+            else:
+                labels.extend(f"{label}, leaf {j} of {treedef}" for j in range(len(leaves)))
+        return labels
+
+    return _Labels(make)
 
 
 def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None) -> Any:
@@ -125,22 +172,9 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
     return arr
 
 
-class _Picked:
-    """The labels of some of the arguments (by index), looked up only when asked."""
-
-    __slots__ = ("_labels", "_idx")
-
-    def __init__(self, labels: Any, idx: list[int]):
-        self._labels, self._idx = labels, idx
-
-    def __getitem__(self, i: int) -> Any:
-        return self._labels[self._idx[i]]
-
-
 def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any, Any]:
     """The one library and device of all differentiated inputs; a clear error otherwise."""
-    xp = device = None
-    first = None
+    xp = device = first = None
     for i, a in enumerate(arrays):
         if isinstance(a, Tracer):
             ns, dev = a._trace.xp, a.device
@@ -173,7 +207,10 @@ def _lib(xp: Any) -> str:
     return getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
 
 
-def _split_aux(out: Any, transform: str) -> tuple[Any, Any]:
+def _split_aux(out: Any, has_aux: bool, transform: str) -> tuple[Any, Any]:
+    """The function's output and aux (None without has_aux)."""
+    if not has_aux:
+        return out, None
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise TypeError(
             f"{transform} with has_aux=True requires the function to return a pair (output, aux), "
@@ -189,12 +226,12 @@ def _strip(trace: Any, tree: Any) -> Any:
     return tree_unflatten(treedef, [x.primal if type(x) is cls and x._trace is trace else x for x in leaves])
 
 
-def _output_array(value: Any, xp: Any, device: Any, transform: str, where: str) -> Any:
+def _output_array(value: Any, xp: Any, device: Any, transform: str) -> Any:
     if isinstance(value, Tracer) or backend.is_array(value):
         return value
     if isinstance(value, (bool, int, float)):
         return xp.asarray(value, device=device) if device is not None else lone_scalar(value)
-    raise TypeError(f"{transform}: the function's {where} must be arrays, got {type(value).__name__}")
+    raise TypeError(f"{transform}: the function's outputs must be arrays, got {type(value).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,42 +244,26 @@ class _ReverseResult:
 
     def __init__(self, fun, primals, has_aux, transform, labels):
         flat, self.in_tree = tree_flatten(tuple(primals))
-        inputs = []
-        for i, v in enumerate(flat):
-            # The common case (a traced or plain array of a real floating dtype) without the
-            # checks' function calls; anything else gets them, and their messages.
-            if not ((type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and backend.is_real_float(v.dtype)):
-                v = _as_input_array(v, labels[i], transform)
-            inputs.append(v)
-        self.inputs = inputs
+        # The common case (a traced or plain array of a real floating dtype) without the checks'
+        # function calls; anything else gets them, and their messages.
+        self.inputs = inputs = [
+            v
+            if (type(v) in backend.FAST_ARRAY_TYPES or isinstance(v, Tracer)) and backend.is_real_float(v.dtype)
+            else _as_input_array(v, labels[i], transform)
+            for i, v in enumerate(flat)
+        ]
         xp, device = _common_namespace(inputs, labels)
         with open_trace(ReverseTrace, xp, device=device) as trace:
             tracers = [trace.new_input(a) for a in inputs]
-            out = fun(*tree_unflatten(self.in_tree, tracers))
-            aux = None
-            if has_aux:
-                out, aux = _split_aux(out, transform)
+            out, aux = _split_aux(fun(*tree_unflatten(self.in_tree, tracers)), has_aux, transform)
         self.in_nodes = [t.node for t in tracers]
-        del tracers
-
-        def hand_out(o: Any) -> Any:
-            return o.primal if type(o) is ReverseTracer and o._trace is trace else o
-
-        if has_aux:
-            aux_flat, aux_tree = tree_flatten(aux)
-            self.aux = tree_unflatten(aux_tree, [hand_out(a) for a in aux_flat])
-        else:
-            self.aux = None
+        self.aux = _strip(trace, aux) if has_aux else None
         out_flat, self.out_tree = tree_flatten(out)
-        self.out_primals = []
-        self.out_nodes = []
+        self.out_primals, self.out_nodes = [], []
         for o in out_flat:
-            if type(o) is ReverseTracer and o._trace is trace:
-                self.out_primals.append(o.primal)
-                self.out_nodes.append(o.node)
-            else:
-                self.out_primals.append(_output_array(o, xp, device, transform, "outputs"))
-                self.out_nodes.append(None)
+            mine = type(o) is ReverseTracer and o._trace is trace
+            self.out_primals.append(o.primal if mine else _output_array(o, xp, device, transform))
+            self.out_nodes.append(o.node if mine else None)
         self.tape = trace.tape
         self.xp, self.device = xp, device
 
@@ -279,12 +300,9 @@ def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
             )
         for i, (c, o) in enumerate(zip(ct_flat, rec.out_primals)):
             _check_cotangent(c, o, i, rec.xp, rec.device)
-        grads = rec.pull(ct_flat, consume=False)
-        return tree_unflatten(rec.in_tree, grads)
+        return tree_unflatten(rec.in_tree, rec.pull(ct_flat, consume=False))
 
-    if has_aux:
-        return out, vjp_fn, rec.aux
-    return out, vjp_fn
+    return (out, vjp_fn, rec.aux) if has_aux else (out, vjp_fn)
 
 
 def _check_like(value: Any, ref: Any, what: Any, ref_what: str, dtype_error: type) -> None:
@@ -316,71 +334,6 @@ def _check_cotangent(c: Any, out: Any, i: int, xp: Any, device: Any) -> None:
         )
 
 
-class _Label:
-    """One argument's label for error messages, worked out only when a message is written
-    (reading parameter names and formatting tree paths on every call would cost more than a small
-    gradient)."""
-
-    __slots__ = ("_labels", "_i", "_prefix")
-
-    def __init__(self, labels: "_Labels", i: int, prefix: str = ""):
-        self._labels, self._i, self._prefix = labels, i, prefix
-
-    def __str__(self) -> str:
-        return self._prefix + self._labels.resolved()[self._i]
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
-
-    def prefixed(self, prefix: str) -> "_Label":
-        return _Label(self._labels, self._i, prefix + self._prefix)
-
-
-class _Labels:
-    """The labels of the flattened arguments (argument i, its parameter name, its leaf path)."""
-
-    __slots__ = ("_make", "_list", "_n")
-
-    def __init__(self, make: Callable[[], list[str]], n: int | Callable[[], int]):
-        self._make, self._list, self._n = make, None, n  # n may be worked out when asked
-
-    def resolved(self) -> list[str]:
-        if self._list is None:
-            self._list = self._make()
-        return self._list
-
-    def __len__(self) -> int:
-        if not isinstance(self._n, int):
-            self._n = self._n()
-        return self._n
-
-    def __iter__(self):
-        return (_Label(self, i) for i in range(len(self)))
-
-    def __getitem__(self, i: int) -> _Label:
-        return _Label(self, i)
-
-
-def _input_labels(fun: Callable[..., Any], args: Sequence[Any], positions: Sequence[int]) -> _Labels:
-    args, positions = list(args), list(positions)
-
-    def make() -> list[str]:
-        labels = []
-        for pos, a in zip(positions, args):
-            leaves, treedef = tree_flatten(a)
-            labels.extend(_leaf_labels(_arg_label(fun, pos), treedef, len(leaves)))
-        return labels
-
-    return _Labels(make, lambda: sum(len(tree_flatten(a)[0]) for a in args))
-
-
-def _with_replaced(args: tuple[Any, ...], argnums: tuple[int, ...], values: Sequence[Any]) -> list[Any]:
-    full = list(args)
-    for i, v in zip(argnums, values):
-        full[i] = v
-    return full
-
-
 def value_and_grad(
     fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
 ) -> Callable[..., Any]:
@@ -392,27 +345,40 @@ def value_and_grad(
     >>> float(v), g.tolist()
     (5.0, [2.0, 4.0])
     """
-    _check_callable(fun, "value_and_grad")
-    nums = _normalize_argnums(argnums, "value_and_grad")
-    return _make_value_and_grad(fun, nums, argnums, has_aux, "value_and_grad")
+    return _value_and_grad(fun, argnums, has_aux, "value_and_grad")
 
 
-def _differentiated(fun, nums, given, args, kwargs, transform):
-    """The arguments picked by argnums, their labels, and ``fun`` as a function of them alone (the
-    other arguments and ``kwargs`` held fixed): the preamble of every argnums transform."""
-    positions = _resolve_argnums(nums, len(args), transform, given)
-    diff = [args[i] for i in positions]
+def _argnums_transform(fun: Callable[..., Any], argnums: Any, transform: str) -> Callable[..., Any]:
+    """Check ``fun`` and ``argnums``; return the decorator that makes ``body(diff, labels, partial_fun)``
+    the transformed function: ``diff`` the arguments argnums picks, ``labels`` theirs, ``partial_fun``
+    ``fun`` of them alone (the other arguments and the keyword arguments held fixed)."""
+    _check_callable(fun, transform)
+    nums = _normalize_argnums(argnums, transform)
 
-    def partial_fun(*dargs: Any) -> Any:
-        return fun(*_with_replaced(args, positions, dargs), **kwargs)
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fun)
+        def transformed(*args: Any, **kwargs: Any) -> Any:
+            positions = _resolve_argnums(nums, len(args), transform, argnums)
+            diff = [args[i] for i in positions]
 
-    return diff, _input_labels(fun, diff, positions), partial_fun
+            def partial_fun(*dargs: Any) -> Any:
+                full = list(args)
+                for i, v in zip(positions, dargs):
+                    full[i] = v
+                return fun(*full, **kwargs)
+
+            return body(diff, _input_labels(fun, diff, positions), partial_fun)
+
+        return reuses_buffers(transformed)
+
+    return decorate
 
 
-def _make_value_and_grad(fun, nums, given, has_aux, transform):
-    @functools.wraps(fun)
-    def value_and_grad_fun(*args: Any, **kwargs: Any) -> Any:
-        diff, labels, partial_fun = _differentiated(fun, nums, given, args, kwargs, transform)
+def _value_and_grad(fun: Callable[..., Any], argnums: Any, has_aux: bool, transform: str) -> Callable[..., Any]:
+    """value_and_grad's function, or grad's (``transform == "grad"``: the gradient alone)."""
+
+    @_argnums_transform(fun, argnums, transform)
+    def value_and_grad_fun(diff: list[Any], labels: _Labels, partial_fun: Callable[..., Any]) -> Any:
         rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
         if rec.out_tree.kind != "leaf":
             raise TypeError(
@@ -424,11 +390,12 @@ def _make_value_and_grad(fun, nums, given, has_aux, transform):
         # A symbolic ones seed: rules multiplying by it skip the multiplication (see uniform.py).
         grads = rec.pull([Uniform(1.0, tuple(out.shape), out.dtype, rec.xp, rec.device)], consume=True)
         per_arg = tree_unflatten(rec.in_tree, grads)
-        g = per_arg[0] if isinstance(given, int) else tuple(per_arg)
-        value = (out, rec.aux) if has_aux else out
-        return value, g
+        g = per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
+        if transform == "grad":
+            return (g, rec.aux) if has_aux else g
+        return ((out, rec.aux) if has_aux else out), g
 
-    return reuses_buffers(value_and_grad_fun)
+    return value_and_grad_fun
 
 
 def _check_scalar_output(out: Any, transform: str) -> None:
@@ -451,16 +418,7 @@ def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: boo
     >>> grad(lambda x: gnp.sum(gnp.sin(x)))(np.asarray([0.0])).tolist()
     [1.0]
     """
-    _check_callable(fun, "grad")
-    nums = _normalize_argnums(argnums, "grad")
-    vg = _make_value_and_grad(fun, nums, argnums, has_aux, "grad")
-
-    @functools.wraps(fun)
-    def grad_fun(*args: Any, **kwargs: Any) -> Any:
-        value, g = vg(*args, **kwargs)
-        return (g, value[1]) if has_aux else g
-
-    return reuses_buffers(grad_fun)
+    return _value_and_grad(fun, argnums, has_aux, "grad")
 
 
 def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
@@ -471,16 +429,12 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
     >>> jacrev(lambda x: x * x)(np.asarray([1.0, 2.0])).tolist()
     [[2.0, 0.0], [0.0, 4.0]]
     """
-    _check_callable(fun, "jacrev")
-    nums = _normalize_argnums(argnums, "jacrev")
 
-    @functools.wraps(fun)
-    def jacrev_fun(*args: Any, **kwargs: Any) -> Any:
-        diff, labels, partial_fun = _differentiated(fun, nums, argnums, args, kwargs, "jacrev")
-        rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels)
-        return _jacobian_from_record(rec, argnums, has_aux)
+    @_argnums_transform(fun, argnums, "jacrev")
+    def jacrev_fun(diff: list[Any], labels: _Labels, partial_fun: Callable[..., Any]) -> Any:
+        return _jacobian_from_record(_ReverseResult(partial_fun, diff, has_aux, "jacrev", labels), argnums, has_aux)
 
-    return reuses_buffers(jacrev_fun)
+    return jacrev_fun
 
 
 def _jacobian_from_record(rec: "_ReverseResult", argnums: Any, has_aux: bool) -> Any:
@@ -599,10 +553,11 @@ def vmap(
             kw_leaves = tree_flatten(v)[0]
             leaves.extend(kw_leaves)
             axes.extend([0] * len(kw_leaves))
-        labels = _Labels(lambda: _vmap_labels(fun, args, kwargs), len(leaves))
+        labels = _input_labels(fun, args, range(len(args)), kwargs)
         size, moved, mapped = _batch_inputs(leaves, axes, labels)
         picked = [i for i, m in enumerate(mapped) if m]
-        xp, device = _common_namespace([moved[i] for i in picked], _Picked(labels, picked))
+        picked_labels = _Labels(lambda: [labels.resolved()[i] for i in picked])
+        xp, device = _common_namespace([moved[i] for i in picked], picked_labels)
         if simple:
             n_pos, args_tree = len(args), None
         else:
@@ -634,21 +589,9 @@ def vmap(
     return reuses_buffers(vmapped)
 
 
-def _vmap_labels(fun: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
-    labels = []
-    for i, arg in enumerate(args):
-        arg_leaves, arg_tree = tree_flatten(arg)
-        labels.extend(_leaf_labels(_arg_label(fun, i), arg_tree, len(arg_leaves)))
-    for k, v in kwargs.items():
-        kw_leaves, kw_tree = tree_flatten(v)
-        labels.extend(_leaf_labels(f"keyword argument {k!r}", kw_tree, len(kw_leaves)))
-    return labels
-
-
 def _batch_inputs(leaves: list[Any], axes: list[Any], labels: Any) -> tuple[int, list[Any], list[bool]]:
     """Check the mapped inputs, agree on the batch size, and move each batch axis to the front."""
-    size = None
-    first_seen = None
+    size = first_seen = None
     moved, mapped = [], []
     for i, (v, ax) in enumerate(zip(leaves, axes)):
         if ax is None:
@@ -674,11 +617,9 @@ def _batch_inputs(leaves: list[Any], axes: list[Any], labels: Any) -> tuple[int,
             size, first_seen = n, (i, n, ax)
         elif n != size:
             first, first_n, first_ax = first_seen
-            first = labels[first]
             raise ValueError(
-                f"vmap got inconsistent sizes for the mapped axes: {first} has size {first_n} along axis "
-                f"{first_ax}, but {labels[i]} has size "
-                f"{n} along axis {ax}"
+                f"vmap got inconsistent sizes for the mapped axes: {labels[first]} has size {first_n} along "
+                f"axis {first_ax}, but {labels[i]} has size {n} along axis {ax}"
             )
         moved.append(axis_moved(v, ax, 0) if ax != 0 else v)
         mapped.append(True)
@@ -704,7 +645,7 @@ def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, de
                 )
             v = o.val
         else:
-            o = _output_array(o, xp, device, "vmap", "outputs")
+            o = _output_array(o, xp, device, "vmap")
             if ax is None:
                 results.append(o)
                 continue
@@ -722,23 +663,20 @@ def _unbatch_outputs(trace: Any, out: Any, out_axes: Any, size: int, xp: Any, de
 def _chunked(call, moved, mapped, size, chunk_size, xp, device):
     """Evaluate the batch ``chunk_size`` points at a time and assemble the results: written into
     one preallocated array per output where the results are plain arrays, concatenated otherwise."""
-    assembled = None
-    out_tree = None
-    axes = None
+    assembled = buffers = None
     for start in range(0, size, chunk_size):
         stop = min(start + chunk_size, size)
-        part = [v[start:stop, ...] if m else v for v, m in zip(moved, mapped)]
-        results, out_tree, axes = call(part, stop - start)
+        results, out_tree, axes = call([v[start:stop, ...] if m else v for v, m in zip(moved, mapped)], stop - start)
         if assembled is None:
             assembled = [[] if ax is not None else r for r, ax in zip(results, axes)]
             buffers = [None] * len(results)
         for i, (r, ax) in enumerate(zip(results, axes)):
             if ax is None:
                 continue
-            ax_n = ax % len(r.shape)
             if isinstance(r, Tracer) or not backend.is_writable(r):
                 assembled[i].append(r)
                 continue
+            ax_n = ax % len(r.shape)
             if buffers[i] is None:
                 shape = list(r.shape)
                 shape[ax_n] = size
