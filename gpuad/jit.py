@@ -4,7 +4,7 @@ The first call with a given signature (the tree of the arguments, and the shape,
 of every array) runs the function under a *staging* trace at the bottom of the trace stack: every
 primitive that reaches plain arrays derived from the inputs is computed as usual and also written
 down (the primitive, where its operands come from, its parameters). Whatever the transforms above
-it do (grad's backward sweep, vmap's batching, jacfwd's tangent blocks)
+it do (grad's backward sweep, vmap's batching, jacfwd's tangent blocks, the symbolic cotangents)
 ends as such a list of array operations. Later calls with the same signature skip Python tracing
 altogether and run the list: one table ``impl`` call per operation, releasing each intermediate
 after its last use. That removes the per-operation cost of the transforms, which is what dominates
