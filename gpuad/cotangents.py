@@ -6,7 +6,7 @@ reads of part of an array). What this class keeps track of to make those cheap:
 
 * **ownership**: a buffer this sweep allocated itself (``owned``) may be summed into in place; a
   cotangent that is (or may view) a seed or a value of the computation (``borrowed``: ``add``
-  passes ``g`` on) is never written into, and is copied
+  passes ``g`` on, ``mul(g, y)`` is ``y`` for a Uniform one) is never written into, and is copied
   before it is handed out when the caller asked for ``fresh`` results;
 * **parts**: the cotangents of several reads of parts of one array (getitem) are collected as
   ``_Parts`` and written into one buffer when the whole is needed, instead of one zero-filled array
@@ -18,21 +18,22 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import is_writable, namespace_of
-from .primitives import _assignable, _index_ndim, _region, add, broadcasted, cast, embed_add, reshaped, summed
+from .primitives import _assignable, _index_ndim, _region, add, broadcasted, cast, embed_add, plus, reshaped, summed
 from .tracing import Tracer
+from .uniform import Uniform, as_array, reduced_to
 
 __all__ = ["Cotangents"]
 
 
 class Cotangents:
-    """node -> pending cotangent (an array, or _Parts) for one sweep."""
+    """node -> pending cotangent (an array, a Uniform or _Parts) for one sweep."""
 
     __slots__ = ("values", "owned", "borrowed")
 
     def __init__(self, seeds: dict[int, Any]):
         self.values: dict[int, Any] = dict(seeds)
         self.owned: set[int] = set()
-        self.borrowed: set[int] = set(seeds)
+        self.borrowed: set[int] = {n for n, c in seeds.items() if type(c) is not Uniform}
 
     def pop(self, out_node: Any) -> tuple[Any, bool]:
         """The whole cotangent of a record's output (a tuple of them for a record with several
@@ -59,9 +60,14 @@ class Cotangents:
         """Add a rule's contribution ``c`` for the input ``node`` of shape and dtype ``aval``, summed
         back over broadcast axes; ``g`` and ``rec`` are the rule's cotangent and record (``c`` may
         be one of their values: then it is borrowed)."""
-        is_borrowed = g_borrowed or c is g or c is rec.ans or any(a is c for a in rec.args)
-        if c.shape != aval[0] or c.dtype != aval[1]:
-            c = _unbroadcast(c, aval[0], aval[1])
+        if type(c) is Uniform:
+            is_borrowed = False
+            if c.shape != aval[0] or c.dtype != aval[1]:
+                c = reduced_to(c, aval[0], aval[1])
+        else:
+            is_borrowed = g_borrowed or c is g or c is rec.ans or any(a is c for a in rec.args)
+            if c.shape != aval[0] or c.dtype != aval[1]:
+                c = _unbroadcast(c, aval[0], aval[1])
         values = self.values
         prev = values.get(node)
         if prev is None:
@@ -71,11 +77,11 @@ class Cotangents:
         elif type(prev) is _Parts:  # a whole contribution to an array read in parts: the base
             prev.add(c)
         elif node in self.owned and not isinstance(c, Tracer):
-            prev += c  # into this sweep's own buffer
+            prev += c.value if type(c) is Uniform else c  # into this sweep's own buffer
         else:
-            total = values[node] = add(prev, c)
+            total = values[node] = plus(prev, c)  # two Uniforms of one shape make a Uniform
             self.borrowed.discard(node)
-            if not isinstance(total, Tracer) and is_writable(total):
+            if not isinstance(total, Tracer) and type(total) is not Uniform and is_writable(total):
                 self.owned.add(node)
 
     def add_part(self, node: int, index: tuple[Any, ...], g: Any, aval: Any) -> None:
@@ -88,7 +94,9 @@ class Cotangents:
             prev = values[node] = _Parts(aval[0][len(aval[0]) - n :], aval[1], prev, node in self.owned)
             self.owned.discard(node)
             self.borrowed.discard(node)
-        if g.dtype != aval[1]:
+        if type(g) is Uniform:
+            g = g if g.dtype == aval[1] else g.like(dtype=aval[1])
+        elif g.dtype != aval[1]:
             g = cast(g, aval[1])
         prev.parts.append((index, g))
 
@@ -102,6 +110,8 @@ class Cotangents:
             is_borrowed = is_borrowed and not is_owned
         if not fresh:
             return c
+        if type(c) is Uniform:
+            return c.full()
         if is_borrowed and c is not None and not isinstance(c, Tracer):
             return namespace_of(c).asarray(c, copy=True)
         return c
@@ -127,19 +137,22 @@ class _Parts:
         if base is None:
             self.base, self.base_owned = c, False
         elif self.base_owned and not isinstance(c, Tracer):
-            base += c
+            base += c.value if type(c) is Uniform else c
         else:
-            total = self.base = add(base, c)
-            self.base_owned = not isinstance(total, Tracer) and is_writable(total)
+            total = self.base = plus(base, c)
+            self.base_owned = not isinstance(total, Tracer) and type(total) is not Uniform and is_writable(total)
 
     def join(self) -> tuple[Any, bool]:
         """The whole cotangent, and whether the sweep owns it (a buffer it made)."""
         base, parts = self.base, self.parts
+        if type(base) is Uniform:
+            base = base.view()
         if base is not None and len(parts) == 1 and not (self.base_owned and not isinstance(parts[0][1], Tracer)):
             index, g = parts[0]
             if _covers_whole(index, self.shape):
                 # One read of every element (``m[..., 0]`` of a per-point shape (1,)): the part,
                 # reshaped, is the whole; one addition joins the base to it and makes a fresh array.
+                g = as_array(g)
                 lead = g.ndim - _index_ndim(index)
                 whole = reshaped(g, tuple(g.shape[:lead]) + self.shape)
                 out = add(base, whole)
@@ -148,12 +161,13 @@ class _Parts:
         if self.base_owned and plain:  # write the parts straight into the sweep's own buffer
             xp = namespace_of(base)
             for index, g in parts:
+                g = as_array(g)
                 g, key = _assignable(xp, g, index, g.ndim - _index_ndim(index))
                 base[key] += g
             return base, True
         head = [] if base is None else [base]
         out = embed_add(
-            *head, *[g for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
+            *head, *[as_array(g) for _, g in parts], indices=tuple(i for i, _ in parts), shape=self.shape, has_base=base is not None
         )
         return out, not isinstance(out, Tracer) and is_writable(out)
 

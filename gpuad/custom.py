@@ -23,6 +23,7 @@ from .reverse import Record, ReverseTrace, ReverseTracer, backward
 from .tracing import HigherOrderCall, call_higher_order, open_trace
 from .transforms import vmap
 from .tree import tree_flatten, tree_unflatten
+from .uniform import Uniform
 
 __all__ = ["custom_jvp", "custom_vjp"]
 
@@ -239,7 +240,7 @@ def _custom_jvp_replay(tangents, ans, *leaves, cj, split, in_tree, active, xp, d
 def _custom_vjp_bwd(gs, ans, *leaves, cv, split, in_tree, active, xp, device, res, out_tree, out_avals):
     """VJP of a custom_vjp call: the user's bwd, given zeros for outputs that got no cotangent."""
     g_leaves = [
-        xp.zeros(shape, dtype=dtype, device=device) if g is None else g
+        xp.zeros(shape, dtype=dtype, device=device) if g is None else (g.full() if type(g) is Uniform else g)
         for g, (shape, dtype) in zip(gs, out_avals)
     ]
     cts = cv._backward(split, res, tree_unflatten(out_tree, g_leaves))

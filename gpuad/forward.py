@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import FLOAT32, FLOAT64, is_complex_dtype
-from .primitives import Primitive, add, broadcasted, cast
+from .primitives import Primitive, broadcasted, cast, plus
 from .tracing import HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, refuse_complex
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
@@ -81,7 +81,7 @@ def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[
                 continue
             c = rule(t, out, *primals, **params)
             if c is not None:
-                t_out = c if t_out is None else add(t_out, c)
+                t_out = c if t_out is None else plus(t_out, c)
     return None if t_out is None else _fit_tangent(t_out, out)
 
 

@@ -26,6 +26,7 @@ from . import backend
 from .speedups import ufunc_with_out
 from .tracing import ConcretizationError, Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
+from .uniform import Uniform
 
 __all__ = ["jit", "ConcretizationError", "CACHE_SIZE"]
 
@@ -100,6 +101,8 @@ class StagingTrace(Trace):
                 vals.append(a.value)
                 refs.append(a.var)
                 continue
+            if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
+                a = a.view()
             vals.append(a)
             refs.append(_Const(a))
         out = bind(prim, *vals, **params)

@@ -47,8 +47,9 @@ from typing import Any, Callable
 
 from .backend import NAMESPACE_BY_TYPE, assigns_items, backend_dtype, device_of, namespace_for_device, namespace_of
 from .backend import namespace_of_backend, scatter_add
-from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, scalar_array
+from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, scalar_array
 from .speedups import reduce_short_rows, zeros_in_layout_of
+from .uniform import Uniform
 from .tracing import Aval, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
@@ -81,8 +82,8 @@ class Primitive:
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the entry (what rules and gpuad.numpy do). A Python number among the operands is
-        a weak scalar (a 0-d array of a floating operand's dtype), so a rule writes
-        ``where(c, g, 0)``."""
+        a weak scalar (a 0-d array of a floating operand's dtype) and a Uniform its view, so a
+        rule writes ``where(c, g, 0)``."""
         for a in args:
             if not isinstance(a, Tracer) and type(a) not in NAMESPACE_BY_TYPE:
                 args = _operands(args)
@@ -128,14 +129,70 @@ def _nondiff(name: str, impl: Rule | str) -> Primitive:
     return _add(Primitive(name, impl, residuals=()))
 
 
-# Rules combine two values with the entries (multiply(g, y)), never with operators: the operands may
-# sit at different levels (a raw array and a traced value), and not every library's array hands an
-# unknown right operand back to Python (array_api_strict raises instead).
+# Binary operations between two arrays inside rules go through these, never through operators: the
+# operands may sit at different levels (a raw array and a traced value), and not every library's
+# array hands an unknown right operand back to Python (array_api_strict raises instead). They also
+# know the symbolic Uniform cotangent (see uniform.py): multiplying by a Uniform 1 is free.
+def mul(a: Any, b: Any) -> Any:
+    # The common cases without the namespace's conversions: two traced values, or two plain arrays.
+    if a is not b:
+        if isinstance(a, Tracer):
+            if isinstance(b, Tracer):
+                return bind(multiply, a, b)
+        elif type(a) in NAMESPACE_BY_TYPE and type(b) in NAMESPACE_BY_TYPE and not isinstance(b, Tracer):
+            return eager(multiply, (a, b), {})
+    if type(a) is Uniform:
+        return _scaled(b, a)
+    if type(b) is Uniform:
+        return _scaled(a, b)
+    return square(a) if a is b and isinstance(a, Tracer) else multiply(a, b)
+
+
+def div(a: Any, b: Any) -> Any:
+    if type(b) is Uniform:
+        return _scaled(a, b.like(1.0 / b.value)) if type(a) is not Uniform else a.like(a.value / b.value)
+    if type(a) is Uniform:
+        if isinstance(b, (int, float)) and not isinstance(b, bool):
+            return a.like(a.value / b)
+        if b.dtype != a.dtype:
+            dt = result_type(b.dtype, a.dtype)
+            if b.dtype != dt:
+                b = cast(b, dt)
+        if a.value == 1:  # 1 / b (log's rule under grad): no scalar to turn into an array
+            return _fit(reciprocal(b), a)
+        return _fit(divide(a.value, b), a)  # value / b: one operation instead of two
+    return divide(a, b)
+
+
+def neg(x: Any) -> Any:
+    """``-x``; a Uniform stays symbolic (of the opposite value)."""
+    return x.like(-x.value) if type(x) is Uniform else negative(x)
+
+
+def plus(a: Any, b: Any) -> Any:
+    if isinstance(a, Tracer) and isinstance(b, Tracer):
+        return bind(add, a, b)
+    if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
+        return a.like(a.value + b.value)
+    return add(a, b)
+
+
+def minus(a: Any, b: Any) -> Any:
+    if isinstance(a, Tracer) and isinstance(b, Tracer):
+        return bind(subtract, a, b)
+    if type(a) is Uniform and type(b) is Uniform and a.shape == b.shape and a.dtype == b.dtype:
+        return a.like(a.value - b.value)
+    return subtract(a, b)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 # ---------------------------------------------------------------------------------------------
 # Array operations on whole shapes, for the rules, the engines and gpuad.numpy (which checks the
-# user's arguments first): the table's entries with their no-op cases skipped.
+# user's arguments first): the table's entries with their no-op cases skipped and a Uniform kept
+# symbolic where the result is one.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -199,6 +256,7 @@ _PYTHON_SCALARS = (bool, int, float)  # exactly these types: NumPy's scalars are
 
 
 def _operands(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    args = tuple(a.view() if type(a) is Uniform else a for a in args)
     arrays = [a for a in args if type(a) not in _PYTHON_SCALARS]
     like = next((a for a in arrays if is_real_float(a.dtype)), arrays[0] if arrays else None)
     if like is None:
@@ -229,12 +287,16 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def reshaped(x: Any, shape: tuple[int, ...]) -> Any:
+    if type(x) is Uniform:
+        return x.like(shape=tuple(shape))
     if tuple(shape) == tuple(x.shape):
         return x
     return reshape(x, shape=tuple(shape), in_ndim=x.ndim)
 
 
 def broadcasted(x: Any, shape: tuple[int, ...]) -> Any:
+    if type(x) is Uniform:
+        return x.like(shape=tuple(shape))
     if tuple(shape) == tuple(x.shape):
         return x
     return broadcast_to(x, shape=tuple(shape), in_ndim=x.ndim)
@@ -268,16 +330,61 @@ def with_axis(x: Any, axis: int) -> Any:
 
 def summed(x: Any, axis: tuple[int, ...], keepdims: bool = False) -> Any:
     """Sum over ``axis`` (distinct negative axes, sorted)."""
+    if type(x) is Uniform:
+        kept = tuple(1 if i - x.ndim in axis else d for i, d in enumerate(x.shape))
+        shape = kept if keepdims else tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axis)
+        return x.like(x.value * math.prod(x.shape[a] for a in axis), shape=shape)
     return sum_(x, axis=tuple(axis), keepdims=keepdims)
 
 
 def cast(x: Any, dtype: Any) -> Any:
     """``x`` in ``dtype``: differentiable between floating dtypes, no derivative otherwise."""
+    if type(x) is Uniform and is_real_float(dtype):
+        return x.like(dtype=backend_dtype(x.xp, dtype))
     if dtype_name(dtype) == dtype_name(x.dtype) and isinstance(x, Tracer):
         return x
     if _floating(dtype) and _floating(x.dtype):
         return astype(x, dtype=dtype)
     return convert(x, dtype=dtype)
+
+
+# A Uniform's arithmetic (see uniform.py): a number scales the constant, anything else goes
+# through the helpers above.
+Uniform.__mul__ = Uniform.__rmul__ = lambda u, o: u.like(u.value * o) if _is_number(o) else mul(u, o)  # type: ignore[method-assign]
+Uniform.__truediv__ = lambda u, o: u.like(u.value / o) if _is_number(o) else div(u, o)  # type: ignore[attr-defined]
+Uniform.__rtruediv__ = lambda u, o: div(o, u)  # type: ignore[attr-defined]
+Uniform.__add__ = Uniform.__radd__ = lambda u, o: plus(u, o)  # type: ignore[attr-defined]
+Uniform.__sub__ = lambda u, o: minus(u, o)  # type: ignore[attr-defined]
+Uniform.__rsub__ = lambda u, o: minus(o, u)  # type: ignore[attr-defined]
+
+
+def _scaled(x: Any, u: Uniform) -> Any:
+    """``x * u``: ``x`` itself when u is 1, else one scaling; in the product's dtype and shape."""
+    if type(x) is Uniform:
+        return x.like(x.value * u.value, broadcast_shapes(x.shape, u.shape), result_type(x.dtype, u.dtype))
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return u.like(u.value * x)
+    if x.dtype != u.dtype:  # promote before scaling, so a float32 operand loses nothing
+        dt = result_type(x.dtype, u.dtype)
+        if x.dtype != dt:
+            x = cast(x, dt)
+    v = u.value
+    if v == -1:
+        x = negative(x)
+    elif v != 1:
+        x = multiply(x, v)
+    return _fit(x, u)
+
+
+def _fit(x: Any, u: Uniform) -> Any:
+    """``x`` combined with Uniform ``u`` has the broadcast shape of both: where ``u`` is larger,
+    multiply by its (view of) ones, which makes a fresh array rather than a view of ``x``."""
+    if tuple(x.shape) == u.shape or len(x.shape) > len(u.shape) and tuple(x.shape[len(x.shape) - len(u.shape):]) == u.shape:
+        return x
+    shape = broadcast_shapes(tuple(x.shape), u.shape)
+    if shape == tuple(x.shape):
+        return x
+    return multiply(x, u.like(1.0, dtype=x.dtype).view())
 
 
 _LN2 = math.log(2.0)
@@ -288,39 +395,39 @@ _LN10 = math.log(10.0)
 # Forms follow JAX's rules so that NaN/inf behaviour at singular points matches.
 # ---------------------------------------------------------------------------------------------
 
-negative = _elementwise("negative", _UNARY, lambda g, ans, x: negative(g), residuals=())
+negative = _elementwise("negative", _UNARY, lambda g, ans, x: neg(g), residuals=())
 abs_ = _elementwise("abs", _UNARY, lambda g, ans, x: where(x >= 0, g, -g), residuals=("args",))
-exp = _elementwise("exp", _UNARY, lambda g, ans, x: multiply(g, ans), residuals=("ans",))
-expm1 = _elementwise("expm1", _UNARY, lambda g, ans, x: multiply(g, ans + 1), residuals=("ans",))
-log = _elementwise("log", _UNARY, lambda g, ans, x: divide(g, x), residuals=("args",))
-log1p = _elementwise("log1p", _UNARY, lambda g, ans, x: divide(g, x + 1), residuals=("args",))
-log2 = _elementwise("log2", _UNARY, lambda g, ans, x: divide(g, x * _LN2), residuals=("args",))
-log10 = _elementwise("log10", _UNARY, lambda g, ans, x: divide(g, x * _LN10), residuals=("args",))
-sqrt = _elementwise("sqrt", _UNARY, lambda g, ans, x: multiply(g, 0.5 / ans), residuals=("ans",))
-square = _elementwise("square", _UNARY, lambda g, ans, x: multiply(g, 2 * x), residuals=("args",))
+exp = _elementwise("exp", _UNARY, lambda g, ans, x: mul(g, ans), residuals=("ans",))
+expm1 = _elementwise("expm1", _UNARY, lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
+log = _elementwise("log", _UNARY, lambda g, ans, x: div(g, x), residuals=("args",))
+log1p = _elementwise("log1p", _UNARY, lambda g, ans, x: div(g, x + 1), residuals=("args",))
+log2 = _elementwise("log2", _UNARY, lambda g, ans, x: div(g, x * _LN2), residuals=("args",))
+log10 = _elementwise("log10", _UNARY, lambda g, ans, x: div(g, x * _LN10), residuals=("args",))
+sqrt = _elementwise("sqrt", _UNARY, lambda g, ans, x: mul(g, 0.5 / ans), residuals=("ans",))
+square = _elementwise("square", _UNARY, lambda g, ans, x: mul(g, 2 * x), residuals=("args",))
 reciprocal = _elementwise(
-    "reciprocal", _UNARY, lambda g, ans, x: negative(multiply(g, ans * ans)), residuals=("ans",)
+    "reciprocal", _UNARY, lambda g, ans, x: neg(mul(g, ans * ans)), residuals=("ans",)
 )
-sin = _elementwise("sin", _UNARY, lambda g, ans, x: multiply(g, cos(x)), residuals=("args",))
-cos = _elementwise("cos", _UNARY, lambda g, ans, x: negative(multiply(g, sin(x))), residuals=("args",))
-tan = _elementwise("tan", _UNARY, lambda g, ans, x: multiply(g, 1 + ans * ans), residuals=("ans",))
-asin = _elementwise("asin", _UNARY, lambda g, ans, x: divide(g, sqrt(1 - x * x)), residuals=("args",))
-acos = _elementwise("acos", _UNARY, lambda g, ans, x: negative(divide(g, sqrt(1 - x * x))), residuals=("args",))
-atan = _elementwise("atan", _UNARY, lambda g, ans, x: divide(g, 1 + x * x), residuals=("args",))
-sinh = _elementwise("sinh", _UNARY, lambda g, ans, x: multiply(g, cosh(x)), residuals=("args",))
-cosh = _elementwise("cosh", _UNARY, lambda g, ans, x: multiply(g, sinh(x)), residuals=("args",))
+sin = _elementwise("sin", _UNARY, lambda g, ans, x: mul(g, cos(x)), residuals=("args",))
+cos = _elementwise("cos", _UNARY, lambda g, ans, x: neg(mul(g, sin(x))), residuals=("args",))
+tan = _elementwise("tan", _UNARY, lambda g, ans, x: mul(g, 1 + ans * ans), residuals=("ans",))
+asin = _elementwise("asin", _UNARY, lambda g, ans, x: div(g, sqrt(1 - x * x)), residuals=("args",))
+acos = _elementwise("acos", _UNARY, lambda g, ans, x: neg(div(g, sqrt(1 - x * x))), residuals=("args",))
+atan = _elementwise("atan", _UNARY, lambda g, ans, x: div(g, 1 + x * x), residuals=("args",))
+sinh = _elementwise("sinh", _UNARY, lambda g, ans, x: mul(g, cosh(x)), residuals=("args",))
+cosh = _elementwise("cosh", _UNARY, lambda g, ans, x: mul(g, sinh(x)), residuals=("args",))
 # (1 + a)(1 - a) rather than 1 - a*a: exact where tanh saturates near +-1.
 tanh = _elementwise(
-    "tanh", _UNARY, lambda g, ans, x: multiply(g, (1 + ans) * (1 - ans)), residuals=("ans",)
+    "tanh", _UNARY, lambda g, ans, x: mul(g, (1 + ans) * (1 - ans)), residuals=("ans",)
 )
 asinh = _elementwise(
-    "asinh", _UNARY, lambda g, ans, x: divide(g, sqrt(x * x + 1)), residuals=("args",)
+    "asinh", _UNARY, lambda g, ans, x: div(g, sqrt(x * x + 1)), residuals=("args",)
 )
 acosh = _elementwise(
-    "acosh", _UNARY, lambda g, ans, x: divide(g, sqrt((x - 1) * (x + 1))), residuals=("args",)
+    "acosh", _UNARY, lambda g, ans, x: div(g, sqrt((x - 1) * (x + 1))), residuals=("args",)
 )
 atanh = _elementwise(
-    "atanh", _UNARY, lambda g, ans, x: divide(g, (1 + x) * (1 - x)), residuals=("args",)
+    "atanh", _UNARY, lambda g, ans, x: div(g, (1 + x) * (1 - x)), residuals=("args",)
 )
 
 
@@ -330,7 +437,7 @@ def _logistic_impl(xp: Any, x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: multiply(g, ans * (1 - ans)), residuals=("ans",))
+logistic = _elementwise("logistic", _logistic_impl, lambda g, ans, x: mul(g, ans * (1 - ans)), residuals=("ans",))
 # JAX's jax.nn.relu: max(x, 0), so relu(nan) is nan, with derivative 0 at 0 (and at nan) by a
 # choice rather than a product, so an inf derivative where x <= 0 gives 0. One pass forward,
 # where a where(x > 0, x, 0) takes two.
@@ -362,8 +469,8 @@ def _integer_pow_rule(g: Any, ans: Any, x: Any, *, n: int) -> Any:
     if n == 1:
         return g
     if n == 2:
-        return multiply(g, 2 * x)
-    return multiply(g, n * integer_pow(x, n=n - 1))
+        return mul(g, 2 * x)
+    return mul(g, n * integer_pow(x, n=n - 1))
 
 
 integer_pow = _elementwise("integer_pow", _integer_pow_impl, _integer_pow_rule, residuals=("args",))
@@ -387,20 +494,20 @@ stop_gradient = _nondiff("stop_gradient", lambda xp, x: x)
 
 add = _elementwise("add", _BINARY, lambda g, ans, x, y: g, lambda g, ans, x, y: g, residuals=())
 subtract = _elementwise(
-    "subtract", _BINARY, lambda g, ans, x, y: g, lambda g, ans, x, y: negative(g), residuals=()
+    "subtract", _BINARY, lambda g, ans, x, y: g, lambda g, ans, x, y: neg(g), residuals=()
 )
 multiply = _elementwise(
     "multiply",
     _BINARY,
-    lambda g, ans, x, y: multiply(g, y),
-    lambda g, ans, x, y: multiply(g, x),
+    lambda g, ans, x, y: mul(g, y),
+    lambda g, ans, x, y: mul(g, x),
     residuals=("args",),
 )
 divide = _elementwise(
     "divide",
     _BINARY,
-    lambda g, ans, x, y: divide(g, y),
-    lambda g, ans, x, y: negative(divide(multiply(g, ans), y)),
+    lambda g, ans, x, y: div(g, y),
+    lambda g, ans, x, y: neg(div(mul(g, ans), y)),
 )
 
 
@@ -411,9 +518,9 @@ def _where_zero_to_one(x: Any) -> Any:
 pow_ = _elementwise(
     "pow",
     _BINARY,
-    lambda g, ans, x, y: multiply(g, multiply(y, pow_(x, y - 1))),
+    lambda g, ans, x, y: mul(g, mul(y, pow_(x, y - 1))),
     # log(0) is replaced by log(1) = 0, as JAX does, so 0**y has a finite y-derivative.
-    lambda g, ans, x, y: multiply(g, multiply(log(_where_zero_to_one(x)), ans)),
+    lambda g, ans, x, y: mul(g, mul(log(_where_zero_to_one(x)), ans)),
 )
 
 
@@ -424,7 +531,7 @@ def _balanced(g: Any, ans: Any, mine: Any, other: Any) -> Any:
     # input's own rule), as in JAX.
     half = scalar_like(0.5, ans)
     share = where(equal(other, ans), half, 1.0)
-    return multiply(g, where(equal(mine, ans), share, 0.0))
+    return mul(g, where(equal(mine, ans), share, 0.0))
 
 
 maximum = _elementwise(
@@ -442,8 +549,8 @@ minimum = _elementwise(
 atan2 = _elementwise(
     "atan2",
     _BINARY,
-    lambda g, ans, x, y: divide(multiply(g, y), add(x * x, y * y)),
-    lambda g, ans, x, y: negative(divide(multiply(g, x), add(x * x, y * y))),
+    lambda g, ans, x, y: div(mul(g, y), plus(x * x, y * y)),
+    lambda g, ans, x, y: neg(div(mul(g, x), plus(x * x, y * y))),
     residuals=("args",),
 )
 
@@ -452,14 +559,14 @@ def _hypot_share(ans: Any, mine: Any) -> Any:
     # mine / ans, and 0.5 at hypot(0, 0) where JAX's max/min form shares a tie (not 0/0 = NaN);
     # the guarded divisor keeps the second derivative there 0 (as JAX's), not NaN.
     zero = equal(ans, 0)
-    return where(zero, 0.5, divide(mine, where(zero, 1.0, ans)))
+    return where(zero, 0.5, div(mine, where(zero, 1.0, ans)))
 
 
 hypot = _elementwise(
     "hypot",
     _BINARY,
-    lambda g, ans, x, y: multiply(g, _hypot_share(ans, x)),
-    lambda g, ans, x, y: multiply(g, _hypot_share(ans, y)),
+    lambda g, ans, x, y: mul(g, _hypot_share(ans, x)),
+    lambda g, ans, x, y: mul(g, _hypot_share(ans, y)),
 )
 
 
@@ -477,8 +584,8 @@ def _logaddexp_impl(xp: Any, x: Any, y: Any) -> Any:
 logaddexp = _elementwise(
     "logaddexp",
     _logaddexp_impl,
-    lambda g, ans, x, y: multiply(g, exp(subtract(_posinf_to_zero(x), _posinf_to_zero(ans)))),
-    lambda g, ans, x, y: multiply(g, exp(subtract(_posinf_to_zero(y), _posinf_to_zero(ans)))),
+    lambda g, ans, x, y: mul(g, exp(minus(_posinf_to_zero(x), _posinf_to_zero(ans)))),
+    lambda g, ans, x, y: mul(g, exp(minus(_posinf_to_zero(y), _posinf_to_zero(ans)))),
 )
 
 
@@ -486,7 +593,7 @@ def _floor_quotient(ans: Any, x: Any, y: Any) -> Any:
     # floor(x / y), except where x / y is 0 but the remainder is not x (y infinite, or x / y too
     # small to be a float, with x and y of opposite signs): the result is x + y there, so the
     # quotient is -1, as JAX has it (its remainder adds y to fmod's result).
-    q = floor(divide(x, y))
+    q = floor(div(x, y))
     return where(logical_and(equal(q, 0), not_equal(ans, x)), -1.0, q)
 
 
@@ -494,7 +601,7 @@ remainder = _elementwise(
     "remainder",
     _BINARY,
     lambda g, ans, x, y: g,
-    lambda g, ans, x, y: negative(multiply(g, _floor_quotient(ans, x, y))),
+    lambda g, ans, x, y: neg(mul(g, _floor_quotient(ans, x, y))),
 )
 
 equal = _nondiff("equal", _BINARY)
@@ -579,17 +686,17 @@ def _hits(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> tuple[Any,
 
 def _chosen(ans: Any, x: Any, axis: tuple[int, ...], keepdims: bool) -> Any:
     hits, count = _hits(ans, x, axis, keepdims)
-    return divide(hits, count)
+    return div(hits, count)
 
 
 def _chooser(name: str, reduce: str) -> Primitive:
     def jvp(t: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
-        return summed(multiply(t, _chosen(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims)
+        return summed(mul(t, _chosen(ans, x, axis, keepdims)), axis=axis, keepdims=keepdims)
 
     def vjp(g: Any, ans: Any, x: Any, *, axis: tuple[int, ...], keepdims: bool) -> Any:
         # The share g / count is worked out on the reduced shape, then spread over the hits.
         hits, count = _hits(ans, x, axis, keepdims)
-        return multiply(hits, divide(_expand_to_input(g, x, axis, keepdims), count))
+        return mul(hits, div(_expand_to_input(g, x, axis, keepdims), count))
 
     return _add(
         Primitive(
@@ -613,7 +720,7 @@ def _exclusive_cumprod(x: Any) -> Any:
     shift = 1
     while shift < n:
         ones = filled_like(_slice_along(y, -1, 0, shift), 1)
-        y = multiply(y, concat(ones, _slice_along(y, -1, 0, n - shift), axis=-1))
+        y = mul(y, concat(ones, _slice_along(y, -1, 0, n - shift), axis=-1))
         shift *= 2
     return y
 
@@ -629,7 +736,7 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     flat = reshaped(moved, flat_shape)
     left = _exclusive_cumprod(flat)
     right = flip(_exclusive_cumprod(flip(flat, axis=(-1,))), axis=(-1,))
-    others = reshaped(multiply(left, right), moved.shape)
+    others = reshaped(mul(left, right), moved.shape)
     inverse = [0] * n
     for pos, src in enumerate(kept + red):
         inverse[src] = pos
@@ -642,11 +749,11 @@ prod = _add(
         lambda xp, x, *, axis, keepdims: xp.prod(x, axis=axis, keepdims=keepdims),
         jvp=(
             lambda t, ans, x, *, axis, keepdims: summed(
-                multiply(t, _prod_of_others(x, axis)), axis=axis, keepdims=keepdims
+                mul(t, _prod_of_others(x, axis)), axis=axis, keepdims=keepdims
             ),
         ),
         vjp=(
-            lambda g, ans, x, *, axis, keepdims: multiply(
+            lambda g, ans, x, *, axis, keepdims: mul(
                 _expand_to_input(g, x, axis, keepdims), _prod_of_others(x, axis)
             ),
         ),
@@ -715,13 +822,13 @@ def matmul_of(a: Any, b: Any, vec: tuple[bool, bool]) -> Any:
 
 def _outer(u: Any, v: Any) -> Any:
     """u[..., :, None] * v[..., None, :] per point."""
-    return multiply(with_axis(u, -1), with_axis(v, -2))
+    return mul(with_axis(u, -1), with_axis(v, -2))
 
 
 def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
     va, vb = vec
     if va and vb:  # a . b: g is a number per point
-        return multiply(with_axis(g, -1), b)
+        return mul(with_axis(g, -1), b)
     if vb:  # (m, k) @ (k,): g is (..., m)
         return _outer(g, b)
     return matmul_of(g, transposed(b), (va, False))
@@ -730,7 +837,7 @@ def _matmul_vjp_a(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = 
 def _matmul_vjp_b(g: Any, ans: Any, a: Any, b: Any, *, vec: tuple[bool, bool] = (False, False)) -> Any:
     va, vb = vec
     if va and vb:
-        return multiply(with_axis(g, -1), a)
+        return mul(with_axis(g, -1), a)
     if va:  # (k,) @ (k, n): g is (..., n)
         return _outer(a, g)
     return matmul_of(transposed(a), g, (False, vb))
@@ -1107,7 +1214,7 @@ def _offset_indices(index: Any, bsize: int, n: int) -> Any:
     """Per-point indices (batch axis 0) into a merged (batch * n) axis, flattened."""
     xp, device = namespace_and_device(index)
     offsets = xp.arange(bsize, dtype=index.dtype, device=device) * n
-    return reshaped(add(index, reshaped(offsets, (bsize,) + (1,) * (index.ndim - 1))), (-1,))
+    return reshaped(plus(index, reshaped(offsets, (bsize,) + (1,) * (index.ndim - 1))), (-1,))
 
 
 def _take_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int) -> Any:
@@ -1180,7 +1287,7 @@ def align_ranks(vals: list[Any], batched: list[bool] | tuple[bool, ...]) -> list
     for v, b, r in zip(vals, batched, ranks):
         if b and r < top:
             shape = (v.shape[0],) + (1,) * (top - r) + tuple(v.shape[1:])
-            if isinstance(v, Tracer):
+            if isinstance(v, Tracer) or type(v) is Uniform:
                 v = reshaped(v, shape)
             else:  # a plain array (the bottom batch level): the table's reshape without the checks
                 v = eager(reshape, (v,), {"shape": shape, "in_ndim": v.ndim})

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from .backend import NAMESPACE_BY_TYPE, device_of, namespace_of
 from .backend import to_numpy as backend_to_numpy
 from .speedups import _CAN_POOL, BufferPool, pooled_call
+from .uniform import Uniform
 
 if TYPE_CHECKING:
     from .primitives import Primitive
@@ -218,7 +219,7 @@ def apply_below(below: Trace | None, prim: "Primitive", args: list[Any], params:
 
 
 def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str, Any]) -> Any:
-    """Apply the table entry to plain arrays."""
+    """Apply the table entry to plain arrays (a symbolic Uniform cotangent becomes its view)."""
     # The common case inline (every primitive applied to plain arrays passes here): array types
     # already seen, all of one library. Anything else goes through the checking lookup.
     xp = None
@@ -229,6 +230,8 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
             break
         xp = ns
     if xp is None:
+        if any(type(a) is Uniform for a in args):
+            args = tuple(a.view() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
     if prim.ufunc is not None and not params and _STACK.pool is not None:
         for a in args:  # only large results are worth a pool buffer

@@ -15,6 +15,7 @@ from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace, reuses_buffers
 from .primitives import axis_moved, broadcasted, cast, concat, filled_like, lone_scalar, reshaped
 from .tree import tree_flatten, tree_unflatten
+from .uniform import Uniform
 
 __all__ = ["grad", "value_and_grad", "vjp", "jacrev", "vmap", "checkpoint"]
 
@@ -386,7 +387,8 @@ def _value_and_grad(fun: Callable[..., Any], argnums: Any, has_aux: bool, transf
             )
         out = rec.out_primals[0]
         _check_scalar_output(out, transform)
-        grads = rec.pull([rec.xp.ones(tuple(out.shape), dtype=out.dtype, device=rec.device)], consume=True)
+        # A symbolic ones seed: rules multiplying by it skip the multiplication (see uniform.py).
+        grads = rec.pull([Uniform(1.0, tuple(out.shape), out.dtype, rec.xp, rec.device)], consume=True)
         per_arg = tree_unflatten(rec.in_tree, grads)
         g = per_arg[0] if isinstance(argnums, int) else tuple(per_arg)
         if transform == "grad":

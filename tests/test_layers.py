@@ -15,6 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "gpuad"
 ORDER = [
     # libraries, by name
     "tree", "backend", "speedups",
+    # the symbolic values rules return (a constant array, a pending negation)
+    "uniform",
     # the trace stack and dispatch
     "tracing",
     # the primitive table

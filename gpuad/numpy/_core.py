@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from .. import backend as _backend
 from .. import primitives as _p
 from ..tracing import Tracer, bind, eager
+from ..uniform import Uniform
 
 __array_api_version__ = "2024.12"
 
@@ -50,6 +51,8 @@ def _is_arraylike(x: Any) -> builtins.bool:
 def _as_array(x: Any, name: str = "x") -> Any:
     if _is_arraylike(x):
         return x
+    if type(x) is Uniform:
+        return x.view()
     if isinstance(x, _SCALARS):
         return _p.lone_scalar(x)
     if isinstance(x, (list, tuple)):
@@ -61,6 +64,8 @@ def _as_array(x: Any, name: str = "x") -> Any:
 
 def _operands(*args: Any, names: Sequence[str] | None = None) -> list[Any]:
     """Arrays for an elementwise op: scalars become 0-d arrays typed after the first array."""
+    if builtins.any(type(a) is Uniform for a in args):
+        args = tuple(a.view() if type(a) is Uniform else a for a in args)
     like = next((a for a in args if _is_arraylike(a)), None)
     out = []
     for i, a in enumerate(args):
@@ -200,10 +205,11 @@ def clip(x: Any, /, min: Any = None, max: Any = None) -> Any:  # noqa: A002
 def astype(x: Any, dtype: Any, /, *, copy: builtins.bool = True, device: Any = None) -> Any:
     """Convert to ``dtype``. Float-to-float conversion is differentiable (the cotangent converts
     back); conversion to an integer or boolean dtype has no derivative."""
-    x = _as_array(x)
-    if not isinstance(x, Tracer):
-        xp = _backend.namespace_of(x)
-        return xp.astype(x, _backend.backend_dtype(xp, dtype), copy=copy)
+    if type(x) is not Uniform:
+        x = _as_array(x)
+        if not isinstance(x, Tracer):
+            xp = _backend.namespace_of(x)
+            return xp.astype(x, _backend.backend_dtype(xp, dtype), copy=copy)
     return _p.cast(x, dtype)
 
 
@@ -245,7 +251,8 @@ def reshape(x: Any, /, shape: Any, *, copy: Any = None) -> Any:
     >>> reshape(np.arange(6.0), (2, -1)).shape
     (2, 3)
     """
-    x = _as_array(x)
+    if type(x) is not Uniform:
+        x = _as_array(x)
     if isinstance(shape, int):
         shape = (shape,)
     shape = tuple(operator.index(d) for d in shape)
@@ -315,7 +322,8 @@ def squeeze(x: Any, /, axis: Any = None) -> Any:
 
 def broadcast_to(x: Any, /, shape: Any) -> Any:
     """Broadcast to ``shape`` (NumPy rules)."""
-    x = _as_array(x)
+    if type(x) is not Uniform:
+        x = _as_array(x)
     shape = (shape,) if isinstance(shape, int) else tuple(operator.index(d) for d in shape)
     ok = len(shape) >= x.ndim and builtins.all(d in (1, e) for d, e in zip(reversed(tuple(x.shape)), reversed(shape)))
     if not ok:
@@ -405,7 +413,8 @@ def sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bo
     >>> sum(np.ones((2, 3)), axis=1).tolist()
     [3.0, 3.0]
     """
-    x = _as_array(x)
+    if type(x) is not Uniform:
+        x = _as_array(x)
     if dtype is not None:
         x = astype(x, dtype)
     return _p.summed(x, _normalize_axes(axis, x.ndim), keepdims)
