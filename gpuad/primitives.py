@@ -48,7 +48,7 @@ from typing import Any, Callable
 from .backend import NAMESPACE_BY_TYPE, assigns_items, backend_dtype, device_of, namespace_for_device, namespace_of
 from .backend import namespace_of_backend, scatter_add
 from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, scalar_array
-from .speedups import reduce_short_rows, zeros_in_layout_of
+from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
 from .uniform import Uniform
 from .tracing import Aval, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
@@ -1128,6 +1128,9 @@ def _region(index: tuple[Any, ...], shape: tuple[int, ...]) -> tuple[int | None,
     return tuple(region)
 
 
+_EMBED_PLAN_MIN_ELEMENTS = 1 << 15  # below this, working out the places costs more than it saves
+
+
 def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tuple[int, ...], has_base: bool) -> Any:
     """``base`` (the first array, when ``has_base``) plus each piece ``g_i`` added at ``indices[i]``
     into zeros of ``shape``: the cotangent of an array read by several getitems, in one buffer."""
@@ -1143,6 +1146,10 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
             g = _placed(xp, g, key, g_lead, shape)
             out = g if out is None else out + g
         return out
+    if not has_base and math.prod(full) >= _EMBED_PLAN_MIN_ELEMENTS:
+        out = _embed_places(xp, pieces, indices, shape, full, lead)
+        if out is not None:
+            return out
     if has_base and tuple(arrays[0].shape) == full:
         out = xp.asarray(arrays[0], copy=True)
     else:
@@ -1152,6 +1159,34 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
     for g, index in zip(pieces, indices):
         g, key = _assignable(xp, g, index, lead)
         out[key] += g  # a basic index never repeats an element, so += is exact
+    return out
+
+
+def _embed_places(xp: Any, pieces: tuple[Any, ...], indices: tuple[Any, ...], shape: tuple[int, ...], full: tuple[int, ...], lead: int) -> Any:
+    """``_embed_add_impl`` without a base where the places cannot overlap unless they are equal
+    (integers and whole axes, the integers on the same axes), else None. The first piece at each
+    place is assigned rather than added, into an uninitialised buffer where the places cover it
+    all (``x[..., 0]`` and ``x[..., 1]`` of a per-point shape (2,)), as a hand-written derivative
+    fills its columns: no pass to zero the buffer, and it is read only where a place has several
+    pieces."""
+    regions = [_region(index, shape) for index in indices]
+    if None in regions:
+        return None
+    distinct = set(regions)
+    whole_axes = {tuple(item is None for item in region) for region in distinct}
+    if len(whole_axes) != 1:
+        return None
+    picked = [d for d, whole in zip(shape, next(iter(whole_axes))) if not whole]
+    covers = len(distinct) == math.prod(picked)
+    out = (empty_in_layout_of if covers else zeros_in_layout_of)(xp, full, pieces[0])
+    written = set()
+    for g, index, region in zip(pieces, indices, regions):
+        g, key = _assignable(xp, g, index, lead)
+        if region in written:
+            out[key] += g
+        else:
+            out[key] = g
+            written.add(region)
     return out
 
 

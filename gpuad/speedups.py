@@ -21,6 +21,7 @@ from .backend import device_of, is_numpy_namespace
 
 __all__ = [
     "BufferPool",
+    "empty_in_layout_of",
     "pooled_call",
     "reduce_short_rows",
     "repeat_rows_outside",
@@ -56,10 +57,20 @@ def zeros_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
     """Zeros of ``shape`` in ``like``'s dtype, in Fortran order where ``like`` is a NumPy array in
     Fortran order (a block of rows laid out rows-outside), so that writing ``like``-shaped pieces
     into it runs over contiguous memory."""
+    return _buffer_in_layout_of(xp, shape, like, "zeros")
+
+
+def empty_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any) -> Any:
+    """As ``zeros_in_layout_of``, uninitialised: for a buffer whose every element is written
+    before it is read (no pass over memory to fill it)."""
+    return _buffer_in_layout_of(xp, shape, like, "empty")
+
+
+def _buffer_in_layout_of(xp: Any, shape: tuple[int, ...], like: Any, make: str) -> Any:
     if type(like) is numpy.ndarray:
         fortran = like.ndim > 1 and like.flags.f_contiguous and not like.flags.c_contiguous
-        return numpy.zeros(shape, dtype=like.dtype, order="F" if fortran else "C")  # host-ok: a NumPy-only path
-    return xp.zeros(shape, dtype=like.dtype, device=device_of(like))
+        return getattr(numpy, make)(shape, dtype=like.dtype, order="F" if fortran else "C")
+    return getattr(xp, make)(shape, dtype=like.dtype, device=device_of(like))
 
 
 # --- Reductions NumPy does slowly ---

@@ -1,5 +1,8 @@
-"""The cotangent of an array read in parts (``embed_add`` without a base): every case against the
-obvious computation (zeros, then each piece added at its place)."""
+"""The cotangent of an array read in parts (``embed_add`` without a base) on large batches: places
+made of integers and whole axes are written once (assigned, summed only where a place has several
+pieces) into an uninitialised buffer where they cover it, zeros otherwise. Every case against the
+obvious computation (zeros, then each piece added at its place), with the uninitialised buffer
+filled with NaN so that an element left unwritten shows."""
 
 from __future__ import annotations
 
@@ -12,21 +15,21 @@ from gpuad import primitives as P
 
 from .conftest import all_backends
 
-ROWS = 50
+ROWS = 20000  # rows x per-point elements above primitives._EMBED_PLAN_MIN_ELEMENTS
 E = Ellipsis
 
-# (per-point shape, indices)
+# (per-point shape, indices, whether the places cover the buffer)
 CASES = {
-    "columns": ((2,), [(E, 0), (E, 1)]),
-    "columns read twice": ((2,), [(E, 0), (E, 1), (E, 0), (E, 1)]),
-    "negative index is the same place": ((2,), [(E, 1), (E, 0), (E, -1)]),
-    "some columns": ((4,), [(E, 0), (E, 2), (E, 2)]),
-    "rows of a matrix": ((3, 2), [(E, 0, slice(None)), (E, 2, slice(None)), (E, 1, slice(None))]),
-    "entries of a matrix": ((2, 2), [(E, 0, 0), (E, 1, 1), (E, 0, 1)]),
-    "with a new axis": ((2,), [(E, None, 0), (E, 1)]),
-    # Integers on different axes may overlap; a partial slice.
-    "row and column overlap": ((2, 2), [(E, 0, slice(None)), (E, slice(None), 1)]),
-    "partial slice": ((4,), [(E, slice(1, 3)), (E, 0)]),
+    "columns": ((2,), [(E, 0), (E, 1)], True),
+    "columns read twice": ((2,), [(E, 0), (E, 1), (E, 0), (E, 1)], True),
+    "negative index is the same place": ((2,), [(E, 1), (E, 0), (E, -1)], True),
+    "some columns": ((4,), [(E, 0), (E, 2), (E, 2)], False),
+    "rows of a matrix": ((3, 2), [(E, 0, slice(None)), (E, 2, slice(None)), (E, 1, slice(None))], True),
+    "entries of a matrix": ((2, 2), [(E, 0, 0), (E, 1, 1), (E, 0, 1)], False),
+    "with a new axis": ((2,), [(E, None, 0), (E, 1)], True),
+    # Not planned (the general path): integers on different axes may overlap, a partial slice.
+    "row and column overlap": ((2, 2), [(E, 0, slice(None)), (E, slice(None), 1)], False),
+    "partial slice": ((4,), [(E, slice(1, 3)), (E, 0)], False),
 }
 
 
@@ -64,17 +67,29 @@ def _pieces(indices, shape, rng):
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("backend", all_backends(), ids=repr)
-def test_pieces_land_where_they_belong(case, backend):
-    shape, indices = CASES[case]
+def test_pieces_land_where_they_belong(case, backend, monkeypatch):
+    shape, indices, covers = CASES[case]
     pieces = _pieces(indices, shape, np.random.default_rng(7))
+    made_empty = []
+    real_empty = P.empty_in_layout_of
+
+    def poisoned(xp, full, like):  # an uninitialised buffer, made obviously so
+        made_empty.append(full)
+        buf = real_empty(xp, full, like)
+        buf[...] = float("nan")
+        return buf
+
+    monkeypatch.setattr(P, "empty_in_layout_of", poisoned)
     out = P.embed_add(*[backend.asarray(g) for g in pieces], indices=tuple(indices), shape=shape, has_base=False)
     np.testing.assert_allclose(backend.to_numpy(out), _expected(pieces, indices, shape), rtol=1e-15, atol=0)
+    assert made_empty == ([(ROWS,) + shape] if covers else [])
 
 
 @pytest.mark.parametrize("backend", all_backends(), ids=repr)
 def test_pieces_are_not_written_into(backend):
-    """The pieces are cotangents the sweep may still hold: never written into."""
-    shape, indices = CASES["columns read twice"]
+    """Assigning the first piece at a place must copy it: the pieces are cotangents the sweep may
+    still hold."""
+    shape, indices, _ = CASES["columns read twice"]
     pieces = [backend.asarray(g) for g in _pieces(indices, shape, np.random.default_rng(8))]
     before = [backend.to_numpy(g).copy() for g in pieces]
     P.embed_add(*pieces, indices=tuple(indices), shape=shape, has_base=False)
@@ -85,7 +100,7 @@ def test_pieces_are_not_written_into(backend):
 @pytest.mark.parametrize("backend", all_backends(), ids=repr)
 def test_seed_gradient_at_a_large_batch(backend):
     """The first seed function per point, x read by columns (twice each): the gradient of the
-    worked formula."""
+    worked formula, on a batch large enough for the planned embedding."""
     X = np.random.default_rng(9).uniform(1.0, 3.0, size=(ROWS, 2))
 
     def f(x):
