@@ -370,3 +370,21 @@ row(
     [Domain((5, 2), 0.5, 2.0)],
     ["sin", "divide", "exp", "multiply"],
 )
+
+# einsum (issue 22): each pairwise contraction is one matmul, a broadcast multiply when nothing
+# is summed; diagonals are a strided slice of the merged axes.
+row("einsum_matmul", lambda xp, a, b: xp.einsum("ij,jk->ik", a, b), [Domain((3, 4)), Domain((4, 5))], ["matmul"])
+row("einsum_batched", lambda xp, a, b: xp.einsum("bij,bjk->bik", a, b), [Domain((2, 3, 4)), Domain((2, 4, 5))], ["matmul"])
+row("einsum_mixture", lambda xp, L, d: xp.einsum("krc,nkc->nkr", L, d), [Domain((3, 2, 4)), Domain((5, 3, 4))], ["matmul", "permute_dims"])
+row("einsum_outer", lambda xp, a, b: xp.einsum("i,j->ij", a, b), [Domain((3,)), Domain((4,))], ["multiply", "reshape"])
+row("einsum_dot", lambda xp, a, b: xp.einsum("i,i", a, b), [Domain((4,)), Domain((4,))], ["matmul"])
+row("einsum_trace", lambda xp, a: xp.einsum("ii", a), [Domain((3, 3))], ["getitem", "reshape", "sum"])
+row("einsum_diagonal", lambda xp, a: xp.einsum("iji->ij", a), [Domain((3, 2, 3))], ["getitem", "reshape", "permute_dims"])
+row("einsum_transpose", lambda xp, a: xp.einsum("ijk->kij", a), [X3], ["permute_dims"])
+row("einsum_sum", lambda xp, a: xp.einsum("ijk->j", a), [X3], ["sum"])
+row("einsum_ellipsis", lambda xp, a, b: xp.einsum("...ij,...jk->...ik", a, b), [Domain((2, 3, 4)), Domain((4, 5))], ["matmul"])
+row("einsum_ellipsis_summed", lambda xp, a: xp.einsum("...i->i", a), [X3], ["sum"])
+row("einsum_three", lambda xp, a, b, c: xp.einsum("ij,jk,kl->il", a, b, c), [Domain((2, 3)), Domain((3, 4)), Domain((4, 5))], ["matmul"])
+row("einsum_bilinear", lambda xp, u, A, v: xp.einsum("i,ij,j", u, A, v), [Domain((3,)), Domain((3, 4)), Domain((4,))], ["matmul"])
+row("einsum_size1", lambda xp, a, b: xp.einsum("ij,ij->ij", a, b), [Domain((3, 1)), Domain((3, 4))], ["multiply", "reshape"])
+row("einsum_size1_summed", lambda xp, a, b: xp.einsum("ij,jk->ik", a, b), [Domain((3, 1)), Domain((4, 5))], ["sum", "multiply"])

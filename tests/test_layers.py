@@ -32,6 +32,9 @@ ORDER = [
     "wengert", "testing", "__main__", "__init__",
 ]
 
+# einsum (issue 22): in the namespace layer, above indexing, below the package that gathers it
+ORDER.insert(ORDER.index("numpy"), "numpy._einsum")
+
 
 
 def _is_type_checking(node: ast.If) -> bool:

@@ -15,3 +15,6 @@ from ._core import __array_api_version__  # noqa: F401
 from ._indexing import getitem  # noqa: F401
 from ._composites import *  # noqa: F401, F403
 from . import _operators  # noqa: F401, E402  (installs the operators of traced values)
+
+# einsum (issue 22)
+from ._einsum import einsum  # noqa: F401, E402
