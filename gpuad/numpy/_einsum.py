@@ -17,7 +17,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
-from typing import Any, Sequence
+from typing import Any
 
 from .. import primitives as _p
 from ..tracing import Tracer
@@ -53,8 +53,9 @@ def einsum(subscripts: Any, /, *operands: Any, optimize: Any = "auto") -> Any:
 
     ``optimize`` picks the order of the pairwise contractions: any of JAX's strategy names or
     True (all give the greedy order), False (left to right), or a path as a list of tuples of
-    positions in the list of operands still to contract (opt_einsum's format; a leading
-    ``"einsum_path"`` is allowed). Each contraction is one matrix product.
+    positions in the list of operands still to contract, each result going to the end of the list
+    (opt_einsum's format; a leading ``"einsum_path"`` is allowed; a path that stops early is
+    completed greedily). Each contraction is one matrix product.
 
     >>> import numpy as np
     >>> a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
@@ -79,8 +80,6 @@ def einsum(subscripts: Any, /, *operands: Any, optimize: Any = "auto") -> Any:
         rest = [op for k, op in enumerate(ops) if k not in (i, j)]
         needed = set(output).union(*(labels for _, labels in rest))
         ops = rest + [_contract(ops[i], ops[j], needed, sizes)]
-    if next(path, None) is not None:
-        raise ValueError(f"einsum: optimize={optimize!r} names more contractions than the {len(arrays)} operands need")
     x, labels = ops[0]
     x, labels = _sum_out(x, labels, set(output))
     return _permuted(x, [labels.index(label) for label in output])
@@ -303,7 +302,9 @@ def _diagonal(x: Any, labels: list[int]) -> Op:
     return getitem(x, (Ellipsis, slice(None, None, step))), [labels[a] for a in others] + [label]
 
 
-def _reduce_alone(x: Any, labels: list[int], sizes: dict[int, int], i: int, terms: list[list[int]], output: list[int]) -> Op:
+def _reduce_alone(
+    x: Any, labels: list[int], sizes: dict[int, int], i: int, terms: list[list[int]], output: list[int]
+) -> Op:
     """What one operand can do alone: diagonals, dropping its broadcast size-1 axes, and summing
     the indices that no other operand and not the output name."""
     while len(set(labels)) < len(labels):
@@ -337,7 +338,9 @@ def _next_pair(ops: list[Op], sizes: dict[int, int], output: list[int], in_order
     return best[2], best[3]
 
 
-def _layout(x: Any, labels: list[int], first: list[int], middle: list[int], last: list[int]) -> tuple[Any, builtins.bool]:
+def _layout(
+    x: Any, labels: list[int], first: list[int], middle: list[int], last: list[int]
+) -> tuple[Any, builtins.bool]:
     """x as a (stack of) matrix with axes ``first`` (merged) then rows ``middle`` and columns
     ``last``; when x's axes already run first, last, middle, the transposed view of that layout
     (no copy), flagged True."""
@@ -370,9 +373,9 @@ def _contract(one: Op, two: Op, needed: set[int], sizes: dict[int, int]) -> Op:
     out_labels = batch + free_x + free_y
     out_shape = tuple(sizes[c] for c in out_labels)
     if not summed:
-        bx, by = tuple(sizes[c] for c in batch), tuple(sizes[c] for c in free_x)
-        xs = _reshaped(_permuted(x, [lx.index(c) for c in batch + free_x]), bx + by + (1,) * len(free_y))
-        ys = _reshaped(_permuted(y, [ly.index(c) for c in batch + free_y]), bx + (1,) * len(free_x) + tuple(sizes[c] for c in free_y))
+        nb, nx, ny = (tuple(sizes[c] for c in group) for group in (batch, free_x, free_y))
+        xs = _reshaped(_permuted(x, [lx.index(c) for c in batch + free_x]), nb + nx + (1,) * len(ny))
+        ys = _reshaped(_permuted(y, [ly.index(c) for c in batch + free_y]), nb + (1,) * len(nx) + ny)
         return _p.multiply(xs, ys), out_labels
     a, a_swapped = _layout(x, lx, batch, free_x, summed)
     b, b_swapped = _layout(y, ly, batch, summed, free_y)
