@@ -1444,16 +1444,18 @@ def _put_mul_impl(xp: Any, v: Any, index: Any, *, axis: int, size: int) -> Any:
 
 def _product_of_others(v: Any, index: Any, axis: int, size: int) -> Any:
     """Per update, the product of the other updates at its position (its partial derivative),
-    without dividing by zero: from the product of the nonzero updates and the count of zeros."""
+    without dividing by zero: the product of the nonzero updates there, divided by the update
+    itself where it is nonzero, times the product of the zero updates there (1 where none, so its
+    own derivative reaches a lone zero update); for a zero update, the product of the nonzero ones
+    where it is the only zero there, else 0. Exact in value; its derivative too, except between
+    two updates that are both exactly zero at one position (there it is 0)."""
     zero = equal(v, 0.0)
     safe = where(zero, 1.0, v)
     nonzero_product = take(put_mul(safe, index, axis=axis, size=size), index, axis=axis)
+    zero_product = take(put_mul(where(zero, v, 1.0), index, axis=axis, size=size), index, axis=axis)
     zeros_at = take(put_add(cast(zero, v.dtype), index, axis=axis, size=size), index, axis=axis)
-    # A zero update's partial is the product of the others if it is the only zero there; a nonzero
-    # update's is the product divided by it if there is no zero there; else the partial is 0.
     lone_zero = where(equal(zeros_at, 1.0), nonzero_product, 0.0)
-    no_zero = where(equal(zeros_at, 0.0), div(nonzero_product, safe), 0.0)
-    return where(zero, lone_zero, no_zero)
+    return where(zero, lone_zero, mul(div(nonzero_product, safe), zero_product))
 
 
 def _put_mul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int, size: int) -> Any:
