@@ -487,3 +487,42 @@ def scatter_add(xp: Any, target: Any, axis: int, index: Any, values: Any) -> Any
     moved = xp.moveaxis(values, axis, -1)
     added = xp.moveaxis(xp.matmul(moved, one_hot), -1, axis)
     return target + added
+
+
+# --- Scatter with min, max or multiply: functional updates (gpuad.numpy.at) ---
+
+_SCATTER_UFUNCS = {"min": "minimum", "max": "maximum", "multiply": "multiply"}
+
+
+def scatter_combine(xp: Any, target: Any, axis: int, index: Any, values: Any, how: str) -> Any:
+    """Combine ``values`` into ``target`` along ``axis`` (negative) at positions ``index`` (1-D
+    ints) with ``how`` ("min", "max" or "multiply"); repeated indices combine them all.
+
+    ``target`` is a fresh array owned by the caller, updated in place where the library allows it;
+    the result is returned either way.
+    """
+    key = (Ellipsis, index) + (slice(None),) * (-axis - 1)
+    if array_api_compat.is_numpy_namespace(xp):
+        getattr(numpy, _SCATTER_UFUNCS[how]).at(target, key, values)
+        return target
+    if array_api_compat.is_cupy_namespace(xp) and how != "multiply":
+        import cupyx
+
+        getattr(cupyx, f"scatter_{how}")(target, key, values)
+        return target
+    # Generic fallback (immutable or strict arrays, CuPy's multiply): every update against every
+    # position, O(len(index) * size) memory. Positions no update hits keep the target's value, so
+    # no identity element (inf, the dtype's limits) is needed.
+    size = target.shape[axis]
+    positions = xp.arange(size, dtype=index.dtype, device=device_of(target))
+    hit = index[:, None] == positions[None, :]  # (m, size)
+    t = xp.moveaxis(target, axis, -1)  # (..., size)
+    v = xp.moveaxis(values, axis, -1)  # (..., m)
+    t, v = t[..., None, :], v[..., :, None]  # (..., 1, size), (..., m, 1)
+    if how == "multiply":
+        combined = xp.prod(xp.where(hit, v, xp.ones_like(v)), axis=-2) * t[..., 0, :]
+    else:
+        picked = xp.where(hit, v, t)
+        t = xp.broadcast_to(t, tuple(picked.shape[:-2]) + (1, size))
+        combined = (xp.min if how == "min" else xp.max)(xp.concat([t, picked], axis=-2), axis=-2)
+    return xp.moveaxis(combined, -1, axis)

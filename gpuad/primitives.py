@@ -1295,6 +1295,191 @@ put_add = _add(
 )
 
 # ---------------------------------------------------------------------------------------------
+# Functional updates (gpuad.numpy.at: x.at[idx].set(v), .add, .multiply, .min, .max): a basic
+# part replaced (set_part), and updates combined along one axis at integer positions by min, max
+# (put_min, put_max: base included) or product (put_mul, into ones). Adding along an axis is
+# put_add; a scatter-set is a composite of put_max (the last update wins) and take.
+# ---------------------------------------------------------------------------------------------
+
+from .backend import scatter_combine  # noqa: E402
+
+
+def _part_shape(index: tuple[Any, ...], point: tuple[int, ...]) -> tuple[int, ...]:
+    """The per-point shape of ``x[index]`` for a canonical basic ``index`` and x's per-point shape."""
+    out, k = [], 0
+    for item in index[1:]:
+        if item is None:
+            out.append(1)
+            continue
+        if isinstance(item, slice):
+            out.append(len(range(*item.indices(point[k]))))
+        k += 1
+    return tuple(out)
+
+
+def _set_part_impl(xp: Any, x: Any, v: Any, *, index: tuple[Any, ...]) -> Any:
+    """A copy of ``x`` with ``v`` (broadcast to ``x[index]``) written at the basic ``index``."""
+    point = _point_shape(x, index)
+    part = _part_shape(index, point)
+    if v.ndim < len(part):
+        v = xp.broadcast_to(v, part)
+    v_lead = v.ndim - len(part)
+    lead = broadcast_shapes(tuple(x.shape[: x.ndim - len(point)]), tuple(v.shape[:v_lead]))
+    v, key = _assignable(xp, v, index, v_lead)
+    if not assigns_items(x):  # immutable arrays (JAX's): select between x and v placed in zeros
+        mask = _placed(xp, xp.ones(tuple(v.shape), dtype=xp.bool, device=device_of(v)), key, v_lead, point)
+        return xp.where(mask, _placed(xp, v, key, v_lead, point), x)
+    out = xp.asarray(xp.broadcast_to(x, lead + point), copy=True)
+    out[key] = v
+    return out
+
+
+def _set_part_jvp(tangents: tuple[Any, ...], ans: Any, x: Any, v: Any, *, index: tuple[Any, ...]) -> Any:
+    tx, tv = tangents
+    if tv is None:
+        return set_part(tx, 0.0, index=index)
+    if tx is None:
+        return embed(tv, index=index, shape=_point_shape(x, index))
+    return set_part(tx, tv, index=index)
+
+
+def _set_part_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, index: tuple[Any, ...]) -> Any:
+    # A batched v (of x[index]'s full per-point rank) needs x batched too; an unbatched v (a
+    # per-point array or a scalar) broadcasts into a batched x as it is.
+    x, v = vals
+    if batched[1]:
+        x = _batched(x, batched[0], bsize)
+    return set_part(x, v, index=index)
+
+
+set_part = _add(
+    Primitive(
+        "set_part",
+        _set_part_impl,
+        jvp=_set_part_jvp,
+        vjp=(
+            lambda g, ans, x, v, *, index: set_part(g, 0.0, index=index),
+            lambda g, ans, x, v, *, index: getitem(g, index=index),
+        ),
+        residuals=(),
+        batch=_set_part_batch,
+    )
+)
+
+
+def _common_lead(x: Any, v: Any, axis: int) -> tuple[Any, Any]:
+    """``x`` and ``v`` broadcast to the same leading axes (those before the per-point ``axis``)."""
+    lx, lv = tuple(x.shape[: x.ndim + axis]), tuple(v.shape[: v.ndim + axis])
+    if lx == lv:
+        return x, v
+    lead = broadcast_shapes(lx, lv)
+    return broadcasted(x, lead + tuple(x.shape[x.ndim + axis :])), broadcasted(v, lead + tuple(v.shape[v.ndim + axis :]))
+
+
+def _along_batched_index(prim: Primitive, x: Any, v: Any, index: Any, bsize: int, axis: int, **params: Any) -> Any:
+    """``prim(x, v, index)`` with a per-point ``index`` (batch axis 0 on all three): the batch axis
+    merged with ``axis``, the indices offset into the merged axis."""
+    x, v = _common_lead(x, v, axis)
+    n = x.shape[axis]
+    flat_x, perm, rest = _merge_with_batch(x, axis)
+    flat_v = _merge_with_batch(v, axis)[0]
+    out = prim(flat_x, flat_v, _offset_indices(index, bsize, n), axis=-len(rest) - 1, **params)
+    return _split_from_batch(out, bsize, perm, rest)
+
+
+def _put_extremal(how: str) -> Primitive:
+    """``x`` with the updates ``v`` combined in by ``how`` ("min"/"max") at ``index`` along
+    ``axis``, repeats included. As in JAX, the derivative goes to every element (of x and of v)
+    equal to the result, shared equally among them."""
+
+    def impl(xp: Any, x: Any, v: Any, index: Any, *, axis: int) -> Any:
+        lead = broadcast_shapes(tuple(x.shape[: x.ndim + axis]), tuple(v.shape[: v.ndim + axis]))
+        out = xp.asarray(xp.broadcast_to(x, lead + tuple(x.shape[x.ndim + axis :])), copy=True)
+        return scatter_combine(xp, out, axis, index, v, how)
+
+    def winners(ans: Any, x: Any, v: Any, index: Any, axis: int) -> tuple[Any, Any, Any]:
+        n = x.shape[axis]
+        hit_x = cast(equal(x, ans), ans.dtype)
+        hit_v = cast(equal(v, take(ans, index, axis=axis)), ans.dtype)
+        count = plus(hit_x, put_add(hit_v, index, axis=axis, size=n))
+        return hit_x, hit_v, count
+
+    def jvp(tangents: tuple[Any, ...], ans: Any, x: Any, v: Any, index: Any, *, axis: int) -> Any:
+        tx, tv, _ = tangents
+        hit_x, hit_v, count = winners(ans, x, v, index, axis)
+        parts = []
+        if tx is not None:
+            parts.append(mul(tx, hit_x))
+        if tv is not None:
+            parts.append(put_add(mul(tv, hit_v), index, axis=axis, size=x.shape[axis]))
+        total = parts[0] if len(parts) == 1 else plus(parts[0], parts[1])
+        return div(total, count)
+
+    def vjp(g: Any, ans: Any, x: Any, v: Any, index: Any, *, axis: int) -> tuple[Any, ...]:
+        hit_x, hit_v, count = winners(ans, x, v, index, axis)
+        share = div(g, count)
+        return mul(share, hit_x), mul(take(share, index, axis=axis), hit_v), None
+
+    def batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int) -> Any:
+        x, v, index = vals
+        if not batched[2]:
+            return prim(x, v, index, axis=axis)  # impl broadcasts the leading axes of x and v
+        return _along_batched_index(prim, _batched(x, batched[0], bsize), _batched(v, batched[1], bsize), index, bsize, axis)
+
+    prim = _add(Primitive(f"put_{how}", impl, jvp=jvp, vjp=vjp, batch=batch))
+    return prim
+
+
+put_min = _put_extremal("min")
+put_max = _put_extremal("max")
+
+
+def _put_mul_impl(xp: Any, v: Any, index: Any, *, axis: int, size: int) -> Any:
+    """Ones with ``size`` along ``axis``, multiplied by ``v`` at ``index`` (repeats multiply)."""
+    shape = list(v.shape)
+    shape[axis] = size
+    out = xp.ones(tuple(shape), dtype=v.dtype, device=device_of(v))
+    return scatter_combine(xp, out, axis, index, v, "multiply")
+
+
+def _product_of_others(v: Any, index: Any, axis: int, size: int) -> Any:
+    """Per update, the product of the other updates at its position (its partial derivative),
+    without dividing by zero: the product of the nonzero updates there, divided by the update
+    itself where it is nonzero, times the product of the zero updates there (1 where none, so its
+    own derivative reaches a lone zero update); for a zero update, the product of the nonzero ones
+    where it is the only zero there, else 0. Exact in value; its derivative too, except between
+    two updates that are both exactly zero at one position (there it is 0)."""
+    zero = equal(v, 0.0)
+    safe = where(zero, 1.0, v)
+    nonzero_product = take(put_mul(safe, index, axis=axis, size=size), index, axis=axis)
+    zero_product = take(put_mul(where(zero, v, 1.0), index, axis=axis, size=size), index, axis=axis)
+    zeros_at = take(put_add(cast(zero, v.dtype), index, axis=axis, size=size), index, axis=axis)
+    lone_zero = where(equal(zeros_at, 1.0), nonzero_product, 0.0)
+    return where(zero, lone_zero, mul(div(nonzero_product, safe), zero_product))
+
+
+def _put_mul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int, size: int) -> Any:
+    v, index = vals
+    if not batched[1]:
+        return put_mul(v, index, axis=axis, size=size)
+    v = _batched(v, batched[0], bsize)
+    flat, perm, rest = _merge_with_batch(v, axis)
+    out = put_mul(flat, _offset_indices(index, bsize, size), axis=-len(rest) - 1, size=bsize * size)
+    return _split_from_batch(out, bsize, perm, rest)
+
+
+put_mul = _add(
+    Primitive(
+        "put_mul",
+        _put_mul_impl,
+        jvp=(lambda t, ans, v, index, *, axis, size: put_add(mul(t, _product_of_others(v, index, axis, size)), index, axis=axis, size=size), None),
+        vjp=(lambda g, ans, v, index, *, axis, size: mul(take(g, index, axis=axis), _product_of_others(v, index, axis, size)), None),
+        residuals=("args",),
+        batch=_put_mul_batch,
+    )
+)
+
+# ---------------------------------------------------------------------------------------------
 
 PRIMITIVES: MappingProxyType[str, Primitive] = MappingProxyType(_TABLE)
 """Every primitive by name; frozen once this module has loaded."""

@@ -337,8 +337,9 @@ class Tracer:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         raise TypeError(
-            "traced arrays are immutable inside a transform: build the result with "
-            "gpuad.numpy.where, concat or stack instead of assigning into it"
+            "traced arrays are immutable inside a transform: use x.at[idx].set(v) (or .add, "
+            ".multiply, .min, .max), which returns the updated array, instead of x[idx] = v; "
+            "gpuad.numpy.where, concat or stack also build a result"
         )
 
     __hash__ = None  # type: ignore[assignment]  # == is elementwise, as for arrays

@@ -1070,6 +1070,52 @@ def _put_add(ctx: Ctx):
     return ctx.add_line(Line("put_add", f"xp.put_add({{0}}, {idx}, {size})", (i,), "f", new), _mag(ctx, i) * shape[-1])
 
 
+
+# .at updates (gpuad.numpy.at on gpuad's side, the arrays' own .at on JAX's) -------------------
+
+_AT = "(xp.at if hasattr(xp, 'at') else (lambda a: a.at))({0})"
+
+
+@op("at_basic", ["set_part"])
+def _at_basic(ctx: Ctx):
+    """x.at[basic index].set/add/multiply(v), v of the part's shape."""
+    x = ctx.pick("f", lambda n: len(n.shape) >= 1)
+    target = ctx.nodes[x].shape
+    idx, piece = _index_into(ctx, target)
+    v = ctx.pick("f", lambda n: n.shape == piece)
+    method = ctx.one_of(("set", "add", "multiply"))
+    mag = _mag(ctx, x) * _mag(ctx, v) if method == "multiply" else _mag(ctx, x) + _mag(ctx, v)
+    expr = _AT + f"[{idx!r}].{method}({{1}})"
+    return ctx.add_line(Line("at_basic", expr, (x, v), "f", target), mag)
+
+
+def _at_repeats(method: str):
+    """x.at[integer array on axis 0, repeats included].min/max(v), or a multiply at distinct
+    indices (JAX differentiates a multiply's updates only with unique_indices=True). Not in the
+    special profile: at exact ties XLA may break JAX's own convention."""
+
+    def build(ctx: Ctx):
+        x = ctx.pick("f", lambda n: len(n.shape) >= 1)
+        target = ctx.nodes[x].shape
+        d = target[0]
+        if method == "multiply":
+            idx = ctx.draw(st.lists(st.integers(-d, d - 1), min_size=1, max_size=d, unique_by=lambda k: k % d))
+        else:
+            idx = ctx.draw(st.lists(st.integers(-d, d - 1), min_size=1, max_size=4))
+        piece = (len(idx),) + target[1:]
+        v = ctx.pick("f", lambda n: n.shape == piece)
+        kw = ", unique_indices=True" if method == "multiply" else ""
+        mag = _mag(ctx, x) * _mag(ctx, v) if method == "multiply" else max(_mag(ctx, x), _mag(ctx, v))
+        expr = _AT + f"[xp.asarray({idx}, device=dev({{0}}))].{method}({{1}}{kw})"
+        return ctx.add_line(Line(f"at_{method}", expr, (x, v), "f", target), mag)
+
+    prim = "put_mul" if method == "multiply" else f"put_{method}"
+    op(f"at_{method}", [prim], special=False)(build)
+
+
+for _m in ("min", "max", "multiply"):
+    _at_repeats(_m)
+
 def keep_alive(out: int, dead: list[int], shape) -> Line:
     """The output plus the sum of each value nothing else uses (so that all of it is differentiated)."""
     terms = " + ".join("xp.sum({%d})" % (k + 1) for k in range(len(dead)))

@@ -388,3 +388,34 @@ row("einsum_three", lambda xp, a, b, c: xp.einsum("ij,jk,kl->il", a, b, c), [Dom
 row("einsum_bilinear", lambda xp, u, A, v: xp.einsum("i,ij,j", u, A, v), [Domain((3,)), Domain((3, 4)), Domain((4,))], ["matmul"])
 row("einsum_size1", lambda xp, a, b: xp.einsum("ij,ij->ij", a, b), [Domain((3, 1)), Domain((3, 4))], ["multiply", "reshape"])
 row("einsum_size1_summed", lambda xp, a, b: xp.einsum("ij,jk->ik", a, b), [Domain((3, 1)), Domain((4, 5))], ["sum", "multiply"])
+
+# .at updates: x.at[idx].set(v), .add, .multiply, .min, .max (gpuad.numpy.at on plain arrays,
+# which have no .at; the traced values' own .at otherwise, as jax.numpy's arrays)
+
+
+def at_(x):
+    return x.at if hasattr(type(x), "at") else gnp.at(x)
+
+
+def _ix(xp, x, index):
+    return xp.asarray(index, device=dev(x))
+
+
+row("at_set_basic", lambda xp, x, v: at_(x)[1, 1:].set(v) * 2.0, [Domain((4, 3)), Domain((2,))], ["set_part"])
+row("at_set_broadcast", lambda xp, x, v: at_(x)[:, None, 0].set(v), [Domain((4, 3)), Domain(())], ["set_part", "broadcast_to"])
+row("at_set_negative_step", lambda xp, x, v: at_(x)[::-2, -1].set(v * v), [Domain((4, 3)), Domain((2,))], ["set_part"])
+row("at_add_basic", lambda xp, x, v: at_(x)[..., 1:3].add(v), [Domain((4, 3)), Domain((2,))], ["set_part", "getitem", "add"])
+row("at_multiply_basic", lambda xp, x, v: at_(x)[2].multiply(v), [Domain((4, 3)), Domain((3,))], ["set_part", "multiply"])
+row("at_min_basic", lambda xp, x, v: at_(x)[1:3].min(v), [Domain((4, 3)), Domain((3,))], ["set_part", "minimum"])
+row("at_max_basic", lambda xp, x, v: at_(x)[-1].max(v), [Domain((4, 3)), Domain((3,))], ["set_part", "maximum"])
+row("at_set_repeats", lambda xp, x, v: at_(x)[_ix(xp, x, [0, 2, 0, -1])].set(v), [Domain((4, 3)), Domain((4, 3))], ["take", "where"])
+row("at_set_repeats_broadcast", lambda xp, x, v: at_(x)[:, _ix(xp, x, [1, -1, 1])].set(v), [Domain((4, 3)), Domain((4, 1))], ["take", "where"])
+row("at_add_repeats", lambda xp, x, v: at_(x)[_ix(xp, x, [0, 2, 0, -1])].add(v), [Domain((4, 3)), Domain((4, 3))], ["put_add"])
+row("at_add_pairs", lambda xp, x, v: at_(x)[_ix(xp, x, [0, 3, 0]), _ix(xp, x, [2, -1, 2])].add(v), [Domain((4, 3)), Domain((3,))], ["put_add", "reshape"])
+row("at_add_slice_and_array", lambda xp, x, v: at_(x)[1:, _ix(xp, x, [2, 0, 2])].add(v), [Domain((4, 3)), Domain((3,))], ["put_add", "set_part"])
+# repeated indices: the updates' product (here constant: JAX has no derivative for them) scales x
+row("at_multiply_repeats_x", lambda xp, x: at_(x)[_ix(xp, x, [1, 1, 3])].multiply(xp.asarray([[0.5], [-2.0], [3.0]], dtype=x.dtype, device=dev(x))), [Domain((4, 3))], ["multiply"])
+# JAX differentiates a multiply with respect to the updates only with unique_indices=True
+row("at_multiply_unique", lambda xp, x, v: at_(x)[_ix(xp, x, [2, 0])].multiply(v, unique_indices=True), [Domain((4, 3)), Domain((2, 3))], ["put_mul"])
+row("at_min_repeats", lambda xp, x, v: at_(x)[_ix(xp, x, [0, 2, 0, -1])].min(v), [Domain((4, 3)), Domain((4, 3))], ["put_min"])
+row("at_max_repeats", lambda xp, x, v: at_(x)[:, _ix(xp, x, [1, 1, 0])].max(v), [Domain((4, 3)), Domain((3,))], ["put_max"])

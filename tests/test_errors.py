@@ -500,13 +500,13 @@ def test_out_of_bounds_index_array_on_host(key, pattern):
 @pytest.mark.parametrize("key", [0, slice(0, 2), (0, 1), ...])
 def test_setitem_on_traced_value(backend, key):
     """Assigning into a traced value raises TypeError saying traced arrays are immutable and
-    suggesting where/concat/stack."""
+    pointing to x.at[idx].set(v) (and where/concat/stack)."""
 
     def f(v):
         v[key] = 0.0
         return gnp.sum(v)
 
-    with pytest.raises(TypeError, match=r"immutable inside a transform.*where, concat or stack"):
+    with pytest.raises(TypeError, match=r"immutable inside a transform: use x\.at\[idx\]\.set\(v\).*where, concat or stack"):
         gpuad.grad(f)(backend.asarray(M23))
     with pytest.raises(TypeError, match=r"immutable"):
         gpuad.jvp(f, (backend.asarray(M23),), (backend.asarray(M23),))

@@ -14,6 +14,8 @@ from ._core import *  # noqa: F401, F403  (every public function of gpuad.numpy)
 from ._core import __array_api_version__  # noqa: F401
 from ._indexing import getitem  # noqa: F401
 from ._composites import *  # noqa: F401, F403
+# Functional updates: gnp.at(x)[idx].set(v), x.at on traced values
+from ._updates import at  # noqa: F401
 from . import _operators  # noqa: F401, E402  (installs the operators of traced values)
 
 # einsum (issue 22)

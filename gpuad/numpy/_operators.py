@@ -9,6 +9,7 @@ from typing import Any
 from ..tracing import Tracer
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._indexing import getitem
+from ._updates import at  # functional updates: x.at[idx].set(v)
 
 # ---------------------------------------------------------------------------------------------
 # Operators and array methods of traced values
@@ -69,6 +70,7 @@ def _install_operators(cls: type) -> None:
         "squeeze": lambda s, axis=None: squeeze(s, axis=axis),
         "T": property(lambda s: permute_dims(s, tuple(range(s.ndim - 1, -1, -1)))),
         "mT": property(lambda s: matrix_transpose(s)),
+        "at": property(lambda s: at(s)),  # functional updates (_updates.py)
     }
     for name, fn in ops.items():
         setattr(cls, name, fn)

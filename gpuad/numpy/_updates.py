@@ -1,0 +1,330 @@
+"""Functional updates, JAX's ``x.at[idx].set(v)``: ``x.at`` on traced values and ``gpuad.numpy.at(x)``
+for any array give a helper whose ``set``, ``add``, ``subtract``, ``multiply``, ``min``, ``max`` and
+``get`` return a NEW array (the input is never written), differentiable in both modes and under vmap.
+
+Semantics are JAX's: ``v`` is cast to x's dtype and broadcast to the shape of ``x[idx]``; repeated
+integer-array indices accumulate in ``add``, multiply in ``multiply``, and ``min``/``max`` combine
+them all (the derivative shared equally among the elements equal to the result, x's included).
+With repeated indices in ``set`` the LAST update wins (as NumPy and JAX on the CPU do; JAX leaves
+it unspecified), on every backend, and only the winner receives a derivative.
+
+Out-of-range indices: by default they raise IndexError where the check costs no device sync (NumPy
+arrays), as ``x[idx]`` does (JAX drops such updates instead); ``mode="clip"`` clamps them into
+range as JAX does; ``mode="promise_in_bounds"`` is the default's check; "drop" and "fill" are
+refused.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+from typing import Any
+
+from .. import backend as _backend
+from .. import primitives as _p
+from ..tracing import Tracer
+from ._core import *  # noqa: F403  (the namespace's functions)
+from ._core import _as_array
+from ._indexing import _index_error_bool, getitem
+
+__all__ = ["at"]
+
+_MODES = (None, "promise_in_bounds", "clip")
+
+
+def at(x: Any, /) -> "_IndexUpdateHelper":
+    """The functional-update helper of ``x`` (what ``x.at`` is on a traced value): ``at(x)[idx]``
+    followed by ``.set(v)``, ``.add(v)``, ``.subtract(v)``, ``.multiply(v)``, ``.min(v)``,
+    ``.max(v)`` or ``.get()`` gives a new array; ``x`` itself is never written.
+
+    >>> import numpy as np, gpuad.numpy as gnp
+    >>> x = np.zeros(4)
+    >>> gnp.at(x)[np.asarray([0, 2, 0])].add(1.0).tolist(), x.tolist()
+    ([2.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0])
+    """
+    return _IndexUpdateHelper(_as_array(x))
+
+
+class _IndexUpdateHelper:
+    """``x.at``: indexing it names the elements to update."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+
+    def __getitem__(self, index: Any) -> "_IndexUpdateRef":
+        return _IndexUpdateRef(self.array, index)
+
+    def __repr__(self) -> str:
+        return f"_IndexUpdateHelper({self.array!r})"
+
+
+class _IndexUpdateRef:
+    """``x.at[idx]``: its methods return x updated at idx (JAX's keyword arguments accepted)."""
+
+    __slots__ = ("array", "index")
+
+    def __init__(self, array: Any, index: Any) -> None:
+        self.array = array
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
+
+    def get(self, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None, fill_value: Any = None) -> Any:
+        """``x[idx]`` (a new array)."""
+        _check_mode("get", mode)
+        if fill_value is not None:
+            raise ValueError("x.at[idx].get: fill_value is only used with mode='fill', which gpuad does not support")
+        if mode == "clip":
+            return _fresh(_update(self.array, self.index, None, "get", mode), self.array)
+        return _fresh(getitem(self.array, self.index), self.array)
+
+    def set(self, values: Any, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None) -> Any:
+        """x with ``x[idx] = values`` (repeated indices: the last update wins)."""
+        return _update(self.array, self.index, values, "set", mode)
+
+    def add(self, values: Any, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None) -> Any:
+        """x with ``x[idx] += values`` (repeated indices accumulate)."""
+        return _update(self.array, self.index, values, "add", mode)
+
+    def subtract(self, values: Any, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None) -> Any:
+        """x with ``x[idx] -= values`` (repeated indices accumulate)."""
+        return _update(self.array, self.index, values, "subtract", mode)
+
+    def multiply(self, values: Any, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None) -> Any:
+        """x with ``x[idx] *= values`` (repeated indices multiply each)."""
+        return _update(self.array, self.index, values, "multiply", mode)
+
+    mul = multiply  # JAX's alias
+
+    def min(self, values: Any, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None) -> Any:
+        """x with ``x[idx] = minimum(x[idx], values)`` (repeated indices: the minimum of all)."""
+        return _update(self.array, self.index, values, "min", mode)
+
+    def max(self, values: Any, *, indices_are_sorted: Any = False, unique_indices: Any = False, mode: Any = None) -> Any:
+        """x with ``x[idx] = maximum(x[idx], values)`` (repeated indices: the maximum of all)."""
+        return _update(self.array, self.index, values, "max", mode)
+
+
+def _check_mode(method: str, mode: Any) -> None:
+    if mode not in _MODES:
+        raise ValueError(
+            f"x.at[idx].{method}: mode={mode!r} is not supported; use mode=None or 'promise_in_bounds' "
+            "(out-of-range indices raise IndexError on NumPy arrays) or 'clip' (they are clamped into "
+            "range); for 'drop', mask the update instead, e.g. x.at[idx].add(gnp.where(ok, v, 0))"
+        )
+
+
+def _fresh(out: Any, x: Any) -> Any:
+    """``out``, copied where it is ``x`` or a view of it: the result never aliases the input."""
+    if isinstance(out, Tracer) or isinstance(x, Tracer):
+        return out
+    return _backend.unaliased([out], [x])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The index, in canonical form
+# ---------------------------------------------------------------------------------------------
+
+
+def _items(x: Any, key: Any, method: str, clip_mode: builtins.bool) -> tuple[list[Any], builtins.bool]:
+    """One item per axis of x (ints made non-negative, index arrays checked), plus None for new
+    axes, as gpuad.numpy's ``x[key]`` reads ``key``; and whether an integer array is among them."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    items: list[Any] = []
+    has_array = False
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            if isinstance(k, slice) and k.step == 0:
+                raise ValueError(f"x.at[idx].{method}: slice step cannot be zero")
+            items.append(k)
+        elif isinstance(k, builtins.bool):
+            raise _index_error_bool()
+        elif isinstance(k, int):
+            items.append(k)
+        else:
+            if isinstance(k, Tracer):
+                concrete = k._concrete()
+                if concrete is None:  # a per-point index (under vmap)
+                    if not isdtype(k.dtype, "integral"):
+                        raise IndexError(f"x.at[idx].{method}: index arrays must be integers, got dtype {k.dtype}")
+                    items.append(k)
+                    has_array = True
+                    continue
+                k = concrete
+            if isinstance(k, (list, tuple)):
+                xp, device = _p.namespace_and_device(x)
+                k = xp.asarray(k, device=device)
+            elif not _backend.is_array(k) and hasattr(k, "__index__"):
+                items.append(operator.index(k))
+                continue
+            elif not _backend.is_array(k):
+                raise TypeError(
+                    f"x.at[idx].{method}: index of type {type(k).__name__} is not supported; use ints, "
+                    "slices, None, Ellipsis or integer arrays"
+                )
+            if isdtype(k.dtype, "bool"):
+                raise _index_error_bool()
+            if not isdtype(k.dtype, "integral"):
+                raise IndexError(f"x.at[idx].{method}: index arrays must be integers, got dtype {k.dtype}")
+            if _backend.namespace_of(k) is not _p.namespace_and_device(x)[0]:
+                raise TypeError(
+                    f"x.at[idx].{method}: the index array comes from another library than x; make it "
+                    "with x's (e.g. gnp.asarray(index, device=x.device))"
+                )
+            items.append(k)
+            has_array = True
+    if builtins.sum(1 for k in items if k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consuming = builtins.sum(1 for k in items if k is not None and k is not Ellipsis)
+    if consuming > x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {consuming} were indexed")
+    fill = [slice(None)] * (x.ndim - consuming)
+    pos = next((i for i, k in enumerate(items) if k is Ellipsis), None)
+    items = items[:pos] + fill + items[pos + 1 :] if pos is not None else items + fill
+    axis = 0
+    for i, k in enumerate(items):
+        if k is None:
+            continue
+        if isinstance(k, int):
+            n = x.shape[axis]
+            if clip_mode:
+                k = builtins.min(builtins.max(k + n if k < 0 else k, 0), n - 1)
+            elif not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+            items[i] = k + n if k < 0 else k
+        axis += 1
+    return items, has_array
+
+
+# ---------------------------------------------------------------------------------------------
+# The updates
+# ---------------------------------------------------------------------------------------------
+
+
+def _values(x: Any, v: Any, shape: tuple[int, ...], method: str) -> Any:
+    """``v`` in x's dtype, broadcast to ``shape`` (that of ``x[idx]``), as JAX takes it."""
+    xp, device = _p.namespace_and_device(x)
+    if isinstance(v, (builtins.bool, int, float)) or isinstance(v, (list, tuple)):
+        v = xp.asarray(v, dtype=_backend.backend_dtype(xp, x.dtype), device=device)
+    elif not (isinstance(v, Tracer) or _backend.is_array(v)):
+        raise TypeError(f"x.at[idx].{method}: values must be an array or a Python number, got {type(v).__name__}")
+    elif _backend.dtype_name(v.dtype) != _backend.dtype_name(x.dtype):
+        v = astype(v, x.dtype)
+    if tuple(v.shape) != shape:
+        ok = len(shape) >= v.ndim and builtins.all(d in (1, e) for d, e in zip(reversed(tuple(v.shape)), reversed(shape)))
+        if not ok:
+            raise ValueError(
+                f"x.at[idx].{method}: values of shape {tuple(v.shape)} do not broadcast to the shape "
+                f"{shape} of x[idx]; give values that shape, or one that broadcasts to it"
+            )
+        v = broadcast_to(v, shape)
+    return v
+
+
+def _combine(method: str, part: Any, v: Any) -> Any:
+    """The new value of a part of x (basic indices: no element repeats)."""
+    if method == "set":
+        return v
+    if method == "add":
+        return add(part, v)
+    if method == "subtract":
+        return subtract(part, v)
+    if method == "multiply":
+        return multiply(part, v)
+    return minimum(part, v) if method == "min" else maximum(part, v)  # ties share 0.5, as in JAX
+
+
+def _update(x: Any, key: Any, v: Any, method: str, mode: Any) -> Any:
+    _check_mode(method, mode)
+    items, has_array = _items(x, key, method, mode == "clip")
+    if not has_array:
+        index = (Ellipsis, *items)
+        if method == "get":
+            return _p.getitem(x, index=index)
+        shape = _p._part_shape(index, tuple(x.shape))
+        v = _values(x, v, shape, method)
+        new = _combine(method, None if method == "set" else _p.getitem(x, index=index), v)
+        return _p.set_part(x, new, index=index)
+    return _update_at_arrays(x, items, v, method, mode == "clip")
+
+
+def _update_at_arrays(x: Any, items: list[Any], v: Any, method: str, clip_mode: builtins.bool) -> Any:
+    """Integer-array indices: the basic part of the index first (its part of x), the indexed axes
+    merged into one (row-major, as x[idx] gathers them), the updates combined along it, and the
+    part written back."""
+    adv = [i for i, k in enumerate(items) if isinstance(k, int) or isinstance(k, Tracer) or _backend.is_array(k)]
+    if adv != list(range(adv[0], adv[-1] + 1)):
+        raise IndexError(
+            "integer-array indices separated by a slice or None are not supported (NumPy would move "
+            "the indexed axes to the front); update in two steps, e.g. x.at[:, i].set(x[:, i].at[j].set(v))"
+        )
+    basic = [slice(None) if i in adv else k for i, k in enumerate(items)]
+    basic_index = (Ellipsis, *basic)
+    partial = builtins.any(k is None or (isinstance(k, slice) and k != slice(None)) for k in basic)
+    inner = _p.getitem(x, index=basic_index) if partial else x
+    start = builtins.sum(1 for k in items[: adv[0]] if k is None or isinstance(k, slice))
+    dims = tuple(inner.shape[start : start + len(adv)])
+    xp = _p.namespace_and_device(x)[0]
+    idx = []
+    for pos, d in zip(adv, dims):
+        k = items[pos]  # ints are already in range and non-negative
+        if not isinstance(k, int):
+            if not isinstance(k, Tracer) and not clip_mode:
+                _backend.check_index_bounds(xp, k, d, start + len(idx))
+            k = where(k < 0, k + d, k)
+            if clip_mode:
+                k = clip(k, 0, d - 1)
+        idx.append(k)
+    idx_shape = _p.broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
+    terms, stride = [], 1
+    for i, d in zip(reversed(idx), reversed(dims)):
+        terms.append(i * stride if stride != 1 else i)
+        stride *= d
+    arrays = [t for t in terms if not isinstance(t, int)]
+    linear = arrays[0]
+    for t in arrays[1:]:
+        linear = add(linear, t)
+    offset = builtins.sum(t for t in terms if isinstance(t, int))
+    if offset:
+        linear = linear + offset
+    linear = reshape(broadcast_to(linear, idx_shape), (-1,))
+    before, after = tuple(inner.shape[:start]), tuple(inner.shape[start + len(adv) :])
+    n, m = math.prod(dims), math.prod(idx_shape)
+    flat = reshape(inner, before + (n,) + after)
+    axis = len(before) - flat.ndim
+    if method == "get":
+        return reshape(_p.take(flat, linear, axis=axis), before + idx_shape + after)
+    v = _values(x, v, before + idx_shape + after, method)
+    if m == 0:
+        return _fresh(x, x) if not isinstance(x, Tracer) else x
+    v = reshape(v, before + (m,) + after)
+    if method == "set":
+        new = _scatter_set(flat, v, linear, axis, n, m, after)
+    elif method in ("add", "subtract"):
+        new = (add if method == "add" else subtract)(flat, _p.put_add(v, linear, axis=axis, size=n))
+    elif method == "multiply":
+        new = multiply(flat, _p.put_mul(v, linear, axis=axis, size=n))
+    else:
+        new = (_p.put_min if method == "min" else _p.put_max)(flat, v, linear, axis=axis)
+    new = reshape(new, tuple(inner.shape))
+    return _p.set_part(x, new, index=basic_index) if partial else new
+
+
+def _scatter_set(flat: Any, v: Any, linear: Any, axis: int, n: int, m: int, after: tuple[int, ...]) -> Any:
+    """``flat`` with ``v`` written at ``linear`` along ``axis``, the last of repeated updates
+    winning: which update wins each position is found from the indices alone (the largest update
+    number there, -1 where none), so the values are only gathered, deterministically on every
+    backend, and the derivative reaches the winners only."""
+    xp, device = _p.namespace_and_device(linear)
+    dtype = linear.dtype
+    none = xp.full((n,), -1, dtype=_backend.backend_dtype(xp, dtype), device=device)
+    numbers = xp.arange(m, dtype=_backend.backend_dtype(xp, dtype), device=device)
+    winner = _p.put_max(none, numbers, linear, axis=-1)
+    picked = _p.take(v, where(winner < 0, 0, winner), axis=axis)
+    hit = reshape(winner >= 0, (n,) + (1,) * len(after))
+    return where(hit, picked, flat)
