@@ -27,7 +27,10 @@ ORDER = [
     "transforms", "forward_transforms", "custom",
     # the gpuad.numpy namespace: its functions, indexing, composites with custom rules, the
     # operators of traced values, and the package that gathers them
-    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._operators", "numpy",
+    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._operators",
+    # the array API standard's remaining functions (issue 22)
+    "numpy._inspection",
+    "numpy",
     # tools
     "wengert", "testing", "__main__", "__init__",
 ]

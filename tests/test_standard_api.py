@@ -63,7 +63,6 @@ NOT_YET = {
     "real",  # complex numbers (issue 23)
     "imag",  # complex numbers (issue 23)
     "fft",  # the fft extension (later work)
-    "__array_namespace_info__",  # the inspection namespace (this issue, part 2)
     "take", "take_along_axis", "tile", "repeat", "roll", "unstack", "tril", "triu", "meshgrid",  # composites (this issue, part 3)
     "diff", "cumulative_prod",  # composites (this issue, part 3)
     "sort", "argsort", "searchsorted", "count_nonzero", "nonzero",  # sorting and searching (this issue, part 3)
@@ -96,3 +95,103 @@ def test_not_yet_only_shrinks():
 
 def test_version():
     assert gnp.__array_api_version__ == "2024.12"
+
+
+# ---------------------------------------------------------------------------------------------
+# The small fixes: reductions' dtype=, expand_dims, finfo/iinfo, the inspection namespace
+# ---------------------------------------------------------------------------------------------
+
+xps = pytest.importorskip("array_api_strict")
+INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"]
+
+
+def _name(dtype):
+    return str(dtype).rsplit(".", 1)[-1].strip("'>")
+
+
+@pytest.mark.parametrize("fn", ["sum", "prod", "cumulative_sum"])
+@pytest.mark.parametrize("src", INTS + ["float32", "float64"])
+@pytest.mark.parametrize("asked", [None, "uint8", "int16", "int64", "float32", "float64"])
+def test_reductions_honour_dtype(fn, src, asked):
+    """The result's dtype and values are array_api_strict's, with and without dtype=, including
+    the wrap-around of a small integer type (250 + 10 in uint8 is 4)."""
+    if asked is not None and src.startswith("float") and not asked.startswith("float"):
+        pytest.skip("float to integer: the standard leaves it unspecified")
+    if src == "bool" and asked is None and fn == "cumulative_sum":
+        pytest.skip("cumulative_sum of bool without dtype: unspecified")
+    values = [250, 10, 3] if src != "bool" else [1, 0, 1]
+    if src.startswith("int") and src != "int64":
+        values = [120, 10, 3]
+    x = np.asarray(values, dtype=src)
+    kw = {} if asked is None else {"dtype": getattr(gnp, asked)}
+    ours = getattr(gnp, fn)(x, **kw)
+    ref = xps
+    if src == "bool":  # outside the standard (array_api_strict refuses it): NumPy's answer
+        import array_api_compat.numpy as ref
+    kws = {} if asked is None else {"dtype": getattr(ref, asked)}
+    want = getattr(ref, fn)(ref.asarray(x), **kws)
+    assert _name(ours.dtype) == _name(want.dtype)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(want))
+
+
+def test_sum_dtype_uint8_regression():
+    """The issue's case: uint8 in, dtype=uint8 asked, uint8 out (was uint64)."""
+    out = gnp.sum(np.asarray([200, 100], dtype=np.uint8), dtype=gnp.uint8)
+    assert out.dtype == np.uint8 and int(out) == 44
+
+
+def test_sum_dtype_differentiable():
+    """dtype=float32 of a float64 input stays differentiable (the cotangent comes back float64)."""
+    import gpuad
+
+    g = gpuad.grad(lambda v: gnp.sum(v * v, dtype=gnp.float32))(np.asarray([1.0, 2.0]))
+    assert g.dtype == np.float64 and g.tolist() == [2.0, 4.0]
+
+
+def test_expand_dims_positional_and_range():
+    x = np.ones((2, 3))
+    assert gnp.expand_dims(x, 0).shape == (1, 2, 3)
+    assert gnp.expand_dims(x, -1).shape == (2, 3, 1)
+    assert gnp.expand_dims(x, axis=2).shape == (2, 3, 1)
+    assert gnp.expand_dims(x, -3).shape == (1, 2, 3)
+    for bad in (3, -4):
+        with pytest.raises(IndexError, match=f"axis {bad} is out of range"):
+            gnp.expand_dims(x, bad)
+        with pytest.raises(IndexError):  # the reference agrees
+            xps.expand_dims(xps.asarray(x), axis=bad)
+
+
+def test_finfo_iinfo_are_python_numbers():
+    for name in ("float32", "float64"):
+        ours, want = gnp.finfo(getattr(gnp, name)), xps.finfo(getattr(xps, name))
+        for field in ("bits", "eps", "max", "min", "smallest_normal"):
+            got = getattr(ours, field)
+            assert type(got) is (int if field == "bits" else float), field
+            assert got == getattr(want, field)
+        assert ours.dtype == getattr(gnp, name)
+    assert type(gnp.finfo(np.ones(2, np.float32)).eps) is float  # an array's dtype
+    for name in ("int8", "uint8", "int64", "uint64"):
+        ours, want = gnp.iinfo(getattr(gnp, name)), xps.iinfo(getattr(xps, name))
+        for field in ("bits", "max", "min"):
+            assert type(getattr(ours, field)) is int and getattr(ours, field) == getattr(want, field)
+
+
+def test_array_namespace_info():
+    """The inspection namespace answers for the default backend's library (NumPy here), with
+    gpuad.numpy's dtype objects, and says what gpuad can do inside its transforms."""
+    import array_api_compat.numpy as xnp
+
+    info = gnp.__array_namespace_info__()
+    lib = xnp.__array_namespace_info__()
+    assert info.capabilities() == {"boolean indexing": False, "data-dependent shapes": False, "max dimensions": 64}
+    assert info.default_device() == lib.default_device()
+    assert info.devices() == list(lib.devices())
+    defaults = info.default_dtypes()
+    assert defaults == {"real floating": gnp.float64, "complex floating": gnp.complex128,
+                        "integral": gnp.int64, "indexing": gnp.int64}
+    assert info.default_dtypes(device=info.default_device()) == defaults
+    assert set(info.dtypes()) == set(xps.__array_namespace_info__().dtypes())
+    assert info.dtypes(kind="real floating") == {"float32": gnp.float32, "float64": gnp.float64}
+    assert set(info.dtypes(kind=("bool", "unsigned integer"))) == {"bool", "uint8", "uint16", "uint32", "uint64"}
+    # The dtypes it names are ones gpuad.numpy takes.
+    assert gnp.zeros(2, dtype=defaults["integral"]).dtype == np.int64

@@ -15,3 +15,7 @@ from ._core import __array_api_version__  # noqa: F401
 from ._indexing import getitem  # noqa: F401
 from ._composites import *  # noqa: F401, F403
 from . import _operators  # noqa: F401, E402  (installs the operators of traced values)
+
+# --- the array API standard's remaining functions (issue 22: inspection, manipulation, sorting,
+# searching, bitwise and set functions; NumPy's spellings) ---
+from ._inspection import __array_namespace_info__  # noqa: F401, E402
