@@ -29,7 +29,7 @@ ORDER = [
     # operators of traced values, and the package that gathers them
     "numpy._core", "numpy._indexing", "numpy._composites", "numpy._operators",
     # the array API standard's remaining functions (issue 22)
-    "numpy._inspection",
+    "numpy._inspection", "numpy._manipulation", "numpy._searching", "numpy._bitwise",
     "numpy",
     # tools
     "wengert", "testing", "__main__", "__init__",

@@ -19,3 +19,15 @@ from . import _operators  # noqa: F401, E402  (installs the operators of traced 
 # --- the array API standard's remaining functions (issue 22: inspection, manipulation, sorting,
 # searching, bitwise and set functions; NumPy's spellings) ---
 from ._inspection import __array_namespace_info__  # noqa: F401, E402
+from ._manipulation import *  # noqa: F401, F403, E402
+from ._searching import *  # noqa: F401, F403, E402
+from ._bitwise import *  # noqa: F401, F403, E402
+from ._bitwise import numpy_name_error as _numpy_name_error  # noqa: E402
+
+
+def __getattr__(name: str):  # noqa: ANN202  (the module's attribute hook)
+    """NumPy spellings without an alias name the standard's function in their AttributeError."""
+    error = _numpy_name_error(name)
+    if error is not None:
+        raise error
+    raise AttributeError(f"module 'gpuad.numpy' has no attribute {name!r}")
