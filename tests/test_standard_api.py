@@ -617,3 +617,23 @@ def test_numpy_spellings():
 def test_from_dlpack():
     out = gnp.from_dlpack(np.arange(3.0))
     same(out, np.arange(3.0))
+
+
+def test_bitwise_operators_of_traced_values():
+    """``&``, ``|``, ``^``, ``~``, ``<<``, ``>>`` of traced integer arrays are the bitwise
+    functions (of booleans the logical ones), inside a transform as on plain arrays."""
+    x = np.asarray([1.0, 2.0, 3.0])
+    i = np.asarray([5, 6, 12])
+
+    def f(v):
+        k = gnp.astype(v, gnp.int64) + i
+        m = v > 1.5
+        bits = (k & 6) | (3 ^ k) ^ (~k) | (k << 2) >> (1 << gnp.astype(m, gnp.int64)) | (7 & k) | (1 | k)
+        mask = (~m) | (m & True) ^ (m | m)
+        return v * gnp.astype(bits, v.dtype) + gnp.astype(mask, v.dtype)
+
+    k, m = i + x.astype(np.int64), x > 1.5
+    bits = (k & 6) | (3 ^ k) ^ (~k) | (k << 2) >> (1 << m.astype(np.int64)) | (7 & k) | (1 | k)
+    want = bits.astype(float)
+    np.testing.assert_array_equal(gpuad.grad(lambda v: gnp.sum(f(v)))(x), want)
+    np.testing.assert_array_equal(f(x), x * want + ((~m) | (m & True) ^ (m | m)))
