@@ -7,7 +7,8 @@ from __future__ import annotations
 import builtins
 import math
 import operator
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Sequence
+from typing import NamedTuple as _NamedTuple
 
 from .. import backend as _backend
 from .. import primitives as _p
@@ -757,7 +758,7 @@ def can_cast(from_: Any, to: Any, /) -> builtins.bool:
     return _backend.can_cast(src, to)
 
 
-class finfo_object(NamedTuple):
+class finfo_object(_NamedTuple):
     """The standard's finfo: Python numbers, and the dtype as gpuad.numpy names it."""
 
     bits: int
@@ -768,7 +769,7 @@ class finfo_object(NamedTuple):
     dtype: Any
 
 
-class iinfo_object(NamedTuple):
+class iinfo_object(_NamedTuple):
     """The standard's iinfo: Python ints, and the dtype as gpuad.numpy names it."""
 
     bits: int
