@@ -46,7 +46,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import NAMESPACE_BY_TYPE, assigns_items, backend_dtype, device_of, namespace_for_device, namespace_of
-from .backend import namespace_of_backend, scatter_add
+from .backend import namespace_of_backend, scatter_add, scatter_combine
 from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, scalar_array
 from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
 from .uniform import Uniform
@@ -1301,9 +1301,6 @@ put_add = _add(
 # put_add; a scatter-set is a composite of put_max (the last update wins) and take.
 # ---------------------------------------------------------------------------------------------
 
-from .backend import scatter_combine  # noqa: E402
-
-
 def _part_shape(index: tuple[Any, ...], point: tuple[int, ...]) -> tuple[int, ...]:
     """The per-point shape of ``x[index]`` for a canonical basic ``index`` and x's per-point shape."""
     out, k = [], 0
@@ -1478,6 +1475,72 @@ put_mul = _add(
         batch=_put_mul_batch,
     )
 )
+
+# The array API standard's remaining functions (issue 22): sorting, searching, copysign,
+# nextafter and the bitwise functions. sort is gpuad.numpy's composite take_along_axis(x,
+# argsort(x)), so its derivative is the gather by the argsort permutation.
+# ---------------------------------------------------------------------------------------------
+
+argsort = _nondiff(
+    "argsort",
+    lambda xp, x, *, axis, descending, stable: xp.argsort(x, axis=axis, descending=descending, stable=stable),
+)
+
+
+def _index_dtype(x: Any) -> Any:
+    """The library's default indexing dtype where ``x`` lives (int64, or int32 without int64)."""
+    xp, device = namespace_and_device(x)
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
+    except Exception:  # libraries without the inspection API  # noqa: BLE001
+        return xp.int64
+
+
+def _sorted_before(a: Any, v: Any, side: str) -> Any:
+    """Whether the sorted element ``a`` lies before the insertion point of ``v`` (NaN sorts last,
+    as the libraries sort it)."""
+    if side == "left":
+        return logical_or(less(a, v), logical_and(isnan(v), logical_not(isnan(a))))
+    return logical_or(less_equal(a, v), isnan(v))
+
+
+def _searchsorted_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, side: str) -> Any:
+    x1, x2 = vals
+    if not batched[0]:
+        return searchsorted(x1, x2, side=side)  # one sorted array: x2's batch axis passes through
+    # One sorted row per point: count the row's elements before each value (the libraries'
+    # searchsorted takes a single 1-D array).
+    x2 = _batched(x2, batched[1], bsize)
+    row = reshaped(x1, (bsize,) + (1,) * (x2.ndim - 1) + (x1.shape[-1],))
+    before = _sorted_before(row, with_axis(x2, -1), side)
+    return summed(convert(before, dtype=_index_dtype(x1)), (-1,))
+
+
+searchsorted = _add(
+    Primitive(
+        "searchsorted",
+        lambda xp, x1, x2, *, side: xp.searchsorted(x1, x2, side=side),
+        residuals=(),
+        batch=_searchsorted_batch,
+    )
+)
+
+# copysign(x1, x2) = |x1| with the sign of x2, differentiated as JAX's where(signbit(x2), -|x1|,
+# |x1|): d/dx1 is +-1 (abs'(0) = 1, as JAX's), x2 only chooses a sign.
+copysign = _elementwise(
+    "copysign",
+    _BINARY,
+    lambda g, ans, x, y: where(equal(greater_equal(x, 0), signbit(y)), neg(g), g),
+    None,
+    residuals=("args",),
+)
+nextafter = _nondiff("nextafter", _BINARY)  # no derivative, as in JAX
+bitwise_and = _nondiff("bitwise_and", lambda xp, x, y: xp.bitwise_and(x, y))
+bitwise_or = _nondiff("bitwise_or", lambda xp, x, y: xp.bitwise_or(x, y))
+bitwise_xor = _nondiff("bitwise_xor", lambda xp, x, y: xp.bitwise_xor(x, y))
+bitwise_left_shift = _nondiff("bitwise_left_shift", lambda xp, x, y: xp.bitwise_left_shift(x, y))
+bitwise_right_shift = _nondiff("bitwise_right_shift", lambda xp, x, y: xp.bitwise_right_shift(x, y))
+bitwise_invert = _nondiff("bitwise_invert", lambda xp, x: xp.bitwise_invert(x))
 
 # ---------------------------------------------------------------------------------------------
 

@@ -419,3 +419,58 @@ row("at_multiply_repeats_x", lambda xp, x: at_(x)[_ix(xp, x, [1, 1, 3])].multipl
 row("at_multiply_unique", lambda xp, x, v: at_(x)[_ix(xp, x, [2, 0])].multiply(v, unique_indices=True), [Domain((4, 3)), Domain((2, 3))], ["put_mul"])
 row("at_min_repeats", lambda xp, x, v: at_(x)[_ix(xp, x, [0, 2, 0, -1])].min(v), [Domain((4, 3)), Domain((4, 3))], ["put_min"])
 row("at_max_repeats", lambda xp, x, v: at_(x)[:, _ix(xp, x, [1, 1, 0])].max(v), [Domain((4, 3)), Domain((3,))], ["put_max"])
+
+# array API functions (issue 22): composites of the functions above (their rows name the entries
+# they apply), the sorting and searching entries and the elementwise ones without a derivative.
+# Integer results join a row through astype (no derivative), as the masks above.
+
+
+def _bits(xp, x):
+    return xp.astype(xp.floor(xp.abs(x) * 4.0), xp.int64)
+
+
+def _counts(xp, x, counts):
+    """repeat's counts as a constant array next to x (for JAX a NumPy array: jnp.repeat under jit
+    needs them static)."""
+    return np.asarray(counts) if isinstance(xp, JaxNS) else xp.asarray(counts, device=dev(x))
+
+
+row("take_fn", lambda xp, x: xp.take(x, xp.asarray([2, 0, -1, 2], device=dev(x)), axis=1), [X3], ["take"])
+row("take_fn_1d", lambda xp, x: xp.take(x[0, 0], xp.asarray([1, 1, 0], device=dev(x))), [X3], ["take"])
+row("take_along_axis", lambda xp, x: xp.take_along_axis(x, xp.asarray([[[1], [0], [-1]]], device=dev(x)), axis=-1), [X3], ["take"])
+row("sort", lambda xp, x: xp.sort(x, axis=0) * x, [X3], ["argsort", "take"])
+row("sort_descending", lambda xp, x: xp.sort(x, descending=True), [X3], ["argsort", "take", "flip"])
+row("argsort_gather", lambda xp, x: xp.take_along_axis(x, xp.argsort(x * x, axis=1, descending=True), axis=1), [X3], ["argsort", "take"])
+row("tile", lambda xp, x: xp.tile(x, (2, 1, 3)), [Domain((2, 3))], ["broadcast_to", "reshape"])
+row("tile_prepend", lambda xp, x: xp.tile(x, (2,)), [X3], ["broadcast_to", "reshape"])
+row("repeat_int", lambda xp, x: xp.repeat(x, 2, axis=1), [X3], ["broadcast_to", "reshape"])
+row("repeat_flat", lambda xp, x: xp.repeat(x, 3), [Domain((2, 3))], ["broadcast_to", "reshape"])
+row("repeat_array", lambda xp, x: xp.repeat(x, _counts(xp, x, [1, 0, 2]), axis=1), [X3], ["take"])
+row("roll", lambda xp, x: xp.roll(x, -1, axis=1) * xp.roll(x, 7, axis=0), [X3], ["getitem", "concat"])
+row("roll_flat_tuple", lambda xp, x: xp.roll(x, 5) + xp.roll(x, (1, -2), axis=(0, 2)), [X3], ["getitem", "concat", "reshape"])
+row("tril_triu", lambda xp, x: xp.tril(x, k=-1) + xp.triu(x, k=1) * 2.0, [X3], ["where"])
+row("diff", lambda xp, x: xp.diff(x, axis=0, n=2), [X3], ["getitem", "subtract"])
+row("diff_prepend_append", lambda xp, x, p: xp.diff(x, prepend=p, append=x[..., :2]), [Domain((4, 3)), Domain((4, 1))], ["concat", "getitem", "subtract"])
+row("cumulative_prod", lambda xp, x: xp.cumulative_prod(x, axis=1), [X3], ["multiply", "concat"])
+row("cumulative_prod_initial", lambda xp, x: xp.cumulative_prod(x[0, 0], include_initial=True), [X3], ["multiply", "concat"])
+row("unstack", lambda xp, x: xp.unstack(x, axis=1)[2] * xp.unstack(x)[0][0], [X3], ["getitem", "multiply"])
+row("meshgrid", lambda xp, a, b: xp.meshgrid(a, b)[0] * xp.meshgrid(a, b, indexing="ij")[1].T, [Domain((3,)), Domain((2,))], ["broadcast_to", "reshape"])
+row("copysign", lambda xp, x, y: xp.copysign(x, y), [NONZERO, Domain((3,), 0.3, 2.0, signed=True)], ["copysign"])
+row("nextafter", lambda xp, x: x * xp.nextafter(xp.floor(x * 0.0) + 1.0, 2.0), [R], ["nextafter", "floor"])
+row(
+    "searchsorted",
+    lambda xp, x: x * xp.astype(xp.searchsorted(xp.stop_gradient(xp.sort(x[0])), x, side="right"), x.dtype),
+    [R],
+    ["searchsorted"],
+)
+row("count_nonzero", lambda xp, x: x * xp.astype(xp.count_nonzero(xp.floor(x), axis=0), x.dtype), [R], ["not_equal", "convert", "sum"])
+row(
+    "bitwise",
+    lambda xp, x: x * xp.astype(
+        xp.bitwise_xor(xp.bitwise_or(xp.bitwise_and(_bits(xp, x), 6), 1), xp.bitwise_right_shift(xp.bitwise_left_shift(_bits(xp, x), 2), 1))
+        + xp.bitwise_invert(_bits(xp, x)),
+        x.dtype,
+    ),
+    [R],
+    ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift", "bitwise_invert"],
+)

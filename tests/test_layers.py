@@ -27,14 +27,13 @@ ORDER = [
     "transforms", "forward_transforms", "custom",
     # the gpuad.numpy namespace: its functions, indexing, composites with custom rules, the
     # operators of traced values, and the package that gathers them
-    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._updates", "numpy._operators", "numpy",
+    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._updates", "numpy._operators",
+    # the array API standard's remaining functions and einsum (issue 22)
+    "numpy._inspection", "numpy._manipulation", "numpy._searching", "numpy._bitwise", "numpy._einsum",
+    "numpy",
     # tools
     "wengert", "testing", "__main__", "__init__",
 ]
-
-# einsum (issue 22): in the namespace layer, above indexing, below the package that gathers it
-ORDER.insert(ORDER.index("numpy"), "numpy._einsum")
-
 
 
 def _is_type_checking(node: ast.If) -> bool:

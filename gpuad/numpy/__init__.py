@@ -14,9 +14,21 @@ from ._core import *  # noqa: F401, F403  (every public function of gpuad.numpy)
 from ._core import __array_api_version__  # noqa: F401
 from ._indexing import getitem  # noqa: F401
 from ._composites import *  # noqa: F401, F403
-# Functional updates: gnp.at(x)[idx].set(v), x.at on traced values
-from ._updates import at  # noqa: F401
-from . import _operators  # noqa: F401, E402  (installs the operators of traced values)
+from ._updates import at  # noqa: F401  (gnp.at(x)[idx].set(v); x.at on traced values)
+from ._einsum import einsum  # noqa: F401
+# The array API standard's remaining functions: inspection, manipulation, sorting, searching,
+# bitwise and set functions, and NumPy's spellings.
+from ._inspection import __array_namespace_info__  # noqa: F401
+from ._manipulation import *  # noqa: F401, F403
+from ._searching import *  # noqa: F401, F403
+from ._bitwise import *  # noqa: F401, F403
+from ._bitwise import numpy_name_error as _numpy_name_error
+from . import _operators  # noqa: F401  (installs the operators of traced values: last, it needs them all)
 
-# einsum (issue 22)
-from ._einsum import einsum  # noqa: F401, E402
+
+def __getattr__(name: str):  # noqa: ANN202  (the module's attribute hook)
+    """NumPy spellings without an alias name the standard's function in their AttributeError."""
+    error = _numpy_name_error(name)
+    if error is not None:
+        raise error
+    raise AttributeError(f"module 'gpuad.numpy' has no attribute {name!r}")

@@ -8,6 +8,7 @@ import builtins
 import math
 import operator
 from typing import Any, Sequence
+from typing import NamedTuple as _NamedTuple
 
 from .. import backend as _backend
 from .. import primitives as _p
@@ -288,11 +289,23 @@ def matrix_transpose(x: Any, /) -> Any:
     return permute_dims(x, tuple(range(n - 2)) + (n - 1, n - 2))
 
 
-def expand_dims(x: Any, /, *, axis: Any = 0) -> Any:
-    """Insert size-1 axes at ``axis`` (an int or tuple, counted in the result)."""
+def expand_dims(x: Any, /, axis: Any = 0) -> Any:
+    """Insert a size-1 axis at ``axis`` (counted in the result; a tuple inserts several, as
+    NumPy). An axis outside [-N-1, N] raises IndexError, as the standard says.
+
+    >>> import numpy as np
+    >>> expand_dims(np.ones(3), -1).shape
+    (3, 1)
+    """
     x = _as_array(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out_ndim = x.ndim + len(axes)
+    for a in axes:
+        if isinstance(a, int) and not isinstance(a, builtins.bool) and not -out_ndim <= a < out_ndim:
+            raise IndexError(
+                f"expand_dims: axis {a} is out of range for an array of dimension {x.ndim} (valid: "
+                f"{-out_ndim} to {out_ndim - 1})"
+            )
     positions = sorted(_normalize_axis(a, out_ndim) + out_ndim for a in axes)
     if len(set(positions)) != len(positions):
         raise ValueError(f"expand_dims: axis={axis!r} repeats an axis")
@@ -417,7 +430,17 @@ def sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bo
         x = _as_array(x)
     if dtype is not None:
         x = astype(x, dtype)
-    return _p.summed(x, _normalize_axes(axis, x.ndim), keepdims)
+    return _in_dtype(_p.summed(x, _normalize_axes(axis, x.ndim), keepdims), dtype)
+
+
+def _in_dtype(out: Any, dtype: Any) -> Any:
+    """A reduction's result in the ``dtype`` the user asked for: the library may widen a small
+    integer type (NumPy's sum of uint8 is uint64); the standard says the result has ``dtype``.
+    The input was cast to ``dtype`` first, so for integers the narrowing is the same wrap-around
+    (sums and products modulo 2**bits) the reduction in ``dtype`` would give."""
+    if dtype is None or _backend.dtype_name(out.dtype) == _backend.dtype_name(dtype):
+        return out
+    return astype(out, dtype)
 
 
 def prod(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bool = False) -> Any:
@@ -425,7 +448,7 @@ def prod(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.b
     x = _as_array(x)
     if dtype is not None:
         x = astype(x, dtype)
-    return _p.prod(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims)
+    return _in_dtype(_p.prod(x, axis=_normalize_axes(axis, x.ndim), keepdims=keepdims), dtype)
 
 
 def _reduced_count(x: Any, axes: tuple[int, ...]) -> int:
@@ -508,7 +531,8 @@ def cumulative_sum(
         axis = 0
     if dtype is not None:
         x = astype(x, dtype)
-    return _p.cumulative_sum(x, axis=_normalize_axis(axis, x.ndim), include_initial=include_initial)
+    out = _p.cumulative_sum(x, axis=_normalize_axis(axis, x.ndim), include_initial=include_initial)
+    return _in_dtype(out, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,13 +758,42 @@ def can_cast(from_: Any, to: Any, /) -> builtins.bool:
     return _backend.can_cast(src, to)
 
 
-def finfo(type: Any, /) -> Any:  # noqa: A002
-    """Machine limits of a floating dtype."""
-    src = type.dtype if hasattr(type, "dtype") else type
-    return _backend.finfo(src)
+class finfo_object(_NamedTuple):
+    """The standard's finfo: Python numbers, and the dtype as gpuad.numpy names it."""
+
+    bits: int
+    eps: float
+    max: float
+    min: float
+    smallest_normal: float
+    dtype: Any
 
 
-def iinfo(type: Any, /) -> Any:  # noqa: A002
-    """Machine limits of an integer dtype."""
+class iinfo_object(_NamedTuple):
+    """The standard's iinfo: Python ints, and the dtype as gpuad.numpy names it."""
+
+    bits: int
+    max: int
+    min: int
+    dtype: Any
+
+
+def finfo(type: Any, /) -> finfo_object:  # noqa: A002
+    """Machine limits of a floating dtype (or of an array's), as Python floats.
+
+    >>> finfo(float32).eps
+    1.1920928955078125e-07
+    """
     src = type.dtype if hasattr(type, "dtype") else type
-    return _backend.iinfo(src)
+    f = _backend.finfo(src)
+    return finfo_object(
+        int(f.bits), float(f.eps), float(f.max), float(f.min), float(f.smallest_normal),
+        _backend.named_dtype(_backend.dtype_name(src)),
+    )
+
+
+def iinfo(type: Any, /) -> iinfo_object:  # noqa: A002
+    """Machine limits of an integer dtype (or of an array's), as Python ints."""
+    src = type.dtype if hasattr(type, "dtype") else type
+    i = _backend.iinfo(src)
+    return iinfo_object(int(i.bits), int(i.max), int(i.min), _backend.named_dtype(_backend.dtype_name(src)))
