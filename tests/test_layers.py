@@ -27,10 +27,10 @@ ORDER = [
     "transforms", "forward_transforms", "custom",
     # the gpuad.numpy namespace: its functions, indexing, composites with custom rules, the
     # operators of traced values, and the package that gathers them
-    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._updates", "numpy._operators",
+    "numpy._core", "numpy._indexing", "numpy._composites", "numpy._updates",
     # the array API standard's remaining functions and einsum (issue 22)
     "numpy._inspection", "numpy._manipulation", "numpy._searching", "numpy._bitwise", "numpy._einsum",
-    "numpy",
+    "numpy._operators", "numpy",
     # tools
     "wengert", "testing", "__main__", "__init__",
 ]

@@ -8,7 +8,6 @@ import builtins
 from typing import Any
 
 from .. import primitives as _p
-from ..tracing import Tracer
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _binary, _unary
 
@@ -104,32 +103,3 @@ def numpy_name_error(name: str) -> AttributeError | None:
         f"gpuad.numpy has no {name!r}: it follows the array API standard (2024.12), whose "
         f"function for this is {NUMPY_NAMES[name]}"
     )
-
-
-# The bitwise operators of traced values: the logical functions on booleans (as _operators
-# installs them), the bitwise ones on integers (``~i`` of an int array is bitwise_invert, not
-# logical_not), as NumPy and the standard have them.
-def _is_bool(x: Any) -> builtins.bool:
-    return isdtype(x.dtype, "bool")
-
-
-def _install_bitwise_operators(cls: type) -> None:
-    pairs = {
-        "__and__": (logical_and, bitwise_and),
-        "__or__": (logical_or, bitwise_or),
-        "__xor__": (logical_xor, bitwise_xor),
-    }
-    ops: dict[str, Any] = {}
-    for name, (logical, bitwise) in pairs.items():
-        ops[name] = lambda s, o, lg=logical, bw=bitwise: (lg if _is_bool(s) else bw)(s, o)
-        ops["__r" + name[2:]] = lambda s, o, lg=logical, bw=bitwise: (lg if _is_bool(s) else bw)(o, s)
-    ops["__invert__"] = lambda s: logical_not(s) if _is_bool(s) else bitwise_invert(s)
-    ops["__lshift__"] = lambda s, o: bitwise_left_shift(s, o)
-    ops["__rlshift__"] = lambda s, o: bitwise_left_shift(o, s)
-    ops["__rshift__"] = lambda s, o: bitwise_right_shift(s, o)
-    ops["__rrshift__"] = lambda s, o: bitwise_right_shift(o, s)
-    for name, fn in ops.items():
-        setattr(cls, name, fn)
-
-
-_install_bitwise_operators(Tracer)

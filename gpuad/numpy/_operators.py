@@ -10,6 +10,7 @@ from ..tracing import Tracer
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._indexing import getitem
 from ._updates import at  # functional updates: x.at[idx].set(v)
+from ._bitwise import bitwise_and, bitwise_invert, bitwise_left_shift, bitwise_or, bitwise_right_shift, bitwise_xor
 
 # ---------------------------------------------------------------------------------------------
 # Operators and array methods of traced values
@@ -20,6 +21,10 @@ def _reshape_method(self: Any, *shape: Any, **kwargs: Any) -> Any:
     if len(shape) == 1 and not isinstance(shape[0], int):
         shape = tuple(shape[0])
     return reshape(self, shape)
+
+
+def _is_bool(x: Any) -> bool:
+    return isdtype(x.dtype, "bool")
 
 
 def _install_operators(cls: type) -> None:
@@ -51,12 +56,18 @@ def _install_operators(cls: type) -> None:
         "__ge__": lambda s, o: greater_equal(s, o),
         "__eq__": lambda s, o: equal(s, o),
         "__ne__": lambda s, o: not_equal(s, o),
-        "__and__": lambda s, o: logical_and(s, o),
-        "__rand__": lambda s, o: logical_and(o, s),
-        "__or__": lambda s, o: logical_or(s, o),
-        "__ror__": lambda s, o: logical_or(o, s),
-        "__xor__": lambda s, o: logical_xor(s, o),
-        "__invert__": lambda s: logical_not(s),
+        # &, |, ^, ~ are the logical functions on booleans and the bitwise ones on integers.
+        "__and__": lambda s, o: (logical_and if _is_bool(s) else bitwise_and)(s, o),
+        "__rand__": lambda s, o: (logical_and if _is_bool(s) else bitwise_and)(o, s),
+        "__or__": lambda s, o: (logical_or if _is_bool(s) else bitwise_or)(s, o),
+        "__ror__": lambda s, o: (logical_or if _is_bool(s) else bitwise_or)(o, s),
+        "__xor__": lambda s, o: (logical_xor if _is_bool(s) else bitwise_xor)(s, o),
+        "__rxor__": lambda s, o: (logical_xor if _is_bool(s) else bitwise_xor)(o, s),
+        "__lshift__": lambda s, o: bitwise_left_shift(s, o),
+        "__rlshift__": lambda s, o: bitwise_left_shift(o, s),
+        "__rshift__": lambda s, o: bitwise_right_shift(s, o),
+        "__rrshift__": lambda s, o: bitwise_right_shift(o, s),
+        "__invert__": lambda s: logical_not(s) if _is_bool(s) else bitwise_invert(s),
         "__getitem__": getitem,
         "astype": lambda s, dtype, copy=True: astype(s, dtype, copy=copy),
         "reshape": _reshape_method,
