@@ -787,7 +787,7 @@ def finfo(type: Any, /) -> finfo_object:  # noqa: A002
     src = type.dtype if hasattr(type, "dtype") else type
     f = _backend.finfo(src)
     return finfo_object(
-        int(f.bits), float(f.eps), float(f.max), float(f.min), float(f.smallest_normal),
+        int(f.bits), float(f.eps), float(f.max), float(f.min), float(f.smallest_normal),  # host-ok: machine limits are host numbers
         _backend.named_dtype(_backend.dtype_name(src)),
     )
 

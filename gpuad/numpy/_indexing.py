@@ -41,6 +41,16 @@ def getitem(x: Any, key: Any) -> Any:
         k = key[1]
         if shape and -shape[-1] <= k < shape[-1]:
             return _p.getitem(x, index=(Ellipsis,) + (slice(None),) * (len(shape) - 1) + (k % shape[-1],))
+    items, has_array = canonical_index(x, key)
+    if not has_array:
+        return _p.getitem(x, index=(Ellipsis, *items))
+    return _advanced_getitem(x, items)
+
+
+def canonical_index(x: Any, key: Any, where: str = "", clip: builtins.bool = False) -> tuple[list[Any], builtins.bool]:
+    """``key`` as one item per axis of ``x`` (integers made non-negative, index arrays checked),
+    plus None for new axes; and whether an integer array is among them. ``where`` starts the
+    messages (``x.at[idx].set: ``); ``clip`` clips integers into range instead of refusing them."""
     if not isinstance(key, tuple):
         key = (key,)
     items: list[Any] = []
@@ -48,7 +58,7 @@ def getitem(x: Any, key: Any) -> Any:
     for k in key:
         if k is None or k is Ellipsis or isinstance(k, slice):
             if isinstance(k, slice) and k.step == 0:
-                raise ValueError("slice step cannot be zero")
+                raise ValueError(f"{where}slice step cannot be zero")
             items.append(k)
         elif isinstance(k, builtins.bool):
             raise _index_error_bool()
@@ -58,11 +68,7 @@ def getitem(x: Any, key: Any) -> Any:
             if isinstance(k, Tracer):
                 concrete = k._concrete()
                 if concrete is None:  # a batched (per-point) index: gathered per point
-                    if isdtype(k.dtype, "bool"):
-                        raise _index_error_bool()
-                    if not isdtype(k.dtype, "integral"):
-                        raise IndexError(f"index arrays must be integers, got dtype {k.dtype}")
-                    items.append(k)
+                    items.append(_checked_index_array(k, where))
                     has_array = True
                     continue
                 k = concrete
@@ -72,31 +78,28 @@ def getitem(x: Any, key: Any) -> Any:
                 items.append(operator.index(k))
                 continue
             elif not _backend.is_array(k):
-                raise TypeError(f"index of type {type(k).__name__} is not supported; use ints, slices, None, Ellipsis or integer arrays")
-            if isdtype(k.dtype, "bool"):
-                raise _index_error_bool()
-            if not isdtype(k.dtype, "integral"):
-                raise IndexError(f"index arrays must be integers, got dtype {k.dtype}")
+                raise TypeError(
+                    f"{where}index of type {type(k).__name__} is not supported; use ints, slices, None, "
+                    "Ellipsis or integer arrays"
+                )
+            _checked_index_array(k, where)
             k_xp, x_xp = _backend.namespace_of(k), _p.namespace_and_device(x)[0]
             if k_xp is not x_xp:
                 raise TypeError(
-                    f"the index array is {_backend._a_library(k_xp)} array but the indexed array is "
+                    f"{where}the index array is {_backend._a_library(k_xp)} array but the indexed array is "
                     f"{_backend._a_library(x_xp)} array; make the index with the same library "
                     "(e.g. gnp.asarray(index, device=x.device))"
                 )
             items.append(k)
             has_array = True
     if builtins.sum(1 for k in items if k is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise IndexError(f"{where}an index can only have a single ellipsis ('...')")
     consuming = builtins.sum(1 for k in items if k is not None and k is not Ellipsis)
     if consuming > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {consuming} were indexed")
+        raise IndexError(f"{where}too many indices for array: array is {x.ndim}-dimensional, but {consuming} were indexed")
     fill = [slice(None)] * (x.ndim - consuming)
     pos = next((i for i, k in enumerate(items) if k is Ellipsis), None)
-    if pos is not None:
-        items = items[:pos] + fill + items[pos + 1 :]
-    else:
-        items = items + fill
+    items = items[:pos] + fill + items[pos + 1 :] if pos is not None else items + fill
     # Bounds of integer indices, checked here where the shape is known (NumPy's message).
     axis = 0
     for i, k in enumerate(items):
@@ -104,13 +107,21 @@ def getitem(x: Any, key: Any) -> Any:
             continue
         if isinstance(k, int):
             n = x.shape[axis]
-            if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+            if clip:
+                k = builtins.min(builtins.max(k + n if k < 0 else k, 0), n - 1)
+            elif not -n <= k < n:
+                raise IndexError(f"{where}index {k} is out of bounds for axis {axis} with size {n}")
             items[i] = k + n if k < 0 else k
         axis += 1
-    if not has_array:
-        return _p.getitem(x, index=(Ellipsis, *items))
-    return _advanced_getitem(x, items)
+    return items, has_array
+
+
+def _checked_index_array(k: Any, where: str) -> Any:
+    if isdtype(k.dtype, "bool"):
+        raise _index_error_bool()
+    if not isdtype(k.dtype, "integral"):
+        raise IndexError(f"{where}index arrays must be integers, got dtype {k.dtype}")
+    return k
 
 
 def _index_array_like(x: Any, k: Any) -> Any:

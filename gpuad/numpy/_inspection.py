@@ -12,7 +12,7 @@ __all__ = ["__array_namespace_info__"]
 
 
 class Info:
-    """The answers of ``gpuad.numpy.__array_namespace_info__()`` (the standard's inspection API)."""
+    """The answers of ``gnp.__array_namespace_info__()`` (the standard's inspection API)."""
 
     __module__ = "gpuad.numpy"
 

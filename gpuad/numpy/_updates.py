@@ -1,4 +1,4 @@
-"""Functional updates, JAX's ``x.at[idx].set(v)``: ``x.at`` on traced values and ``gpuad.numpy.at(x)``
+"""Functional updates, JAX's ``x.at[idx].set(v)``: ``x.at`` on traced values and ``gnp.at(x)``
 for any array give a helper whose ``set``, ``add``, ``subtract``, ``multiply``, ``min``, ``max`` and
 ``get`` return a NEW array (the input is never written), differentiable in both modes and under vmap.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import operator
 from typing import Any
 
 from .. import backend as _backend
@@ -26,7 +25,7 @@ from .. import primitives as _p
 from ..tracing import Tracer
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array
-from ._indexing import _index_error_bool, getitem
+from ._indexing import canonical_index, getitem
 
 __all__ = ["at"]
 
@@ -126,82 +125,6 @@ def _fresh(out: Any, x: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# The index, in canonical form
-# ---------------------------------------------------------------------------------------------
-
-
-def _items(x: Any, key: Any, method: str, clip_mode: builtins.bool) -> tuple[list[Any], builtins.bool]:
-    """One item per axis of x (ints made non-negative, index arrays checked), plus None for new
-    axes, as gpuad.numpy's ``x[key]`` reads ``key``; and whether an integer array is among them."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    items: list[Any] = []
-    has_array = False
-    for k in key:
-        if k is None or k is Ellipsis or isinstance(k, slice):
-            if isinstance(k, slice) and k.step == 0:
-                raise ValueError(f"x.at[idx].{method}: slice step cannot be zero")
-            items.append(k)
-        elif isinstance(k, builtins.bool):
-            raise _index_error_bool()
-        elif isinstance(k, int):
-            items.append(k)
-        else:
-            if isinstance(k, Tracer):
-                concrete = k._concrete()
-                if concrete is None:  # a per-point index (under vmap)
-                    if not isdtype(k.dtype, "integral"):
-                        raise IndexError(f"x.at[idx].{method}: index arrays must be integers, got dtype {k.dtype}")
-                    items.append(k)
-                    has_array = True
-                    continue
-                k = concrete
-            if isinstance(k, (list, tuple)):
-                xp, device = _p.namespace_and_device(x)
-                k = xp.asarray(k, device=device)
-            elif not _backend.is_array(k) and hasattr(k, "__index__"):
-                items.append(operator.index(k))
-                continue
-            elif not _backend.is_array(k):
-                raise TypeError(
-                    f"x.at[idx].{method}: index of type {type(k).__name__} is not supported; use ints, "
-                    "slices, None, Ellipsis or integer arrays"
-                )
-            if isdtype(k.dtype, "bool"):
-                raise _index_error_bool()
-            if not isdtype(k.dtype, "integral"):
-                raise IndexError(f"x.at[idx].{method}: index arrays must be integers, got dtype {k.dtype}")
-            if _backend.namespace_of(k) is not _p.namespace_and_device(x)[0]:
-                raise TypeError(
-                    f"x.at[idx].{method}: the index array comes from another library than x; make it "
-                    "with x's (e.g. gnp.asarray(index, device=x.device))"
-                )
-            items.append(k)
-            has_array = True
-    if builtins.sum(1 for k in items if k is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    consuming = builtins.sum(1 for k in items if k is not None and k is not Ellipsis)
-    if consuming > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {consuming} were indexed")
-    fill = [slice(None)] * (x.ndim - consuming)
-    pos = next((i for i, k in enumerate(items) if k is Ellipsis), None)
-    items = items[:pos] + fill + items[pos + 1 :] if pos is not None else items + fill
-    axis = 0
-    for i, k in enumerate(items):
-        if k is None:
-            continue
-        if isinstance(k, int):
-            n = x.shape[axis]
-            if clip_mode:
-                k = builtins.min(builtins.max(k + n if k < 0 else k, 0), n - 1)
-            elif not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
-            items[i] = k + n if k < 0 else k
-        axis += 1
-    return items, has_array
-
-
-# ---------------------------------------------------------------------------------------------
 # The updates
 # ---------------------------------------------------------------------------------------------
 
@@ -241,7 +164,7 @@ def _combine(method: str, part: Any, v: Any) -> Any:
 
 def _update(x: Any, key: Any, v: Any, method: str, mode: Any) -> Any:
     _check_mode(method, mode)
-    items, has_array = _items(x, key, method, mode == "clip")
+    items, has_array = canonical_index(x, key, f"x.at[idx].{method}: ", clip=mode == "clip")
     if not has_array:
         index = (Ellipsis, *items)
         if method == "get":
