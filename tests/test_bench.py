@@ -171,3 +171,14 @@ def test_interleaved_timing_takes_the_libraries_repeats_in_turn():
     blocks = [name for i, name in enumerate(timed) if i == 0 or timed[i - 1] != name]
     assert blocks == ["a", "b", "a", "b", "a", "b"]
     assert timed.count("a") == 3 * out[0]["calls"] and timed.count("b") == 3 * out[1]["calls"]
+
+
+def test_one_workload_timed_alone_and_its_usage_error():
+    """``python -m bench.one`` times one workload in its own process; a wrong name prints the usage
+    with the workloads' names and exits non-zero."""
+    ok = subprocess.run([sys.executable, "-m", "bench.one", "seed1", "1e3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("seed1 B=1000 float64: ") and ok.stdout.rstrip().endswith("ms per call")
+    bad = subprocess.run([sys.executable, "-m", "bench.one", "nope", "1e3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "usage: python -m bench.one WORKLOAD B" in bad.stderr and "elem16_jvp" in bad.stderr
