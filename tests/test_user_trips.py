@@ -183,3 +183,72 @@ def test_user_frame_skips_gpuad_numpy_and_array_api_compat():
     gpuad.vmap(f)(np.ones(2))
     frames.append(backend.user_frame(sys._getframe()))
     assert [(fr.f_code.co_filename, fr.f_code.co_name) for fr in frames] == [(HERE, "test_user_frame_skips_gpuad_numpy_and_array_api_compat")] * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. A Python list beside an array: taken as NumPy takes it (JAX refuses it)
+# ---------------------------------------------------------------------------------------------
+
+L = [3.0, -2.0]
+# (name, operator form, function form, NumPy's value of x and the list, exact gradient of the sum)
+LIST_CASES = [
+    ("x + L", lambda x: x + L, lambda x: gnp.add(x, L), lambda x, c: x + c, lambda x, c: np.ones_like(x)),
+    ("L + x", lambda x: L + x, lambda x: gnp.add(L, x), lambda x, c: c + x, lambda x, c: np.ones_like(x)),
+    ("L - x", lambda x: L - x, lambda x: gnp.subtract(L, x), lambda x, c: c - x, lambda x, c: -np.ones_like(x)),
+    ("x * L", lambda x: x * L, lambda x: gnp.multiply(x, L), lambda x, c: x * c, lambda x, c: c + 0 * x),
+    ("L / x", lambda x: L / x, lambda x: gnp.divide(L, x), lambda x, c: c / x, lambda x, c: -c / x**2),
+    ("x ** L", lambda x: x**L, lambda x: gnp.pow(x, L), lambda x, c: x**c, lambda x, c: c * x ** (c - 1)),
+    ("x @ L", lambda x: x @ L, lambda x: gnp.matmul(x, L), lambda x, c: x @ c, lambda x, c: c + 0 * x),
+    ("max(x, L)", None, lambda x: gnp.maximum(x, L), np.maximum, lambda x, c: (x > c).astype(x.dtype)),
+]
+
+
+@pytest.mark.parametrize(
+    "case, form",
+    [(c, form) for c in LIST_CASES for form in ("operator", "function") if c[1 if form == "operator" else 2] is not None],
+    ids=[f"{c[0]}-{form}" for c in LIST_CASES for form in ("operator", "function") if c[1 if form == "operator" else 2] is not None],
+)
+def test_a_list_beside_a_traced_array_is_a_constant_array_as_in_numpy(case, form):
+    name, op, fn, numpy_value, exact_grad = case
+    f = op if form == "operator" else fn
+    c = np.asarray(L)
+    for dtype in (np.float64, np.float32):
+        x = np.array([1.5, 0.5], dtype=dtype)
+        want = numpy_value(x, c)  # the oracle: NumPy with the list made an array (dtype promotion included)
+        got = f(x)  # on plain arrays
+        assert got.dtype == want.dtype and np.allclose(got, want, rtol=1e-6)
+        val, tangent = gpuad.jvp(f, (x,), (np.ones_like(x),))
+        assert val.dtype == want.dtype and np.allclose(val, want, rtol=1e-6)
+        g = gpuad.grad(lambda x: gnp.sum(f(x)))(x)
+        assert np.allclose(g, exact_grad(x.astype(np.float64), c), rtol=1e-6)
+        assert np.allclose(np.sum(tangent), np.sum(exact_grad(x.astype(np.float64), c)), rtol=1e-6)
+        X = np.stack([x, 2 * x])
+        assert np.allclose(gpuad.vmap(f)(X), np.stack([numpy_value(X[0], c), numpy_value(X[1], c)]), rtol=1e-6)
+        assert np.allclose(gpuad.jit(f)(x), want, rtol=1e-6)
+
+
+def test_a_float_list_promotes_float32_as_numpy_and_a_scalar_does_not():
+    x = np.ones(2, dtype=np.float32)
+    assert gpuad.jvp(lambda x: x + [1.0, 2.0], (x,), (x,))[0].dtype == (x + np.asarray([1.0, 2.0])).dtype == np.float64
+    assert gpuad.jvp(lambda x: x + 1.0, (x,), (x,))[0].dtype == np.float32
+    assert gpuad.jvp(lambda x: x + gnp.asarray([1.0, 2.0], dtype=x.dtype), (x,), (x,))[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("form", ["operator", "function"])
+def test_a_list_holding_a_traced_value_is_differentiated_through(form):
+    f = (lambda x: x * [x[1], 2.0]) if form == "operator" else (lambda x: gnp.multiply(x, [x[1], 2.0]))
+    x = np.array([3.0, 5.0])
+    # sum(f) = x0 x1 + 2 x1: gradient (x1, x0 + 2)
+    assert gpuad.grad(lambda x: gnp.sum(f(x)))(x).tolist() == [5.0, 5.0]
+    assert gpuad.jacfwd(f)(x).tolist() == [[5.0, 3.0], [0.0, 2.0]]
+
+
+def test_readme_states_the_list_convention_where_jax_refuses():
+    text = (ROOT / "README.md").read_text()
+    conventions = text[text.index("## Conventions") : text.index("## Layout")]
+    assert "x + [1.0, 2.0]" in conventions and "JAX refuses" in conventions
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.ones(2)
+    for refused in (lambda: x + [1.0, 2.0], lambda: [1.0, 2.0] * x, lambda: jnp.add(x, [1.0, 2.0])):
+        with pytest.raises(TypeError):
+            refused()
