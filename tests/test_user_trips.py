@@ -252,3 +252,54 @@ def test_readme_states_the_list_convention_where_jax_refuses():
     for refused in (lambda: x + [1.0, 2.0], lambda: [1.0, 2.0] * x, lambda: jnp.add(x, [1.0, 2.0])):
         with pytest.raises(TypeError):
             refused()
+
+
+# ---------------------------------------------------------------------------------------------
+# 3, 4. The demo names GPUAD_BACKEND, and refuses one that cannot run in one line, before output
+# ---------------------------------------------------------------------------------------------
+
+
+def _demo(*args, env=None, timeout=120):
+    environ = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gpuad", *args], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_demo_help_names_gpuad_backend_and_its_values():
+    proc = _demo("--help")
+    assert proc.returncode == 0, proc.stderr
+    env = proc.stdout[proc.stdout.index("environment:") :]
+    assert "GPUAD_BACKEND=auto|numpy|cupy" in env
+    for value in ("auto", "numpy", "cupy"):
+        assert re.search(rf"\b{value}\b", env.split("\n", 2)[2]), value  # each value explained
+
+
+@pytest.mark.parametrize("value", ["bogus", "cupy"])
+def test_demo_with_a_backend_that_cannot_run_says_so_in_one_line_before_any_output(value):
+    if value == "cupy" and backend.cupy_status()[0]:
+        pytest.skip("CuPy runs here: GPUAD_BACKEND=cupy is possible")
+    proc = _demo("--size", "100", "--repeats", "1", env={"GPUAD_BACKEND": value})
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m gpuad: error: GPUAD_BACKEND="), proc.stderr
+    assert "Traceback" not in proc.stderr
+    if value == "cupy":
+        assert "Set GPUAD_BACKEND=numpy or auto" in lines[0]
+    else:
+        assert "is not a backend; use one of numpy, cupy, auto" in lines[0]
+
+
+def test_demo_runs_on_the_backend_it_is_given(monkeypatch):
+    monkeypatch.setenv("GPUAD_BACKEND", "numpy")
+    from gpuad.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["--size", "100", "--repeats", "1"])
+    assert "\nbackend: numpy" in out.getvalue()
+    monkeypatch.setenv("GPUAD_BACKEND", "bogus")
+    with pytest.raises(SystemExit) as exit_, contextlib.redirect_stdout(out := io.StringIO()):
+        main(["--size", "100"])
+    assert exit_.value.code == 2 and out.getvalue() == ""
