@@ -303,3 +303,172 @@ def test_demo_runs_on_the_backend_it_is_given(monkeypatch):
     with pytest.raises(SystemExit) as exit_, contextlib.redirect_stdout(out := io.StringIO()):
         main(["--size", "100"])
     assert exit_.value.code == 2 and out.getvalue() == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The bench's extra: named in the README; without it the suite runs and says what it leaves out
+# ---------------------------------------------------------------------------------------------
+
+TQDM_STUB = """
+import sys
+
+
+class tqdm:
+    def __init__(self, *args, **kwargs):
+        sys.stderr.write("STUB-TQDM in use\\n")
+
+    def set_postfix_str(self, text):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+"""
+
+
+def _bench(tmp_path, *args, broken=(), working=()):
+    """``python -m bench`` (one tiny workload) with ``broken`` packages failing to import and
+    ``working`` ones replaced by stubs, whatever this environment has installed."""
+    stubs = tmp_path / "stubs"
+    for name in broken:
+        (stubs / name).mkdir(parents=True)
+        (stubs / name / "__init__.py").write_text('raise ImportError("blocked by the test")\n')
+    for name in working:
+        stubs.mkdir(exist_ok=True)
+        (stubs / f"{name}.py").write_text({"tqdm": TQDM_STUB}[name])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stubs), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+TINY = ["--tasks", "seed1", "--sizes", "1e2", "--libs", "gpuad,hand", "--dtypes", "float64", "--repeats", "1", "--min-time", "0.001"]
+EXTRA = 'pip install -e ".[bench]"'
+
+
+def test_readme_names_the_bench_extra_that_pyproject_defines():
+    extra = re.search(r"^bench = \[(.*?)\]", (ROOT / "pyproject.toml").read_text(), re.M | re.S).group(1)
+    assert '"tqdm' in extra and '"matplotlib' in extra
+    text = (ROOT / "README.md").read_text()
+    speed = text[text.index("## Speed") :]
+    assert EXTRA in speed and "matplotlib" in speed and "tqdm" in speed
+
+
+def test_bench_without_matplotlib_and_tqdm_runs_and_says_which_extra(tmp_path):
+    out = tmp_path / "out"
+    proc = _bench(tmp_path, *TINY, "--out", str(out), broken=("tqdm", "matplotlib"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    note = proc.stdout.splitlines()[0]
+    assert "no progress bar (tqdm" in note and "no plots (matplotlib" in note and note.endswith(EXTRA + " adds them")
+    assert (out / "suite.md").exists() and not list(out.glob("*.png"))
+    # The merge needs no progress bar: its note names matplotlib alone.
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--merge", str(out), "--out", str(tmp_path / "merged")], cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "stubs"), str(ROOT)])},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    note = proc.stdout.splitlines()[0]
+    assert "no plots (matplotlib" in note and "tqdm" not in note and EXTRA in note
+
+
+@pytest.mark.slow  # two more runs of the suite in subprocesses
+def test_bench_names_only_what_is_missing_and_needed(tmp_path):
+    proc = _bench(tmp_path / "a", *TINY, "--no-plots", "--out", str(tmp_path / "a" / "out"), broken=("tqdm", "matplotlib"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    note = proc.stdout.splitlines()[0]
+    assert "no progress bar (tqdm" in note and "matplotlib" not in note and EXTRA in note
+    proc = _bench(tmp_path / "b", *TINY, "--out", str(tmp_path / "b" / "out"), broken=("matplotlib",), working=("tqdm",))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    note = proc.stdout.splitlines()[0]
+    assert "no plots (matplotlib" in note and "tqdm" not in note and EXTRA in note
+    assert "STUB-TQDM in use" in proc.stderr  # the bar is used where tqdm imports
+
+
+def test_missing_extras_is_none_when_everything_imports(monkeypatch):
+    from bench.__main__ import missing_extras
+
+    for name in ("tqdm", "matplotlib"):
+        monkeypatch.setitem(sys.modules, name, type(sys)(name))
+    assert missing_extras() is None
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # None in sys.modules: the import fails
+    assert "tqdm" in missing_extras() and missing_extras(progress=False) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. One fixed plot colour per library
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_library_has_its_own_fixed_colour():
+    from bench.libs import LIBRARIES
+    from bench.report import LIB_COLOURS, lib_colour
+
+    colours = [lib_colour(name) for name in LIBRARIES]
+    assert colours == [LIB_COLOURS[name] for name in LIBRARIES]
+    assert len(set(colours)) == len(colours)
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours)
+
+
+def test_a_colour_is_the_same_in_every_process():
+    code = "from bench.report import lib_colour; print([lib_colour(n) for n in ('gpuad', 'hand', 'mylib', 'other-lib')])"
+    seen = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        seen.add(proc.stdout)
+    assert len(seen) == 1
+
+
+class _FakeAx:
+    def __init__(self, lines):
+        self.lines = lines
+
+    def plot(self, xs, ys, **kwargs):
+        self.lines.append((kwargs["label"], kwargs.get("color")))
+
+    def get_legend_handles_labels(self):
+        return [], []
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _plotted_colours(monkeypatch, tmp_path, libs):
+    """The (library, colour) of every line report.plot draws, with matplotlib stood in for."""
+    from bench import report
+
+    lines = []
+    plt = type(sys)("matplotlib.pyplot")
+
+    def subplots(nrows, cols, **kwargs):
+        axes = np.empty((nrows, cols), dtype=object)
+        for i in range(axes.size):
+            axes.flat[i] = _FakeAx(lines)
+        return _FakeAx(lines), axes
+
+    plt.subplots, plt.close = subplots, lambda fig: None
+    mpl = type(sys)("matplotlib")
+    mpl.use, mpl.pyplot = (lambda backend: None), plt
+    monkeypatch.setitem(sys.modules, "matplotlib", mpl)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", plt)
+    rows = [
+        {"workload": "seed1", "dtype": "float64", "B": B, "lib": lib, "ok": True, "points_per_second": 1e6}
+        for lib in libs
+        for B in (1000, 10000)
+    ]
+    report.plot(str(tmp_path), rows)
+    return dict(lines)
+
+
+def test_plots_colour_a_library_alike_whichever_others_ran(monkeypatch, tmp_path):
+    from bench.report import LIB_COLOURS
+
+    one = _plotted_colours(monkeypatch, tmp_path, ["gpuad", "hand", "jax-jit", "torch"])
+    two = _plotted_colours(monkeypatch, tmp_path, ["autograd", "gpuad", "gpuad-jit", "hand"])
+    assert one == {lib: LIB_COLOURS[lib] for lib in one} and two == {lib: LIB_COLOURS[lib] for lib in two}
+    assert one["gpuad"] == two["gpuad"] and one["hand"] == two["hand"]
