@@ -86,8 +86,34 @@ def pin_threads(threads: int) -> None:
                 pass
 
 
+# What the bench extra (pip install -e ".[bench]") adds, and what the suite does without it.
+EXTRAS = {"tqdm": "no progress bar", "matplotlib": "no plots"}
+
+
+def missing_extras(plots: bool = True, progress: bool = True) -> str | None:
+    """A note naming the bench extra's packages that do not import here and what the run leaves
+    out without them (None: nothing missing); a package the run does not need (``plots``: the
+    plots are wanted; ``progress``: a bar is shown) is not asked for. The suite runs either way."""
+    missing = []
+    for name, without in EXTRAS.items():
+        if (name == "matplotlib" and not plots) or (name == "tqdm" and not progress):
+            continue
+        try:
+            __import__(name)
+        except ImportError as exc:
+            missing.append(f"{without} ({name} does not import: {exc})")
+    if not missing:
+        return None
+    return "note: running with " + " and ".join(missing) + '; pip install -e ".[bench]" adds them'
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.merge:
+        pin_threads(args.threads)  # before anything imports NumPy (matplotlib does)
+    note = missing_extras(plots=not args.no_plots, progress=not args.merge)
+    if note:
+        print(note, flush=True)
     if args.merge:
         from . import report
 
@@ -95,7 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         print(report.summary_text(rows, cost_rows))
         print(f"results of {len(args.merge)} runs merged into {args.out}")
         return 0
-    pin_threads(args.threads)
     from .run import run_suite  # imports NumPy: after the thread settings
 
     return run_suite(args)

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import zlib
 from collections import defaultdict
 
 from .workloads import WORKLOADS
@@ -13,6 +14,29 @@ from .workloads import WORKLOADS
 REFERENCE = "hand"
 PEER = "jax-jit"
 LARGE = 100_000  # "at scale": the sizes the geometric-mean target is about
+
+# Each library's plot colour, the same in every run and every plot: matplotlib's colour cycle
+# colours by order, and the order changed with the libraries a run had installed or a merge held.
+# gpuad in warm colours, the reference black, the peers in cool ones.
+LIB_COLOURS = {
+    "gpuad": "#d62728",
+    "gpuad-jit": "#ff7f0e",
+    "gpuad-cupy": "#8c564b",
+    "gpuad-cupy-jit": "#e377c2",
+    "hand": "#000000",
+    "jax-jit": "#1f77b4",
+    "jax-eager": "#17becf",
+    "torch": "#2ca02c",
+    "torch-func": "#bcbd22",
+    "autograd": "#9467bd",
+}
+_SPARE_COLOURS = ("#7f7f7f", "#aec7e8", "#98df8a", "#ffbb78", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d")
+
+
+def lib_colour(lib: str) -> str:
+    """The plot colour of a library: its own from LIB_COLOURS, or for a library not listed there
+    one chosen by a checksum of its name (stable across runs, unlike Python's salted hash)."""
+    return LIB_COLOURS.get(lib) or _SPARE_COLOURS[zlib.crc32(lib.encode()) % len(_SPARE_COLOURS)]
 
 
 def _index(rows):
@@ -244,13 +268,14 @@ def _piece(machine, keys):
 
 
 def plot(out_dir, rows):
+    """suite_<dtype>.png in ``out_dir``; nothing without matplotlib (``python -m bench`` says so
+    before it runs: see ``bench.__main__.missing_extras``)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no plots (pip install -e '.[bench]')")
         return
     t = _index(rows)
     for dt in sorted({r["dtype"] for r in rows}):
@@ -266,7 +291,8 @@ def plot(out_dir, rows):
                 pts = sorted((k[2], r["points_per_second"]) for k, r in t.items() if k[0] == w and k[1] == dt and k[3] == lib)
                 if pts:
                     style = {"linewidth": 2.5} if lib == "gpuad" else {"linewidth": 1.2}
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=lib, **style)
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=lib,
+                            color=lib_colour(lib), **style)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(w, fontsize=10)

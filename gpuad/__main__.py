@@ -3,8 +3,9 @@
 Prints the seed notes' worked examples (values and gradients), then their Wengert tables as
 ``gpuad.make_tape`` records them (each intermediate's primal value, forward-mode tangent and
 reverse-mode adjoint: the numbers of notes 001 and 004), then takes per-point gradients of the
-first seed function over a batch of N points (default 10**6) on the default backend (CuPy when a
-GPU answers, else NumPy) and reports the time and points per second.
+first seed function over a batch of N points (default 10**6) on the backend that GPUAD_BACKEND
+names (auto, the default: CuPy when a GPU answers, else NumPy) and reports the time and points per
+second.
 """
 
 from __future__ import annotations
@@ -70,18 +71,33 @@ def _show(name: str, f, point: list[float]) -> None:
     print(f"  {name} at {tuple(point)}: value {float(value):.10f}, gradient {np.round(grad, 10).tolist()}")
 
 
+_ENVIRONMENT = f"""\
+environment:
+  {backend.BACKEND_ENV}=auto|numpy|cupy
+                 the backend of the batched run. auto (the default): CuPy when it imports and a
+                 CUDA device answers, else NumPy; numpy: NumPy; cupy: CuPy, or an error saying
+                 why it cannot run here (install gpuad[cuda12] or gpuad[cuda13] for it)
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gpuad", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m gpuad", description=__doc__.splitlines()[0], epilog=_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--size", type=float, default=1e6, help="number of points in the batch (default 1e6)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
     args = parser.parse_args(argv)
+    try:  # before any output: a backend that cannot run is one line on stderr, not a late traceback
+        name = backend.default_backend()
+    except (backend.BackendError, ValueError) as exc:
+        parser.exit(2, f"python -m gpuad: error: {exc}\n")
 
     print("gpuad: the seed notes' worked examples")
     _show("f = ln x1 + x1 x2 - sin x2", seed1, [2.0, 5.0])
     _show("f = (sin(x1/x2) + x1/x2 - e^x2)(x1/x2 - e^x2)", seed2, [1.5, 0.5])
     _tables()
 
-    name = backend.default_backend()
     ok, why = backend.cupy_status()
     print(f"\nbackend: {name}" + ("" if name == "cupy" else f" (no GPU: {why})"))
     n = int(args.size)

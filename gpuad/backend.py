@@ -8,7 +8,9 @@ imported only when a caller asks for it, never when ``gpuad`` is imported.
 from __future__ import annotations
 
 import os
-from typing import Any
+import sys
+import warnings
+from typing import Any, Callable
 
 import array_api_compat
 import numpy  # host-ok: the CPU backend and the dtype vocabulary live here
@@ -27,6 +29,8 @@ __all__ = [
     "dtype_name",
     "backend_dtype",
     "scatter_add",
+    "numpy_error_state",
+    "user_frame",
 ]
 
 BACKEND_ENV = "GPUAD_BACKEND"
@@ -526,3 +530,83 @@ def scatter_combine(xp: Any, target: Any, axis: int, index: Any, values: Any, ho
         t = xp.broadcast_to(t, tuple(picked.shape[:-2]) + (1, size))
         combined = (xp.min if how == "min" else xp.max)(xp.concat([t, picked], axis=-2), axis=-2)
     return xp.moveaxis(combined, -1, axis)
+
+
+# --- NumPy's floating-point warnings, on the user's line (issue 22) ---
+#
+# NumPy warns about a floating-point error ("divide by zero encountered in log") at the Python
+# frame that called the ufunc: inside gpuad, where no user can act on it. gpuad computes every
+# primitive with NumPy's handling of the errors that the user has set to "warn" switched to "log",
+# whose writer (below) issues the very same RuntimeWarning at the first frame outside gpuad (and
+# outside the array libraries it calls through). The frame is looked for only when a warning fires;
+# what every operation pays is one context-variable swap (``numpy_error_state``). The user's other
+# choices ("ignore", "raise", "print", their own "call"/"log") are left as they are.
+
+_INTERNAL_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (numpy, array_api_compat)
+) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+
+
+def user_frame(frame: Any) -> Any:
+    """The first frame, from ``frame`` outwards, whose code is not gpuad's, NumPy's or
+    array-api-compat's (None if there is none)."""
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame = frame.f_back
+    return frame
+
+
+class _WarnAtUserLine:
+    """NumPy's "log" handler: ``write("Warning: <what> encountered in <ufunc>\\n")`` is called by a
+    ufunc that met a floating-point error; the warning NumPy would have given goes out with the
+    user's file and line (and that module's warning registry, so "default" shows it once there)."""
+
+    __slots__ = ()
+
+    def write(self, message: str) -> None:
+        text = message.removeprefix("Warning: ").rstrip("\n")
+        frame = user_frame(sys._getframe(1))
+        if frame is None:  # called from gpuad itself, with no user code above: NumPy's own place
+            warnings.warn(text, RuntimeWarning, stacklevel=2)
+            return
+        g = frame.f_globals
+        warnings.warn_explicit(
+            text, RuntimeWarning, frame.f_code.co_filename, frame.f_lineno,
+            module=g.get("__name__", "<string>"), registry=g.setdefault("__warningregistry__", {}),
+            module_globals=g,
+        )
+
+
+def _error_state_api() -> tuple[Any, Any, Any, Any, Any] | None:
+    try:  # NumPy 2: the error state is a context variable (older NumPy: warnings stay where they are)
+        from numpy._core.umath import _extobj_contextvar, _get_extobj_dict, _make_extobj
+    except ImportError:
+        return None
+    return _extobj_contextvar.get, _extobj_contextvar.set, _extobj_contextvar.reset, _get_extobj_dict, _make_extobj
+
+
+_ERROR_STATE = _error_state_api()
+_FP_WRITER = _WarnAtUserLine()
+
+
+def numpy_error_state() -> tuple[Any, Any, Any, Callable[[Any], Any]] | None:
+    """``(get, set, reset, ours)`` for the per-operation swap of NumPy's floating-point error
+    state (None on NumPy 1, whose warnings keep NumPy's place): ``get()`` is the current state,
+    ``ours(state)`` the state to compute under while ``state`` is the user's (``state`` itself when
+    nothing of it is "warn", or when the user's own "call"/"log" handler is in use), ``set`` and
+    ``reset`` those of the context variable that holds it."""
+    if _ERROR_STATE is None:
+        return None
+    get, set_, reset, as_dict, make = _ERROR_STATE
+
+    def ours(state: Any) -> Any:
+        token = set_(state)
+        try:
+            modes = as_dict()
+            kinds = [k for k in ("divide", "over", "under", "invalid") if modes[k] == "warn"]
+            if not kinds or any(modes[k] in ("call", "log") for k in ("divide", "over", "under", "invalid")):
+                return state
+            return make(call=_FP_WRITER, **dict.fromkeys(kinds, "log"))
+        finally:
+            reset(token)
+
+    return get, set_, reset, ours

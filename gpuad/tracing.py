@@ -15,7 +15,7 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .backend import NAMESPACE_BY_TYPE, device_of, namespace_of
+from .backend import NAMESPACE_BY_TYPE, device_of, namespace_of, numpy_error_state
 from .backend import to_numpy as backend_to_numpy
 from .speedups import _CAN_POOL, BufferPool, pooled_call
 from .uniform import Uniform
@@ -233,14 +233,41 @@ def eager(prim: "Primitive", args: tuple[Any, ...] | list[Any], params: dict[str
         if any(type(a) is Uniform for a in args):
             args = tuple(a.view() if type(a) is Uniform else a for a in args)
         xp = namespace_of(*args, op=prim.name)
-    if prim.ufunc is not None and not params and _STACK.pool is not None:
-        for a in args:  # only large results are worth a pool buffer
-            if getattr(a, "nbytes", 0) >= _POOL_MIN_BYTES:
-                out = pooled_call(_STACK.pool, xp, prim.ufunc, args)
-                if out is not None:
-                    return out
-                break
-    return prim.impl(xp, *args, **params)
+    # NumPy's floating-point warnings name the user's line, not the impl's (backend.numpy_error_state):
+    # compute under the error state derived from the user's current one (memoised; one swap of a
+    # context variable per operation, none when the user warns of nothing or it is already ours).
+    global _FP_STATES
+    state = _FP_GET()
+    known = _FP_STATES
+    if state is known[0] or state is known[1]:
+        ours = known[1]
+    else:
+        ours = _fp_ours(state)
+        _FP_STATES = (state, ours)
+    token = _FP_SET(ours) if ours is not state else None
+    stack = _STACK
+    try:
+        if prim.ufunc is not None and not params and stack.pool is not None:
+            for a in args:  # only large results are worth a pool buffer
+                if getattr(a, "nbytes", 0) >= _POOL_MIN_BYTES:
+                    out = pooled_call(stack.pool, xp, prim.ufunc, args)
+                    if out is not None:
+                        return out
+                    break
+        return prim.impl(xp, *args, **params)
+    finally:
+        if token is not None:
+            _FP_RESET(token)
+
+
+_FP = numpy_error_state()
+if _FP is None:  # NumPy 1: no swap (the state is always None, and "ours" is it)
+    _FP_GET, _FP_SET, _FP_RESET, _fp_ours = (lambda: None), None, None, (lambda state: state)
+else:
+    _FP_GET, _FP_SET, _FP_RESET, _fp_ours = _FP
+# NumPy's error state last met by ``eager`` and the one it computes under: a memo, not state (any
+# thread may replace it; both answers are right for the state they name).
+_FP_STATES: tuple[Any, Any] = (None, None)
 
 
 def reuses_buffers(transformed: Callable[..., Any]) -> Callable[..., Any]:
