@@ -322,8 +322,9 @@ class Tracer:
 
     __slots__ = ("_trace",)
 
-    # Opt out of NumPy's operator dispatch so ``M @ x`` and ``c * x`` with a NumPy array on the
-    # left fall back to our reflected operators instead of NumPy converting us element by element.
+    # Until gpuad.numpy installs NumPy's protocols (gpuad/numpy/_numpy_protocols.py: np.sin(x),
+    # np.sum(x) and ``M @ x`` with a NumPy array on the left become gpuad.numpy's functions), opt
+    # out of NumPy's operator dispatch, so that NumPy never converts a traced value element by element.
     __array_ufunc__ = None
     __array_priority__ = 1000
 

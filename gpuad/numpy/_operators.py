@@ -89,3 +89,12 @@ def _install_operators(cls: type) -> None:
 
 _this_module = sys.modules["gpuad.numpy"]  # the package, being initialised: this module is its last step
 _install_operators(Tracer)
+
+# ---------------------------------------------------------------------------------------------
+# NumPy's protocols (issue 22): np.sin(x), np.sum(x, axis=0), np.stack([...]) and M @ x with a
+# NumPy array on the left dispatch to gpuad.numpy (the tables are in _numpy_protocols)
+# ---------------------------------------------------------------------------------------------
+
+from ._numpy_protocols import install_numpy_protocols  # noqa: E402  (its own section)
+
+install_numpy_protocols(Tracer)
