@@ -133,6 +133,40 @@ def _is_index_array(k: Any) -> builtins.bool:
     return isinstance(k, Tracer) or _backend.is_array(k)
 
 
+def linear_index(
+    x: Any, items: list[Any], adv: list[int], dims: tuple[int, ...], start: int, clip_mode: builtins.bool = False
+) -> tuple[Any, tuple[int, ...]]:
+    """The integer indices at positions ``adv`` of the canonical ``items`` (reading the axes of
+    sizes ``dims`` from axis ``start`` on) as one flat index into those axes merged row-major, and
+    the indices' broadcast shape. ``clip_mode`` clips index arrays into range instead of checking
+    them (``.at[...]``'s mode="clip")."""
+    xp = _p.namespace_and_device(x)[0]
+    idx = []
+    for pos, d in zip(adv, dims):
+        k = items[pos]  # ints are already in range and non-negative
+        if not isinstance(k, int):
+            if not isinstance(k, Tracer) and not clip_mode:
+                _backend.check_index_bounds(xp, k, d, start + len(idx))
+            k = where(k < 0, k + d, k)
+            if clip_mode:
+                k = clip(k, 0, d - 1)
+        idx.append(k)
+    idx_shape = _p.broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
+    terms = []
+    stride = 1
+    for i, d in zip(reversed(idx), reversed(dims)):
+        terms.append(i * stride if stride != 1 else i)
+        stride *= d
+    arrays = [t for t in terms if not isinstance(t, int)]
+    linear = arrays[0]
+    for t in arrays[1:]:
+        linear = add(linear, t)
+    offset = builtins.sum(t for t in terms if isinstance(t, int))
+    if offset:
+        linear = linear + offset
+    return reshape(broadcast_to(linear, idx_shape), (-1,)), idx_shape
+
+
 def _advanced_getitem(x: Any, items: list[Any]) -> Any:
     adv = [i for i, k in enumerate(items) if isinstance(k, int) or _is_index_array(k)]
     if adv != list(range(adv[0], adv[-1] + 1)):
@@ -147,30 +181,7 @@ def _advanced_getitem(x: Any, items: list[Any]) -> Any:
     ) else x
     start = builtins.sum(1 for k in items[: adv[0]] if k is None or isinstance(k, slice))
     dims = tuple(y.shape[start : start + len(adv)])
-    xp = _p.namespace_and_device(x)[0]
-    idx = []
-    for pos, d in zip(adv, dims):
-        k = items[pos]  # ints are already in range and non-negative
-        if not isinstance(k, int):
-            if not isinstance(k, Tracer):
-                _backend.check_index_bounds(xp, k, d, start + len(idx))
-            k = where(k < 0, k + d, k)
-        idx.append(k)
-    idx_shape = _p.broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
-    # One linear index into the indexed axes merged into one (row-major), then a single take.
-    terms = []
-    stride = 1
-    for i, d in zip(reversed(idx), reversed(dims)):
-        terms.append(i * stride if stride != 1 else i)
-        stride *= d
-    arrays = [t for t in terms if not isinstance(t, int)]
-    linear = arrays[0]
-    for t in arrays[1:]:
-        linear = add(linear, t)
-    offset = builtins.sum(t for t in terms if isinstance(t, int))
-    if offset:
-        linear = linear + offset
-    linear = reshape(broadcast_to(linear, idx_shape), (-1,))
+    linear, idx_shape = linear_index(x, items, adv, dims, start)
     before, after = tuple(y.shape[:start]), tuple(y.shape[start + len(adv) :])
     flat = reshape(y, before + (math.prod(dims),) + after) if len(adv) > 1 else y
     out = _p.take(flat, linear, axis=len(before) - flat.ndim)

@@ -25,7 +25,7 @@ from .. import primitives as _p
 from ..tracing import Tracer
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array
-from ._indexing import canonical_index, getitem
+from ._indexing import canonical_index, getitem, linear_index
 
 __all__ = ["at"]
 
@@ -192,30 +192,7 @@ def _update_at_arrays(x: Any, items: list[Any], v: Any, method: str, clip_mode: 
     inner = _p.getitem(x, index=basic_index) if partial else x
     start = builtins.sum(1 for k in items[: adv[0]] if k is None or isinstance(k, slice))
     dims = tuple(inner.shape[start : start + len(adv)])
-    xp = _p.namespace_and_device(x)[0]
-    idx = []
-    for pos, d in zip(adv, dims):
-        k = items[pos]  # ints are already in range and non-negative
-        if not isinstance(k, int):
-            if not isinstance(k, Tracer) and not clip_mode:
-                _backend.check_index_bounds(xp, k, d, start + len(idx))
-            k = where(k < 0, k + d, k)
-            if clip_mode:
-                k = clip(k, 0, d - 1)
-        idx.append(k)
-    idx_shape = _p.broadcast_shapes(*(() if isinstance(i, int) else tuple(i.shape) for i in idx))
-    terms, stride = [], 1
-    for i, d in zip(reversed(idx), reversed(dims)):
-        terms.append(i * stride if stride != 1 else i)
-        stride *= d
-    arrays = [t for t in terms if not isinstance(t, int)]
-    linear = arrays[0]
-    for t in arrays[1:]:
-        linear = add(linear, t)
-    offset = builtins.sum(t for t in terms if isinstance(t, int))
-    if offset:
-        linear = linear + offset
-    linear = reshape(broadcast_to(linear, idx_shape), (-1,))
+    linear, idx_shape = linear_index(x, items, adv, dims, start, clip_mode)
     before, after = tuple(inner.shape[:start]), tuple(inner.shape[start + len(adv) :])
     n, m = math.prod(dims), math.prod(idx_shape)
     flat = reshape(inner, before + (n,) + after)
