@@ -637,3 +637,25 @@ def test_bitwise_operators_of_traced_values():
     want = bits.astype(float)
     np.testing.assert_array_equal(gpuad.grad(lambda v: gnp.sum(f(v)))(x), want)
     np.testing.assert_array_equal(f(x), x * want + ((~m) | (m & True) ^ (m | m)))
+
+
+def test_the_namespace_holds_only_its_own_names():
+    """Every public name of gpuad.numpy is one of its functions or classes, a dtype, a constant or
+    ``newaxis``: nothing its modules import for themselves (``math``, ``Tracer``, ``bind``, typing's
+    names) leaks through the star imports."""
+    import types
+
+    constants = {"e", "pi", "inf", "nan", "newaxis"}
+    strays = []
+    for name, value in vars(gnp).items():
+        if name.startswith("_") or name in constants:
+            continue
+        if isinstance(value, types.ModuleType):
+            strays.append(name)
+        elif callable(value) and not isinstance(value, np.dtype) and not getattr(value, "__module__", "").startswith("gpuad.numpy"):
+            strays.append(name)
+        elif not callable(value) and not isinstance(value, np.dtype) and name != "linalg":
+            strays.append(name)
+    assert strays == [], f"names that are not gpuad.numpy's own: {sorted(strays)}"
+    with pytest.raises(AttributeError, match="has no attribute 'math'"):
+        gnp.math  # noqa: B018

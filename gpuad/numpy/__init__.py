@@ -25,6 +25,12 @@ from ._bitwise import *  # noqa: F401, F403
 from ._bitwise import numpy_name_error as _numpy_name_error
 from . import _operators  # noqa: F401  (installs the operators of traced values: last, it needs them all)
 
+# The star imports bring their modules' own imports along (typing's names, Tracer, bind, math...):
+# they are not gpuad.numpy's (tests/test_standard_api.py checks what the namespace holds).
+for _name in ("annotations", "Any", "Sequence", "Tracer", "Uniform", "bind", "eager", "builtins", "math", "operator"):
+    globals().pop(_name, None)
+del _name
+
 
 def __getattr__(name: str):  # noqa: ANN202  (the module's attribute hook)
     """NumPy spellings without an alias name the standard's function in their AttributeError."""
