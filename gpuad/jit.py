@@ -28,6 +28,8 @@ from .tracing import ConcretizationError, Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
+_FP = backend.numpy_error_state()  # NumPy's error-state swap (get, set, reset, ours); None on NumPy 1
+
 __all__ = ["jit", "ConcretizationError", "CACHE_SIZE"]
 
 
@@ -189,6 +191,21 @@ class _Compiled:
         return None
 
     def __call__(self, arrays: Sequence[Any]) -> Any:
+        # NumPy's floating-point warnings name the caller's line, as in eager mode (tracing.eager):
+        # one swap of the error state around the whole replay.
+        token = None
+        if _FP is not None:
+            state = _FP[0]()
+            ours = _FP[3](state)
+            if ours is not state:
+                token = _FP[1](ours)
+        try:
+            return self._replay(arrays)
+        finally:
+            if token is not None:
+                _FP[2](token)
+
+    def _replay(self, arrays: Sequence[Any]) -> Any:
         env: list[Any] = [None] * self.n_vars
         for v, a in zip(self.in_vars, arrays):
             env[v] = a

@@ -124,6 +124,23 @@ def test_vmap_and_jvp_warnings_name_the_line_in_f():
 
 
 @needs_numpy2
+def test_a_jit_replay_warns_at_the_callers_line():
+    """The first call records: its warnings name the line of f, as eager ones do; later calls
+    replay the recording, with no line of f running: they name the line that called the jitted
+    function. NumPy's messages either way."""
+    f_line = _line()
+    f = gpuad.jit(lambda x: gnp.log(x) * 2.0)
+    x = np.array([0.0, -1.0])
+    for recorded in (False, True):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            line = _line()
+            f(x)
+        assert [(w.filename, w.lineno) for w in caught] == [(HERE, line if recorded else f_line)] * 2
+        assert sorted(str(w.message) for w in caught) == sorted(_numpy_says(lambda: np.log(x)))
+
+
+@needs_numpy2
 def test_the_users_error_settings_still_decide():
     x = np.zeros(2)
     with warnings.catch_warnings(record=True) as caught:
