@@ -1263,14 +1263,21 @@ def _take_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, ax
     return _split_from_batch(got, bsize, perm, rest)
 
 
-def _put_add_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int, size: int) -> Any:
-    g, index = vals
-    if not batched[1]:
-        return put_add(g, index, axis=axis, size=size)
-    g = _batched(g, batched[0], bsize)
-    flat, perm, rest = _merge_with_batch(g, axis)
-    out = put_add(flat, _offset_indices(index, bsize, size), axis=-len(rest) - 1, size=bsize * size)
-    return _split_from_batch(out, bsize, perm, rest)
+def _scatter_batch(prim_name: str) -> Rule:
+    """The batch rule of a scatter along one axis (put_add, put_mul): with per-point indices, the
+    batch axis and the scattered axis merge into one, indexed by offset per point."""
+
+    def batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int, size: int) -> Any:
+        prim = PRIMITIVES[prim_name]
+        v, index = vals
+        if not batched[1]:
+            return prim(v, index, axis=axis, size=size)
+        v = _batched(v, batched[0], bsize)
+        flat, perm, rest = _merge_with_batch(v, axis)
+        out = prim(flat, _offset_indices(index, bsize, size), axis=-len(rest) - 1, size=bsize * size)
+        return _split_from_batch(out, bsize, perm, rest)
+
+    return batch
 
 
 take = _add(
@@ -1290,7 +1297,7 @@ put_add = _add(
         jvp=(lambda t, ans, g, index, *, axis, size: put_add(t, index, axis=axis, size=size), None),
         vjp=(lambda c, ans, g, index, *, axis, size: take(c, index, axis=axis), None),
         residuals=(1,),
-        batch=_put_add_batch,
+        batch=_scatter_batch("put_add"),
     )
 )
 
@@ -1455,16 +1462,6 @@ def _product_of_others(v: Any, index: Any, axis: int, size: int) -> Any:
     return where(zero, lone_zero, mul(div(nonzero_product, safe), zero_product))
 
 
-def _put_mul_batch(vals: list[Any], batched: tuple[bool, ...], bsize: int, /, *, axis: int, size: int) -> Any:
-    v, index = vals
-    if not batched[1]:
-        return put_mul(v, index, axis=axis, size=size)
-    v = _batched(v, batched[0], bsize)
-    flat, perm, rest = _merge_with_batch(v, axis)
-    out = put_mul(flat, _offset_indices(index, bsize, size), axis=-len(rest) - 1, size=bsize * size)
-    return _split_from_batch(out, bsize, perm, rest)
-
-
 put_mul = _add(
     Primitive(
         "put_mul",
@@ -1472,7 +1469,7 @@ put_mul = _add(
         jvp=(lambda t, ans, v, index, *, axis, size: put_add(mul(t, _product_of_others(v, index, axis, size)), index, axis=axis, size=size), None),
         vjp=(lambda g, ans, v, index, *, axis, size: mul(take(g, index, axis=axis), _product_of_others(v, index, axis, size)), None),
         residuals=("args",),
-        batch=_put_mul_batch,
+        batch=_scatter_batch("put_mul"),
     )
 )
 
