@@ -279,6 +279,10 @@ class _CustomCall(HigherOrderCall):
     def run(self) -> Any:
         return self.f.fun(*self.args)
 
+    def again(self, leaves: list[Any]) -> "_CustomCall":
+        args = tuple(self.split.full(tree_unflatten(self.in_tree, leaves)))
+        return type(self)(self.f, args, _Split(args, self.split.nondiff, self.name))
+
     def reverse(self, trace: ReverseTrace) -> Any:
         """Evaluate the call one level down and record it as one multi-output line."""
         mine = [type(v) is ReverseTracer and v._trace is trace for v in self.leaves]

@@ -24,7 +24,8 @@ from typing import Any, Callable, Sequence
 
 from . import backend
 from .speedups import ufunc_with_out
-from .tracing import ConcretizationError, Trace, Tracer, bind, open_trace
+from .primitives import Primitive
+from .tracing import ConcretizationError, HigherOrderCall, Trace, Tracer, bind, open_trace
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
@@ -96,17 +97,20 @@ class StagingTrace(Trace):
         self.avals.append((tuple(value.shape), value.dtype) if hasattr(value, "shape") else None)
         return StagedTracer(self, value, self.n_vars - 1)
 
+    def operand(self, a: Any) -> tuple[Any, Any]:
+        """An operand's value now, and what the program reads for it (a variable, or a constant)."""
+        if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
+            a = a.view()
+        if type(a) is StagedTracer and a._trace is self:
+            return a.value, a.var
+        return a, _Const(a)
+
     def process(self, prim: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
         vals, refs = [], []
         for a in args:
-            if type(a) is StagedTracer and a._trace is self:
-                vals.append(a.value)
-                refs.append(a.var)
-                continue
-            if type(a) is Uniform:  # a symbolic cotangent: the program keeps its array view
-                a = a.view()
-            vals.append(a)
-            refs.append(_Const(a))
+            v, r = self.operand(a)
+            vals.append(v)
+            refs.append(r)
         out = bind(prim, *vals, **params)
         if isinstance(out, tuple):  # higher-order records (checkpoint, custom rules) give several
             tracers = tuple(self.new_var(o) for o in out)
@@ -115,6 +119,37 @@ class StagingTrace(Trace):
         tracer = self.new_var(out)
         self.program.append((prim, tuple(refs), params, tracer.var))
         return tracer
+
+    def process_call(self, call: HigherOrderCall) -> Any:
+        """A loop (``call.one_op``) is written down as one operation that runs it again on replay
+        (``call.again``), not as its unrolling; other calls (custom rules, checkpoints) run as
+        they are, their operations recorded one by one."""
+        return self.record_call(call) if call.one_op else call.run()
+
+    def record_call(self, call: HigherOrderCall) -> Any:
+        vals, refs = [], []
+        for a in call.leaves:
+            v, r = self.operand(a)
+            vals.append(v)
+            refs.append(r)
+        out_flat, out_tree = tree_flatten(call.again(vals).run())
+        if any(isinstance(o, Tracer) for o in out_flat):
+            raise TypeError(
+                f"{call.name}: a function it calls uses a traced value from outside through a "
+                "closure; pass that value as an argument instead"
+            )
+        tracers = tuple(self.new_var(o) for o in out_flat)
+        self.program.append((CALL_AGAIN, tuple(refs), {"call": call}, tuple(t.var for t in tracers)))
+        return tree_unflatten(out_tree, tracers)
+
+
+def _call_again(xp: Any, *leaves: Any, call: HigherOrderCall) -> tuple[Any, ...]:
+    return tuple(tree_flatten(call.again(list(leaves)).run())[0])
+
+
+# A recorded call of a loop or other higher-order function (see StagingTrace.process_call): on
+# replay, the same call on the new operands.
+CALL_AGAIN = Primitive("higher_order_call", _call_again, residuals=())
 
 
 # The root standing for memory the program does not own: arrays it closes over (constants).
@@ -191,21 +226,14 @@ class _Compiled:
         return None
 
     def __call__(self, arrays: Sequence[Any]) -> Any:
-        # NumPy's floating-point warnings name the caller's line, as in eager mode (tracing.eager):
-        # one swap of the error state around the whole replay.
-        token = None
-        if _FP is not None:
-            state = _FP[0]()
-            ours = _FP[3](state)
-            if ours is not state:
-                token = _FP[1](ours)
-        try:
+        with user_error_state():
             return self._replay(arrays)
-        finally:
-            if token is not None:
-                _FP[2](token)
 
     def _replay(self, arrays: Sequence[Any]) -> Any:
+        return tree_unflatten(self.out_tree, self.replay_flat(arrays))
+
+    def replay_flat(self, arrays: Sequence[Any]) -> list[Any]:
+        """The outputs as a flat list (without the error-state swap, which the caller makes)."""
         env: list[Any] = [None] * self.n_vars
         for v, a in zip(self.in_vars, arrays):
             env[v] = a
@@ -235,7 +263,26 @@ class _Compiled:
                 leaves.append(xp.asarray(o, copy=True))
             else:
                 leaves.append(o)
-        return tree_unflatten(self.out_tree, leaves)
+        return leaves
+
+
+class user_error_state:  # noqa: N801  (a context manager, used as a function)
+    """NumPy's floating-point warnings name the caller's line, as in eager mode (tracing.eager):
+    one swap of the error state around a whole replay."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = None
+        if _FP is not None:
+            state = _FP[0]()
+            ours = _FP[3](state)
+            if ours is not state:
+                self.token = _FP[1](ours)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.token is not None:
+            _FP[2](self.token)
 
 
 CACHE_SIZE = 64  # recordings a jitted function keeps (least recently used dropped first)

@@ -113,9 +113,17 @@ class HigherOrderCall:
     mode writes for it (a higher-order primitive: custom_jvp_call, custom_vjp_call, checkpoint)."""
 
     name = ""
+    leaves: list[Any]  # the call's array operands, flat: what decides which trace sees it
+    # Whether a recording (jit, a loop body) writes the call down as one operation that runs it
+    # again on replay (loops), rather than recording its operations one by one.
+    one_op = False
 
     def run(self) -> Any:
         raise NotImplementedError
+
+    def again(self, leaves: list[Any]) -> "HigherOrderCall":
+        """The same call on other operands (of the same shapes): what a recorded call replays."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be recorded as one operation")
 
     def jvp(self, trace: Trace) -> Any:
         return self.run()

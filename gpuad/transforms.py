@@ -711,6 +711,7 @@ def checkpoint(fun: Callable[..., Any]) -> Callable[..., Any]:
         flat, in_tree = tree_flatten(args)
         return call_higher_order(_CheckpointCall(fun, args, flat, in_tree), flat)
 
+    checkpointed._gpuad_checkpointed = fun  # type: ignore[attr-defined]  # scan recomputes its steps
     return checkpointed
 
 
@@ -722,9 +723,13 @@ class _CheckpointCall(HigherOrderCall):
 
     def __init__(self, fun: Callable[..., Any], args: tuple[Any, ...], flat: list[Any], in_tree: Any):
         self.fun, self.args, self.flat, self.in_tree = fun, args, flat, in_tree
+        self.leaves = flat
 
     def run(self) -> Any:
         return self.fun(*self.args)
+
+    def again(self, leaves: list[Any]) -> "_CheckpointCall":
+        return _CheckpointCall(self.fun, tree_unflatten(self.in_tree, leaves), leaves, self.in_tree)
 
     def reverse(self, trace: Any) -> Any:
         return trace.checkpoint_call(self.fun, self.flat, self.in_tree)
