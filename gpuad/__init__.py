@@ -6,7 +6,7 @@
 [[5.5, 1.716]]
 """
 
-from . import numpy
+from . import lax, numpy
 from .backend import BackendError, asarray, cupy_status, default_backend
 from .numpy import stop_gradient
 from .primitives import PRIMITIVES, Primitive
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "numpy",
+    "lax",
     "grad",
     "value_and_grad",
     "vjp",

@@ -30,6 +30,7 @@ import operator
 from typing import Any, Callable, Sequence
 
 from . import backend
+from . import numpy as gnp
 from .batching import BatchTrace, BatchTracer
 from .forward import JVPTrace, JVPTracer
 from .jit import CALL_AGAIN, StagedTracer, StagingTrace, _Compiled, user_error_state
@@ -628,3 +629,308 @@ def scan(
     leaves = [*init_flat, *xs_flat, *captured]
     outs = call_higher_order(_ScanCall(body, nc, nx, length, bool(reverse), remat, leaves), leaves)
     return tree_unflatten(carry_tree, list(outs[:nc])), tree_unflatten(trees["y"], list(outs[nc:]))
+
+
+# ---------------------------------------------------------------------------------------------
+# fori_loop and while_loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _static_int(v: Any) -> int | None:
+    """``v`` as a Python int when its value is known now (a Python int, or an integer array that
+    no jit or vmap is tracing), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    plain = v._concrete() if isinstance(v, Tracer) else v
+    if plain is not None and backend.is_array(plain) and plain.ndim == 0 and backend.dtype_name(plain.dtype).startswith(("int", "uint")):
+        return int(plain)
+    return None
+
+
+def fori_loop(lower: Any, upper: Any, body_fun: Callable[[Any, Any], Any], init_val: Any) -> Any:
+    """``body_fun(i, val)`` for ``i`` from ``lower`` to ``upper - 1``, as ``jax.lax.fori_loop``::
+
+        val = init_val
+        for i in range(lower, upper):
+            val = body_fun(i, val)
+
+    With bounds known when called (Python ints, or integer arrays outside jit and vmap) it is a
+    ``scan`` (every transform, reverse mode included); with traced bounds a ``while_loop`` (forward
+    mode only, as in JAX). ``i`` is a 0-d integer array.
+
+    >>> import numpy as np, gpuad
+    >>> float(gpuad.grad(lambda x: fori_loop(0, 3, lambda i, v: v * x, np.asarray(1.0)))(np.asarray(2.0)))
+    12.0
+    """
+    if not callable(body_fun):
+        raise TypeError(f"fori_loop: body_fun must be a function (i, val) -> val, got {type(body_fun).__name__}")
+    lo, hi = _static_int(lower), _static_int(upper)
+    if lo is not None and hi is not None:
+        xp, device = context_namespace() or (backend.namespace_of_backend(None), None)
+        i0 = xp.asarray(lo, device=device) if not backend.is_array(lower) else lower
+
+        def step(carry: Any, _: Any) -> tuple[Any, None]:
+            i, val = carry
+            return (i + 1, body_fun(i, val)), None
+
+        (_, val), _ = scan(step, (i0, init_val), None, length=max(hi - lo, 0))
+        return val
+    for name, v in (("lower", lower), ("upper", upper)):
+        if not (isinstance(v, Tracer) or backend.is_array(v) or isinstance(v, int)) or isinstance(v, bool):
+            raise TypeError(f"fori_loop: {name} must be an int or an integer array, got {type(v).__name__} ({v!r})")
+
+    def cond_fun(carry: Any) -> Any:
+        return carry[0] < carry[1]
+
+    def body(carry: Any) -> Any:
+        i, hi_, val = carry
+        return i + 1, hi_, body_fun(i, val)
+
+    return while_loop(cond_fun, body, (lower, upper, init_val))[2]
+
+
+class _WhileCall(HigherOrderCall):
+    """``while cond(carry): carry = body(carry)``; ``leaves`` = carries, the cond's consts, the
+    body's consts."""
+
+    name = "while_loop"
+    one_op = True
+
+    def __init__(self, cond_body: _Body, body: _Body, n_carry: int, n_cond: int, leaves: list[Any]):
+        self.cond_body, self.body, self.n_carry, self.n_cond = cond_body, body, n_carry, n_cond
+        self.leaves = list(leaves)
+
+    def again(self, leaves: list[Any]) -> "_WhileCall":
+        return _WhileCall(self.cond_body, self.body, self.n_carry, self.n_cond, leaves)
+
+    def _parts(self, leaves: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+        nc, nk = self.n_carry, self.n_cond
+        return leaves[:nc], leaves[nc : nc + nk], leaves[nc + nk :]
+
+    def run(self) -> tuple[Any, ...]:
+        carry, cconsts, bconsts = self._parts(self.leaves)
+        xp = self.body.xp
+        with user_error_state():
+            # The predicate decides on the host whether to go on: one device sync per step on a GPU.
+            while bool(self.cond_body.run([*carry, *cconsts])[0]):
+                carry = self.body.run([*carry, *bconsts])
+        return tuple(xp.asarray(c) for c in carry)
+
+    def reverse(self, trace: ReverseTrace) -> Any:
+        if any(type(v) is ReverseTracer and v._trace is trace and v.node is not None for v in self.leaves):
+            raise TypeError(
+                "while_loop: reverse-mode differentiation (grad, vjp, jacrev) does not work through a "
+                "while_loop, whose number of steps is known only when it ends (as in JAX). Use scan or "
+                "fori_loop with bounds known in advance, or forward mode (jvp, jacfwd)"
+            )
+        below = [v.primal if type(v) is ReverseTracer and v._trace is trace else v for v in self.leaves]
+        return tuple(ReverseTracer(trace, o, None) for o in call_higher_order(self.again(below), below))
+
+    def jvp(self, trace: JVPTrace) -> Any:
+        nc = self.n_carry
+        mine = [type(v) is JVPTracer and v._trace is trace for v in self.leaves]
+        primals = [v.primal if m else v for v, m in zip(self.leaves, mine)]
+        tangents = [v.tangent if m else None for v, m in zip(self.leaves, mine)]
+        carry_p, cconsts, bconsts = self._parts(primals)
+        _, _, bconst_t = self._parts(tangents)
+        nz = [t is not None for t in tangents[:nc]]
+        bnz = [t is not None for t in bconst_t]
+        if not any(nz) and not any(bnz):
+            return tuple(JVPTracer(trace, o, None) for o in call_higher_order(self.again(primals), primals))
+        while True:  # as scan's: a carry with a tangent in some step has one in every step
+            jbody, out_nz = _jvp_body(self.body, [*nz, *bnz], nc, 0)
+            grown = [a or b for a, b in zip(nz, out_nz)]
+            if grown == nz:
+                break
+            nz = grown
+        n_t = sum(nz)
+        # The predicate reads the primal carries only; the tangents ride along.
+        cond = _retrace(lambda ins: self.cond_body.replay([*ins[:nc], *ins[nc + n_t :]]),
+                        [*self.cond_body.reps[:nc], *(r for r, n in zip(self.body.reps[:nc], nz) if n), *self.cond_body.reps[nc:]],
+                        "while_loop")
+        tan_c = [t if t is not None else filled_like(p, 0) for p, t, n in zip(carry_p, tangents[:nc], nz) if n]
+        leaves = [*carry_p, *tan_c, *cconsts, *bconsts, *(t for t in bconst_t if t is not None)]
+        outs = call_higher_order(_WhileCall(cond, jbody, nc + n_t, len(cconsts), leaves), leaves)
+        ts = iter(outs[nc:])
+        return tuple(JVPTracer(trace, p, next(ts) if n else None) for p, n in zip(outs[:nc], nz))
+
+    def batch(self, trace: BatchTrace) -> Any:
+        nc, nk = self.n_carry, self.n_cond
+        size = trace.size
+        was = [type(v) is BatchTracer and v._trace is trace for v in self.leaves]
+        flags = list(was)
+        while True:
+            cond_flags = [*flags[:nc], *flags[nc : nc + nk]]
+            pred_body, pred_flag = _batch_body(self.cond_body, cond_flags, 0, size)
+            if pred_flag[0]:  # points stop at different steps: every carry is batched
+                flags[:nc] = [True] * nc
+            bbody, out_flags = _batch_body(self.body, [*flags[:nc], *flags[nc + nk :]], nc, size)
+            grown = [a or b for a, b in zip(flags[:nc], out_flags)]
+            if grown == flags[:nc] and (not pred_flag[0] or all(flags[:nc])):
+                break
+            flags[:nc] = grown
+        vals = [v.val if w else (broadcasted(v, (size, *v.shape)) if f else v) for v, w, f in zip(self.leaves, was, flags)]
+        if pred_flag[0]:
+            # A batched predicate: go on while any point's holds, and keep the carries of the points
+            # whose predicate no longer holds (as JAX does).
+            cond, bbody = _any_and_select(pred_body, bbody, nc, nk, size)
+        else:
+            cond = pred_body
+        outs = call_higher_order(_WhileCall(cond, bbody, nc, nk, vals), vals)
+        return tuple(BatchTracer(trace, o) if f else o for o, f in zip(outs, flags[:nc]))
+
+
+def _any_and_select(pred_body: _Body, body: _Body, nc: int, nk: int, size: int) -> tuple[_Body, _Body]:
+    """Bodies for a while loop whose batched predicate says per point whether to go on: the
+    predicate "any point goes on", and a body that advances only the points whose predicate
+    holds (its inputs: carries, the predicate's consts, the body's consts)."""
+    cond = _retrace(lambda ins: [gnp.any(pred_body.replay(ins)[0])], pred_body.reps, "while_loop")
+
+    def step(ins: list[Any]) -> list[Any]:
+        carry = ins[:nc]
+        pred = pred_body.replay([*carry, *ins[nc : nc + nk]])[0]
+        new = body.replay([*carry, *ins[nc + nk :]])
+        return [gnp.where(gnp.reshape(pred, (size,) + (1,) * (c.ndim - 1)), n, c) for n, c in zip(new, carry)]
+
+    reps = [*body.reps[:nc], *pred_body.reps[nc:], *body.reps[nc:]]
+    return cond, _retrace(step, reps, "while_loop")
+
+
+def while_loop(cond_fun: Callable[[Any], Any], body_fun: Callable[[Any], Any], init_val: Any) -> Any:
+    """``body_fun`` applied while ``cond_fun`` holds, as ``jax.lax.while_loop``::
+
+        val = init_val
+        while cond_fun(val):
+            val = body_fun(val)
+
+    ``cond_fun`` returns a boolean scalar; ``body_fun`` returns a value of ``init_val``'s structure,
+    shapes and dtypes. Forward mode (jvp, jacfwd) and vmap go through it; reverse mode does not
+    (as in JAX: use scan or fori_loop with known bounds). Under vmap a batched predicate runs the
+    loop until every point is done, each point keeping its own last value. On a GPU every step
+    reads the predicate on the host.
+
+    >>> import numpy as np
+    >>> int(while_loop(lambda v: v < 100, lambda v: v * 3, np.asarray(1)))
+    243
+    """
+    if not callable(cond_fun) or not callable(body_fun):
+        raise TypeError("while_loop: cond_fun and body_fun must be functions of the loop value")
+    flat, tree = tree_flatten(init_val)
+    flat = [_as_operand(v, f"while_loop: init_val leaf {i}") for i, v in enumerate(flat)]
+    nc = len(flat)
+    reps = [_representative(v) for v in flat]
+
+    def pred(ins: list[Any]) -> list[Any]:
+        p = _as_operand(cond_fun(tree_unflatten(tree, ins)), "while_loop: what cond_fun returned")
+        if tuple(p.shape) != () or backend.dtype_name(p.dtype) != "bool":
+            raise TypeError(
+                f"while_loop: cond_fun must return a boolean scalar, got {backend.dtype_name(p.dtype)}{list(p.shape)}"
+            )
+        return [p]
+
+    def step(ins: list[Any]) -> list[Any]:
+        out_flat, out_tree = tree_flatten(body_fun(tree_unflatten(tree, ins)))
+        if out_tree != tree:
+            raise TypeError(
+                f"while_loop: body_fun returned a value of structure {out_tree}, but init_val has structure {tree}"
+            )
+        out_flat = [_as_operand(o, "while_loop: a leaf body_fun returned") for o in out_flat]
+        for i, (o, v) in enumerate(zip(out_flat, ins)):
+            if tuple(o.shape) != tuple(v.shape) or backend.dtype_name(o.dtype) != backend.dtype_name(v.dtype):
+                raise TypeError(
+                    f"while_loop: leaf {i} of the loop value enters body_fun as {backend.dtype_name(v.dtype)}"
+                    f"{list(v.shape)} but body_fun returns {backend.dtype_name(o.dtype)}{list(o.shape)}; it must "
+                    "keep its shape and dtype"
+                )
+        return out_flat
+
+    cond_body, cond_captured = _record(pred, reps, "while_loop: cond_fun")
+    body, body_captured = _record(step, reps, "while_loop: body_fun")
+    leaves = [*flat, *cond_captured, *body_captured]
+    outs = call_higher_order(_WhileCall(cond_body, body, nc, len(cond_captured), leaves), leaves)
+    return tree_unflatten(tree, list(outs))
+
+
+# ---------------------------------------------------------------------------------------------
+# cond and switch
+# ---------------------------------------------------------------------------------------------
+
+
+def _known(v: Any) -> Any:
+    """The plain value of ``v`` when it is known now (a plain array or number, or a value of
+    grad/jvp over one), else None (under vmap, jit, or inside a loop body)."""
+    if isinstance(v, Tracer):
+        return v._concrete()
+    return v
+
+
+def _select(index: Any, outs: list[Any], where: str) -> Any:
+    """``outs[index]`` element by element when ``index`` is not known now: every branch's result
+    is computed and selected with ``where``."""
+    flats = [tree_flatten(o) for o in outs]
+    tree0 = flats[0][1]
+    for k, (leaves, tree) in enumerate(flats[1:], 1):
+        if tree != tree0:
+            raise TypeError(f"{where}: branch 0 returns a value of structure {tree0} but branch {k} returns {tree}; they must match")
+        for i, (a, b) in enumerate(zip(flats[0][0], leaves)):
+            a, b = _as_operand(a, f"{where}: a branch's output"), _as_operand(b, f"{where}: a branch's output")
+            if tuple(a.shape) != tuple(b.shape) or backend.dtype_name(a.dtype) != backend.dtype_name(b.dtype):
+                raise TypeError(
+                    f"{where}: output leaf {i} is {backend.dtype_name(a.dtype)}{list(a.shape)} in branch 0 but "
+                    f"{backend.dtype_name(b.dtype)}{list(b.shape)} in branch {k}; the branches must agree"
+                )
+    result = []
+    for i in range(len(flats[0][0])):
+        acc = flats[-1][0][i]
+        for k in range(len(outs) - 2, -1, -1):
+            acc = gnp.where(index == k, flats[k][0][i], acc)
+        result.append(acc)
+    return tree_unflatten(tree0, result)
+
+
+def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any], *operands: Any) -> Any:
+    """``true_fun(*operands)`` if ``pred`` else ``false_fun(*operands)``, as ``jax.lax.cond``.
+
+    When ``pred`` is known (eager mode, and inside grad or jvp) only the chosen branch runs. When
+    it is not (a batched predicate under vmap, under jit, inside a loop body) both branches run and
+    their results are selected element by element with ``where`` (as JAX does under vmap): both
+    must then be safe to evaluate, and as with ``where`` a NaN in the branch not taken can still
+    reach a gradient.
+
+    >>> import numpy as np, gpuad
+    >>> f = lambda x: cond(x > 0, lambda v: v * v, lambda v: -v, x)
+    >>> float(gpuad.grad(f)(np.asarray(3.0))), gpuad.vmap(gpuad.grad(f))(np.asarray([3.0, -1.0])).tolist()
+    (6.0, [6.0, -1.0])
+    """
+    if not callable(true_fun) or not callable(false_fun):
+        raise TypeError("cond: true_fun and false_fun must be functions of the operands")
+    p = _as_operand(pred, "cond: pred")
+    if tuple(p.shape) != ():
+        raise TypeError(f"cond: pred must be a scalar (a boolean or a number), got shape {tuple(p.shape)}; use gnp.where for arrays of choices")
+    known = _known(p)
+    if known is not None:
+        return true_fun(*operands) if bool(known) else false_fun(*operands)
+    return _select(p != False, [false_fun(*operands), true_fun(*operands)], "cond")  # noqa: E712
+
+
+def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -> Any:
+    """``branches[index](*operands)``, with ``index`` clamped to the branches, as
+    ``jax.lax.switch``; an unknown index (vmap, jit, loop bodies) runs every branch and selects,
+    as :func:`cond` does.
+
+    >>> import numpy as np
+    >>> float(switch(5, [lambda x: x + 1, lambda x: x * 10], np.asarray(2.0)))
+    20.0
+    """
+    branches = list(branches)
+    if not branches or not all(callable(b) for b in branches):
+        raise TypeError("switch: branches must be a non-empty sequence of functions of the operands")
+    i = _as_operand(index, "switch: index")
+    if tuple(i.shape) != () or not backend.dtype_name(i.dtype).startswith(("int", "uint")):
+        raise TypeError(f"switch: index must be an integer scalar, got {backend.dtype_name(i.dtype)}{list(i.shape)}")
+    known = _known(i)
+    if known is not None:
+        return branches[min(max(int(known), 0), len(branches) - 1)](*operands)
+    return _select(gnp.clip(i, 0, len(branches) - 1), [b(*operands) for b in branches], "switch")
