@@ -333,7 +333,7 @@ class _ScanCall(HigherOrderCall):
         in_avals = [None if n is None else (tuple(p.shape), p.dtype) for n, p in zip(nodes, primals)]
         params = {
             "step": step, "call": self, "primals": primals, "active": tuple(active), "xp": trace.xp, "device": trace.device,
-            "out_avals": [(tuple(o.shape), o.dtype) for o in main], "n_stacks": len(stacks),
+            "out_avals": [(tuple(o.shape), o.dtype) for o in main], "length": self.length,
         }
         trace._append(Record(_SCAN_RECORD, nodes, out_nodes, res_args, None, params, in_avals), primals, main)
         return tuple(ReverseTracer(trace, o, n if n >= 0 else None) for o, n in zip(main, out_nodes))
@@ -475,7 +475,7 @@ def _as_array_or_none(c: Any) -> Any:
     return None if c is None else as_array(c)  # a symbolic Uniform cotangent: its array view
 
 
-def _scan_vjp(gs, ans, *res_args, step: _VJPStep, call: _ScanCall, primals, active, xp, device, out_avals, n_stacks):
+def _scan_vjp(gs, ans, *res_args, step: _VJPStep, call: _ScanCall, primals, active, xp, device, out_avals, length):
     """The backward loop of a scan: the step's backward body over the steps in the opposite order."""
     nc, nx = step.nc, step.nx
     def full(g, aval):
@@ -484,6 +484,7 @@ def _scan_vjp(gs, ans, *res_args, step: _VJPStep, call: _ScanCall, primals, acti
         return g.full() if type(g) is Uniform else g
     ct_carry = [full(gs[j], out_avals[j]) for j in range(nc) if active[j]]
     acc = [filled_like(primals[i], 0) for i in step.const_idx]
+    n_stacks = len(res_args) - len(step.x_reads) - len(step.const_reads)
     stacks = list(res_args[:n_stacks])
     k = n_stacks
     xs_read = list(res_args[k : k + len(step.x_reads)])
@@ -866,26 +867,26 @@ def _known(v: Any) -> Any:
     return v
 
 
-def _select(index: Any, outs: list[Any], where: str) -> Any:
-    """``outs[index]`` element by element when ``index`` is not known now: every branch's result
-    is computed and selected with ``where``."""
+def _select(masks: list[Any], outs: list[Any], where: str, names: Sequence[str]) -> Any:
+    """``outs[k]`` where ``masks[k]`` holds (the first that holds; the last output where none
+    does), element by element: how a choice that is not known now is made, every branch computed."""
     flats = [tree_flatten(o) for o in outs]
     tree0 = flats[0][1]
     for k, (leaves, tree) in enumerate(flats[1:], 1):
         if tree != tree0:
-            raise TypeError(f"{where}: branch 0 returns a value of structure {tree0} but branch {k} returns {tree}; they must match")
+            raise TypeError(f"{where}: {names[0]} returns a value of structure {tree0} but {names[k]} returns {tree}; they must match")
         for i, (a, b) in enumerate(zip(flats[0][0], leaves)):
             a, b = _as_operand(a, f"{where}: a branch's output"), _as_operand(b, f"{where}: a branch's output")
             if tuple(a.shape) != tuple(b.shape) or backend.dtype_name(a.dtype) != backend.dtype_name(b.dtype):
                 raise TypeError(
-                    f"{where}: output leaf {i} is {backend.dtype_name(a.dtype)}{list(a.shape)} in branch 0 but "
-                    f"{backend.dtype_name(b.dtype)}{list(b.shape)} in branch {k}; the branches must agree"
+                    f"{where}: output leaf {i} is {backend.dtype_name(a.dtype)}{list(a.shape)} in {names[0]} but "
+                    f"{backend.dtype_name(b.dtype)}{list(b.shape)} in {names[k]}; the branches must agree"
                 )
     result = []
     for i in range(len(flats[0][0])):
         acc = flats[-1][0][i]
         for k in range(len(outs) - 2, -1, -1):
-            acc = gnp.where(index == k, flats[k][0][i], acc)
+            acc = gnp.where(masks[k], flats[k][0][i], acc)
         result.append(acc)
     return tree_unflatten(tree0, result)
 
@@ -912,7 +913,8 @@ def cond(pred: Any, true_fun: Callable[..., Any], false_fun: Callable[..., Any],
     known = _known(p)
     if known is not None:
         return true_fun(*operands) if bool(known) else false_fun(*operands)
-    return _select(p != False, [false_fun(*operands), true_fun(*operands)], "cond")  # noqa: E712
+    mask = p if backend.dtype_name(p.dtype) == "bool" else p != 0
+    return _select([mask], [true_fun(*operands), false_fun(*operands)], "cond", ["true_fun", "false_fun"])
 
 
 def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -> Any:
@@ -933,4 +935,5 @@ def switch(index: Any, branches: Sequence[Callable[..., Any]], *operands: Any) -
     known = _known(i)
     if known is not None:
         return branches[min(max(int(known), 0), len(branches) - 1)](*operands)
-    return _select(gnp.clip(i, 0, len(branches) - 1), [b(*operands) for b in branches], "switch")
+    i = gnp.clip(i, 0, len(branches) - 1)
+    return _select([i == k for k in range(len(branches) - 1)], [b(*operands) for b in branches], "switch", [f"branch {k}" for k in range(len(branches))])

@@ -25,7 +25,7 @@ import numpy  # host-ok: display only; values reach it through _host()
 
 from . import backend
 from .reverse import ReverseTrace, ReverseTracer
-from .tracing import Tracer, bind, open_trace
+from .tracing import HigherOrderCall, Tracer, bind, call_higher_order, open_trace
 from . import numpy as gnp
 from .forward_transforms import jvp
 from .transforms import _arg_label, _common_namespace, _normalize_argnums, _param_name, _resolve_argnums, vjp
@@ -671,6 +671,10 @@ def _replay_multi(rec: Any, args: list[Any], forward: bool = False) -> list[Any]
         if forward and rec.prim.name == "custom_vjp_call":
             custom = custom.fun
         return list(tree_flatten(custom(*full))[0])
+    call = rec.params.get("call")
+    if isinstance(call, HigherOrderCall):  # a loop (gpuad.lax.scan): the same loop on the new operands
+        again = call.again(args)
+        return list(call_higher_order(again, again.leaves))
     raise NotImplementedError(f"make_tape cannot replay a '{rec.prim.name}' record with several outputs")
 
 
