@@ -201,13 +201,49 @@ class _Compiled:
                     last_use[r] = k
                     for root in roots[r]:
                         last_use[root] = k
-        self.steps = []
+        # The replay is generated as one Python function, a line per operation with its operands
+        # in local variables (``v3 = f2(v1, c2_1)``): no interpretation left per operation.
+        names: dict[str, Any] = {"xp": xp}
+        lines = ["def replay(arrays):"]
+        if in_vars:
+            lines.append(f"    {''.join(f'v{v}, ' for v in in_vars)}= arrays")
         for k, (prim, refs, params, out) in enumerate(program):
             into = self._dead_buffer(prim, refs, params, out, k, avals, roots, last_use, kept)
-            frees = tuple(r for r in set(refs) if type(r) is int and last_use.get(r) == k and r not in kept and r != into)
-            args = tuple((True, r) if type(r) is int else (False, r.value) for r in refs)
-            fn = prim.impl if into is None else ufunc_with_out(xp, prim.ufunc)
-            self.steps.append((fn, args, params, out, frees, into))
+            frees = sorted({r for r in refs if type(r) is int and last_use.get(r) == k and r not in kept} | ({into} if into is not None else set()))
+            args = []
+            for j, r in enumerate(refs):
+                if type(r) is int:
+                    args.append(f"v{r}")
+                else:
+                    names[f"c{k}_{j}"] = r.value
+                    args.append(f"c{k}_{j}")
+            if into is not None:  # a dead intermediate's buffer holds the result: no allocation
+                names[f"f{k}"] = ufunc_with_out(xp, prim.ufunc)
+                call = f"f{k}({', '.join(args)}, out=v{into})"
+            elif prim.standard is not None and not params:  # the library's own function, called directly
+                names[f"f{k}"] = getattr(xp, prim.name)
+                call = f"f{k}({', '.join(args)})"
+            else:
+                names[f"f{k}"] = functools.partial(prim.impl, xp, **params)
+                call = f"f{k}({', '.join(args)})"
+            target = "".join(f"v{o}, " for o in out) if type(out) is tuple else f"v{out}"
+            lines.append(f"    {target or '_'} = {call}")
+            if frees:
+                lines.append(f"    del {', '.join(f'v{r}' for r in frees)}")
+        results = []
+        for j, (kind, o) in enumerate(self.outputs):
+            if kind == "var":
+                results.append(f"v{o}")
+            elif kind == "copy":
+                results.append(f"xp.asarray(v{o}, copy=True)")
+            else:
+                names[f"out{j}"] = o
+                # a constant output: the caller's own copy on every call
+                results.append(f"xp.asarray(out{j}, copy=True)" if backend.is_array(o) else f"out{j}")
+        lines.append(f"    return [{', '.join(results)}]")
+        exec(compile("\n".join(lines), f"<gpuad.jit replay of {len(program)} operations>", "exec"), names)  # noqa: S102
+        self.replay_flat = names["replay"]
+        self.n_ops = len(program)
 
     def _dead_buffer(self, prim, refs, params, out, k, avals, roots, last_use, kept) -> int | None:
         """An operand whose buffer can hold this elementwise result: a fresh intermediate (a root)
@@ -231,39 +267,6 @@ class _Compiled:
 
     def _replay(self, arrays: Sequence[Any]) -> Any:
         return tree_unflatten(self.out_tree, self.replay_flat(arrays))
-
-    def replay_flat(self, arrays: Sequence[Any]) -> list[Any]:
-        """The outputs as a flat list (without the error-state swap, which the caller makes)."""
-        env: list[Any] = [None] * self.n_vars
-        for v, a in zip(self.in_vars, arrays):
-            env[v] = a
-        xp = self.xp
-        for fn, refs, params, out, frees, into in self.steps:
-            args = [env[r] if is_var else r for is_var, r in refs]
-            if into is not None:
-                res = fn(*args, out=env[into])  # a dead intermediate's buffer: no allocation
-                env[into] = None
-            else:
-                res = fn(xp, *args, **params)
-            if type(out) is tuple:
-                for v, o in zip(out, res):
-                    env[v] = o
-            else:
-                env[out] = res
-            for v in frees:
-                env[v] = None
-            del args, res
-        leaves = []
-        for kind, o in self.outputs:
-            if kind == "var":
-                leaves.append(env[o])
-            elif kind == "copy":
-                leaves.append(xp.asarray(env[o], copy=True))
-            elif backend.is_array(o):  # a constant output: the caller's own copy on every call
-                leaves.append(xp.asarray(o, copy=True))
-            else:
-                leaves.append(o)
-        return leaves
 
 
 class user_error_state:  # noqa: N801  (a context manager, used as a function)

@@ -243,14 +243,22 @@ class _ScanCall(HigherOrderCall):
         consts = self.leaves[nc + nx :]
         body = self.body
         xp, device = body.xp, body.device
-        ys = [xp.empty((self.length, *shape), dtype=dtype, device=device) for shape, dtype in body.out_avals[nc:]]
-        steps = range(self.length - 1, -1, -1) if self.backwards else range(self.length)
+        if self.length == 0:
+            ys = [xp.empty((0, *shape), dtype=dtype, device=device) for shape, dtype in body.out_avals[nc:]]
+            return (*carry, *ys)
+        # The xs as lists of slices and the ys collected in lists, stacked once at the end: no
+        # indexing per step and leaf.
+        slices = list(zip(*(xp.unstack(x) for x in xs))) if xs else [()] * self.length
+        order = range(self.length - 1, -1, -1) if self.backwards else range(self.length)
+        run = body.run
+        per_step: list[Any] = [None] * self.length
         with user_error_state():
-            for t in steps:
-                outs = body.run([*carry, *(x[t, ...] for x in xs), *consts])
+            for t in order:
+                outs = run([*carry, *slices[t], *consts])
                 carry = outs[:nc]
-                for buf, y in zip(ys, outs[nc:]):
-                    buf[t, ...] = y
+                per_step[t] = outs[nc:]
+        del slices
+        ys = [xp.stack(list(column)) for column in zip(*per_step)]
         return (*(xp.asarray(c) for c in carry), *ys)
 
     # -- forward mode ------------------------------------------------------------------------
