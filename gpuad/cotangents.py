@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import is_writable, namespace_of
-from .primitives import _assignable, _index_ndim, _region, add, broadcasted, cast, embed_add, plus, reshaped, summed
+from .primitives import _assignable, _index_ndim, _region, _slices_key, _tiling, add, broadcasted, cast, concat, embed_add, plus, reshaped, summed
 from .tracing import Tracer
 from .uniform import Uniform, as_array, reduced_to
 
@@ -156,6 +156,12 @@ class _Parts:
                 lead = g.ndim - _index_ndim(index)
                 whole = reshaped(g, tuple(g.shape[:lead]) + self.shape)
                 out = add(base, whole)
+                return out, not isinstance(out, Tracer) and is_writable(out)
+        if base is None and len(parts) > 1:
+            tiling = _tiling(_slices_key(tuple(i for i, _ in parts)), self.shape)
+            if tiling is not None:  # the parts side by side along one axis (z[:, :h], z[:, h:]...): one concat
+                axis, order = tiling
+                out = concat(*(as_array(parts[i][1]) for i in order), axis=axis)
                 return out, not isinstance(out, Tracer) and is_writable(out)
         plain = not any(isinstance(g, Tracer) for _, g in parts)
         if self.base_owned and plain:  # write the parts straight into the sweep's own buffer

@@ -115,6 +115,7 @@ class _Body:
         self.program, self.avals, self.in_vars, self.outputs, self.reps = _live(program, outputs, in_vars), avals, in_vars, outputs, reps
         self.out_avals = [avals[o] if kind == "var" else (tuple(o.shape), o.dtype) for kind, o in outputs]
         self._compiled: _Compiled | None = None
+        self._hoisted: tuple[int, _Compiled, _Compiled] | None = None
 
     def replay(self, args: Sequence[Any]) -> list[Any]:
         """The outputs for inputs ``args`` (of any transform): one bind per operation."""
@@ -138,9 +139,33 @@ class _Body:
     def run(self, arrays: Sequence[Any]) -> list[Any]:
         """The outputs for plain arrays, by jit's replay (fresh outputs, buffers reused)."""
         if self._compiled is None:
-            flat_tree = tree_flatten((0,) * len(self.outputs))[1]
-            self._compiled = _Compiled(self.xp, self.program, self.avals, self.in_vars, self.outputs, flat_tree)
+            self._compiled = _compile(self.xp, self.program, self.avals, self.in_vars, self.outputs)
         return self._compiled.replay_flat(arrays)
+
+    def hoisted(self, n_variant: int) -> tuple[Any, Any]:
+        """The body split for a loop whose inputs after the first ``n_variant`` stay the same at
+        every step: a program computing, once, what depends only on those (a transposed weight
+        matrix), and the per-step program that takes those values as extra inputs."""
+        if self._hoisted is None or self._hoisted[0] != n_variant:
+            fixed = set(self.in_vars[n_variant:])
+            before, during = [], []
+            for op in self.program:
+                outs = op[3] if type(op[3]) is tuple else (op[3],)
+                if op[0] is not CALL_AGAIN and all(type(r) is not int or r in fixed for r in op[1]):
+                    before.append(op)
+                    fixed.update(outs)
+                else:
+                    during.append(op)
+            read = {r for op in during for r in op[1] if type(r) is int} | {o for k, o in self.outputs if k == "var"}
+            passed = [v for op in before for v in (op[3] if type(op[3]) is tuple else (op[3],)) if v in read]
+            pre = _compile(self.xp, before, self.avals, self.in_vars[n_variant:], [("var", v) for v in passed])
+            loop = _compile(self.xp, during, self.avals, [*self.in_vars, *passed], self.outputs)
+            self._hoisted = (n_variant, pre, loop)
+        return self._hoisted[1], self._hoisted[2]
+
+
+def _compile(xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any]) -> _Compiled:
+    return _Compiled(xp, program, avals, in_vars, outputs, tree_flatten((0,) * len(outputs))[1])
 
 
 def _live(program: list, outputs: list[Any], in_vars: list[int]) -> list:
@@ -250,9 +275,11 @@ class _ScanCall(HigherOrderCall):
         # indexing per step and leaf.
         slices = list(zip(*(xp.unstack(x) for x in xs))) if xs else [()] * self.length
         order = range(self.length - 1, -1, -1) if self.backwards else range(self.length)
-        run = body.run
         per_step: list[Any] = [None] * self.length
         with user_error_state():
+            pre, loop = body.hoisted(nc + len(xs))
+            consts = [*consts, *pre.replay_flat(consts)]
+            run = loop.replay_flat
             for t in order:
                 outs = run([*carry, *slices[t], *consts])
                 carry = outs[:nc]

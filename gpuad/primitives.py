@@ -40,6 +40,7 @@ against the full shape).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -1160,6 +1161,36 @@ def _embed_add_impl(xp: Any, *arrays: Any, indices: tuple[Any, ...], shape: tupl
         g, key = _assignable(xp, g, index, lead)
         out[key] += g  # a basic index never repeats an element, so += is exact
     return out
+
+
+def _slices_key(indices: tuple[Any, ...]) -> Any:
+    """A hashable form of canonical basic indices (slices are not hashable before Python 3.12)."""
+    return tuple(tuple((it.start, it.stop, it.step) if isinstance(it, slice) else (it,) for it in index[1:]) for index in indices)
+
+
+@functools.lru_cache(maxsize=512)
+def _tiling(key: Any, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]] | None:
+    """``(axis, order)`` when the places (``_slices_key``) are unit-step slices of one axis, whole
+    along every other, that cover it exactly once in ``order``; else None."""
+    axis, spans = None, []
+    for items in key:
+        if len(items) != len(shape) or any(len(it) != 3 for it in items):
+            return None  # an integer, or a new axis
+        cut = [k for k, (it, d) in enumerate(zip(items, shape)) if slice(*it).indices(d) != (0, d, 1)]
+        if len(cut) != 1 or (axis is not None and cut[0] != axis):
+            return None
+        axis = cut[0]
+        start, stop, step = slice(*items[axis]).indices(shape[axis])
+        if step != 1:
+            return None
+        spans.append((start, stop))
+    order = sorted(range(len(spans)), key=spans.__getitem__)
+    end = 0
+    for i in order:
+        if spans[i][0] != end or spans[i][1] <= end:
+            return None
+        end = spans[i][1]
+    return (axis - len(shape), tuple(order)) if axis is not None and end == shape[axis] else None
 
 
 def _embed_places(xp: Any, pieces: tuple[Any, ...], indices: tuple[Any, ...], shape: tuple[int, ...], full: tuple[int, ...], lead: int) -> Any:
