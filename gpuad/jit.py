@@ -56,11 +56,7 @@ class StagedTracer(Tracer):
         return self._trace.device
 
     def _refuse(self, what: str) -> Any:
-        raise ConcretizationError(
-            f"jit: {what} needs the value of a traced array, which is only known when the recorded "
-            "program runs. Use gnp.where(cond, a, b) instead of Python control flow, or mark the "
-            "argument static with jit(f, static_argnums=...)"
-        )
+        raise ConcretizationError(f"{self._trace.who}: {what} needs the value of a traced array, {self._trace.advice}")
 
     def __bool__(self) -> bool:
         return self._refuse("a Python truth test (if/while/and/or)")
@@ -86,6 +82,14 @@ class _Const:
 
 class StagingTrace(Trace):
     """The bottom trace of a jit recording: computes each primitive and writes it down."""
+
+    # For the error a Python number or truth test of a recorded value gets.
+    who = "jit"
+    advice = (
+        "which is only known when the recorded program runs. Use gnp.where(cond, a, b) (or "
+        "gpuad.lax.cond) instead of Python control flow, or mark the argument static with "
+        "jit(f, static_argnums=...)"
+    )
 
     def __init__(self, level: int, xp: Any, device: Any = None):
         super().__init__(level, xp, device)

@@ -71,6 +71,12 @@ class _BodyTrace(StagingTrace):
     """Records a body on representative values. A traced value of an enclosing transform met as an
     operand is captured: it becomes an input of the body (and an operand of the loop)."""
 
+    who = "a gpuad.lax loop body (scan, fori_loop, while_loop)"
+    advice = (
+        "which differs from step to step: the body is traced once for all of them. Use "
+        "gpuad.lax.cond or gnp.where(cond, a, b) instead of Python control flow on it"
+    )
+
     def __init__(self, level: int, xp: Any, device: Any = None):
         super().__init__(level, xp, device)
         self.values: list[Any] = []  # the value of every variable while recording

@@ -365,6 +365,8 @@ BAD_SCANS = [
     (lambda: lax.scan(lambda c, x: (c, x), 0.0, np.zeros(2), unroll=0), ValueError, "unroll must be a positive int"),
     (lambda: lax.scan(lambda c, x: (c, x), "zero", np.zeros(2)), TypeError, "init leaf 0 must be an array"),
     (lambda: lax.scan(lambda c, x: (c, "y"), 0.0, np.zeros(2)), TypeError, "y f returned must be an array"),
+    (lambda: lax.scan(lambda c, x: (c + 1 if c > 0 else c, x), 0.0, np.zeros(2)), gpuad.ConcretizationError, "loop body.*Use gpuad.lax.cond"),
+    (lambda: gpuad.jit(lambda x: x if x > 0 else -x)(np.asarray(1.0)), gpuad.ConcretizationError, "jit: a Python truth test.*gpuad.lax.cond"),
 ]
 
 
