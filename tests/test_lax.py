@@ -415,3 +415,14 @@ def test_a_custom_function_closing_over_a_traced_value_inside_a_body_is_refused(
 
     with pytest.raises(TypeError, match="through a closure; pass that value"):
         gpuad.grad(f)(np.asarray(2.0))
+
+
+def test_linearize_and_vjp_through_scan(data):
+    params, xs, h0 = data
+    v = np.random.default_rng(3).normal(size=xs.shape)
+    out, f_jvp = gpuad.linearize(lambda x: OURS(params, x, h0), xs)
+    want_out, want_t = jax.jvp(lambda x: THEIRS(params, x, h0), (xs,), (v,))
+    check(out, want_out, **TIGHT)
+    check(f_jvp(v), want_t, **TIGHT)
+    out, pullback = gpuad.vjp(lambda h: OURS(params, xs, h), h0)
+    check(pullback(np.asarray(2.0))[0], 2.0 * jax.grad(THEIRS, argnums=2)(params, xs, h0), **TIGHT)
