@@ -36,7 +36,8 @@ from .forward import JVPTrace, JVPTracer
 from .jit import CALL_AGAIN, StagedTracer, StagingTrace, _Compiled, user_error_state
 from .primitives import Primitive, add, axis_moved, broadcasted, filled_like
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
-from .tracing import HigherOrderCall, PrimalTracer, Tracer, bind, call_higher_order, context_namespace, open_trace
+from .speedups import pooled_empty
+from .tracing import HigherOrderCall, PrimalTracer, Tracer, bind, call_higher_order, context_namespace, current_pool, open_trace
 from .transforms import _CheckpointCall
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform, as_array
@@ -277,11 +278,13 @@ class _ScanCall(HigherOrderCall):
         if self.length == 0:
             ys = [xp.empty((0, *shape), dtype=dtype, device=device) for shape, dtype in body.out_avals[nc:]]
             return (*carry, *ys)
-        # The xs as lists of slices and the ys collected in lists, stacked once at the end: no
-        # indexing per step and leaf.
+        # The xs as lists of slices (no indexing per step and leaf); each step's ys written into
+        # their stacks (from the call's buffer pool where there is one), so that the memory of a
+        # step's outputs serves the next step's.
         slices = list(zip(*(xp.unstack(x) for x in xs))) if xs else [()] * self.length
         order = range(self.length - 1, -1, -1) if self.backwards else range(self.length)
-        per_step: list[Any] = [None] * self.length
+        pool = current_pool()
+        ys = [_empty_stack(pool, xp, (self.length, *shape), dtype, device) for shape, dtype in body.out_avals[nc:]]
         with user_error_state():
             pre, loop = body.hoisted(nc + len(xs))
             consts = [*consts, *pre.replay_flat(consts)]
@@ -289,9 +292,8 @@ class _ScanCall(HigherOrderCall):
             for t in order:
                 outs = run([*carry, *slices[t], *consts])
                 carry = outs[:nc]
-                per_step[t] = outs[nc:]
-        del slices
-        ys = [xp.stack(list(column)) for column in zip(*per_step)]
+                for buf, y in zip(ys, outs[nc:]):
+                    buf[t, ...] = y
         return (*(xp.asarray(c) for c in carry), *ys)
 
     # -- forward mode ------------------------------------------------------------------------
@@ -378,6 +380,13 @@ class _ScanCall(HigherOrderCall):
         }
         trace._append(Record(_SCAN_RECORD, nodes, out_nodes, res_args, None, params, in_avals), primals, main)
         return tuple(ReverseTracer(trace, o, n if n >= 0 else None) for o, n in zip(main, out_nodes))
+
+
+def _empty_stack(pool: Any, xp: Any, shape: tuple[int, ...], dtype: Any, device: Any) -> Any:
+    """An uninitialised array for a loop's stacked outputs: a buffer of the call's pool where
+    there is one (NumPy: large stacks would otherwise fault in fresh pages every call)."""
+    out = pooled_empty(pool, xp, shape, dtype)
+    return out if out is not None else xp.empty(shape, dtype=dtype, device=device)
 
 
 def _jvp_body(body: _Body, nz: list[bool], nc: int, nx: int) -> tuple[_Body, list[bool]]:

@@ -254,6 +254,16 @@ class BufferPool:
         self.total = 0
 
 
+def pooled_empty(pool: BufferPool | None, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any | None:
+    """An uninitialised array from ``pool`` when there is one, the library is NumPy and the array
+    is large enough to come from fresh pages; else None."""
+    if pool is None or not array_api_compat.is_numpy_namespace(xp):
+        return None
+    if numpy.dtype(dtype).itemsize * math.prod(shape) < BufferPool.MIN_BYTES:
+        return None
+    return pool.empty(tuple(shape), numpy.dtype(dtype))
+
+
 _UFUNC_OUT_CACHE: dict[tuple[Any, str], Any] = {}
 
 

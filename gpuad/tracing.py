@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "PrimalTracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "PrimalTracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "current_pool", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -171,6 +171,11 @@ class open_trace:  # noqa: N801  (used as a function: ``with open_trace(...) as 
         popped = self.stack.pop()
         assert popped is self.trace, "trace stack out of order"  # internal invariant, not user input
         self.trace.alive = False
+
+
+def current_pool() -> BufferPool | None:
+    """The buffer pool of the transformed function being called on this thread (None outside one)."""
+    return _STACK.pool
 
 
 def to_numpy(x: Any) -> Any:
