@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from . import backend
 from .speedups import ufunc_with_out
 from .primitives import Primitive
-from .tracing import ConcretizationError, HigherOrderCall, Trace, Tracer, bind, open_trace
+from .tracing import ConcretizationError, HigherOrderCall, Trace, Tracer, bind, open_trace, reuses_buffers
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform
 
@@ -383,7 +383,9 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
         return compiled(arrays)
 
     jitted.cache_size = lambda: len(cache)  # type: ignore[attr-defined]
-    return jitted
+    # A buffer pool per jitted function, as for the transforms: loops (gpuad.lax) take their stacked
+    # outputs from it rather than fresh pages every call.
+    return reuses_buffers(jitted)
 
 
 def _stage(fun, args, kwargs, static_pos, leaves, sigs, treedef) -> tuple[_Compiled, Any, Any]:
