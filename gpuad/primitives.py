@@ -733,7 +733,8 @@ def _prod_of_others(x: Any, axis: tuple[int, ...]) -> Any:
     kept = [i for i in range(n) if (i - n) not in axis]
     red = [i for i in range(n) if (i - n) in axis]
     moved = permuted(x, tuple(kept + red))
-    flat_shape = tuple(x.shape[i] for i in kept) + (-1,)
+    # The reduced size spelled out, not -1: a reshape cannot infer it where a kept axis has size 0.
+    flat_shape = tuple(x.shape[i] for i in kept) + (math.prod(x.shape[i] for i in red),)
     flat = reshaped(moved, flat_shape)
     left = _exclusive_cumprod(flat)
     right = flip(_exclusive_cumprod(flip(flat, axis=(-1,))), axis=(-1,))

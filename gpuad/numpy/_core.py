@@ -467,7 +467,10 @@ def var(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: built
     x = _as_array(x)
     axes = _normalize_axes(axis, x.ndim)
     d = x - mean(x, axis=axes, keepdims=True)
-    return sum(d * d, axis=axes, keepdims=keepdims) / (_reduced_count(x, axes) - correction)
+    # The standard: NaN where N - correction <= 0 (the division would give -0.0, or a negative
+    # variance, there).
+    dof = _reduced_count(x, axes) - correction
+    return sum(d * d, axis=axes, keepdims=keepdims) / (dof if dof > 0 else math.nan)
 
 
 def std(x: Any, /, *, axis: Any = None, correction: float = 0.0, keepdims: builtins.bool = False) -> Any:

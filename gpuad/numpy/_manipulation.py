@@ -355,6 +355,25 @@ def diff(
     return _fresh(out, x)
 
 
+def _product_dtype(x: Any) -> Any:
+    """The dtype the standard gives a product of ``x`` with no ``dtype=``, where it is not
+    ``x.dtype``: a signed integer narrower than the default integer becomes the default integer,
+    an unsigned one the unsigned integer of the default integer's width (booleans, which the
+    standard leaves open, the default integer, as NumPy). None where ``x.dtype`` stays."""
+    name = _backend.dtype_name(x.dtype)
+    if name != "bool" and not name.startswith(("int", "uint")):
+        return None
+    xp, device = _p.namespace_and_device(x)
+    try:
+        default = _backend.dtype_name(xp.__array_namespace_info__().default_dtypes(device=device)["integral"])
+    except Exception:  # libraries without the inspection namespace
+        default = "int64"
+    bits = int(default[3:])
+    if name != "bool" and iinfo(x.dtype).bits >= bits:
+        return None
+    return _backend.named_dtype(f"uint{bits}" if name.startswith("uint") else default)
+
+
 def cumulative_prod(
     x: Any, /, *, axis: int | None = None, dtype: Any = None, include_initial: builtins.bool = False
 ) -> Any:
@@ -377,6 +396,10 @@ def cumulative_prod(
     if not isinstance(x, Tracer):
         xp = _backend.namespace_of(x)
         return _in_dtype(xp.cumulative_prod(x, axis=ax, include_initial=include_initial), dtype)
+    if dtype is None:
+        wide = _product_dtype(x)
+        if wide is not None:
+            x = astype(x, wide)
     n = x.shape[ax]
     y = x
     shift = 1
