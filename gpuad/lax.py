@@ -765,7 +765,7 @@ class _WhileCall(HigherOrderCall):
         xp = self.body.xp
         with user_error_state():
             # The predicate decides on the host whether to go on: one device sync per step on a GPU.
-            while bool(self.cond_body.run([*carry, *cconsts])[0]):
+            while bool(self.cond_body.run([*carry, *cconsts])[0]):  # host-ok: the loop must know whether to go on
                 carry = self.body.run([*carry, *bconsts])
         return tuple(xp.asarray(c) for c in carry)
 
