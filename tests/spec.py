@@ -181,6 +181,14 @@ row("neg_operator", lambda xp, x: -x, [R], ["negative"])
 row("positive", lambda xp, x: xp.positive(x) * x, [R], ["square"])  # positive(x) is x: x * x is square
 row("abs", lambda xp, x: xp.abs(x), [NONZERO], ["abs"])
 row("exp", lambda xp, x: xp.exp(x), [R], ["exp"])
+# Real in, real out, complex in between (tests/test_complex.py has the complex inputs): the real
+# input's cotangent is the real part of a complex one (JAX's convention).
+row(
+    "complex_parts",
+    lambda xp, x: xp.real(xp.exp(x * 1j)) * xp.imag(xp.sin(x * (0.5 + 1j))) + xp.real(xp.conj(x * (1 - 2j)) * x) + xp.abs(x * (1 + 1j)),
+    [NONZERO],
+    ["real", "imag", "conj", "exp", "sin", "multiply", "add", "abs"],
+)
 row("expm1", lambda xp, x: xp.expm1(x), [R], ["expm1"])
 row("log", lambda xp, x: xp.log(x), [POS], ["log"])
 row("log1p", lambda xp, x: xp.log1p(x), [Domain(M, -0.8, 3.0)], ["log1p"])

@@ -59,9 +59,6 @@ STANDARD_2024_12 = {
 # Names gpuad.numpy does not have yet, each with what will bring it. This set only shrinks: the
 # test below also fails on an entry that gpuad.numpy now has.
 NOT_YET = {
-    "conj",  # complex numbers (issue 23)
-    "real",  # complex numbers (issue 23)
-    "imag",  # complex numbers (issue 23)
     "fft",  # the fft extension (later work)
 }
 
