@@ -1611,6 +1611,71 @@ bitwise_right_shift = _nondiff("bitwise_right_shift", lambda xp, x, y: xp.bitwis
 bitwise_invert = _nondiff("bitwise_invert", lambda xp, x: xp.bitwise_invert(x))
 
 # ---------------------------------------------------------------------------------------------
+# The discrete Fourier transform along one (negative) axis, unnormalised (NumPy's "backward"):
+# gpuad.numpy.fft builds every function of the standard's fft extension from these three (norm,
+# n, several axes). Each is linear; its VJP is the transpose (JAX's convention: no conjugation).
+# ---------------------------------------------------------------------------------------------
+
+
+def _fft_impl(xp: Any, x: Any, *, axis: int, inverse: bool) -> Any:
+    return (xp.fft.ifft if inverse else xp.fft.fft)(x, axis=axis)
+
+
+# F is symmetric, so the transpose of fft is fft (and of ifft, ifft).
+fft_c2c = _add(Primitive(
+    "fft_c2c", _fft_impl,
+    jvp=(lambda t, ans, x, *, axis, inverse: fft_c2c(t, axis=axis, inverse=inverse),),
+    vjp=(lambda g, ans, x, *, axis, inverse: fft_c2c(g, axis=axis, inverse=inverse),),
+    residuals=(),
+))
+
+
+def _padded_along(g: Any, axis: int, n: int) -> Any:
+    """``g`` with zeros appended along ``axis`` to length ``n`` (the transpose of keeping the
+    first entries)."""
+    shape = list(g.shape)
+    m = shape[axis]
+    if m == n:
+        return g
+    shape[axis] = n
+    items = [slice(None)] * len(shape)
+    items[axis] = slice(0, m)
+    return embed(g, index=(Ellipsis, *items), shape=tuple(shape))
+
+
+def _rfft_vjp(g: Any, ans: Any, x: Any, *, axis: int) -> Any:
+    # rfft(x) keeps the first n // 2 + 1 entries of fft(x) of a real x: transposed, the cotangent
+    # padded back to n, through fft, its real part.
+    return real(fft_c2c(_padded_along(g, axis, x.shape[axis]), axis=axis, inverse=False))
+
+
+rfft = _add(Primitive(
+    "rfft", lambda xp, x, *, axis: xp.fft.rfft(x, axis=axis),
+    jvp=(lambda t, ans, x, *, axis: rfft(t, axis=axis),), vjp=(_rfft_vjp,), residuals=(),
+))
+
+
+def _irfft_vjp(g: Any, ans: Any, y: Any, *, axis: int, n: int) -> Any:
+    # JAX's transpose of irfft: conj(w * rfft(g) / n), w = 1 for the zero (and Nyquist, n even)
+    # frequency, 2 for the others (each stands for itself and its mirror image).
+    r = rfft(g, axis=axis)
+    m = r.shape[axis]
+    w = [2.0] * m
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    xp, device = namespace_and_device(r)
+    weights = xp.asarray(w, dtype=xp.float32 if dtype_name(r.dtype) == "complex64" else xp.float64, device=device)
+    weights = reshaped(weights, (m,) + (1,) * (-axis - 1))
+    return conj(div(mul(r, weights), float(n)))
+
+
+irfft = _add(Primitive(
+    "irfft", lambda xp, y, *, axis, n: xp.fft.irfft(y, n=n, axis=axis),
+    jvp=(lambda t, ans, y, *, axis, n: irfft(t, axis=axis, n=n),), vjp=(_irfft_vjp,), residuals=(),
+))
+
+# ---------------------------------------------------------------------------------------------
 
 PRIMITIVES: MappingProxyType[str, Primitive] = MappingProxyType(_TABLE)
 """Every primitive by name; frozen once this module has loaded."""
