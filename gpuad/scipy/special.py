@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import primitives as _p
-from ..backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type
+from ..backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, special_functions
 from ..numpy._core import _as_array, _operands
 
 __all__ = [
@@ -129,6 +129,7 @@ def ndtr(x: Any) -> Any:
     0.398942
     """
     x = _real(x, "ndtr")
+    special_functions(_p.namespace_and_device(x)[0], "ndtr")  # an error that names ndtr, not erfc
     w = x * _HALF_SQRT_2
     z = _p.abs_(w)
     tail = _p.erfc(z)
