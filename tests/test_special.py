@@ -10,6 +10,8 @@ by design (README, gpuad.scipy.special) the test says so and checks gpuad's agai
 from __future__ import annotations
 
 import math
+import pathlib
+import re
 import subprocess
 import sys
 import warnings
@@ -339,6 +341,19 @@ def test_without_scipy_a_clear_error_names_the_package(monkeypatch):
     np.testing.assert_allclose(_np(gs.xlogy(x, x)), x * np.log(x))
     np.testing.assert_allclose(_np(gs.logit(x / 2)), np.log(x / (2 - x)))
     np.testing.assert_allclose(_np(gs.expit(x)), 1 / (1 + np.exp(-x)))
+
+
+def test_the_extra_the_error_names_is_defined_and_tested():
+    """``gpuad[scipy]`` (the error's advice) is an extra of pyproject.toml, the test extra (CI's)
+    has SciPy, and the README's section says so."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    project = (root / "pyproject.toml").read_text()
+    assert re.search(r'^scipy = \["scipy>=1\.10"\]', project, re.M)
+    test_extra = re.search(r"^test = \[(.*?)^\]", project, re.M | re.S).group(1)
+    assert '"scipy>=1.10"' in test_extra
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## gpuad.scipy.special") : readme.index("## Loops and branches")]
+    assert "pip install gpuad[scipy]" in section and "cupyx.scipy.special" in section
 
 
 def test_strict_device_arrays_are_refused_by_name_and_the_array_api_ones_work():
