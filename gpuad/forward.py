@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .primitives import Primitive, broadcasted, cast, plus
-from .tracing import HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, refuse_complex
+from .tracing import HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below
 
 __all__ = ["JVPTrace", "JVPTracer", "push_tangents"]
 
@@ -68,9 +67,6 @@ class JVPTrace(Trace):
 def push_tangents(prim: Primitive, tangents: list[Any], out: Any, primals: list[Any], params: dict[str, Any]) -> Any:
     """The tangent of ``prim``'s output ``out`` (None: zero) from its inputs' tangents (None: zero),
     by the table's JVP rules."""
-    dtype = out.dtype
-    if dtype is not FLOAT64 and dtype is not FLOAT32 and is_complex_dtype(dtype):
-        refuse_complex("forward mode (jvp, jacfwd)")
     rules = prim.jvp
     if callable(rules):
         t_out = rules(tuple(tangents), out, *primals, **params)

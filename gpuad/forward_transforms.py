@@ -14,11 +14,11 @@ from typing import Any, Callable, Sequence
 from . import backend
 from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTrace, JVPTracer
-from .primitives import axis_moved, broadcasted, cast, concat, filled_like, reshaped, scalar_like
+from .primitives import axis_moved, broadcasted, cast, concat, filled_like, lone_scalar, reshaped, scalar_like
 from .reverse import forward_sweep
 from .tracing import Tracer, open_trace
 from .transforms import (
-    _argnums_transform, _as_input_array, _check_callable, _check_like, _common_namespace, _input_labels,
+    _argnums_transform, _as_input_array, _check_callable, _check_holomorphic, _check_like, _common_namespace, _input_labels,
     _jacobian_from_record, _Labels, _output_array, _ReverseResult, _split_aux, _strip, grad, jacrev,
 )
 from .tree import tree_flatten, tree_flatten_up_to, tree_structure, tree_unflatten
@@ -49,13 +49,9 @@ def _tangents_for(
     inputs, tans = [], []
     for i, (p, t) in enumerate(zip(p_flat, t_flat)):
         is_array = isinstance(p, Tracer) or backend.is_array(p)
-        if isinstance(p, bool) or isinstance(p, int) or (is_array and not backend.is_real_float(p.dtype)):
-            if t is not None and (isinstance(p, complex) or (is_array and backend.is_complex_dtype(p.dtype))):
-                raise TypeError(
-                    f"{transform}: {labels[i]} is complex ({getattr(p, 'dtype', 'complex')}); gpuad does not "
-                    "differentiate complex values yet: pass its real and imaginary parts as two real arrays, "
-                    "or None as its tangent to hold it constant"
-                )
+        if isinstance(p, bool) or isinstance(p, int) or (
+            is_array and not backend.is_real_float(p.dtype) and not backend.is_complex_dtype(p.dtype)
+        ):
             if t is not None and not backend.is_float0(t):
                 raise TypeError(
                     f"{transform}: {labels[i]} has an integer or boolean dtype, so it has no derivative: its "
@@ -66,8 +62,8 @@ def _tangents_for(
             continue
         if not is_array:
             p = _as_input_array(p, labels[i], transform)
-            if type(t) is float:  # a Python float primal takes a Python float tangent, as in JAX
-                t = scalar_like(t, p)
+            if type(t) is float or type(t) is complex:  # a Python number primal takes one as tangent, as in JAX
+                t = lone_scalar(t) if type(t) is complex else scalar_like(t, p)
         if t is not None:
             _check_like(t, p, tangent_labels[i], "the primal", TypeError)  # JAX: TypeError
         inputs.append(p)
@@ -196,6 +192,7 @@ def jacfwd(
     fun: Callable[..., Any],
     argnums: int | Sequence[int] = 0,
     has_aux: bool = False,
+    holomorphic: bool = False,
     *,
     chunk_size: int | None = None,
 ) -> Callable[..., Any]:
@@ -210,16 +207,19 @@ def jacfwd(
     transform = _argnums_transform(fun, argnums, "jacfwd")  # fun and argnums are checked first
     if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0):
         raise ValueError(f"jacfwd: chunk_size must be a positive int or None, got {chunk_size!r}")
-    return transform(functools.partial(_jacfwd, argnums=argnums, has_aux=has_aux, chunk_size=chunk_size))
+    return transform(functools.partial(_jacfwd, argnums=argnums, has_aux=has_aux, chunk_size=chunk_size, holomorphic=holomorphic))
 
 
 def _jacfwd(
-    diff: list[Any], labels: Any, partial_fun: Callable[..., Any], *, argnums: Any, has_aux: bool, chunk_size: int | None
+    diff: list[Any], labels: Any, partial_fun: Callable[..., Any], *, argnums: Any, has_aux: bool, chunk_size: int | None,
+    holomorphic: bool = False,
 ) -> Any:
     """jacfwd's Jacobian of ``partial_fun`` at ``diff`` (the differentiated arguments, see
     _argnums_transform), the basis tangents pushed ``chunk_size`` at a time."""
     flat, in_tree = tree_flatten(tuple(diff))
-    inputs = [_as_input_array(v, labels[i], "jacfwd") for i, v in enumerate(flat)]
+    inputs = [_as_input_array(v, labels[i], "jacfwd", complex_ok=holomorphic) for i, v in enumerate(flat)]
+    if holomorphic:
+        _check_holomorphic(inputs, labels, "jacfwd", "inputs")
     xp, device = _common_namespace(inputs, labels)
     sizes = [math.prod(a.shape) for a in inputs]
     total = sum(sizes)
@@ -232,6 +232,8 @@ def _jacfwd(
             partial_fun, in_tree, inputs, blocks, stop - start, xp, device, has_aux
         )
         parts.append(tangents)
+        if holomorphic:
+            _check_holomorphic(primals, labels, "jacfwd", "outputs")
     columns = [parts[0][i] if len(parts) == 1 else concat(*[p[i] for p in parts], axis=-parts[0][i].ndim) for i in range(len(primals))]
     per_output = []
     for p, cols in zip(primals, columns):
@@ -280,7 +282,7 @@ def jacobian(
     return jacobian_fun
 
 
-def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False) -> Callable[..., Any]:
     """Second derivatives, forward over reverse (``jacfwd(jacrev(fun))``), as ``jax.hessian``: for an
     output of shape S and an input of shape T, an array of shape S + T + T.
 
@@ -289,7 +291,7 @@ def hessian(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: 
     [[6.0, 2.0], [2.0, 0.0]]
     """
     _check_callable(fun, "hessian")
-    return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
+    return jacfwd(jacrev(fun, argnums, has_aux, holomorphic), argnums, has_aux, holomorphic)
 
 
 def hvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Any:

@@ -209,7 +209,10 @@ def scalar_like(value: Any, like: Any) -> Any:
     standard: it takes the array's dtype when its kind fits."""
     xp, device = namespace_and_device(like)
     dtype = like.dtype
-    if isinstance(value, float) and not is_real_float(dtype):
+    if isinstance(value, complex):  # complex of the array's precision (complex128 beside integers)
+        if not is_complex_dtype(dtype):
+            dtype = xp.complex64 if dtype_name(dtype) == "float32" else xp.complex128
+    elif isinstance(value, float) and not (is_real_float(dtype) or is_complex_dtype(dtype)):
         dtype = default_float(xp, device)
     elif isinstance(value, int) and not isinstance(value, bool) and dtype_name(dtype) == "bool":
         dtype = None
@@ -253,13 +256,13 @@ def _floating(dtype: Any) -> bool:
     return is_real_float(dtype) or is_complex_dtype(dtype)
 
 
-_PYTHON_SCALARS = (bool, int, float)  # exactly these types: NumPy's scalars are arrays here
+_PYTHON_SCALARS = (bool, int, float, complex)  # exactly these types: NumPy's scalars are arrays here
 
 
 def _operands(args: tuple[Any, ...]) -> tuple[Any, ...]:
     args = tuple(a.view() if type(a) is Uniform else a for a in args)
     arrays = [a for a in args if type(a) not in _PYTHON_SCALARS]
-    like = next((a for a in arrays if is_real_float(a.dtype)), arrays[0] if arrays else None)
+    like = next((a for a in arrays if _floating(a.dtype)), arrays[0] if arrays else None)
     if like is None:
         return args
     return tuple(scalar_like(a, like) if type(a) in _PYTHON_SCALARS else a for a in args)
@@ -339,11 +342,17 @@ def summed(x: Any, axis: tuple[int, ...], keepdims: bool = False) -> Any:
 
 
 def cast(x: Any, dtype: Any) -> Any:
-    """``x`` in ``dtype``: differentiable between floating dtypes, no derivative otherwise."""
-    if type(x) is Uniform and is_real_float(dtype):
-        return x.like(dtype=backend_dtype(x.xp, dtype))
+    """``x`` in ``dtype``: differentiable between floating dtypes (complex to real keeps the real
+    part: the cotangent of a real value used in complex arithmetic, as JAX), no derivative otherwise."""
+    if type(x) is Uniform and _floating(dtype):
+        value = x.value.real if isinstance(x.value, complex) and is_real_float(dtype) else x.value
+        return x.like(value, dtype=backend_dtype(x.xp, dtype))
     if dtype_name(dtype) == dtype_name(x.dtype) and isinstance(x, Tracer):
         return x
+    if is_complex_dtype(x.dtype) and is_real_float(dtype):
+        x = real(x)
+        if dtype_name(dtype) == dtype_name(x.dtype):
+            return x
     if _floating(dtype) and _floating(x.dtype):
         return astype(x, dtype=dtype)
     return convert(x, dtype=dtype)
@@ -363,7 +372,9 @@ def _scaled(x: Any, u: Uniform) -> Any:
     """``x * u``: ``x`` itself when u is 1, else one scaling; in the product's dtype and shape."""
     if type(x) is Uniform:
         return x.like(x.value * u.value, broadcast_shapes(x.shape, u.shape), result_type(x.dtype, u.dtype))
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
+    if isinstance(x, (int, float, complex)) and not isinstance(x, bool):
+        if isinstance(x, complex) and not is_complex_dtype(u.dtype):
+            return u.like(u.value * x, dtype=scalar_like(x, u.view()).dtype)
         return u.like(u.value * x)
     if x.dtype != u.dtype:  # promote before scaling, so a float32 operand loses nothing
         dt = result_type(x.dtype, u.dtype)
@@ -397,7 +408,39 @@ _LN10 = math.log(10.0)
 # ---------------------------------------------------------------------------------------------
 
 negative = _elementwise("negative", _UNARY, lambda g, ans, x: neg(g), residuals=())
-abs_ = _elementwise("abs", _UNARY, lambda g, ans, x: where(x >= 0, g, -g), residuals=("args",))
+def _where_zero_to_one(x: Any) -> Any:
+    return where(x == 0, 1, x)
+
+
+def _abs_jvp(t: Any, ans: Any, x: Any) -> Any:
+    if is_complex_dtype(x.dtype):  # d|z| = Re(conj(z) dz) / |z| (0 at z = 0, as JAX)
+        return real(div(mul(t, conj(x)), _where_zero_to_one(cast(abs_(x), x.dtype))))
+    return where(x >= 0, t, -t)
+
+
+def _abs_vjp(g: Any, ans: Any, x: Any) -> Any:
+    if is_complex_dtype(x.dtype):  # the transpose of the JVP: g conj(z) / |z|, a complex cotangent
+        return div(mul(cast(g, x.dtype), conj(x)), _where_zero_to_one(cast(abs_(x), x.dtype)))
+    return where(x >= 0, g, -g)
+
+
+abs_ = _add(Primitive("abs", _standard_impl("abs", _UNARY), jvp=(_abs_jvp,), vjp=(_abs_vjp,), residuals=("args",), ufunc="abs", standard=_UNARY))
+# Complex parts. JAX's conventions: a VJP is the transpose of the JVP under the pairing Re(a b)
+# (no conjugation), so real's is the cotangent itself, imag's -1j times it, conj's its conjugate.
+# On a real array, real and conj are the array and imag is zeros (the standard's numeric inputs).
+real = _add(Primitive(
+    "real", lambda xp, x: xp.real(x) if is_complex_dtype(x.dtype) else x,
+    jvp=(lambda t, ans, x: real(t),), vjp=(lambda g, ans, x: g,), residuals=(), standard=_UNARY,
+))
+imag = _add(Primitive(
+    "imag", lambda xp, x: xp.imag(x) if is_complex_dtype(x.dtype) else xp.zeros_like(x),
+    jvp=(lambda t, ans, x: imag(t),),
+    vjp=(lambda g, ans, x: mul(cast(g, x.dtype), -1j) if is_complex_dtype(x.dtype) else None,), residuals=(), standard=_UNARY,
+))
+conj = _add(Primitive(
+    "conj", lambda xp, x: xp.conj(x) if is_complex_dtype(x.dtype) else x,
+    jvp=(lambda t, ans, x: conj(t),), vjp=(lambda g, ans, x: conj(g),), residuals=(), standard=_UNARY,
+))
 exp = _elementwise("exp", _UNARY, lambda g, ans, x: mul(g, ans), residuals=("ans",))
 expm1 = _elementwise("expm1", _UNARY, lambda g, ans, x: mul(g, ans + 1), residuals=("ans",))
 log = _elementwise("log", _UNARY, lambda g, ans, x: div(g, x), residuals=("args",))
@@ -510,10 +553,6 @@ divide = _elementwise(
     lambda g, ans, x, y: div(g, y),
     lambda g, ans, x, y: neg(div(mul(g, ans), y)),
 )
-
-
-def _where_zero_to_one(x: Any) -> Any:
-    return where(x == 0, 1, x)
 
 
 pow_ = _elementwise(
@@ -1691,6 +1730,71 @@ xlog1py = _elementwise(
 logit = _elementwise(
     "logit", lambda xp, x: xp.log(x / (1 - x)), lambda g, ans, x: div(g, mul(x, minus(1.0, x))), residuals=("args",)
 )
+
+# ---------------------------------------------------------------------------------------------
+# The discrete Fourier transform along one (negative) axis, unnormalised (NumPy's "backward"):
+# gpuad.numpy.fft builds every function of the standard's fft extension from these three (norm,
+# n, several axes). Each is linear; its VJP is the transpose (JAX's convention: no conjugation).
+# ---------------------------------------------------------------------------------------------
+
+
+def _fft_impl(xp: Any, x: Any, *, axis: int, inverse: bool) -> Any:
+    return (xp.fft.ifft if inverse else xp.fft.fft)(x, axis=axis)
+
+
+# F is symmetric, so the transpose of fft is fft (and of ifft, ifft).
+fft_c2c = _add(Primitive(
+    "fft_c2c", _fft_impl,
+    jvp=(lambda t, ans, x, *, axis, inverse: fft_c2c(t, axis=axis, inverse=inverse),),
+    vjp=(lambda g, ans, x, *, axis, inverse: fft_c2c(g, axis=axis, inverse=inverse),),
+    residuals=(),
+))
+
+
+def _padded_along(g: Any, axis: int, n: int) -> Any:
+    """``g`` with zeros appended along ``axis`` to length ``n`` (the transpose of keeping the
+    first entries)."""
+    shape = list(g.shape)
+    m = shape[axis]
+    if m == n:
+        return g
+    shape[axis] = n
+    items = [slice(None)] * len(shape)
+    items[axis] = slice(0, m)
+    return embed(g, index=(Ellipsis, *items), shape=tuple(shape))
+
+
+def _rfft_vjp(g: Any, ans: Any, x: Any, *, axis: int) -> Any:
+    # rfft(x) keeps the first n // 2 + 1 entries of fft(x) of a real x: transposed, the cotangent
+    # padded back to n, through fft, its real part.
+    return real(fft_c2c(_padded_along(g, axis, x.shape[axis]), axis=axis, inverse=False))
+
+
+rfft = _add(Primitive(
+    "rfft", lambda xp, x, *, axis: xp.fft.rfft(x, axis=axis),
+    jvp=(lambda t, ans, x, *, axis: rfft(t, axis=axis),), vjp=(_rfft_vjp,), residuals=(),
+))
+
+
+def _irfft_vjp(g: Any, ans: Any, y: Any, *, axis: int, n: int) -> Any:
+    # JAX's transpose of irfft: conj(w * rfft(g) / n), w = 1 for the zero (and Nyquist, n even)
+    # frequency, 2 for the others (each stands for itself and its mirror image).
+    r = rfft(g, axis=axis)
+    m = r.shape[axis]
+    w = [2.0] * m
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    xp, device = namespace_and_device(r)
+    weights = xp.asarray(w, dtype=xp.float32 if dtype_name(r.dtype) == "complex64" else xp.float64, device=device)
+    weights = reshaped(weights, (m,) + (1,) * (-axis - 1))
+    return conj(div(mul(r, weights), float(n)))
+
+
+irfft = _add(Primitive(
+    "irfft", lambda xp, y, *, axis, n: xp.fft.irfft(y, n=n, axis=axis),
+    jvp=(lambda t, ans, y, *, axis, n: irfft(t, axis=axis, n=n),), vjp=(_irfft_vjp,), residuals=(),
+))
 
 # ---------------------------------------------------------------------------------------------
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .backend import FLOAT32, FLOAT64, is_complex_dtype
 from .cotangents import Cotangents
 from .forward import JVPTrace, JVPTracer, push_tangents
 from .primitives import Primitive, add
-from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace, refuse_complex
+from .tracing import Aval, HigherOrderCall, PrimalTracer, Trace, Tracer, apply_below, open_trace
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["ReverseTrace", "ReverseTracer", "Record", "backward", "CHECKPOINT"]
@@ -111,9 +110,6 @@ class ReverseTrace(Trace):
     def _record_op(self, prim: Primitive, primals: list[Any], in_nodes: list[Any], out: Any, params: dict[str, Any]) -> int:
         """Put one operation on the tape (what its rule needs of the inputs kept, the rest as
         shapes): the node of its output."""
-        dtype = out.dtype
-        if dtype is not FLOAT64 and dtype is not FLOAT32 and is_complex_dtype(dtype):
-            refuse_complex("reverse mode (grad, vjp, jacrev)")
         if prim.keeps_all_args:
             args_kept = primals
             in_avals = [(p.shape, p.dtype) for p in primals]

@@ -47,16 +47,6 @@ def refuse_python_number(transform: str, what: str) -> Any:
     )
 
 
-def refuse_complex(mode: str) -> Any:
-    """Raise the error for a complex value on a differentiated path: the table's rules are written
-    for real values, and on complex ones they would give wrong derivatives without a word."""
-    raise TypeError(
-        f"{mode}: an operation made a complex value from a value being differentiated; gpuad does not "
-        "differentiate through complex numbers yet (its rules are for real values). Keep the "
-        "computation real: carry real and imaginary parts as two real arrays"
-    )
-
-
 class Aval:
     """Shape, dtype and device of a value, without the value: what a rule may ask of an input
     whose data the tape chose not to keep."""

@@ -147,11 +147,12 @@ def _input_labels(
     return _Labels(make)
 
 
-def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None) -> Any:
-    """A differentiable input: an array (or traced value, or Python float) of a real floating dtype."""
+def _as_input_array(value: Any, label: str, transform: str, complex_ok: bool = True) -> Any:
+    """A differentiable input: an array (or traced value, or Python float or complex) of a real or
+    complex floating dtype (complex only where ``complex_ok``: jacfwd wants holomorphic=True)."""
     if isinstance(value, Tracer) or backend.is_array(value):
         arr = value
-    elif isinstance(value, float):
+    elif isinstance(value, (float, complex)):
         arr = lone_scalar(value)
     elif isinstance(value, bool) or isinstance(value, int):
         raise TypeError(
@@ -163,13 +164,32 @@ def _as_input_array(value: Any, label: str, transform: str, xp_hint: Any = None)
             f"{transform}: {label} must be an array (NumPy, CuPy or any array-API array), got "
             f"{type(value).__name__}" + ("" if value is None else f" ({value!r})"[:120])
         )
+    if backend.is_complex_dtype(arr.dtype):
+        if not complex_ok:
+            raise TypeError(
+                f"{transform} requires real-valued inputs (float32 or float64), but {label} has dtype "
+                f"{arr.dtype}. For holomorphic differentiation, pass holomorphic=True; for a function that "
+                "is not holomorphic, use jacrev, grad or vjp (or its real and imaginary parts as two real inputs)"
+            )
+        return arr
     if not backend.is_real_float(arr.dtype):
         raise TypeError(
-            f"{transform} requires real floating-point inputs (float32 or float64), but {label} has "
-            f"dtype {arr.dtype}. Convert it (x.astype(float)) or, if it is not differentiated, leave it "
-            "out of argnums"
+            f"{transform} requires floating-point inputs (float32, float64, complex64 or complex128), but "
+            f"{label} has dtype {arr.dtype}. Convert it (x.astype(float)) or, if it is not differentiated, "
+            "leave it out of argnums"
         )
     return arr
+
+
+def _check_holomorphic(values: Sequence[Any], labels: Any, transform: str, what: str) -> None:
+    """holomorphic=True: every input (``what`` = "inputs") or output is complex, as JAX requires."""
+    for i, v in enumerate(values):
+        if not backend.is_complex_dtype(v.dtype):
+            name = labels[i] if what == "inputs" else f"output {i}"
+            raise TypeError(
+                f"{transform} with holomorphic=True requires {what} with a complex dtype, but {name} has "
+                f"dtype {v.dtype}; convert it (x.astype(complex)) or drop holomorphic=True"
+            )
 
 
 def _common_namespace(arrays: Sequence[Any], labels: Sequence[str]) -> tuple[Any, Any]:
@@ -242,7 +262,7 @@ def _output_array(value: Any, xp: Any, device: Any, transform: str) -> Any:
 class _ReverseResult:
     """What one reverse-mode recording leaves: outputs, their nodes, the tape, the inputs."""
 
-    def __init__(self, fun, primals, has_aux, transform, labels):
+    def __init__(self, fun, primals, has_aux, transform, labels, holomorphic=False):
         flat, self.in_tree = tree_flatten(tuple(primals))
         # The common case (a traced or plain array of a real floating dtype) without the checks'
         # function calls; anything else gets them, and their messages.
@@ -252,6 +272,8 @@ class _ReverseResult:
             else _as_input_array(v, labels[i], transform)
             for i, v in enumerate(flat)
         ]
+        if holomorphic:
+            _check_holomorphic(inputs, labels, transform, "inputs")
         xp, device = _common_namespace(inputs, labels)
         with open_trace(ReverseTrace, xp, device=device) as trace:
             tracers = [trace.new_input(a) for a in inputs]
@@ -266,6 +288,8 @@ class _ReverseResult:
             self.out_nodes.append(o.node if mine else None)
         self.tape = trace.tape
         self.xp, self.device = xp, device
+        if holomorphic:
+            _check_holomorphic(self.out_primals, labels, transform, "outputs")
 
     def pull(self, cotangents: Sequence[Any], *, consume: bool) -> list[Any]:
         """Cotangents of the inputs (zeros where none arrived), for output cotangents in order."""
@@ -335,7 +359,7 @@ def _check_cotangent(c: Any, out: Any, i: int, xp: Any, device: Any) -> None:
 
 
 def value_and_grad(
-    fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False
+    fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False
 ) -> Callable[..., Any]:
     """A function returning ``(fun(*args), gradient)`` (``((value, aux), gradient)`` with has_aux),
     as ``jax.value_and_grad``. ``fun`` must return a real scalar.
@@ -345,7 +369,7 @@ def value_and_grad(
     >>> float(v), g.tolist()
     (5.0, [2.0, 4.0])
     """
-    return _value_and_grad(fun, argnums, has_aux, "value_and_grad")
+    return _value_and_grad(fun, argnums, has_aux, "value_and_grad", holomorphic)
 
 
 def _argnums_transform(fun: Callable[..., Any], argnums: Any, transform: str) -> Callable[..., Any]:
@@ -374,19 +398,19 @@ def _argnums_transform(fun: Callable[..., Any], argnums: Any, transform: str) ->
     return decorate
 
 
-def _value_and_grad(fun: Callable[..., Any], argnums: Any, has_aux: bool, transform: str) -> Callable[..., Any]:
+def _value_and_grad(fun: Callable[..., Any], argnums: Any, has_aux: bool, transform: str, holomorphic: bool) -> Callable[..., Any]:
     """value_and_grad's function, or grad's (``transform == "grad"``: the gradient alone)."""
 
     @_argnums_transform(fun, argnums, transform)
     def value_and_grad_fun(diff: list[Any], labels: _Labels, partial_fun: Callable[..., Any]) -> Any:
-        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels)
+        rec = _ReverseResult(partial_fun, diff, has_aux, transform, labels, holomorphic)
         if rec.out_tree.kind != "leaf":
             raise TypeError(
                 f"{transform}: the function must return a single scalar array, got a {rec.out_tree} structure"
                 + ("; with an auxiliary output, pass has_aux=True" if rec.out_tree.kind in ("tuple", "list") else "")
             )
         out = rec.out_primals[0]
-        _check_scalar_output(out, transform)
+        _check_scalar_output(out, transform, holomorphic)
         # A symbolic ones seed: rules multiplying by it skip the multiplication (see uniform.py).
         grads = rec.pull([Uniform(1.0, tuple(out.shape), out.dtype, rec.xp, rec.device)], consume=True)
         per_arg = tree_unflatten(rec.in_tree, grads)
@@ -398,30 +422,44 @@ def _value_and_grad(fun: Callable[..., Any], argnums: Any, has_aux: bool, transf
     return value_and_grad_fun
 
 
-def _check_scalar_output(out: Any, transform: str) -> None:
+def _check_scalar_output(out: Any, transform: str, holomorphic: bool) -> None:
     if tuple(out.shape) != ():
         raise TypeError(
             f"{transform}: gradient only defined for scalar-output functions. Output had shape: "
             f"{tuple(out.shape)}. Sum or index it to a scalar, or use jacrev/vjp for vector outputs"
         )
-    if not backend.is_real_float(out.dtype):
-        raise TypeError(
-            f"{transform} requires real-valued floating outputs (float32 or float64), but the "
-            f"output has dtype {out.dtype}"
-        )
+    _check_real_outputs([out], transform, holomorphic)
 
 
-def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
-    """The gradient of a real scalar function, as ``jax.grad``.
+def _check_real_outputs(outs: Sequence[Any], transform: str, holomorphic: bool) -> None:
+    """grad and jacrev differentiate real-valued outputs (complex ones with holomorphic=True), as JAX."""
+    for out in outs:
+        if backend.is_complex_dtype(out.dtype) and not holomorphic:
+            raise TypeError(
+                f"{transform} requires real-valued outputs (float32 or float64), but the output has dtype "
+                f"{out.dtype}. For holomorphic differentiation, pass holomorphic=True; for a function that is "
+                "not holomorphic, use vjp directly (or differentiate its real and imaginary parts)"
+            )
+        if not (backend.is_real_float(out.dtype) or backend.is_complex_dtype(out.dtype)):
+            raise TypeError(
+                f"{transform} requires real-valued floating outputs (float32 or float64), but the "
+                f"output has dtype {out.dtype}"
+            )
+
+
+def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False) -> Callable[..., Any]:
+    """The gradient of a real scalar function, as ``jax.grad``. Of complex inputs it is JAX's
+    (the conjugate of df/dz* times 2... that is, for f(z) = |z|**2 it gives 2 conj(z)); with
+    ``holomorphic=True`` the complex derivative f'(z) of a complex-valued holomorphic function.
 
     >>> import numpy as np, gpuad.numpy as gnp
     >>> grad(lambda x: gnp.sum(gnp.sin(x)))(np.asarray([0.0])).tolist()
     [1.0]
     """
-    return _value_and_grad(fun, argnums, has_aux, "grad")
+    return _value_and_grad(fun, argnums, has_aux, "grad", holomorphic)
 
 
-def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable[..., Any]:
+def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False) -> Callable[..., Any]:
     """The Jacobian by reverse mode, as ``jax.jacrev``: for an output of shape ``S`` and an input of
     shape ``T``, an array of shape ``S + T`` (nested as output tree, then input tree).
 
@@ -432,7 +470,9 @@ def jacrev(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: b
 
     @_argnums_transform(fun, argnums, "jacrev")
     def jacrev_fun(diff: list[Any], labels: _Labels, partial_fun: Callable[..., Any]) -> Any:
-        return _jacobian_from_record(_ReverseResult(partial_fun, diff, has_aux, "jacrev", labels), argnums, has_aux)
+        rec = _ReverseResult(partial_fun, diff, has_aux, "jacrev", labels, holomorphic)
+        _check_real_outputs(rec.out_primals, "jacrev", holomorphic)
+        return _jacobian_from_record(rec, argnums, has_aux)
 
     return jacrev_fun
 

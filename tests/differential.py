@@ -2213,6 +2213,12 @@ if __name__ == "__main__":
 # derivative-free entries, each compared with JAX by its spec row (tests/spec.py, "array API
 # functions") and with array_api_strict in tests/test_standard_api.py.
 NOT_GENERATED.update({
+    "real": "complex values: spec row complex_parts, tests/test_complex.py",
+    "imag": "complex values: spec row complex_parts, tests/test_complex.py",
+    "conj": "complex values: spec row complex_parts, tests/test_complex.py",
+    "fft_c2c": "complex values: spec row fft_roundtrip, tests/test_fft.py",
+    "rfft": "complex values: spec row fft_roundtrip, tests/test_fft.py",
+    "irfft": "complex values: spec row fft_roundtrip, tests/test_fft.py",
     "argsort": "an integer result (sort's gather): spec rows sort, argsort_gather",
     "searchsorted": "an integer result: spec row searchsorted, test_standard_api",
     "copysign": "abs's kink at x1 = 0 and the sign of x2 = -0.0 need checks no generator has: spec row copysign",

@@ -191,6 +191,21 @@ row("neg_operator", lambda xp, x: -x, [R], ["negative"])
 row("positive", lambda xp, x: xp.positive(x) * x, [R], ["square"])  # positive(x) is x: x * x is square
 row("abs", lambda xp, x: xp.abs(x), [NONZERO], ["abs"])
 row("exp", lambda xp, x: xp.exp(x), [R], ["exp"])
+# The fft extension's three primitives, real in and out (tests/test_fft.py has every function)
+row(
+    "fft_roundtrip",
+    lambda xp, x: xp.fft.irfft(xp.fft.rfft(x * x) * xp.real(xp.fft.fft(x)[..., :3]), n=4) + xp.imag(xp.fft.ifft(x * 1j + x)),
+    [Domain((4,))],
+    ["fft_c2c", "rfft", "irfft", "multiply", "real", "imag", "getitem", "add"],
+)
+# Real in, real out, complex in between (tests/test_complex.py has the complex inputs): the real
+# input's cotangent is the real part of a complex one (JAX's convention).
+row(
+    "complex_parts",
+    lambda xp, x: xp.real(xp.exp(x * 1j)) * xp.imag(xp.sin(x * (0.5 + 1j))) + xp.real(xp.conj(x * (1 - 2j)) * x) + xp.abs(x * (1 + 1j)),
+    [NONZERO],
+    ["real", "imag", "conj", "exp", "sin", "multiply", "add", "abs"],
+)
 row("expm1", lambda xp, x: xp.expm1(x), [R], ["expm1"])
 row("log", lambda xp, x: xp.log(x), [POS], ["log"])
 row("log1p", lambda xp, x: xp.log1p(x), [Domain(M, -0.8, 3.0)], ["log1p"])

@@ -29,7 +29,7 @@ def test_grad_rejects_integer_and_boolean_arrays(backend, dtype, jax_x64):
     """Integer or boolean inputs to grad raise TypeError naming the argument and its dtype and
     saying how to fix it, as JAX raises TypeError for them."""
     x = backend.asarray(np.asarray([1, 0, 1]).astype(dtype))
-    with pytest.raises(TypeError, match=r"real floating-point inputs.*argument 0 \(x\) has dtype .*astype"):
+    with pytest.raises(TypeError, match=r"floating-point inputs.*argument 0 \(x\) has dtype .*astype"):
         gpuad.grad(lambda x: gnp.sum(x))(x)
     with pytest.raises(TypeError):
         jax_x64.grad(lambda x: x.sum())(jax_x64.numpy.asarray(np.asarray([1, 0, 1]).astype(dtype)))
@@ -50,7 +50,7 @@ def test_grad_rejects_integer_and_boolean_arrays(backend, dtype, jax_x64):
 def test_every_transform_rejects_integer_inputs(backend, transform):
     """Every transform refuses integer inputs with the same clear TypeError."""
     x = backend.asarray(np.arange(3))
-    with pytest.raises(TypeError, match=r"requires real floating-point inputs.*int"):
+    with pytest.raises(TypeError, match=r"requires floating-point inputs.*int"):
         transform(lambda v: v * 2, x)
 
 

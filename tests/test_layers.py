@@ -29,7 +29,7 @@ ORDER = [
     # operators of traced values, and the package that gathers them
     "numpy._core", "numpy._indexing", "numpy._composites", "numpy._updates",
     # the array API standard's remaining functions and einsum (issue 22)
-    "numpy._inspection", "numpy._manipulation", "numpy._searching", "numpy._bitwise", "numpy._einsum",
+    "numpy._inspection", "numpy._manipulation", "numpy._searching", "numpy._bitwise", "numpy._einsum", "numpy.fft",
     # NumPy's __array_ufunc__/__array_function__ on traced values (issue 22), installed by _operators
     "numpy._numpy_protocols",
     "numpy._operators", "numpy",

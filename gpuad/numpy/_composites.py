@@ -11,7 +11,7 @@ from ..custom import custom_jvp as _custom_jvp
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array, _normalize_axes
 
-__all__ = ["logsumexp", "softmax", "log_softmax", "sigmoid", "softplus", "vector_norm", "linalg", "relu"]
+__all__ = ["angle", "logsumexp", "softmax", "log_softmax", "sigmoid", "softplus", "vector_norm", "linalg", "relu"]
 
 # ---------------------------------------------------------------------------------------------
 # Composites users expect, written to be numerically stable
@@ -68,6 +68,19 @@ def log_softmax(x: Any, /, *, axis: Any = -1) -> Any:
     return shifted - log(sum(exp(shifted), axis=axes, keepdims=True))
 
 
+def angle(z: Any, /, deg: builtins.bool = False) -> Any:
+    """The argument of complex numbers, ``atan2(imag(z), real(z))`` (in degrees with ``deg``), as
+    ``jnp.angle``; 0 or pi for real numbers.
+
+    >>> import numpy as np
+    >>> float(angle(np.asarray(1j)))
+    1.5707963267948966
+    """
+    z = _as_array(z)
+    a = _p.atan2(_p.imag(z), _p.real(z))
+    return a * (180.0 / 3.141592653589793) if deg else a
+
+
 def sigmoid(x: Any, /) -> Any:
     """The logistic function ``1 / (1 + exp(-x))``, without overflow for large ``|x|``."""
     return _p.logistic(_as_array(x))
@@ -113,6 +126,8 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False,
     """
     x = _as_array(x)
     axes = _normalize_axes(axis, x.ndim)
+    if isdtype(x.dtype, "complex floating"):  # a norm of the moduli: a real result
+        x = abs(x)
     if ord == 2:
         return _vector_norm_2_custom(x, axes, keepdims)
     if ord == 1:

@@ -38,7 +38,7 @@ inf = math.inf
 nan = math.nan
 newaxis = None
 
-_SCALARS = (builtins.bool, int, float)
+_SCALARS = (builtins.bool, int, float, complex)
 
 # ---------------------------------------------------------------------------------------------
 # Where arrays come from, and Python scalars made into arrays
@@ -595,8 +595,10 @@ def tensordot(x1: Any, x2: Any, /, *, axes: Any = 2) -> Any:
 
 
 def vecdot(x1: Any, x2: Any, /, *, axis: int = -1) -> Any:
-    """Dot product along ``axis`` after broadcasting (real arrays)."""
+    """Dot product along ``axis`` after broadcasting: ``sum(conj(x1) * x2, axis=axis)``."""
     a, b = _operands(x1, x2)
+    if _backend.is_complex_dtype(a.dtype):
+        a = _p.conj(a)
     shape = _p.broadcast_shapes(tuple(a.shape), tuple(b.shape))
     ax = _normalize_axis(axis, len(shape))
     if a.ndim < -ax or b.ndim < -ax or a.shape[ax] != b.shape[ax]:

@@ -28,7 +28,7 @@ from ..tracing import Tracer
 from ._bitwise import NUMPY_NAMES
 from ._bitwise import bitwise_and, bitwise_invert, bitwise_left_shift, bitwise_or, bitwise_right_shift, bitwise_xor
 from ._composites import linalg as _linalg
-from ._composites import vector_norm
+from ._composites import angle, vector_norm
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array, _normalize_axis
 from ._einsum import einsum as _einsum
@@ -104,13 +104,6 @@ def _real_only(name: str, fn: Callable[[Any], Any], why: str) -> Callable[[Any],
     return on_floats
 
 
-def _conjugate(x: Any, /) -> Any:
-    x = _as_array(x)
-    if isdtype(x.dtype, "complex floating"):
-        raise TypeError("np.conjugate: gpuad does not differentiate complex numbers; carry real and imaginary parts as two real arrays")
-    return x
-
-
 def _matvec(x1: Any, x2: Any, /) -> Any:
     return getitem(matmul(x1, expand_dims(_as_array(x2), axis=-1)), (Ellipsis, 0))
 
@@ -130,7 +123,7 @@ UFUNCS: dict[str, Callable[..., Any]] = {
     "divmod": lambda x1, x2, /: (floor_divide(x1, x2), remainder(x1, x2)),
     "fabs": _real_only("fabs", abs, "np.fabs of integers gives floats"),
     "rint": _real_only("rint", round, "np.rint of integers gives floats"),
-    "conjugate": _conjugate,
+    "conjugate": conj, "conj": conj,
     # exponentials, logarithms, trigonometry
     "exp": exp, "expm1": expm1, "log": log, "log1p": log1p, "log2": log2, "log10": log10,
     "logaddexp": logaddexp, "exp2": lambda x, /: pow(2.0, x),
@@ -533,7 +526,7 @@ def _dot(a: Any, b: Any, out: Any = None) -> Any:
 
 def _vdot(a: Any, b: Any, /) -> Any:
     a, b = _as_array(a, "np.vdot: a"), _as_array(b, "np.vdot: b")
-    return vecdot(_flat(_conjugate(a)), _flat(b))
+    return vecdot(_flat(a), _flat(b))  # vecdot conjugates its first argument
 
 
 def _inner(a: Any, b: Any, /) -> Any:
@@ -696,6 +689,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "zeros_like": _like(zeros_like, "zeros_like"), "ones_like": _like(ones_like, "ones_like"),
     "empty_like": _like(empty_like, "empty_like"), "full_like": _full_like,
     "result_type": lambda *arrays_and_dtypes: result_type(*arrays_and_dtypes),
+    "real": lambda val: real(val), "imag": lambda val: imag(val), "angle": lambda z, deg=False: angle(z, deg=deg),
     "iscomplexobj": lambda x: isdtype(x.dtype, "complex floating"),
     "isrealobj": lambda x: not isdtype(x.dtype, "complex floating"),
 }
