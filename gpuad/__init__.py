@@ -6,7 +6,7 @@
 [[5.5, 1.716]]
 """
 
-from . import lax, numpy
+from . import lax, numpy, scipy
 from .backend import BackendError, asarray, cupy_status, default_backend
 from .numpy import stop_gradient
 from .primitives import PRIMITIVES, Primitive
@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "numpy",
     "lax",
+    "scipy",
     "grad",
     "value_and_grad",
     "vjp",

@@ -31,6 +31,7 @@ __all__ = [
     "scatter_add",
     "numpy_error_state",
     "user_frame",
+    "special_functions",
 ]
 
 BACKEND_ENV = "GPUAD_BACKEND"
@@ -530,6 +531,42 @@ def scatter_combine(xp: Any, target: Any, axis: int, index: Any, values: Any, ho
         t = xp.broadcast_to(t, tuple(picked.shape[:-2]) + (1, size))
         combined = (xp.min if how == "min" else xp.max)(xp.concat([t, picked], axis=-2), axis=-2)
     return xp.moveaxis(combined, -1, axis)
+
+
+# --- Special functions (gpuad.scipy.special): the array library's own module ---
+
+SCIPY_MISSING = "gpuad.scipy.special needs SciPy for NumPy arrays: pip install scipy (or gpuad[scipy])"
+
+
+def special_functions(xp: Any, function: str) -> Any:
+    """The module that computes ``function`` (erf, gammaln, ...) on arrays of namespace ``xp``:
+    ``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy, imported on first use (SciPy
+    is an optional dependency: ``import gpuad`` does not import it).
+
+    Other libraries have none that gpuad knows, and converting their arrays through NumPy would be
+    a hidden copy off the device: a TypeError names the library and what to do.
+
+    >>> import array_api_compat.numpy as xp
+    >>> special_functions(xp, "erf").__name__
+    'scipy.special'
+    """
+    if is_numpy_namespace(xp):
+        try:
+            import scipy.special
+        except ImportError as exc:
+            raise ImportError(SCIPY_MISSING) from exc
+        return scipy.special
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupyx.scipy.special
+
+        return cupyx.scipy.special
+    name = getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
+    raise TypeError(
+        f"gpuad.scipy.special.{function}: {name} arrays are not supported: special functions are "
+        "computed by SciPy on NumPy arrays and by cupyx.scipy.special on CuPy arrays, and gpuad does "
+        "not copy data between libraries behind your back. Convert explicitly with "
+        "gpuad.to_numpy(x) or gpuad.asarray(x, backend='cupy')."
+    )
 
 
 # --- NumPy's floating-point warnings, on the user's line (issue 22) ---

@@ -47,8 +47,8 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .backend import NAMESPACE_BY_TYPE, assigns_items, backend_dtype, device_of, namespace_for_device, namespace_of
-from .backend import namespace_of_backend, scatter_add, scatter_combine
-from .backend import default_float, dtype_name, is_complex_dtype, is_real_float, result_type, scalar_array
+from .backend import namespace_of_backend, scatter_add, scatter_combine, special_functions
+from .backend import default_float, dtype_name, finfo, is_complex_dtype, is_real_float, result_type, scalar_array
 from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
 from .uniform import Uniform
 from .tracing import Aval, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
@@ -1609,6 +1609,127 @@ bitwise_xor = _nondiff("bitwise_xor", lambda xp, x, y: xp.bitwise_xor(x, y))
 bitwise_left_shift = _nondiff("bitwise_left_shift", lambda xp, x, y: xp.bitwise_left_shift(x, y))
 bitwise_right_shift = _nondiff("bitwise_right_shift", lambda xp, x, y: xp.bitwise_right_shift(x, y))
 bitwise_invert = _nondiff("bitwise_invert", lambda xp, x: xp.bitwise_invert(x))
+
+# ---------------------------------------------------------------------------------------------
+# Special functions (gpuad.scipy.special, issue 23), differentiated as JAX differentiates them
+# (jax.lax's rules; values at poles and infinities as JAX's, tests/test_special.py). Those without
+# an array-API form are computed by the array library's own module of special functions (SciPy
+# for NumPy, cupyx.scipy.special for CuPy: backend.special_functions); xlogy, xlog1py and logit
+# with ``xp`` alone, so they run on every library. ndtr and expit are gpuad.scipy.special's
+# composites of these and logistic.
+# ---------------------------------------------------------------------------------------------
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_HALF_SQRT_PI = 0.5 * math.sqrt(math.pi)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _computed(xp: Any, function: str, *args: Any) -> Any:
+    """``function`` of the library's special-function module, in the dtype of its last argument
+    (SciPy computes some float32 inputs in float64)."""
+    out = getattr(special_functions(xp, function), function)(*args)
+    x = args[-1]
+    return out if out.dtype == x.dtype else xp.astype(out, x.dtype)
+
+
+def _filled(xp: Any, x: Any, value: float) -> Any:
+    return xp.asarray(value, dtype=x.dtype, device=device_of(x))
+
+
+def _at_poles(xp: Any, x: Any) -> Any:
+    """Where the gamma function has a pole: 0, the negative integers and -inf."""
+    return xp.logical_and(x <= 0, x == xp.floor(x))
+
+
+def _special_unary(name: str) -> Rule:
+    return lambda xp, x: _computed(xp, name, x)
+
+
+def _gammaln_impl(xp: Any, x: Any) -> Any:
+    # SciPy gives -inf at -inf; JAX (like every pole) inf.
+    return xp.where(x == -math.inf, _filled(xp, x, math.inf), _computed(xp, "gammaln", x))
+
+
+def _digamma_impl(xp: Any, x: Any) -> Any:
+    # NaN at the poles as JAX (SciPy: -inf at +0, inf at -0), where the sign of the infinity
+    # depends on the side one comes from.
+    return xp.where(_at_poles(xp, x), _filled(xp, x, math.nan), _computed(xp, "digamma", x))
+
+
+def _polygamma_impl(xp: Any, n: Any, x: Any) -> Any:
+    # At the poles psi^(n) ~ (-1)^(n+1) n! / x^(n+1): +inf for odd n, NaN for even n (the sign
+    # depends on the side), as JAX gives them (SciPy: -inf for even n >= 2).
+    odd = xp.remainder(n, 2) == 1
+    at_pole = xp.where(odd, _filled(xp, x, math.inf), _filled(xp, x, math.nan))
+    return xp.where(_at_poles(xp, x), at_pole, _computed(xp, "polygamma", n, x))
+
+
+def _xlogy_impl(xp: Any, x: Any, y: Any) -> Any:
+    # x * log(y), and 0 where x is 0 (unless y is NaN), as SciPy and JAX; the log of the points
+    # set to 0 is not computed (no NumPy warning about a value that is thrown away).
+    zero = xp.logical_and(x == 0, xp.logical_not(xp.isnan(y)))
+    out = x * xp.log(xp.where(zero, _filled(xp, y, 1.0), y))
+    return xp.where(zero, _filled(xp, out, 0.0), out)  # +0 where x is -0, as JAX
+
+
+def _xlog1py_impl(xp: Any, x: Any, y: Any) -> Any:
+    zero = xp.logical_and(x == 0, xp.logical_not(xp.isnan(y)))
+    out = x * xp.log1p(xp.where(zero, _filled(xp, y, 0.0), y))
+    return xp.where(zero, _filled(xp, out, 0.0), out)
+
+
+def _i1e_rule(g: Any, ans: Any, x: Any) -> Any:
+    # JAX's: i0e(x) - i1e(x) (sign(x) + 1/x), and its limit 1/2 where |x| <= eps (1/x overflows).
+    eps = float(finfo(x.dtype).eps)  # host-ok: a property of the dtype
+    big = greater(abs_(x), eps)
+    safe = where(big, x, eps)
+    return mul(g, where(big, minus(i0e(safe), mul(ans, plus(sign(safe), reciprocal(safe)))), 0.5))
+
+
+def _log_ndtr_rule(g: Any, ans: Any, x: Any) -> Any:
+    # pdf(x) / ndtr(x) as exp(log pdf(x) - log_ndtr(x)): no underflow in either tail.
+    log_pdf = minus(mul(square(x), -0.5), _HALF_LOG_2PI)
+    return mul(g, exp(minus(log_pdf, ans)))
+
+
+erf = _elementwise(
+    "erf", _special_unary("erf"), lambda g, ans, x: mul(g, mul(exp(neg(square(x))), _TWO_OVER_SQRT_PI)), residuals=("args",)
+)
+erfc = _elementwise(
+    "erfc", _special_unary("erfc"), lambda g, ans, x: mul(g, mul(exp(neg(square(x))), -_TWO_OVER_SQRT_PI)), residuals=("args",)
+)
+# erfinv(+-1) = +-inf, whose derivative exp(inf) is inf; NaN outside [-1, 1].
+erfinv = _elementwise(
+    "erfinv", _special_unary("erfinv"), lambda g, ans, x: mul(g, mul(exp(square(ans)), _HALF_SQRT_PI)), residuals=("ans",)
+)
+gammaln = _elementwise("gammaln", _gammaln_impl, lambda g, ans, x: mul(g, digamma(x)), residuals=("args",))
+digamma = _elementwise("digamma", _digamma_impl, lambda g, ans, x: mul(g, polygamma(1.0, x)), residuals=("args",))
+# polygamma(n, x): n (floating, of whole values; gpuad.scipy.special checks) has no derivative.
+polygamma = _elementwise(
+    "polygamma", _polygamma_impl, None, lambda g, ans, n, x: mul(g, polygamma(add(n, 1.0), x)), residuals=("args",)
+)
+i0e = _elementwise(
+    "i0e", _special_unary("i0e"), lambda g, ans, x: mul(g, minus(i1e(x), mul(sign(x), ans)))
+)
+i1e = _elementwise("i1e", _special_unary("i1e"), _i1e_rule)
+log_ndtr = _elementwise("log_ndtr", _special_unary("log_ndtr"), _log_ndtr_rule)
+# xlogy and xlog1py differentiate as JAX's custom rules, term by term: d/dx log(y) (log 0 = -inf
+# at x = 0, y = 0), d/dy x / y (0 / 0 = NaN there).
+xlogy = _elementwise(
+    "xlogy", _xlogy_impl, lambda g, ans, x, y: mul(g, log(y)), lambda g, ans, x, y: div(mul(g, x), y), residuals=("args",)
+)
+xlog1py = _elementwise(
+    "xlog1py",
+    _xlog1py_impl,
+    lambda g, ans, x, y: mul(g, log1p(y)),
+    lambda g, ans, x, y: div(mul(g, x), plus(y, 1.0)),
+    residuals=("args",),
+)
+# JAX's value log(x / (1 - x)) and its rule 1 / (x (1 - x)) (inf at 0 and 1; a composite's would
+# be NaN at 1).
+logit = _elementwise(
+    "logit", lambda xp, x: xp.log(x / (1 - x)), lambda g, ans, x: div(g, mul(x, minus(1.0, x))), residuals=("args",)
+)
 
 # ---------------------------------------------------------------------------------------------
 # The discrete Fourier transform along one (negative) axis, unnormalised (NumPy's "backward"):

@@ -78,9 +78,10 @@ if os.environ.get("GPUAD_TEST_BACKENDS"):
     BACKENDS = [name.strip() for name in os.environ["GPUAD_TEST_BACKENDS"].split(",") if name.strip()]
 
 
-def all_backends() -> list[Backend]:
-    """Every backend, for tests that compute the JAX oracle once and then check each backend."""
-    return [Backend(name) for name in BACKENDS]
+def all_backends(spec=None) -> list[Backend]:
+    """Every backend, for tests that compute the JAX oracle once and then check each backend (with
+    a spec row: those the row runs on, tests/spec.py's ``Spec.backends``)."""
+    return [Backend(name) for name in BACKENDS if spec is None or spec.runs_on(name)]
 
 
 @pytest.fixture(params=BACKENDS)

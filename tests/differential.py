@@ -2230,3 +2230,31 @@ NOT_GENERATED.update({
     "bitwise_left_shift": "integer operands: spec row bitwise, test_standard_api",
     "bitwise_right_shift": "integer operands: spec row bitwise, test_standard_api",
 })
+
+
+# Special functions (gpuad.scipy.special, issue 23), in the smooth profile: each argument guarded
+# into the domain where the function is smooth. Their poles, edges and infinities (where gpuad
+# keeps SciPy's limits that JAX gives as NaN, README) are tests/test_special.py's, against JAX.
+_unary("erf", "erf", "xp.special.erf", mag=lambda m: 1.0, special=False)
+_unary("erfc", "erfc", "xp.special.erfc", mag=lambda m: 2.0, special=False)
+_unary("erfinv", "erfinv", "xp.special.erfinv", dom="unit", mag=lambda m: 1.2, special=False)
+_unary("gammaln", "gammaln", "xp.special.gammaln", dom="pos", limit=30, mag=lambda m: (m + 1) * math.log(m + 2) + 2, special=False)
+_unary("digamma", "digamma", "xp.special.digamma", dom="pos", limit=30, mag=lambda m: math.log(m + 2) + 2, special=False)
+_unary("log_ndtr", "log_ndtr", "xp.special.log_ndtr", limit=10, mag=lambda m: m * m / 2 + 3, special=False)
+_unary("i0e", "i0e", "xp.special.i0e", checks=("kink0",), mag=lambda m: 1.0, special=False)  # |x|: a kink at 0
+_unary("i1e", "i1e", "xp.special.i1e", checks=("kink0",), mag=lambda m: 0.5, special=False)  # i1e'' jumps at 0
+_binary("xlogy", ["xlogy"], ("xp.special.xlogy({a}, {b})",), dom="pos", mag=lambda a, b: a * (math.log(b + 1) + 1), special=False)
+_binary("xlog1py", ["xlog1py"], ("xp.special.xlog1py({a}, {b})",), dom="pos", mag=lambda a, b: a * (math.log(b + 1) + 1), special=False)
+
+
+@op("polygamma", ["polygamma"], special=False)
+def _polygamma(ctx: Ctx):
+    n = ctx.one_of((1, 2))
+    i = ctx.pos(ctx.bounded(ctx.pick(), 30))  # >= 0.5: |psi^(n)| <= 17, its derivatives <= 800
+    return ctx.add_line(Line("polygamma", f"xp.special.polygamma({n}, {{0}})", (i,), "f", ctx.nodes[i].shape), 20.0)
+
+
+@op("logit", ["logit"], special=False)
+def _logit(ctx: Ctx):
+    i = ctx.unit(ctx.pick())  # in [-0.9, 0.9]: logit of [0.05, 0.95]
+    return ctx.add_line(Line("logit", "xp.special.logit(0.5 + 0.5 * {0})", (i,), "f", ctx.nodes[i].shape), 3.0)

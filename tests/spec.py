@@ -44,9 +44,16 @@ class Spec:
     rtol32: float = 2e-4
     atol32: float = 2e-5
     extra: dict = field(default_factory=dict)
+    # The backends (conftest.BACKENDS names) the row runs on; None: all. A function computed by a
+    # library's own special functions (SciPy, cupyx) runs on NumPy and CuPy only: on the others
+    # (the strict device among them) test_oracle checks the error that says so.
+    backends: tuple[str, ...] | None = None
 
     def __str__(self) -> str:
         return self.name
+
+    def runs_on(self, backend: str) -> bool:
+        return self.backends is None or backend in self.backends
 
 
 # ---------------------------------------------------------------------------------------------
@@ -60,6 +67,8 @@ class GpuadNS:
     def __getattr__(self, name: str) -> Any:
         if name == "checkpoint":
             return gpuad.checkpoint
+        if name == "special":
+            return gpuad.scipy.special
         return getattr(gnp, name)
 
     @staticmethod
@@ -97,6 +106,7 @@ class JaxNS:
             "stop_gradient": jax.lax.stop_gradient,
             "vector_norm": jnp.linalg.vector_norm,
             "checkpoint": jax.checkpoint,
+            "special": jss,
         }
 
     def __getattr__(self, name: str) -> Any:
@@ -489,3 +499,49 @@ row(
     [R],
     ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift", "bitwise_invert"],
 )
+
+
+# Special functions (issue 23): gpuad.scipy.special against jax.scipy.special, each where it is
+# smooth. Those computed by SciPy (cupyx on CuPy) run on NumPy and CuPy only (SPECIAL); xlogy,
+# xlog1py, logit and expit are written with the array API and run everywhere.
+SPECIAL = ("numpy", "cupy")
+
+
+def special_row(name, fn, args, prims, **kw):
+    row(name, fn, args, prims, backends=SPECIAL, **kw)
+
+
+special_row("erf", lambda xp, x: xp.special.erf(x), [R], ["erf"])
+special_row("erf_tails", lambda xp, x: xp.special.erf(x), [Domain(M, 2.5, 5.0, signed=True)], ["erf"])
+special_row("erfc", lambda xp, x: xp.special.erfc(x), [Domain(M, -3.0, 6.0)], ["erfc"])
+special_row("erfinv", lambda xp, x: xp.special.erfinv(x), [Domain(M, -0.95, 0.95)], ["erfinv"])
+special_row("erfinv_near_one", lambda xp, x: xp.special.erfinv(x), [Domain(M, 0.97, 0.997, signed=True)], ["erfinv"])
+special_row("gammaln", lambda xp, x: xp.special.gammaln(x), [Domain(M, 0.1, 8.0)], ["gammaln"])
+special_row("gammaln_negative", lambda xp, x: xp.special.gammaln(x), [Domain(M, -2.9, -2.1)], ["gammaln"])
+special_row("digamma", lambda xp, x: xp.special.digamma(x), [Domain(M, 0.2, 8.0)], ["digamma"])
+special_row("digamma_negative", lambda xp, x: xp.special.digamma(x), [Domain(M, -1.8, -1.2)], ["digamma"])
+special_row("polygamma", lambda xp, x: xp.special.polygamma(2, x), [Domain(M, 0.3, 5.0)], ["polygamma"])
+special_row(
+    "polygamma_orders",
+    lambda xp, x: xp.special.polygamma(xp.asarray([0, 1, 3], device=dev(x)), x),
+    [Domain(M, 0.5, 4.0)],
+    ["polygamma"],
+)
+special_row("ndtr", lambda xp, x: xp.special.ndtr(x), [Domain(M, -4.0, 4.0)], ["erf", "erfc", "where", "abs"])
+special_row("log_ndtr", lambda xp, x: xp.special.log_ndtr(x), [Domain(M, -3.0, 3.0)], ["log_ndtr"])
+# The left tail, where ndtr(x) is tiny (1e-33 to 1e-88) and, below -37.5, 0 in float64. JAX sums an
+# asymptotic series below -20 (float64; -10 in float32), truncated after 3 terms: its values there
+# are off by up to 105 / x**8 (4e-9 at -20, 7e-12 at -60) and its derivatives, exp(log pdf - value),
+# by as much relatively, where gpuad's (SciPy's) are exact to rounding. So the far tail is compared
+# at that tolerance. The second derivative there, f' (-x - f'), cancels x**2-fold in both libraries
+# (float32 keeps no digit of it at -50): tests/test_special.py checks it in float64 at chosen points.
+special_row("log_ndtr_left_tail", lambda xp, x: xp.special.log_ndtr(x), [Domain(M, -19.9, -8.0)], ["log_ndtr"], second_order=False)
+special_row(
+    "log_ndtr_far_tail", lambda xp, x: xp.special.log_ndtr(x), [Domain(M, -60.0, -20.0)], ["log_ndtr"], second_order=False, extra={"rtol64": 5e-9}
+)
+special_row("i0e", lambda xp, x: xp.special.i0e(x), [Domain(M, 0.2, 12.0, signed=True)], ["i0e"])
+special_row("i1e", lambda xp, x: xp.special.i1e(x), [Domain(M, 0.2, 12.0, signed=True)], ["i1e"])
+row("xlogy", lambda xp, x, y: xp.special.xlogy(x, y), [R, Domain((3,), 0.3, 3.0)], ["xlogy"])
+row("xlog1py", lambda xp, x, y: xp.special.xlog1py(x, y), [R, Domain((3,), -0.7, 2.0)], ["xlog1py"])
+row("logit", lambda xp, x: xp.special.logit(x), [Domain(M, 0.05, 0.95)], ["logit"])
+row("expit", lambda xp, x: xp.special.expit(x * 3.0), [R], ["logistic"])

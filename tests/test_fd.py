@@ -10,6 +10,7 @@ import pytest
 
 import gpuad
 
+from .conftest import BACKENDS
 from .spec import SPECS, GpuadNS
 
 GNS = GpuadNS()
@@ -26,7 +27,11 @@ def f_of(spec):
     return lambda *a: spec.fn(GNS, *a)
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=str)
+@pytest.mark.parametrize(
+    "spec, backend",
+    [pytest.param(s, b, id=f"{s.name}-{b}") for s in SPECS for b in BACKENDS if s.runs_on(b)],
+    indirect=["backend"],
+)
 def test_inner_product_identity(spec, backend):
     """<w, jvp(t)> equals <vjp(w), t> to rounding: the JVP and VJP rules are transposes."""
     xs, ts, rng = sample(spec)

@@ -33,6 +33,8 @@ ORDER = [
     # NumPy's __array_ufunc__/__array_function__ on traced values (issue 22), installed by _operators
     "numpy._numpy_protocols",
     "numpy._operators", "numpy",
+    # special functions (jax.scipy.special), on the table's entries and gpuad.numpy's helpers
+    "scipy.special", "scipy",
     # control flow (jax.lax's loops and branches), above the namespace its selections use
     "lax",
     # tools

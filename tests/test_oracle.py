@@ -43,7 +43,7 @@ def test_first_order(spec, dtype):
 
     expected, want_ct, want_t = oracle(program)(xs, w, ts)
     tol = tolerances(spec, dtype)
-    for backend in all_backends():
+    for backend in all_backends(spec):
         out, pullback = gpuad.vjp(ours(spec), *[backend.asarray(x) for x in xs])
         same_dtype(out, expected)
         check(out, expected, **tol)
@@ -68,7 +68,7 @@ def test_jacrev(spec):
     xs = inputs(spec, "float64")
     argnums = tuple(range(len(xs)))
     want = oracle(jax.jacrev(theirs(spec), argnums=argnums))(*xs)
-    for backend in all_backends():
+    for backend in all_backends(spec):
         got = gpuad.jacrev(ours(spec), argnums=argnums)(*[backend.asarray(x) for x in xs])
         for g, e in zip(got, want):
             check(g, e, **tolerances(spec, "float64"))
@@ -113,7 +113,7 @@ def test_second_order(spec, dtype):
     tol = tolerances(spec, dtype)
     if dtype == "float32":
         tol = dict(rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
-    for backend in all_backends():
+    for backend in all_backends(spec):
         bw, bvs = backend.asarray(w), [backend.asarray(v) for v in vs]
         bxs = [backend.asarray(x) for x in xs]
         got = gpuad.grad(hvp_rr(ours(spec), gnp, bw, bvs, gpuad.grad), argnums=argnums)(*bxs)
@@ -132,6 +132,12 @@ def test_strict_matches_numpy(spec):
     dev = xs_mod.Device("device1")
     xs = inputs(spec, "float64")
     f = ours(spec)
+    if not spec.runs_on("strict"):
+        # No special functions on that device, and no silent trip through the host: the error
+        # names the library and the way out (gpuad.scipy.special's decision, README).
+        with pytest.raises(TypeError, match=r"array_api_strict arrays are not supported: special functions .* gpuad.to_numpy"):
+            gpuad.vjp(f, *[xs_mod.asarray(x, device=dev) for x in xs])
+        return
     out, pull = gpuad.vjp(f, *xs)
     w = np.ones(np.shape(out))
     g_np = pull(w)

@@ -41,7 +41,7 @@ def test_vmap_of_jvp_matches_jax(spec, mode, dtype):
         return jax.jvp(jf, tuple(pt[:n]), tuple(pt[n:]))
 
     want_p, want_t = oracle(jax.vmap(jpush, in_axes=axes + axes))(*xs, *ts)
-    for backend in all_backends():
+    for backend in all_backends(spec):
         b = [backend.asarray(v) for v in xs + ts]
         got_p, got_t = gpuad.vmap(lambda *pt: gpuad.jvp(f, tuple(pt[:n]), tuple(pt[n:])), in_axes=axes + axes)(*b)
         check(got_p, want_p, **tolerances(spec, dtype, loosen32=5))
