@@ -10,7 +10,7 @@ follow JAX's conventions for complex numbers (a VJP is the transpose of the JVP)
 >>> gnp.fft.rfft(x).tolist()
 [(2+0j), (1-3j), 0j]
 >>> gpuad.grad(lambda v: gnp.sum(gnp.abs(gnp.fft.rfft(v)) ** 2))(x).tolist()
-[12.0, 20.0, 4.0, -4.0]
+[6.0, 10.0, 2.0, -2.0]
 """
 
 from __future__ import annotations
