@@ -27,7 +27,6 @@ import numpy  # host-ok: NumPy's protocols name NumPy's functions; no array is c
 from ..tracing import Tracer
 from ._bitwise import NUMPY_NAMES
 from ._bitwise import bitwise_and, bitwise_invert, bitwise_left_shift, bitwise_or, bitwise_right_shift, bitwise_xor
-from ._composites import linalg as _linalg
 from ._composites import vector_norm
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array, _normalize_axis
