@@ -1679,10 +1679,12 @@ def _last_parts(x: Any, sizes: tuple[int, ...], axis: int) -> list[Any]:
 
 
 def _times_or_zero(f: Any, x: Any) -> Any:
-    """``f * x``, exactly 0 where ``x`` is 0: a zero cotangent part (of eigenvectors or singular
-    vectors a function does not use) gives 0 where ``f`` is infinite (degenerate eigenvalues), as
+    """``f * x`` for matrices (..., p, q), exactly 0 at a point where all of ``x`` is 0: a
+    cotangent part that the function does not use (the eigenvectors or singular vectors of one
+    that reads only the values) gives 0 there where ``f`` has infinities (equal eigenvalues), as
     JAX's symbolic zero does, instead of inf * 0 = NaN."""
-    return where(equal(x, 0), 0.0, mul(f, x))
+    unused = all_(equal(x, 0), axis=(-2, -1), keepdims=True)
+    return mul(where(unused, 0.0, f), x)
 
 
 # inv: d(A^-1) = -A^-1 dA A^-1; singular points give NaN (see _refused_as_nan).
@@ -1812,10 +1814,12 @@ def _eigh_parts(ans: Any) -> tuple[Any, Any]:
 
 
 def _reciprocal_gaps(d: Any) -> Any:
-    """JAX's 1 / (d_j - d_i) off the diagonal and 0 on it, from the gaps d (..., n, n) with 0 on
-    the diagonal: inf where two eigenvalues are equal, as in JAX."""
-    eye = _eye(d, d.shape[-1])
-    return minus(reciprocal(plus(d, eye)), eye)
+    """JAX's ``1 / (d + I) - I`` from the gaps d (..., n, n) (0 on the diagonal): 1 / d_ij off
+    the diagonal, +inf where two eigenvalues (singular values) are equal, 0 on the diagonal;
+    computed without dividing by 0."""
+    n = d.shape[-1]
+    zero = equal(d, 0)
+    return where(zero, _matrix_mask(d, n, lambda i, j: 0.0 if i == j else math.inf), reciprocal(where(zero, 1.0, d)))
 
 
 def _eigh_jvp(t: Any, ans: Any, a: Any) -> Any:
@@ -1860,6 +1864,12 @@ def _svd_gaps(s: Any) -> Any:
     return _reciprocal_gaps(mul(plus(row, col), minus(row, col)))
 
 
+def _reciprocal_or_inf(s: Any) -> Any:
+    """1 / s, inf where s is 0 (a rank-deficient matrix), without dividing by 0."""
+    zero = equal(s, 0)
+    return where(zero, math.inf, reciprocal(where(zero, 1.0, s)))
+
+
 def _svd_jvp(t: Any, ans: Any, a: Any) -> Any:
     # JAX's svd_jvp_rule for real matrices (its term for the imaginary part of diag(U^T dA V) is
     # 0 for real ones).
@@ -1893,10 +1903,10 @@ def _svd_vjp(g: Any, ans: Any, a: Any) -> Any:
     out = matmul(matmul(u, inner), transposed(v))
     if m > n:  # (I - U U^T) G_U diag(1/s) V^T
         rest = minus(gu, matmul(u, matmul(transposed(u), gu)))
-        out = plus(out, matmul(_times_or_zero(reciprocal(row), rest), transposed(v)))
+        out = plus(out, matmul(_times_or_zero(_reciprocal_or_inf(row), rest), transposed(v)))
     if n > m:  # U diag(1/s) G_V^T (I - V V^T)
         rest = minus(gv, matmul(v, matmul(transposed(v), gv)))
-        out = plus(out, matmul(u, transposed(_times_or_zero(reciprocal(row), rest))))
+        out = plus(out, matmul(u, transposed(_times_or_zero(_reciprocal_or_inf(row), rest))))
     return out
 
 
