@@ -367,6 +367,51 @@ def gmm_hand(d):
     return value, d_alphas, d_means, d_log_sigmas
 
 
+# ------------------------------------------------------------------------------------------------
+# Gaussian log-density with a per-point 3x3 covariance (issue 23): value and gradient w.r.t. the
+# point x and its covariance S, per point. Both travel in one row z = (x, S.ravel()) of 12 numbers
+# (the vg_point kind); S is symmetric positive definite.
+# ------------------------------------------------------------------------------------------------
+
+GAUSS3_CONST = 1.5 * math.log(2 * math.pi)
+
+
+def gauss3_fn(ns):
+    def logpdf(z):
+        x = z[..., 0:3]
+        S = ns.reshape(z[..., 3:12], tuple(z.shape[:-1]) + (3, 3))
+        L = ns.linalg.cholesky(S)
+        r = ns.linalg.solve(L, x[..., None])[..., 0]  # L^-1 x (a stack of vectors: one column each)
+        _, logdet = ns.linalg.slogdet(S)
+        return -0.5 * ns.sum(r * r, axis=-1) - 0.5 * logdet - GAUSS3_CONST
+
+    return logpdf
+
+
+def gauss3_data(B, dtype, rng):
+    A = rng.standard_normal((B, 3, 3))
+    S = A @ np.swapaxes(A, -1, -2) / 3.0 + np.eye(3)  # eigenvalues >= 1
+    x = rng.standard_normal((B, 3))
+    return {"X": np.concatenate([x, S.reshape(B, 9)], axis=1).astype(dtype)}
+
+
+def gauss3_hand(d):
+    Z = d["X"]
+    B = Z.shape[0]
+    x, S = Z[:, :3], Z[:, 3:].reshape(B, 3, 3)
+    L = np.linalg.cholesky(S)
+    Linv = np.linalg.inv(L)  # triangular, 3x3: the inverse serves the solve and S^-1
+    r = np.einsum("bij,bj->bi", Linv, x)
+    a = np.einsum("bji,bj->bi", Linv, r)  # S^-1 x = L^-T r
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+    value = -0.5 * (r * r).sum(-1) - 0.5 * logdet - GAUSS3_CONST
+    Sinv = np.einsum("bki,bkj->bij", Linv, Linv)
+    grad = np.empty_like(Z)
+    grad[:, :3] = -a
+    grad[:, 3:] = (0.5 * (a[:, :, None] * a[:, None, :] - Sinv)).reshape(B, 9)
+    return value, grad
+
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in [
@@ -429,6 +474,15 @@ WORKLOADS: dict[str, Workload] = {
             gmm_fn,
             gmm_data,
             gmm_hand,
+        ),
+        Workload(
+            "gauss3_grad",
+            "vg_point",
+            "Gaussian log-density, per-point 3x3 covariance (cholesky, solve, slogdet): value and gradient w.r.t. (x, S)",
+            gauss3_fn,
+            gauss3_data,
+            gauss3_hand,
+            max_size=1_000_000,
         ),
     ]
 }

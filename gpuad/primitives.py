@@ -1795,6 +1795,420 @@ irfft = _add(Primitive(
     "irfft", lambda xp, y, *, axis, n: xp.fft.irfft(y, n=n, axis=axis),
     jvp=(lambda t, ans, y, *, axis, n: irfft(t, axis=axis, n=n),), vjp=(_irfft_vjp,), residuals=(),
 ))
+# Linear algebra: inverses and factorizations of stacks of matrices (gpuad.numpy.linalg). Each
+# impl calls ``xp.linalg``, which works on any leading axes, so vmap needs no batch rule. An entry
+# has one output: the factorizations pack theirs into one array (eigh: [V | w]; svd: U over s over
+# V; qr: Q over R; slogdet: [sign, logabsdet]) that gpuad.numpy.linalg unpacks. Rules follow JAX's
+# (its JVPs, and VJPs that are their transposes), so values at degenerate points (repeated
+# eigenvalues or singular values, singular matrices) are JAX's: see README, gpuad.numpy.linalg.
+# Real matrices only: the rules transpose where complex ones would need the conjugate transpose.
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_linalg_error(e: BaseException) -> bool:
+    # NumPy's LinAlgError (also raised by array_api_strict and by CuPy's checked mode), named
+    # rather than imported: the table imports no array library.
+    return any(t.__name__ == "LinAlgError" for t in type(e).__mro__)
+
+
+def _refused_as_nan(xp: Any, fn: Rule, a: Any, *rest: Any) -> Any:
+    """``fn(a, *rest)`` on stacks of matrices, with NaN at each point the library refuses (NumPy
+    raises LinAlgError for the whole stack when one matrix is singular, or not positive definite)
+    instead of an error for the whole batch.
+
+    The common path is the library's call alone (no check, no host sync). Only after the library
+    has raised are the refused points found, by halving the batch: a half that the library
+    accepts is done, a refused half is split again, and a refused single point gets NaN (the
+    result of its shape for an identity matrix, times NaN). The other points' results are
+    computed by the same library call, so they are exactly what an all-regular batch gives."""
+    try:
+        return fn(a, *rest)
+    except Exception as e:
+        if not _is_linalg_error(e):
+            raise
+    lead = broadcast_shapes(tuple(a.shape[:-2]), *(tuple(r.shape[:-2]) for r in rest))
+    count = math.prod(lead)
+
+    def flat(x: Any) -> Any:
+        point = tuple(x.shape[-2:])
+        return xp.reshape(xp.broadcast_to(x, lead + point), (count,) + point)
+
+    a_flat, rest_flat = flat(a), [flat(r) for r in rest]
+    stand_in = xp.eye(a.shape[-2], a.shape[-1], dtype=a.dtype, device=device_of(a))[None, ...]
+    pieces: list[Any] = []
+
+    def run(lo: int, hi: int, known_refused: bool) -> None:
+        if not known_refused:
+            try:
+                pieces.append(fn(a_flat[lo:hi, ...], *[r[lo:hi, ...] for r in rest_flat]))
+                return
+            except Exception as e:
+                if not _is_linalg_error(e):
+                    raise
+        if hi - lo == 1:
+            pieces.append(fn(stand_in, *[r[lo:hi, ...] for r in rest_flat]) * math.nan)
+            return
+        mid = (lo + hi) // 2
+        run(lo, mid, False)
+        run(mid, hi, False)
+
+    run(0, count, True)
+    out = xp.concat(pieces, axis=0)
+    return xp.reshape(out, lead + tuple(out.shape[1:]))
+
+
+def _eye(like: Any, n: int) -> Any:
+    """The n x n identity in ``like``'s dtype, next to it (a constant)."""
+    xp, device = namespace_and_device(like)
+    return xp.eye(n, dtype=like.dtype, device=device)
+
+
+def _matrix_mask(like: Any, n: int, fill: Callable[[int, int], float]) -> Any:
+    """A constant n x n matrix with entries fill(i, j), next to ``like``."""
+    xp, device = namespace_and_device(like)
+    rows = xp.reshape(xp.arange(n, device=device), (n, 1))
+    cols = xp.reshape(xp.arange(n, device=device), (1, n))
+    lower, diag = rows > cols, rows == cols
+    values = [fill(1, 0), fill(0, 0), fill(0, 1)]  # below, on, above the diagonal
+    one = xp.ones((n, n), dtype=like.dtype, device=device)
+    return xp.where(lower, one * values[0], xp.where(diag, one * values[1], one * values[2]))
+
+
+def _diagonal_of(x: Any) -> Any:
+    """The main diagonal of square matrices (..., n, n) -> (..., n): a strided slice of the rows
+    laid end to end (differentiable)."""
+    n = x.shape[-1]
+    flat = reshaped(x, tuple(x.shape[:-2]) + (n * n,))
+    return getitem(flat, index=(Ellipsis, slice(0, n * n, n + 1)))
+
+
+def _diag_matrix(v: Any) -> Any:
+    """Square matrices with ``v`` (..., n) on the diagonal."""
+    return mul(with_axis(v, -1), _eye(v, v.shape[-1]))
+
+
+def _trace_of_product(a: Any, b: Any) -> Any:
+    """trace(a @ b) per point, as sum(a^T * b) (no product of the matrices)."""
+    return summed(mul(transposed(a), b), axis=(-2, -1))
+
+
+def _last_parts(x: Any, sizes: tuple[int, ...], axis: int) -> list[Any]:
+    """``x`` cut along ``axis`` into consecutive parts of the given sizes."""
+    out, start = [], 0
+    for s in sizes:
+        out.append(_slice_along(x, axis, start, start + s))
+        start += s
+    return out
+
+
+def _times_or_zero(f: Any, x: Any) -> Any:
+    """``f * x`` for matrices (..., p, q), exactly 0 at a point where all of ``x`` is 0: a
+    cotangent part that the function does not use (the eigenvectors or singular vectors of one
+    that reads only the values) gives 0 there where ``f`` has infinities (equal eigenvalues), as
+    JAX's symbolic zero does, instead of inf * 0 = NaN."""
+    unused = all_(equal(x, 0), axis=(-2, -1), keepdims=True)
+    return mul(where(unused, 0.0, f), x)
+
+
+# inv: d(A^-1) = -A^-1 dA A^-1; singular points give NaN (see _refused_as_nan).
+inv = _add(
+    Primitive(
+        "inv",
+        lambda xp, a: _refused_as_nan(xp, xp.linalg.inv, a),
+        jvp=(lambda t, ans, a: neg(matmul(matmul(ans, t), ans)),),
+        vjp=(lambda g, ans, a: neg(matmul(matmul(transposed(ans), g), transposed(ans))),),
+        residuals=("ans",),
+    )
+)
+
+
+def _solve_impl(xp: Any, a: Any, b: Any) -> Any:
+    # b is a stack of matrices (gpuad.numpy gives a vector its column axis); the leading axes are
+    # broadcast here, as not every library's solve broadcasts them.
+    lead = broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    if tuple(a.shape[:-2]) != lead:
+        a = xp.broadcast_to(a, lead + tuple(a.shape[-2:]))
+    if tuple(b.shape[:-2]) != lead:
+        b = xp.broadcast_to(b, lead + tuple(b.shape[-2:]))
+    return _refused_as_nan(xp, xp.linalg.solve, a, b)
+
+
+def _solve_vjp(g: Any, ans: Any, a: Any, b: Any) -> tuple[Any, Any]:
+    gb = solve(transposed(a), g)
+    return neg(matmul(gb, transposed(ans))), gb
+
+
+# solve(A, B) = A^-1 B: dX = A^-1 (dB - dA X); cotangents B' = A^-T G, A' = -B' X^T.
+solve = _add(
+    Primitive(
+        "solve",
+        _solve_impl,
+        jvp=(
+            lambda t, ans, a, b: neg(solve(a, matmul(t, ans))),
+            lambda t, ans, a, b: solve(a, t),
+        ),
+        vjp=_solve_vjp,
+        residuals=(0, "ans"),
+    )
+)
+
+# det: d det = det * trace(A^-1 dA) (Giles 2008). At a singular matrix A^-1 is NaN, and so is the
+# derivative (JAX's is the adjugate there: see README).
+det = _add(
+    Primitive(
+        "det",
+        lambda xp, a: xp.linalg.det(a),
+        jvp=(lambda t, ans, a: mul(ans, _trace_of_product(inv(a), t)),),
+        vjp=(lambda g, ans, a: mul(reshaped(mul(g, ans), tuple(ans.shape) + (1, 1)), transposed(inv(a))),),
+        residuals=("args", "ans"),
+    )
+)
+
+
+def _slogdet_impl(xp: Any, a: Any) -> Any:
+    sign, logabsdet = xp.linalg.slogdet(a)
+    return xp.stack([sign, logabsdet], axis=-1)
+
+
+def _slogdet_jvp(t: Any, ans: Any, a: Any) -> Any:
+    dl = with_axis(_trace_of_product(inv(a), t), -1)
+    return concat(filled_like(dl, 0.0), dl, axis=-1)  # the sign has derivative 0
+
+
+def _slogdet_vjp(g: Any, ans: Any, a: Any) -> Any:
+    gl = _slice_along(g, -1, 1, 2)  # (..., 1): the logabsdet part
+    return mul(reshaped(gl, tuple(gl.shape) + (1,)), transposed(inv(a)))
+
+
+# slogdet, packed (..., 2) = [sign, log|det|]: d log|det| = trace(A^-1 dA); the sign is constant.
+slogdet = _add(Primitive("slogdet", _slogdet_impl, jvp=(_slogdet_jvp,), vjp=(_slogdet_vjp,), residuals=("args",)))
+
+
+def _cholesky_impl(xp: Any, a: Any) -> Any:
+    factor = _refused_as_nan(xp, xp.linalg.cholesky, a)
+    # A point whose factor has a diagonal entry that is not > 0 was refused by a library that
+    # does not raise (LAPACK leaves the failing pivot there): NaN below and on the diagonal, 0
+    # above, as JAX gives for a matrix that is not positive definite.
+    n = a.shape[-1]
+    ok = xp.all(xp.linalg.diagonal(factor) > 0, axis=-1)
+    rows = xp.reshape(xp.arange(n, device=device_of(a)), (n, 1))
+    cols = xp.reshape(xp.arange(n, device=device_of(a)), (1, n))
+    nans = xp.full((n, n), math.nan, dtype=a.dtype, device=device_of(a))
+    refused = xp.where(rows >= cols, nans, xp.zeros((n, n), dtype=a.dtype, device=device_of(a)))
+    return xp.where(ok[..., None, None], factor, refused)
+
+
+def _phi(like: Any, n: int) -> Any:
+    """The mask of Murray's Phi: the lower triangle with the diagonal halved."""
+    return _matrix_mask(like, n, lambda i, j: 1.0 if i > j else (0.5 if i == j else 0.0))
+
+
+def _cholesky_jvp(t: Any, ans: Any, a: Any) -> Any:
+    # Murray 2016 (and JAX): dL = L Phi(L^-1 dA L^-T) for a symmetric dA.
+    li = inv(ans)
+    inner = matmul(matmul(li, t), transposed(li))
+    return matmul(ans, mul(inner, _phi(ans, ans.shape[-1])))
+
+
+def _cholesky_vjp(g: Any, ans: Any, a: Any) -> Any:
+    # The transpose of the JVP: A' = L^-T Phi(L^T G) L^-1 (gpuad.numpy symmetrizes it, as the
+    # input: the factor is of (A + A^T) / 2, as in JAX).
+    li = inv(ans)
+    inner = mul(matmul(transposed(ans), g), _phi(ans, ans.shape[-1]))
+    return matmul(matmul(transposed(li), inner), li)
+
+
+cholesky = _add(Primitive("cholesky", _cholesky_impl, jvp=(_cholesky_jvp,), vjp=(_cholesky_vjp,), residuals=("ans",)))
+
+
+def _eigh_impl(xp: Any, a: Any) -> Any:
+    def packed(m: Any) -> Any:
+        w, v = xp.linalg.eigh(m)
+        return xp.concat([v, w[..., None]], axis=-1)
+
+    return _refused_as_nan(xp, packed, a)
+
+
+def _eigh_parts(ans: Any) -> tuple[Any, Any]:
+    """(w, V) from the packed (..., n, n + 1)."""
+    n = ans.shape[-2]
+    v, w = _last_parts(ans, (n, 1), -1)
+    return reshaped(w, tuple(w.shape[:-1])), v
+
+
+def _reciprocal_gaps(d: Any) -> Any:
+    """JAX's ``1 / (d + I) - I`` from the gaps d (..., n, n) (0 on the diagonal): 1 / d_ij off
+    the diagonal, +inf where two eigenvalues (singular values) are equal, 0 on the diagonal;
+    computed without dividing by 0."""
+    n = d.shape[-1]
+    zero = equal(d, 0)
+    return where(zero, _matrix_mask(d, n, lambda i, j: 0.0 if i == j else math.inf), reciprocal(where(zero, 1.0, d)))
+
+
+def _eigh_jvp(t: Any, ans: Any, a: Any) -> Any:
+    w, v = _eigh_parts(ans)
+    f = _reciprocal_gaps(minus(with_axis(w, -2), with_axis(w, -1)))
+    m = matmul(matmul(transposed(v), t), v)
+    dv = matmul(v, mul(f, m))
+    return concat(dv, with_axis(_diagonal_of(m), -1), axis=-1)
+
+
+def _eigh_vjp(g: Any, ans: Any, a: Any) -> Any:
+    w, v = _eigh_parts(ans)
+    gw, gv = _eigh_parts(g)
+    f = _reciprocal_gaps(minus(with_axis(w, -2), with_axis(w, -1)))
+    inner = plus(_diag_matrix(gw), _times_or_zero(f, matmul(transposed(v), gv)))
+    return matmul(matmul(v, inner), transposed(v))
+
+
+# eigh of a symmetric matrix, packed (..., n, n + 1) = [V | w]: dw = diag(V^T dA V),
+# dV = V (F * (V^T dA V)) with F = 1 / (w_j - w_i) off the diagonal (JAX's rule).
+eigh = _add(Primitive("eigh", _eigh_impl, jvp=(_eigh_jvp,), vjp=(_eigh_vjp,), residuals=("ans",)))
+
+
+def _svd_impl(xp: Any, a: Any) -> Any:
+    def packed(m: Any) -> Any:
+        u, s, vh = xp.linalg.svd(m, full_matrices=False)
+        return xp.concat([u, s[..., None, :], xp.linalg.matrix_transpose(vh)], axis=-2)
+
+    return _refused_as_nan(xp, packed, a)
+
+
+def _svd_parts(ans: Any, m: int) -> tuple[Any, Any, Any]:
+    """(U, s, V) from the packed (..., m + 1 + n, k)."""
+    total = ans.shape[-2]
+    u, s, v = _last_parts(ans, (m, 1, total - m - 1), -2)
+    return u, reshaped(s, tuple(s.shape[:-2]) + (s.shape[-1],)), v
+
+
+def _svd_gaps(s: Any) -> Any:
+    """JAX's F: 1 / (s_j^2 - s_i^2) off the diagonal, 0 on it."""
+    row, col = with_axis(s, -2), with_axis(s, -1)
+    return _reciprocal_gaps(mul(plus(row, col), minus(row, col)))
+
+
+def _reciprocal_or_inf(s: Any) -> Any:
+    """1 / s, inf where s is 0 (a rank-deficient matrix), without dividing by 0."""
+    zero = equal(s, 0)
+    return where(zero, math.inf, reciprocal(where(zero, 1.0, s)))
+
+
+def _svd_jvp(t: Any, ans: Any, a: Any) -> Any:
+    # JAX's svd_jvp_rule for real matrices (its term for the imaginary part of diag(U^T dA V) is
+    # 0 for real ones).
+    m, n = a.shape[-2], a.shape[-1]
+    u, s, v = _svd_parts(ans, m)
+    row, col = with_axis(s, -2), with_axis(s, -1)
+    ds_mat = matmul(matmul(transposed(u), t), v)
+    f = _svd_gaps(s)
+    dss, sds = mul(row, ds_mat), mul(col, ds_mat)
+    du = matmul(u, mul(f, plus(dss, transposed(dss))))
+    dv = matmul(v, mul(f, plus(sds, transposed(sds))))
+    if m > n:
+        dav = matmul(t, v)
+        du = plus(du, div(minus(dav, matmul(u, matmul(transposed(u), dav))), row))
+    if n > m:
+        dau = matmul(transposed(t), u)
+        dv = plus(dv, div(minus(dau, matmul(v, matmul(transposed(v), dau))), row))
+    return concat(du, with_axis(_diagonal_of(ds_mat), -2), dv, axis=-2)
+
+
+def _svd_vjp(g: Any, ans: Any, a: Any) -> Any:
+    # The transpose of the JVP above.
+    m, n = a.shape[-2], a.shape[-1]
+    u, s, v = _svd_parts(ans, m)
+    gu, gs, gv = _svd_parts(g, m)
+    row, col = with_axis(s, -2), with_axis(s, -1)
+    f = _svd_gaps(s)
+    p = _times_or_zero(f, matmul(transposed(u), gu))
+    q = _times_or_zero(f, matmul(transposed(v), gv))
+    inner = plus(_diag_matrix(gs), plus(mul(plus(p, transposed(p)), row), mul(col, plus(q, transposed(q)))))
+    out = matmul(matmul(u, inner), transposed(v))
+    if m > n:  # (I - U U^T) G_U diag(1/s) V^T
+        rest = minus(gu, matmul(u, matmul(transposed(u), gu)))
+        out = plus(out, matmul(_times_or_zero(_reciprocal_or_inf(row), rest), transposed(v)))
+    if n > m:  # U diag(1/s) G_V^T (I - V V^T)
+        rest = minus(gv, matmul(v, matmul(transposed(v), gv)))
+        out = plus(out, matmul(u, transposed(_times_or_zero(_reciprocal_or_inf(row), rest))))
+    return out
+
+
+# svd (reduced), packed (..., m + 1 + n, k) = U over s over V (V = Vh^T), k = min(m, n).
+svd = _add(Primitive("svd", _svd_impl, jvp=(_svd_jvp,), vjp=(_svd_vjp,), residuals=("ans",)))
+
+
+def _qr_impl(xp: Any, a: Any) -> Any:
+    def packed(m: Any) -> Any:
+        q, r = xp.linalg.qr(m, mode="reduced")
+        return xp.concat([q, r], axis=-2)
+
+    return _refused_as_nan(xp, packed, a)
+
+
+def _strict_lower(like: Any, n: int) -> Any:
+    return _matrix_mask(like, n, lambda i, j: 1.0 if i > j else 0.0)
+
+
+def _qr_jvp(t: Any, ans: Any, a: Any) -> Any:
+    # JAX's qr_jvp_rule (Townsend's derivation) for m >= n: X = dA R^-1, Y = Q^T X,
+    # O = tril(Y, -1) - tril(Y, -1)^T, dQ = Q (O - Y) + X, dR = (Y - O) R.
+    m, n = a.shape[-2], a.shape[-1]
+    q, r = _last_parts(ans, (m, n), -2)
+    x = matmul(t, inv(r))
+    y = matmul(transposed(q), x)
+    low = mul(y, _strict_lower(y, n))
+    o = minus(low, transposed(low))
+    dq = plus(matmul(q, minus(o, y)), x)
+    dr = matmul(minus(y, o), r)
+    return concat(dq, dr, axis=-2)
+
+
+def _qr_vjp(g: Any, ans: Any, a: Any) -> Any:
+    # The transpose: M = R' R^T - Q^T Q', Y' = M - tril(M - M^T, -1), A' = (Q' + Q Y') R^-T.
+    m, n = a.shape[-2], a.shape[-1]
+    q, r = _last_parts(ans, (m, n), -2)
+    gq, gr = _last_parts(g, (m, n), -2)
+    mm = minus(matmul(gr, transposed(r)), matmul(transposed(q), gq))
+    skew = minus(mm, transposed(mm))
+    gy = minus(mm, mul(skew, _strict_lower(mm, n)))
+    return matmul(plus(gq, matmul(q, gy)), transposed(inv(r)))
+
+
+# qr (reduced) of a matrix with m >= n, packed (..., m + n, n) = Q over R. (gpuad.numpy makes the
+# wide case from the square one.)
+qr = _add(Primitive("qr", _qr_impl, jvp=(_qr_jvp,), vjp=(_qr_vjp,), residuals=("ans",)))
+
+
+def _pinv_jvp(t: Any, ans: Any, a: Any, *, rtol: float) -> Any:
+    # Golub and Pereyra 1973 (JAX's rule): dP = -P dA P + S (I - A P) + (I - P A) T with
+    # S = P P^T dA^T and T = dA^T P^T P.
+    p, tt = ans, transposed(t)
+    s_ = matmul(matmul(p, transposed(p)), tt)
+    t_ = matmul(tt, matmul(transposed(p), p))
+    out = neg(matmul(matmul(p, t), p))
+    out = plus(out, minus(s_, matmul(matmul(s_, a), p)))
+    return plus(out, minus(t_, matmul(p, matmul(a, t_))))
+
+
+def _pinv_vjp(g: Any, ans: Any, a: Any, *, rtol: float) -> Any:
+    # The transpose: A' = -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A).
+    p, pt, gt = ans, transposed(ans), transposed(g)
+    k = matmul(gt, matmul(p, pt))
+    j = matmul(matmul(pt, p), gt)
+    out = neg(matmul(matmul(pt, g), pt))
+    out = plus(out, minus(k, matmul(a, matmul(p, k))))
+    return plus(out, minus(j, matmul(matmul(j, p), a)))
+
+
+pinv = _add(
+    Primitive(
+        "pinv",
+        lambda xp, a, *, rtol: _refused_as_nan(xp, lambda m: xp.linalg.pinv(m, rtol=rtol), a),
+        jvp=(_pinv_jvp,),
+        vjp=(_pinv_vjp,),
+        residuals=("args", "ans"),
+    )
+)
 
 # ---------------------------------------------------------------------------------------------
 

@@ -2258,3 +2258,11 @@ def _polygamma(ctx: Ctx):
 def _logit(ctx: Ctx):
     i = ctx.unit(ctx.pick())  # in [-0.9, 0.9]: logit of [0.05, 0.95]
     return ctx.add_line(Line("logit", "xp.special.logit(0.5 + 0.5 * {0})", (i,), "f", ctx.nodes[i].shape), 3.0)
+# gpuad.numpy.linalg's entries (issue 23) need well-conditioned matrices (invertible, positive
+# definite, separated eigenvalues or singular values), which random programs on arbitrary nodes do
+# not make: their spec rows sample such matrices (tests/spec.py, linalg_*), and tests/test_linalg.py
+# holds the singular and degenerate points against JAX.
+NOT_GENERATED.update({
+    name: "a matrix function needing well-conditioned matrices: spec rows linalg_*, tests/test_linalg.py"
+    for name in ("inv", "solve", "det", "slogdet", "cholesky", "eigh", "svd", "qr", "pinv")
+})

@@ -20,18 +20,51 @@ from gpuad import primitives as P
 
 @dataclass(frozen=True)
 class Domain:
-    """Where an argument is sampled: uniform in [lo, hi], times a random sign when ``signed``."""
+    """Where an argument is sampled: uniform in [lo, hi], times a random sign when ``signed``; or,
+    with ``matrix``, well-conditioned matrices on the last two axes (see ``sample_matrices``)."""
 
     shape: tuple[int, ...]
     lo: float = -2.0
     hi: float = 2.0
     signed: bool = False
+    matrix: str | None = None  # "invertible", "spd" or "spectrum"
 
     def sample(self, rng: np.random.Generator, dtype: Any) -> np.ndarray:
+        if self.matrix is not None:
+            return np.asarray(sample_matrices(rng, self.shape, self.matrix), dtype=dtype)
         x = rng.uniform(self.lo, self.hi, size=self.shape)
         if self.signed:
             x = x * rng.choice([-1.0, 1.0], size=self.shape)
         return np.asarray(x, dtype=dtype)
+
+
+def sample_matrices(rng: np.random.Generator, shape: tuple[int, ...], kind: str) -> np.ndarray:
+    """Matrices of ``shape`` (..., m, n) far from the points where linear algebra's derivatives
+    blow up:
+
+    - "invertible": square, uniform entries in [-1, 1] plus (n + 1) times a random sign on the
+      diagonal (diagonally dominant: condition number below about 3, determinants of either sign);
+    - "spd": symmetric positive definite Q diag(w) Q^T, Q random orthogonal, eigenvalues
+      1 + i + uniform(0, 0.5) (gaps of at least 0.5);
+    - "spectrum": U diag(s) V^T with random orthonormal columns and singular values
+      k - i + uniform(0, 0.5), k = min(m, n) (distinct, at least 1)."""
+    lead, (m, n) = tuple(shape[:-2]), tuple(shape[-2:])
+    if kind == "invertible":
+        assert m == n, shape
+        signs = rng.choice([-1.0, 1.0], size=lead + (n,))
+        return rng.uniform(-1.0, 1.0, size=shape) + (n + 1) * signs[..., :, None] * np.eye(n)
+    if kind == "spd":
+        assert m == n, shape
+        q = np.linalg.qr(rng.standard_normal(shape))[0]
+        w = 1.0 + np.arange(n) + rng.uniform(0.0, 0.5, size=lead + (n,))
+        return (q * w[..., None, :]) @ np.swapaxes(q, -1, -2)
+    if kind == "spectrum":
+        k = min(m, n)
+        u = np.linalg.qr(rng.standard_normal(lead + (m, k)))[0]
+        v = np.linalg.qr(rng.standard_normal(lead + (n, k)))[0]
+        s = k - np.arange(k) + rng.uniform(0.0, 0.5, size=lead + (k,))
+        return (u * s[..., None, :]) @ np.swapaxes(v, -1, -2)
+    raise ValueError(f"unknown matrix kind {kind!r}")
 
 
 @dataclass(frozen=True)
@@ -545,3 +578,91 @@ row("xlogy", lambda xp, x, y: xp.special.xlogy(x, y), [R, Domain((3,), 0.3, 3.0)
 row("xlog1py", lambda xp, x, y: xp.special.xlog1py(x, y), [R, Domain((3,), -0.7, 2.0)], ["xlog1py"])
 row("logit", lambda xp, x: xp.special.logit(x), [Domain(M, 0.05, 0.95)], ["logit"])
 row("expit", lambda xp, x: xp.special.expit(x * 3.0), [R], ["logistic"])
+# gpuad.numpy.linalg (issue 23): the factorizations are table entries, the rest composites.
+# Eigenvectors and singular vectors enter through sign-free functions of them (v * v), since
+# their signs are each library's choice; QR's are LAPACK's Householder signs in both libraries.
+
+
+def INV(*shape):
+    return Domain(shape, matrix="invertible")
+
+
+def SPD(*shape):
+    return Domain(shape, matrix="spd")
+
+
+def SPEC(*shape):
+    return Domain(shape, matrix="spectrum")
+
+
+def _eigh_row(xp, a):
+    w, v = xp.linalg.eigh(a)
+    return v * v * w[..., None, :]
+
+
+def _svd_row(xp, a):
+    u, s, vh = xp.linalg.svd(a, full_matrices=False)
+    return (u * u * s[..., None, :]) @ (vh * vh)
+
+
+def _qr_row(xp, a):
+    q, r = xp.linalg.qr(a)
+    return xp.concat([q, r], axis=-2)
+
+
+def _slogdet_row(xp, a):
+    sign, logabsdet = xp.linalg.slogdet(a)
+    return sign * logabsdet
+
+
+LOOSE32 = dict(rtol32=2e-3, atol32=2e-4)
+row("linalg_det", lambda xp, a: xp.linalg.det(a), [INV(2, 3, 3)], ["det"])
+row("linalg_det_one", lambda xp, a: xp.linalg.det(a) * 2.0, [INV(4, 4)], ["det"])
+row("linalg_slogdet", _slogdet_row, [INV(2, 3, 3)], ["slogdet", "getitem"])
+row("linalg_inv", lambda xp, a: xp.linalg.inv(a), [INV(2, 3, 3)], ["inv"])
+row("linalg_solve", lambda xp, a, b: xp.linalg.solve(a, b), [INV(2, 3, 3), Domain((2, 3, 2))], ["solve"])
+row("linalg_solve_vector", lambda xp, a, b: xp.linalg.solve(a, b), [INV(3, 3), Domain((3,))], ["solve", "reshape"])
+row("linalg_solve_shared", lambda xp, a, b: xp.linalg.solve(a, b), [INV(3, 3), Domain((2, 3, 2))], ["solve"])
+row("linalg_cholesky", lambda xp, a: xp.linalg.cholesky(a), [SPD(2, 3, 3)], ["cholesky", "add", "multiply"], **LOOSE32)
+row("linalg_cholesky_upper", lambda xp, a: xp.linalg.cholesky(a, upper=True), [SPD(3, 3)], ["cholesky", "permute_dims"], **LOOSE32)
+row("linalg_eigh", _eigh_row, [SPD(2, 3, 3)], ["eigh", "getitem"], **LOOSE32)
+row("linalg_eigvalsh", lambda xp, a: xp.linalg.eigvalsh(a), [SPD(2, 3, 3)], ["eigh"], **LOOSE32)
+row("linalg_svd_tall", _svd_row, [SPEC(2, 4, 3)], ["svd", "getitem", "matmul"], **LOOSE32)
+row("linalg_svd_wide", _svd_row, [SPEC(3, 5)], ["svd", "getitem", "matmul"], **LOOSE32)
+row("linalg_svd_square", _svd_row, [SPEC(2, 3, 3)], ["svd"], **LOOSE32)
+row("linalg_svdvals", lambda xp, a: xp.linalg.svdvals(a), [SPEC(2, 3, 4)], ["svd", "getitem"], **LOOSE32)
+row("linalg_qr_tall", _qr_row, [SPEC(2, 4, 3)], ["qr", "getitem", "concat"], **LOOSE32)
+row("linalg_qr_square", _qr_row, [INV(3, 3)], ["qr"], **LOOSE32)
+row("linalg_pinv_tall", lambda xp, a: xp.linalg.pinv(a), [SPEC(2, 4, 3)], ["pinv"], **LOOSE32)
+row("linalg_pinv_wide", lambda xp, a: xp.linalg.pinv(a), [SPEC(3, 5)], ["pinv"], **LOOSE32)
+# The orders in two rows (one through singular values, one through sums of |x|): no ties at these
+# samples, so the sums' derivatives are the parts'.
+row(
+    "linalg_matrix_norm_svd_fro",
+    lambda xp, a: sum(xp.linalg.matrix_norm(a, ord=o) * w for o, w in (("fro", 1.0), ("nuc", 2.0), (2, 3.0), (-2, 4.0))),
+    [SPEC(2, 3, 4)],
+    ["svd", "sqrt", "sum", "max", "min"],
+    **LOOSE32,
+)
+row(
+    "linalg_matrix_norm_sums",
+    lambda xp, a: sum(xp.linalg.matrix_norm(a, ord=o) * w for o, w in ((1, 1.0), (-1, 2.0), (float("inf"), 3.0), (-float("inf"), 4.0))),
+    [SPEC(2, 3, 4)],
+    ["abs", "sum", "max", "min"],
+)
+row("linalg_matrix_norm_keepdims", lambda xp, a: xp.linalg.matrix_norm(a, keepdims=True, ord=2), [SPEC(2, 4, 3)], ["svd", "reshape"], **LOOSE32)
+row("linalg_matrix_power_3_5", lambda xp, a: xp.linalg.matrix_power(a, 3) + xp.linalg.matrix_power(a, 5), [Domain((2, 3, 3), -1.0, 1.0)], ["matmul"])
+row("linalg_matrix_power_neg2", lambda xp, a: xp.linalg.matrix_power(a, -2), [INV(2, 3, 3)], ["inv", "matmul"])
+row("linalg_matrix_power_0", lambda xp, a: a * xp.linalg.matrix_power(a, 0), [Domain((2, 3, 3))], ["multiply"])
+row("linalg_trace", lambda xp, a: xp.linalg.trace(a), [Domain((2, 3, 3))], ["getitem", "sum", "reshape"])
+row("linalg_trace_offset", lambda xp, a: xp.linalg.trace(a * a, offset=1), [Domain((2, 3, 4))], ["getitem", "sum"])
+row("linalg_diagonal", lambda xp, a: xp.linalg.diagonal(a, offset=-1), [Domain((2, 4, 3))], ["getitem", "reshape"])
+row("linalg_outer", lambda xp, a, b: xp.linalg.outer(a, b), [Domain((3,)), Domain((4,))], ["multiply", "reshape"])
+row("linalg_cross", lambda xp, a, b: xp.linalg.cross(a, b), [Domain((2, 3)), Domain((3,))], ["multiply", "subtract", "concat"])
+row("linalg_cross_axis", lambda xp, a, b: xp.linalg.cross(a, b, axis=-2), [Domain((3, 2)), Domain((2, 3, 2))], ["multiply", "permute_dims"])
+row(
+    "linalg_matrix_rank",
+    lambda xp, a: a * xp.astype(xp.linalg.matrix_rank(a), a.dtype)[..., None, None],
+    [SPEC(2, 3, 4)],
+    ["svd", "greater", "convert"],
+)

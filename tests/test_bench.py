@@ -27,7 +27,7 @@ def test_quick_run_checks_every_workload_and_writes_the_report(tmp_path):
     data = json.loads((out / "suite.json").read_text())
     runs = data["runs"]
     workloads = {r["workload"] for r in runs}
-    assert workloads == {"seed1", "seed2", "elem16_grad", "elem16_jvp", "mlp_weights", "mlp_inputs", "ba_jacobian", "gmm_grad"}
+    assert workloads == {"seed1", "seed2", "elem16_grad", "elem16_jvp", "mlp_weights", "mlp_inputs", "ba_jacobian", "gmm_grad", "gauss3_grad"}
     assert {r["lib"] for r in runs} == {"gpuad", "gpuad-jit", "hand"}
     assert all(r["ok"] for r in runs), [r for r in runs if not r["ok"]]
     assert all(r["seconds"] > 0 for r in runs)

@@ -4,6 +4,8 @@ clear error."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import sys
 import zlib
@@ -26,7 +28,7 @@ B = 3  # points per spec row: enough to see per-point bookkeeping, cheap enough 
 def batch(spec, dtype="float64", n=B):
     """n points of each of the row's arguments, sampled in the row's domains (batch on axis 0)."""
     rng = np.random.default_rng(zlib.crc32(spec.name.encode()) + 7)
-    return tuple(Domain((n,) + d.shape, d.lo, d.hi, d.signed).sample(rng, dtype) for d in spec.args)
+    return tuple(dataclasses.replace(d, shape=(n,) + d.shape).sample(rng, dtype) for d in spec.args)
 
 
 def on_gpuad(spec):

@@ -30,6 +30,8 @@ ORDER = [
     "numpy._core", "numpy._indexing", "numpy._composites", "numpy._updates",
     # the array API standard's remaining functions and einsum (issue 22)
     "numpy._inspection", "numpy._manipulation", "numpy._searching", "numpy._bitwise", "numpy._einsum", "numpy.fft",
+    # the array API's linalg extension (issue 23)
+    "numpy._linalg",
     # NumPy's __array_ufunc__/__array_function__ on traced values (issue 22), installed by _operators
     "numpy._numpy_protocols",
     "numpy._operators", "numpy",

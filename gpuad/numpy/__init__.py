@@ -17,6 +17,7 @@ from ._composites import *  # noqa: F401, F403
 from ._updates import at  # noqa: F401  (gnp.at(x)[idx].set(v); x.at on traced values)
 from ._einsum import einsum  # noqa: F401
 from . import fft  # noqa: F401  (the standard's fft extension: gnp.fft.fft, ...)
+from ._linalg import linalg  # noqa: F401  (the array API's linalg extension)
 # The array API standard's remaining functions: inspection, manipulation, sorting, searching,
 # bitwise and set functions, and NumPy's spellings.
 from ._inspection import __array_namespace_info__  # noqa: F401

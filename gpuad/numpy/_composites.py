@@ -11,7 +11,7 @@ from ..custom import custom_jvp as _custom_jvp
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array, _normalize_axes
 
-__all__ = ["angle", "logsumexp", "softmax", "log_softmax", "sigmoid", "softplus", "vector_norm", "linalg", "relu"]
+__all__ = ["angle", "logsumexp", "softmax", "log_softmax", "sigmoid", "softplus", "vector_norm", "relu"]
 
 # ---------------------------------------------------------------------------------------------
 # Composites users expect, written to be numerically stable
@@ -141,20 +141,6 @@ def vector_norm(x: Any, /, *, axis: Any = None, keepdims: builtins.bool = False,
     if isinstance(ord, (int, float)) and not isinstance(ord, builtins.bool) and ord > 0:
         return sum(abs(x) ** ord, axis=axes, keepdims=keepdims) ** (1.0 / ord)
     raise ValueError(f"vector_norm: ord must be a positive number or +-inf, got {ord!r}")
-
-
-class _Linalg:
-    """``gpuad.numpy.linalg``: the array API's linear-algebra extension (the part gpuad has)."""
-
-    def __init__(self) -> None:
-        self.vector_norm = vector_norm
-        self.matmul = matmul
-        self.matrix_transpose = matrix_transpose
-        self.tensordot = tensordot
-        self.vecdot = vecdot
-
-
-linalg = _Linalg()
 
 
 def relu(x: Any, /) -> Any:

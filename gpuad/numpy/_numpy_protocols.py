@@ -27,12 +27,12 @@ import numpy  # host-ok: NumPy's protocols name NumPy's functions; no array is c
 from ..tracing import Tracer
 from ._bitwise import NUMPY_NAMES
 from ._bitwise import bitwise_and, bitwise_invert, bitwise_left_shift, bitwise_or, bitwise_right_shift, bitwise_xor
-from ._composites import linalg as _linalg
 from ._composites import angle, vector_norm
 from ._core import *  # noqa: F403  (the namespace's functions)
 from ._core import _as_array, _normalize_axis
 from ._einsum import einsum as _einsum
 from ._indexing import getitem
+from ._linalg import linalg as _linalg
 from ._manipulation import (
     cumulative_prod, diff, meshgrid, repeat, roll, take, take_along_axis, tile, tril, triu, unstack,
 )
@@ -685,6 +685,16 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "linalg.vecdot": lambda x1, x2, /, *, axis=-1: vecdot(x1, x2, axis=axis),
     "linalg.tensordot": _tensordot,
     "linalg.matrix_transpose": lambda x, /: matrix_transpose(x),
+    # the standard's linalg functions whose NumPy signature and meaning are the same
+    "linalg.det": lambda a: _linalg.det(a), "linalg.slogdet": lambda a: _linalg.slogdet(a),
+    "linalg.inv": lambda a: _linalg.inv(a), "linalg.solve": lambda a, b: _linalg.solve(a, b),
+    "linalg.matrix_power": lambda a, n: _linalg.matrix_power(a, n),
+    "linalg.svdvals": lambda x, /: _linalg.svdvals(x),
+    "linalg.outer": lambda x1, x2, /: _linalg.outer(x1, x2),
+    "linalg.cross": lambda x1, x2, /, *, axis=-1: _linalg.cross(x1, x2, axis=axis),
+    "linalg.diagonal": lambda x, /, *, offset=0: _linalg.diagonal(x, offset=offset),
+    "linalg.trace": lambda x, /, *, offset=0, dtype=None: _linalg.trace(x, offset=offset, dtype=dtype),
+    "linalg.matrix_norm": lambda x, /, *, keepdims=False, ord="fro": _linalg.matrix_norm(x, keepdims=keepdims, ord=ord),
     # creation from an array, dtypes
     "zeros_like": _like(zeros_like, "zeros_like"), "ones_like": _like(ones_like, "ones_like"),
     "empty_like": _like(empty_like, "empty_like"), "full_like": _full_like,
@@ -703,9 +713,13 @@ HINTS = {
     "logaddexp2": "gpuad.numpy.logaddexp(x1 * log(2), x2 * log(2)) / log(2)",
     "heaviside": "gpuad.numpy.where(x1 > 0, 1.0, gpuad.numpy.where(x1 == 0, x2, 0.0))",
     "allclose": "gpuad.numpy.all(abs(a - b) <= atol + rtol * abs(b)) (a comparison: no derivative)",
-    "linalg.det": "not differentiable in gpuad yet",
-    "linalg.inv": "not differentiable in gpuad yet",
-    "linalg.solve": "not differentiable in gpuad yet",
+    "linalg.cholesky": "gpuad.numpy.linalg.cholesky(a, upper=...) (it factors (a + a^T) / 2 as JAX; NumPy reads the lower triangle)",
+    "linalg.eigh": "gpuad.numpy.linalg.eigh(a) (it factors (a + a^T) / 2 as JAX; NumPy reads one triangle, UPLO)",
+    "linalg.eigvalsh": "gpuad.numpy.linalg.eigvalsh(a) (of (a + a^T) / 2, as JAX)",
+    "linalg.svd": "gpuad.numpy.linalg.svd(a, full_matrices=False) (no compute_uv, no hermitian)",
+    "linalg.qr": "gpuad.numpy.linalg.qr(a) (modes 'reduced' and 'complete' where it is the reduced one)",
+    "linalg.pinv": "gpuad.numpy.linalg.pinv(a, rtol=...) (JAX's default cutoff, not NumPy's rcond=1e-15)",
+    "linalg.matrix_rank": "gpuad.numpy.linalg.matrix_rank(a, rtol=...) (relative tolerance, no hermitian)",
     "median": "gpuad.numpy.sort along the axis and the middle element(s)",
     "diagonal": "gpuad.numpy.einsum('...ii->...i', x) for the main diagonal",
 }
