@@ -179,15 +179,22 @@ SPECS: list[Spec] = []
 SLOW = pytest.mark.slow
 
 
+def is_variant(s) -> bool:
+    """A broadcasting variant of a binary op, or another row of a function that has a main row (a
+    second domain, a keyword): checked at first order in float64; the higher-order, float32 and
+    other-batching runs are its main row's."""
+    return bool(s.extra.get("broadcast_variant") or s.extra.get("variant"))
+
+
 def core(specs):
-    """The rows without the extra broadcasting variants of the binary ops: for the expensive
-    higher-order tests (broadcasting is covered by the first-order tests of every variant)."""
-    return [s for s in specs if not s.extra.get("broadcast_variant")]
+    """The rows without the variants (is_variant): for the expensive higher-order tests
+    (broadcasting and the variants' domains are covered by the first-order tests of every row)."""
+    return [s for s in specs if not is_variant(s)]
 
 
 def spec_cases(specs):
     """One case per row, the broadcasting variants marked slow (the quick subset leaves them out)."""
-    return [pytest.param(sp, id=sp.name, marks=SLOW if sp.extra.get("broadcast_variant") else ()) for sp in specs]
+    return [pytest.param(sp, id=sp.name, marks=SLOW if is_variant(sp) else ()) for sp in specs]
 
 
 def dtype_cases(specs):
@@ -201,7 +208,7 @@ def dtype_cases(specs):
         for dt in ("float64", "float32"):
             if dt == "float32" and sp.name not in core_names:
                 continue
-            slow = dt == "float32" or sp.extra.get("broadcast_variant")
+            slow = dt == "float32" or is_variant(sp)
             out.append(pytest.param(sp, dt, id=f"{dt}-{sp.name}", marks=SLOW if slow else ()))
     return out
 
@@ -666,3 +673,16 @@ row(
     [SPEC(2, 3, 4)],
     ["svd", "greater", "convert"],
 )
+
+
+# Second rows of functions with a main row above: first order only (see is_variant).
+VARIANTS = {
+    "linalg_det_one", "linalg_solve_vector", "linalg_solve_shared", "linalg_cholesky_upper", "linalg_svd_wide",
+    "linalg_svd_square", "linalg_qr_square", "linalg_pinv_wide", "linalg_matrix_norm_sums",
+    "linalg_matrix_norm_keepdims", "linalg_matrix_power_neg2", "linalg_matrix_power_0", "linalg_trace_offset",
+    "linalg_cross_axis", "erf_tails", "erfinv_near_one", "gammaln_negative", "digamma_negative",
+}
+for _s in SPECS:
+    if _s.name in VARIANTS:
+        _s.extra["variant"] = True
+assert VARIANTS <= {_s.name for _s in SPECS}, sorted(VARIANTS - {_s.name for _s in SPECS})
