@@ -1788,7 +1788,7 @@ def _irfft_vjp(g: Any, ans: Any, y: Any, *, axis: int, n: int) -> Any:
     xp, device = namespace_and_device(r)
     weights = xp.asarray(w, dtype=xp.float32 if dtype_name(r.dtype) == "complex64" else xp.float64, device=device)
     weights = reshaped(weights, (m,) + (1,) * (-axis - 1))
-    return conj(div(mul(r, weights), float(n)))
+    return conj(div(mul(r, weights), float(n)))  # host-ok: n is a Python int parameter
 
 
 irfft = _add(Primitive(

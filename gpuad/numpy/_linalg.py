@@ -123,7 +123,7 @@ def _rtol(rtol: Any, fn: str) -> float | None:
         return None
     if isinstance(rtol, builtins.bool) or not isinstance(rtol, (int, float)):
         raise TypeError(f"linalg.{fn}: rtol must be a Python number (or None for the default), got {type(rtol).__name__}")
-    return float(rtol)
+    return float(rtol)  # host-ok: a Python number
 
 
 # ---------------------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def polygamma(n: Any, x: Any) -> Any:
     if isinstance(n, int) and not isinstance(n, bool):
         if n < 0:
             raise ValueError(f"gpuad.scipy.special.polygamma: n must be >= 0, got {n}")
-        return _p.polygamma(float(n), _real(x, "polygamma"))
+        return _p.polygamma(float(n), _real(x, "polygamma"))  # host-ok: a Python int
     n = _as_array(n, "gpuad.scipy.special.polygamma: n")
     kind = dtype_name(n.dtype)
     if not kind.startswith(("int", "uint")):
