@@ -38,7 +38,6 @@ from .primitives import Primitive, add, axis_moved, broadcasted, filled_like
 from .reverse import Record, ReverseTrace, ReverseTracer, backward
 from .speedups import pooled_empty
 from .tracing import HigherOrderCall, PrimalTracer, Tracer, bind, call_higher_order, context_namespace, current_pool, open_trace
-from .transforms import _CheckpointCall
 from .tree import tree_flatten, tree_unflatten
 from .uniform import Uniform, as_array
 
@@ -237,10 +236,6 @@ def _retrace(body_fun: Callable[[list[Any]], list[Any]], reps: Sequence[Any], wh
 
 def _zeros(aval: tuple[tuple[int, ...], Any], xp: Any, device: Any) -> Any:
     return xp.zeros(aval[0], dtype=aval[1], device=device)
-
-
-def _is_float(aval: tuple[tuple[int, ...], Any]) -> bool:
-    return backend.is_real_float(aval[1])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -449,7 +449,7 @@ def _check_real_outputs(outs: Sequence[Any], transform: str, holomorphic: bool) 
 
 def grad(fun: Callable[..., Any], argnums: int | Sequence[int] = 0, has_aux: bool = False, holomorphic: bool = False) -> Callable[..., Any]:
     """The gradient of a real scalar function, as ``jax.grad``. Of complex inputs it is JAX's
-    (the conjugate of df/dz* times 2... that is, for f(z) = |z|**2 it gives 2 conj(z)); with
+    (for f(z) = |z|**2 it gives 2 conj(z): conjugate it for the steepest-ascent direction); with
     ``holomorphic=True`` the complex derivative f'(z) of a complex-valued holomorphic function.
 
     >>> import numpy as np, gpuad.numpy as gnp
