@@ -600,17 +600,22 @@ class _WarnAtUserLine:
     __slots__ = ()
 
     def write(self, message: str) -> None:
-        text = message.removeprefix("Warning: ").rstrip("\n")
-        frame = user_frame(sys._getframe(1))
-        if frame is None:  # called from gpuad itself, with no user code above: NumPy's own place
-            warnings.warn(text, RuntimeWarning, stacklevel=2)
-            return
-        g = frame.f_globals
-        warnings.warn_explicit(
-            text, RuntimeWarning, frame.f_code.co_filename, frame.f_lineno,
-            module=g.get("__name__", "<string>"), registry=g.setdefault("__warningregistry__", {}),
-            module_globals=g,
-        )
+        warn_at_user_line(message.removeprefix("Warning: ").rstrip("\n"), RuntimeWarning)
+
+
+def warn_at_user_line(text: str, category: type[Warning]) -> None:
+    """A warning that names the first frame outside gpuad (and the array libraries it calls), with
+    that module's warning registry, so "default" shows it once there."""
+    frame = user_frame(sys._getframe(1))
+    if frame is None:  # called from gpuad itself, with no user code above
+        warnings.warn(text, category, stacklevel=3)
+        return
+    g = frame.f_globals
+    warnings.warn_explicit(
+        text, category, frame.f_code.co_filename, frame.f_lineno,
+        module=g.get("__name__", "<string>"), registry=g.setdefault("__warningregistry__", {}),
+        module_globals=g,
+    )
 
 
 def _error_state_api() -> tuple[Any, Any, Any, Any, Any] | None:

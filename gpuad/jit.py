@@ -24,6 +24,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 from . import backend
+from .compiler import lowering, toolchain
 from .speedups import ufunc_with_out
 from .primitives import Primitive
 from .tracing import ConcretizationError, HigherOrderCall, Trace, Tracer, bind, open_trace, reuses_buffers
@@ -175,6 +176,7 @@ class _Compiled:
     def __init__(self, xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any], out_tree: Any):
         self.xp = xp
         self.out_tree = out_tree
+        program, self.report = _compiled_kernels(xp, program, avals, in_vars, outputs)
         self.n_vars = len(avals)
         self.in_vars = in_vars
         # Aliasing: an elementwise result is a fresh buffer of its own (a "root"); any other
@@ -185,7 +187,10 @@ class _Compiled:
             roots[v] = frozenset((v,))
         for prim, refs, _, out in program:
             outs = out if type(out) is tuple else (out,)
-            if prim.ufunc is not None:
+            if prim.fresh:  # a compiled kernel's outputs: new arrays
+                for o in outs:
+                    roots[o] = frozenset((o,))
+            elif prim.ufunc is not None:
                 roots[out] = frozenset((out,))
             else:
                 shared = frozenset().union(*(roots[r] if type(r) is int else (_CONST_ROOT,) for r in refs))
@@ -274,6 +279,31 @@ class _Compiled:
 
     def _replay(self, arrays: Sequence[Any]) -> Any:
         return tree_unflatten(self.out_tree, self.replay_flat(arrays))
+
+
+def _compiled_kernels(xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any]) -> tuple[list, Any]:
+    """The program with its per-point runs compiled into kernels (gpuad.compiler), as GPUAD_JIT
+    says: "replay" never compiles, "compile" raises where it cannot, unset compiles where it can
+    and otherwise warns once (at the user's line) and replays."""
+    mode = lowering.jit_mode()
+    if mode == "replay":
+        return program, lowering.CompileReport("replay", len(program), reason=f"{lowering.JIT_ENV}=replay")
+    try:
+        new_program, report = lowering.compile_program(xp, program, avals, in_vars, outputs)
+    except toolchain.CompileError as e:
+        if mode == "compile":
+            raise
+        new_program, report = program, lowering.CompileReport("replay", len(program), reason=str(e))
+        report.warn = True
+    if not report.kernels and mode == "compile":
+        raise toolchain.CompileError(f"jit: {lowering.JIT_ENV}=compile, but nothing in this recording compiles: {report.reason}")
+    if report.warn:
+        backend.warn_at_user_line(
+            f"jit: replaying the recorded array operations instead of compiling them: {report.reason} "
+            f"(set {lowering.JIT_ENV}=replay to choose the replay and silence this)",
+            lowering.CompileWarning,
+        )
+    return new_program, report
 
 
 class user_error_state:  # noqa: N801  (a context manager, used as a function)
@@ -383,6 +413,8 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
         return compiled(arrays)
 
     jitted.cache_size = lambda: len(cache)  # type: ignore[attr-defined]
+    # What was compiled (or why not), one report per recording kept: README "Speed".
+    jitted.reports = lambda: [entry[0].report for entry in cache.values()]  # type: ignore[attr-defined]
     # A buffer pool per jitted function, as for the transforms: loops (gpuad.lax) take their stacked
     # outputs from it rather than fresh pages every call.
     return reuses_buffers(jitted)

@@ -71,6 +71,7 @@ class Primitive:
     batch: Rule | None = None
     ufunc: str | None = None
     standard: str | None = None  # _UNARY/_BINARY: the array API's function of this name (see below)
+    fresh: bool = False  # its results are new memory, never views of its operands (a compiled kernel)
 
     def __post_init__(self) -> None:
         # Precomputed so the tape decides what to keep with two attribute reads per operation.

@@ -22,7 +22,9 @@ ORDER = [
     # the primitive table
     "primitives",
     # the engines
-    "cotangents", "forward", "reverse", "batching", "jit",
+    "cotangents", "forward", "reverse", "batching",
+    # the compiler jit uses (issue 21): toolchain, scalar form and its text, kernel plans, lowering
+    "compiler", "compiler.toolchain", "compiler.scalar", "compiler.fusion", "compiler.lowering", "jit",
     # the transforms
     "transforms", "forward_transforms", "custom",
     # the gpuad.numpy namespace: its functions, indexing, composites with custom rules, the

@@ -1,0 +1,384 @@
+"""Per-point kernels: a recorded program with runs of operations replaced by compiled kernels.
+
+The recording of a vmapped function has the batch axis in front of every batched value, and every
+primitive's parameters are per point (negative axes, per-point shapes). A kernel loops over that
+axis (``n`` points) and computes, for each point, every element of every value it holds as one
+scalar (``scalar.py``): elementwise maths, reductions and products over the per-point axes,
+indexing and its transposes, all in registers; only the values read outside the kernel are
+written to memory. An operation joins a kernel only if its result at point ``i`` depends on its
+operands at point ``i`` alone (checked per primitive in ``_operand_forms``), its per-point sizes
+are small, and the compiler knows it; anything else (a big matrix product, a sort, a linear
+solve) stays an array-library operation between kernels, and a kernel ends where such an
+operation reads one of its values.
+
+A program without a batch axis (``jit(grad(f))`` on one point) is one "point": every value whole,
+a loop of one. ``plan`` tries both readings and keeps the one that compiles more operations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+
+from .. import backend
+from ..primitives import Primitive, _TABLE
+from . import scalar, toolchain
+from .scalar import Builder, Scalar
+
+__all__ = ["Kernel", "Built", "plan", "build_kernel", "compiles"]
+
+MAX_POINT_ELEMENTS = 48  # elements of one value per point (wider values: the library, until fused loops come)
+MAX_KERNEL_ELEMENTS = 6000  # per-point elements written by one kernel's operations (compile time)
+MAX_WHOLE_ELEMENTS = 4096  # elements of an operand every point reads whole (a weight matrix)
+MAX_MATMUL = 2048  # multiply-adds per point of a matrix product in a kernel
+INLINE_CONSTANT = 64  # constants up to this size become literals of the source
+MIN_OPS = 2  # a kernel of one operation is no better than the library's own
+
+_STRUCTURAL = frozenset((
+    "getitem", "reshape", "broadcast_to", "permute_dims", "flip", "concat", "embed", "embed_add",
+    "sum", "prod", "cumulative_sum", "matmul", "max", "min",
+))
+_ONE_OPERAND_LEAD = frozenset(("getitem", "permute_dims", "embed"))
+
+
+@dataclass
+class Kernel:
+    """A run of program operations (indices) compiled as one loop over ``n`` points
+    (``batched``), or over one point holding every value whole."""
+
+    batched: bool
+    n: int
+    ops: list[int] = field(default_factory=list)
+    inside: set[int] = field(default_factory=set)  # variables its operations compute
+    elements: int = 0
+
+
+def _shape_dtype(ref: Any, avals: list[Any]) -> tuple[tuple[int, ...], str] | None:
+    if type(ref) is int:
+        aval = avals[ref]
+        return None if aval is None else (aval[0], backend.dtype_name(aval[1]))
+    v = ref.value
+    if type(v) in (bool, int, float):
+        return (), "weak"  # a Python number: it takes the other operands' dtype, as in NumPy
+    if not backend.is_array(v) and not isinstance(v, numpy.generic):
+        return None
+    return tuple(v.shape), backend.dtype_name(v.dtype)
+
+
+def _concrete(dtypes: list[str], out_dtype: str) -> list[str]:
+    """Operand dtypes with Python numbers given the dtype they compute in."""
+    typed = [d for d in dtypes if d != "weak"]
+    common = str(numpy.result_type(*typed)) if typed else out_dtype
+    return [common if d == "weak" else d for d in dtypes]
+
+
+def _operand_forms(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out_shape: tuple[int, ...], avals: list[Any], n: int | None, inside: set[int]) -> list[str] | None:
+    """How each operand is read per point ("point": its slice at the point; "whole": all of it,
+    the same for every point), or None if the operation cannot join a kernel in this reading
+    (``n`` points along axis 0; None: one point, every value whole)."""
+    shapes = [_shape_dtype(r, avals) for r in refs]
+    if any(s is None for s in shapes):
+        return None
+    if n is None:
+        return ["whole"] * len(refs)
+    name = prim.name
+    forms = []
+    for r, (shape, _) in zip(refs, shapes):
+        at_points = len(shape) >= 1 and shape[0] == n
+        internal = type(r) is int and r in inside
+        if name in _STRUCTURAL:
+            aligned = at_points and _aligned_structural(name, params, shape, out_shape, len(forms), len(refs))
+        else:  # elementwise, with NumPy's broadcasting: an operand of full rank lines up with the result
+            aligned = at_points and len(shape) == len(out_shape)
+        if aligned:
+            forms.append("point")
+        elif internal or math.prod(shape) > MAX_WHOLE_ELEMENTS:
+            return None  # a value of the kernel is only known one point at a time
+        elif name in _STRUCTURAL and not _whole_allowed(name, params, shape, out_shape, len(forms)):
+            return None
+        else:
+            forms.append("whole")
+    if name in _STRUCTURAL and "point" not in forms and name != "broadcast_to":
+        return None
+    return forms
+
+
+def _lead(name: str, params: dict[str, Any], shape: tuple[int, ...], position: int) -> int:
+    """How many leading axes of the operand the primitive's per-point parameters leave alone."""
+    if name == "getitem":
+        return len(shape) - sum(1 for item in params["index"][1:] if item is not None)
+    if name == "embed":
+        return len(shape) - _index_ndim(params["index"])
+    if name == "embed_add":
+        has_base = params["has_base"]
+        if has_base and position == 0:
+            return -1  # the base: elementwise with the result
+        index = params["indices"][position - (1 if has_base else 0)]
+        return len(shape) - _index_ndim(index)
+    if name == "permute_dims":
+        return len(shape) - len(params["axes"])
+    if name in ("reshape", "broadcast_to"):
+        return len(shape) - params["in_ndim"]
+    return 0
+
+
+def _index_ndim(index: tuple[Any, ...]) -> int:
+    return sum(1 for item in index[1:] if item is None or isinstance(item, slice))
+
+
+def _aligned_structural(name: str, params: dict[str, Any], shape: tuple[int, ...], out_shape: tuple[int, ...], position: int, count: int) -> bool:
+    """Whether the primitive maps the operand's axis 0 to the result's axis 0 point by point."""
+    ndim = len(shape)
+    if name == "embed_add" and params["has_base"] and position == 0:
+        return ndim == len(out_shape)
+    if name in _ONE_OPERAND_LEAD or name == "embed_add":
+        lead = _lead(name, params, shape, position)
+        if lead >= 1:
+            return True
+        if name == "permute_dims":
+            return params["axes"][0] == 0
+        if name == "getitem":
+            first = params["index"][1]
+            return isinstance(first, slice) and first.indices(shape[0]) == (0, shape[0], 1)
+        return False
+    if name in ("reshape", "broadcast_to"):
+        if _lead(name, params, shape, position) >= 1:
+            return True
+        return len(params["shape"]) >= 1 and params["shape"][0] == shape[0] and len(out_shape) >= 1
+    if name in ("sum", "prod", "flip", "max", "min"):
+        return -ndim not in params["axis"]
+    if name == "cumulative_sum":
+        return params["axis"] % ndim != 0
+    if name == "concat":
+        return params["axis"] % len(out_shape) != 0 and ndim == len(out_shape)
+    if name == "matmul":
+        va, vb = params.get("vec", (False, False))
+        if position == 0:
+            return ndim >= 3 or (ndim == 2 and not va) or (va and ndim >= 2)
+        return ndim >= 3 or (vb and ndim >= 2)
+    return False
+
+
+def _whole_allowed(name: str, params: dict[str, Any], shape: tuple[int, ...], out_shape: tuple[int, ...], position: int) -> bool:
+    """Whether an operand the points do not index may be read whole by this structural primitive."""
+    if name == "matmul":
+        return True
+    if name == "broadcast_to":  # a shared value repeated over the points
+        return _lead(name, params, shape, position) == 0 and (len(shape) < len(params["shape"]) or shape[0] == 1)
+    if name == "embed_add" and params["has_base"] and position == 0:
+        return True
+    return False
+
+
+def compiles(prim: Primitive) -> bool:
+    """Whether the compiler knows the primitive at all (it may still leave a given use of it to
+    the array library: big per-point sizes, an operand read across points, other dtypes)."""
+    return _TABLE.get(prim.name) is prim and (prim.name in _STRUCTURAL or prim.name in scalar.ELEMENTWISE)
+
+
+def _known(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: Any, avals: list[Any]) -> bool:
+    if type(out) is not int or avals[out] is None or _TABLE.get(prim.name) is not prim:
+        return False
+    out_dtype = backend.dtype_name(avals[out][1])
+    if out_dtype not in scalar.C_TYPES:
+        return False
+    shapes = [_shape_dtype(r, avals) for r in refs]
+    if any(s is None for s in shapes):
+        return False
+    dtypes = _concrete([s[1] for s in shapes], out_dtype)
+    if prim.name in _STRUCTURAL:
+        return all(d in scalar.C_TYPES for d in dtypes)
+    return scalar.elementwise_rule(prim.name, params, dtypes, out_dtype) is not None
+
+
+def _point_elements(shape: tuple[int, ...], n: int | None) -> int:
+    return math.prod(shape[1:]) if n is not None else math.prod(shape)
+
+
+def _partition(program: list, avals: list[Any], n: int | None, taken: set[int]) -> list[Kernel]:
+    """Kernels of one reading (``n`` points, or one point) over the operations not ``taken`` by
+    kernels already planned (those count as array-library operations here)."""
+    kernels: list[Kernel] = []
+    current: Kernel | None = None
+    for k, (prim, refs, params, out) in enumerate(program):
+        forms = None
+        if k not in taken and _known(prim, refs, params, out, avals):
+            shape = avals[out][0]
+            if (n is None or (len(shape) >= 1 and shape[0] == n)) and _point_elements(shape, n) <= MAX_POINT_ELEMENTS:
+                forms = _operand_forms(prim, refs, params, shape, avals, n, current.inside if current else set())
+                if forms is not None and n is None and any(math.prod(_shape_dtype(r, avals)[0]) > MAX_POINT_ELEMENTS for r in refs):
+                    forms = None
+                if forms is not None and prim.name == "matmul" and _matmul_cost(refs, avals, n) > MAX_MATMUL:
+                    forms = None
+        if forms is not None:
+            size = _point_elements(avals[out][0], n)
+            if current is None or current.elements + size > MAX_KERNEL_ELEMENTS:
+                current = Kernel(batched=n is not None, n=n if n is not None else 1)
+                kernels.append(current)
+            current.ops.append(k)
+            current.inside.add(out)
+            current.elements += size
+            continue
+        # An array-library operation: a kernel whose value it reads ends here (it runs before it).
+        if current is not None and any(type(r) is int and r in current.inside for r in refs):
+            current = None
+    return [kern for kern in kernels if len(kern.ops) >= MIN_OPS]
+
+
+def _matmul_cost(refs: tuple[Any, ...], avals: list[Any], n: int | None) -> int:
+    (a, _), (b, _) = (_shape_dtype(r, avals) for r in refs)
+    a_pt = a[1:] if n is not None and len(a) >= 2 and a[0] == n else a
+    return math.prod(a_pt) * (b[-1] if len(b) >= 2 else 1)
+
+
+def plan(program: list, avals: list[Any], in_vars: list[int]) -> list[Kernel]:
+    """The kernels of the reading with points along an input's leading axis that compiles the
+    most operations, then one-point kernels over the rest (the shared parameters' own work)."""
+    sizes = []
+    for v in in_vars:
+        shape = avals[v][0] if avals[v] is not None else ()
+        if len(shape) >= 1 and shape[0] not in sizes:
+            sizes.append(shape[0])
+    best: list[Kernel] = []
+    for n in sizes:
+        kernels = _partition(program, avals, n, set())
+        if sum(len(k.ops) for k in kernels) > sum(len(k.ops) for k in best):
+            best = kernels
+    taken = {i for k in best for i in k.ops}
+    # Where a kernel's results are read by a later kernel of the other reading, the closing
+    # rule (an operation outside a kernel that reads it ends it) keeps every kernel's launch,
+    # placed after its last operation, after everything it reads.
+    return sorted(best + _partition(program, avals, None, taken), key=lambda k: k.ops[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a kernel: run its operations on scalars
+# ---------------------------------------------------------------------------------------------
+
+_NP = backend.namespace_of_backend("numpy")
+
+
+class _Operands:
+    """The kernel's operands (program variables or constants, each read per point or whole) and
+    the scalars that read them."""
+
+    def __init__(self, builder: Builder, kernel: Kernel):
+        self.b, self.kernel = builder, kernel
+        self.refs: list[Any] = []  # program refs, in slot order
+        self.specs: list[tuple[str, int, tuple[int, ...]]] = []  # (dtype, elements per point, shape)
+        self._slots: dict[Any, int] = {}
+
+    def read(self, ref: Any, form: str, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
+        """An object array of scalars for the operand: its point's slice (with a leading axis of
+        1) or all of it."""
+        point = form == "point" and self.kernel.batched
+        if type(ref) is not int:
+            value = ref.value if backend.is_array(ref.value) else numpy.asarray(ref.value)
+            uniform = all(s == 0 for s in getattr(value, "strides", ())) or math.prod(shape) == 1
+            # Small constants read whole, and uniform ones (a symbolic zero's view), become literals;
+            # a constant that varies along the points' axis is read per point like any operand.
+            if uniform or (not point and math.prod(shape) <= INLINE_CONSTANT):
+                # host-ok: a constant of the recording, small or uniform, read once when compiling
+                host = backend.to_numpy(value[(0,) * value.ndim] if uniform and value.ndim else value)
+                flat = host.reshape(-1)
+                out = numpy.empty(shape, dtype=object)
+                out_flat = out.reshape(-1)
+                for j in range(out_flat.size):
+                    out_flat[j] = self.b.const(flat[j] if flat.size > 1 else flat[0], dtype)
+                return out[:1] if point else out
+        key = (id(ref) if type(ref) is not int else ref, point)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = len(self.refs)
+            self.refs.append(ref)
+            self.specs.append((dtype, math.prod(shape[1:]) if point else math.prod(shape), shape))
+        per_point = (1,) + tuple(shape[1:]) if point else shape
+        out = numpy.empty(per_point, dtype=object)
+        flat = out.reshape(-1)
+        for j in range(flat.size):
+            flat[j] = self.b.load(slot, j, dtype, point or not self.kernel.batched)
+        return out
+
+
+def _extremum(builder: Builder, x: numpy.ndarray, op: str, axis: tuple[int, ...], keepdims: bool) -> numpy.ndarray:
+    """max/min over negative axes with NumPy's NaN propagation, as one fold per axis."""
+    fold = numpy.frompyfunc(lambda a, b: builder.node(op, (a, b), a.dtype), 2, 1)
+    for ax in sorted(axis):
+        x = fold.reduce(x, axis=ax, keepdims=True)
+    return x if keepdims else x.reshape(tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axis))
+
+
+def _run_structural(builder: Builder, prim: Primitive, operands: list[numpy.ndarray], params: dict[str, Any], out_shape: tuple[int, ...], n: int | None) -> numpy.ndarray:
+    if prim.name in ("max", "min"):
+        return _extremum(builder, operands[0], prim.name, params["axis"], params["keepdims"])
+    params = dict(params)
+    if n is not None and prim.name in ("reshape", "broadcast_to") and len(params["shape"]) == len(out_shape):
+        # A whole-shape reshape or broadcast that keeps the points' axis: per point, the same on a
+        # points' axis of 1.
+        params["shape"] = (1,) + tuple(params["shape"][1:])
+    return prim.impl(_NP, *operands, **params)
+
+
+def _as_scalars(b: Builder, values: Any, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
+    arr = numpy.asarray(values, dtype=object)
+    if tuple(arr.shape) != shape:
+        raise toolchain.CompileError(f"internal: a kernel value has shape {arr.shape}, expected {shape}")
+    flat = arr.reshape(-1)
+    out = numpy.empty(flat.size, dtype=object)
+    for j, s in enumerate(flat):
+        out[j] = b.cast(s, dtype) if isinstance(s, Scalar) else b.const(s, dtype)
+    return out.reshape(shape)
+
+
+@dataclass
+class Built:
+    """A kernel ready to emit: its operands, outputs and scalars."""
+
+    kernel: Kernel
+    builder: Builder
+    refs: list[Any]  # program refs of the operands, in slot order
+    operand_specs: list[tuple[str, int, tuple[int, ...]]]
+    outputs: list[int]  # program variables it writes
+    scalars: list[list[Scalar]]  # per output, its per-point scalars
+    out_shapes: list[tuple[int, ...]]
+    out_dtypes: list[str]
+
+
+def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: set[int]) -> Built:
+    b = Builder()
+    operands = _Operands(b, kernel)
+    values: dict[int, numpy.ndarray] = {}
+    n = kernel.n if kernel.batched else None
+    for k in kernel.ops:
+        prim, refs, params, out = program[k]
+        out_shape = tuple(avals[out][0])
+        out_dtype = backend.dtype_name(avals[out][1])
+        forms = _operand_forms(prim, refs, params, out_shape, avals, n, kernel.inside)
+        dtypes = _concrete([_shape_dtype(r, avals)[1] for r in refs], out_dtype)
+        args = []
+        for r, form, dtype in zip(refs, forms, dtypes):
+            if type(r) is int and r in values:
+                args.append(values[r])
+            else:
+                args.append(operands.read(r, form, _shape_dtype(r, avals)[0], dtype))
+        point_shape = ((1,) + out_shape[1:]) if n is not None else out_shape
+        if prim.name in _STRUCTURAL:
+            result = _run_structural(b, prim, args, params, out_shape, n)
+        else:
+            rule = scalar.elementwise_rule(prim.name, params, dtypes, out_dtype)
+            wide = numpy.broadcast_arrays(*args) if args else []
+            result = numpy.empty(wide[0].shape, dtype=object) if args else numpy.empty(point_shape, dtype=object)
+            flat = result.reshape(-1)
+            parts = [w.reshape(-1) for w in wide]
+            for j in range(flat.size):
+                flat[j] = rule(b, *(p[j] for p in parts))
+            result = numpy.broadcast_to(result, point_shape)
+        values[out] = _as_scalars(b, result, point_shape, out_dtype)
+    outputs = [v for v in sorted(kernel.inside) if v in read_outside]
+    return Built(
+        kernel, b, operands.refs, operands.specs, outputs, [list(values[v].reshape(-1)) for v in outputs],
+        [tuple(avals[v][0]) for v in outputs], [backend.dtype_name(avals[v][1]) for v in outputs],
+    )

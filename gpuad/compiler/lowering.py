@@ -1,0 +1,216 @@
+"""A recorded program with its kernels compiled: what ``gpuad.jit`` replays.
+
+``compile_program`` plans the kernels (``fusion.plan``), writes them as one C source (NumPy) or
+CUDA source (CuPy), builds it (``toolchain.build``, cached) and returns the program with each
+kernel's run of operations replaced by one operation that launches it (a ``Primitive`` whose
+``fresh`` results are the kernel's output arrays). Where nothing can be compiled the program is
+returned as it was, with the reason (the caller warns once and replays).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy
+
+from .. import backend
+from ..primitives import Primitive
+from . import fusion, scalar, toolchain
+
+__all__ = ["CompileReport", "CompileWarning", "compile_program", "JIT_ENV", "jit_mode", "sources"]
+
+JIT_ENV = "GPUAD_JIT"  # "replay" or "compile" forces either; unset (or "auto"): compile where possible
+
+
+class CompileWarning(UserWarning):
+    """gpuad.jit could not compile a recording and replays its array operations instead."""
+
+
+def jit_mode() -> str:
+    mode = os.environ.get(JIT_ENV, "auto") or "auto"
+    if mode not in ("auto", "replay", "compile"):
+        raise ValueError(f"{JIT_ENV}={mode!r} is not a jit mode; use 'replay', 'compile' or leave it unset")
+    return mode
+
+
+@dataclass
+class CompileReport:
+    """What gpuad.jit did with one recording (``jitted.reports()``)."""
+
+    target: str  # "C", "CUDA", or "replay"
+    operations: int  # in the recording
+    compiled: int = 0  # of them, inside kernels
+    kernels: list[str] = field(default_factory=list)  # "per point over 1000 points: 14 operations"
+    seconds: float = 0.0  # spent compiling (0 when loaded from the cache)
+    cached: bool = False
+    reason: str | None = None  # why nothing (or not everything) was compiled
+    warn: bool = False  # whether the user is told (a fallback they can act on)
+
+    def __str__(self) -> str:
+        if not self.kernels:
+            return f"replayed: {self.operations} array operations ({self.reason})"
+        how = "loaded from the cache" if self.cached else f"compiled in {self.seconds:.2f} s"
+        return (
+            f"{self.target}: {len(self.kernels)} kernel(s) ({'; '.join(self.kernels)}), {self.compiled} of "
+            f"{self.operations} operations compiled, {how}"
+        )
+
+
+def _is_numpy(xp: Any) -> bool:
+    return backend.is_numpy_namespace(xp)
+
+
+def _is_cupy(xp: Any) -> bool:
+    return "cupy" in getattr(xp, "__name__", "")
+
+
+def _read_outside(program: list, kernels: list[fusion.Kernel], outputs: list[Any]) -> set[int]:
+    owner = {v: id(k) for k in kernels for v in k.inside}
+    where = {}
+    for k in kernels:
+        for i in k.ops:
+            where[i] = id(k)
+    outside = set()
+    for i, (_, refs, _, _) in enumerate(program):
+        for r in refs:
+            if type(r) is int and r in owner and where.get(i) != owner[r]:
+                outside.add(r)
+    for kind, o in outputs:
+        if kind != "const" and o in owner:
+            outside.add(o)
+    return outside
+
+
+def sources(builts: list[fusion.Built]) -> tuple[str, str]:
+    """The C and the CUDA source of a recording's kernels (functions ``k0``, ``k1``, ...)."""
+    c, cuda = [], []
+    for i, built in enumerate(builts):
+        ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
+        outs = [(backend.dtype_name(d), s) for d, s in zip(built.out_dtypes, built.scalars)]
+        c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched))
+        cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched))
+    return "\n\n".join(c), "#include <math.h>\n\n" + "\n\n".join(cuda)
+
+
+# The kernel's report of floating-point exceptions, bit by bit, and NumPy's name for each.
+_RAISED = ((1, "divide"), (2, "invalid"), (4, "over"), (8, "under"))
+
+
+class _AsArrayOperations:
+    """A kernel's operations run one by one through the array library: what a kernel falls back
+    to on points where NumPy would warn or raise about a floating-point error, so that the
+    message (naming the operation) and the user's ``np.errstate`` are NumPy's own."""
+
+    def __init__(self, program: list, built: fusion.Built):
+        self.ops = [program[k] for k in built.kernel.ops]
+        self.refs, self.outputs = built.refs, built.outputs
+
+    def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
+        values = {r: v for r, v in zip(self.refs, operands) if type(r) is int}
+        for prim, refs, params, out in self.ops:
+            args = [values[r] if type(r) is int else r.value for r in refs]
+            values[out] = prim.impl(xp, *args, **params)
+        return tuple(values[v] for v in self.outputs)
+
+
+class _CPULaunch:
+    """Runs one C kernel on NumPy arrays: operands made C-contiguous in their dtype (a copy only
+    where they are not already), outputs allocated fresh."""
+
+    def __init__(self, fn: Any, built: fusion.Built, fallback: _AsArrayOperations):
+        self.fn, self.fallback = fn, fallback
+        self.n = built.kernel.n
+        self.in_dtypes = [numpy.dtype(d) for d, _, _ in built.operand_specs]
+        self.outs = [(tuple(s), numpy.dtype(d)) for s, d in zip(built.out_shapes, built.out_dtypes)]
+        fn.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * (len(self.in_dtypes) + len(self.outs))
+        fn.restype = ctypes.c_int
+
+    def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
+        arrays = []
+        for a, dtype in zip(operands, self.in_dtypes):
+            if type(a) is not numpy.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
+                a = numpy.ascontiguousarray(a, dtype=dtype)
+            arrays.append(a)
+        outs = [numpy.empty(shape, dtype) for shape, dtype in self.outs]
+        raised = self.fn(self.n, *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
+        if raised:
+            modes = numpy.geterr()
+            if any(raised & bit and modes[name] != "ignore" for bit, name in _RAISED):
+                return self.fallback(xp, *operands)
+        return tuple(outs)
+
+
+class _CUDALaunch:
+    """Runs one CUDA kernel on CuPy arrays: one launch, no host synchronisation."""
+
+    BLOCK = 256
+
+    def __init__(self, module: Any, name: str, built: fusion.Built):
+        self.kernel = module.get_function(name)
+        self.n = built.kernel.n
+        self.in_dtypes = [d for d, _, _ in built.operand_specs]
+        self.outs = [(tuple(s), d) for s, d in zip(built.out_shapes, built.out_dtypes)]
+
+    def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
+        arrays = [xp.ascontiguousarray(xp.asarray(a, dtype=backend.backend_dtype(xp, d))) for a, d in zip(operands, self.in_dtypes)]
+        outs = [xp.empty(shape, dtype=backend.backend_dtype(xp, d)) for shape, d in self.outs]
+        grid = (max(1, -(-self.n // self.BLOCK)),)
+        self.kernel(grid, (self.BLOCK,), (numpy.int64(self.n), *arrays, *outs))
+        return tuple(outs)
+
+
+def build_all(program: list, avals: list[Any], in_vars: list[int], outputs: list[Any]) -> list[fusion.Built]:
+    kernels = fusion.plan(program, avals, in_vars)
+    outside = _read_outside(program, kernels, outputs)
+    builts = []
+    for kernel in kernels:
+        builts.append(fusion.build_kernel(kernel, program, avals, outside))
+    return builts
+
+
+def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int], outputs: list[Any]) -> tuple[list, CompileReport]:
+    """The program with its kernels compiled, and what was done. Raises toolchain.CompileError
+    where the compiler is missing or refuses (the caller falls back to the replay)."""
+    report = CompileReport(target="replay", operations=len(program))
+    if not (_is_numpy(xp) or _is_cupy(xp)):
+        report.reason = f"gpuad compiles kernels for NumPy and CuPy arrays, not {getattr(xp, '__name__', xp)}"
+        report.warn = True
+        return program, report
+    builts = build_all(program, avals, in_vars, outputs)
+    if not builts:
+        unknown = sorted({prim.name for prim, *_ in program if not fusion.compiles(prim)})
+        report.reason = (
+            f"no run of operations it can compile (it does not compile {', '.join(unknown[:5])})" if unknown
+            else "no run of operations worth compiling"
+        )
+        return program, report
+    c_source, cuda_source = sources(builts)
+    if _is_cupy(xp):
+        import cupy  # the CuPy backend is in use, so CuPy is installed
+
+        module = cupy.RawModule(code=cuda_source)
+        launches = [_CUDALaunch(module, f"k{i}", b) for i, b in enumerate(builts)]
+        report.target = "CUDA"
+    else:
+        lib, seconds, cached = toolchain.build(c_source)
+        launches = [_CPULaunch(getattr(lib, f"k{i}"), b, _AsArrayOperations(program, b)) for i, b in enumerate(builts)]
+        report.target, report.seconds, report.cached = "C", seconds, cached
+    # Each kernel's operations give way to one operation that launches it, placed after its last
+    # operation: every operand it reads is computed by then, and nothing before reads its results.
+    last = {b.kernel.ops[-1]: (b, launch) for b, launch in zip(builts, launches)}
+    compiled_ops = {i for b in builts for i in b.kernel.ops}
+    new_program = []
+    for i, op in enumerate(program):
+        if i not in compiled_ops:
+            new_program.append(op)
+        if i in last:
+            built, launch = last[i]
+            prim = Primitive(f"kernel{len(report.kernels)}", launch, residuals=(), fresh=True)
+            new_program.append((prim, tuple(built.refs), {}, tuple(built.outputs)))
+            where = f"per point over {built.kernel.n} points" if built.kernel.batched else "one point"
+            report.kernels.append(f"{where}: {len(built.kernel.ops)} operations")
+    report.compiled = len(compiled_ops)
+    return new_program, report

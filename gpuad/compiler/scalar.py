@@ -1,0 +1,390 @@
+"""The scalar form of a per-point program, and its C and CUDA text.
+
+A kernel computes, for each point ``i``, every element of every per-point value as one scalar
+(``Scalar``, a node of an expression graph). Elementwise primitives become one node per element
+(``ELEMENTWISE``); the data movement and small reductions of the table (getitem, reshape, embed,
+sum, matmul...) run their own ``impl`` from the primitive table on NumPy *object* arrays of these
+nodes, so their meaning is the table's, never a second copy of it (the object arrays call the
+nodes' ``+`` and ``*``). Equal nodes are made once (common subexpressions), and only the nodes an
+output needs are written out (dead values dropped).
+
+The text is the same for C and CUDA apart from the types of booleans and the function around the
+loop (``emit_c`` / ``emit_cuda``): ``tests/test_compiler.py`` checks that both say the same.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy
+
+__all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_cuda"]
+
+# The dtypes a kernel handles, and their C types (booleans are one byte holding 0 or 1 in both).
+C_TYPES = {
+    "float64": "double", "float32": "float", "int64": "int64_t", "int32": "int32_t",
+    "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t", "bool": "_Bool",
+}
+_CUDA_TYPES = dict(C_TYPES, bool="bool", int64="long long", int32="int", int16="short", int8="signed char", uint8="unsigned char")
+
+
+class Scalar:
+    """One scalar of the per-point program: an operation on other scalars, a load, or a constant.
+    Its ``+``, ``-``, ``*`` and ``/`` build nodes, so NumPy's object arrays of scalars run the
+    primitive table's structural impls symbolically."""
+
+    __slots__ = ("builder", "op", "args", "dtype", "param", "id")
+
+    def __init__(self, builder: "Builder", op: str, args: tuple["Scalar", ...], dtype: str, param: Any, id_: int):
+        self.builder, self.op, self.args, self.dtype, self.param, self.id = builder, op, args, dtype, param, id_
+
+    def __add__(self, other: Any) -> "Scalar":
+        return self.builder.arith("add", self, other)
+
+    def __radd__(self, other: Any) -> "Scalar":
+        return self.builder.arith("add", other, self)
+
+    def __sub__(self, other: Any) -> "Scalar":
+        return self.builder.arith("sub", self, other)
+
+    def __rsub__(self, other: Any) -> "Scalar":
+        return self.builder.arith("sub", other, self)
+
+    def __mul__(self, other: Any) -> "Scalar":
+        return self.builder.arith("mul", self, other)
+
+    def __rmul__(self, other: Any) -> "Scalar":
+        return self.builder.arith("mul", other, self)
+
+    def __truediv__(self, other: Any) -> "Scalar":
+        return self.builder.arith("div", self, other)
+
+    def __neg__(self) -> "Scalar":
+        return self.builder.node("neg", (self,), self.dtype)
+
+    def __repr__(self) -> str:
+        return f"t{self.id}:{self.op}"
+
+
+class Builder:
+    """Makes the nodes of one kernel, each distinct node once."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Scalar] = []
+        self._known: dict[Any, Scalar] = {}
+
+    def node(self, op: str, args: tuple[Scalar, ...], dtype: str, param: Any = None) -> Scalar:
+        key = (op, tuple(a.id for a in args), dtype, param)
+        found = self._known.get(key)
+        if found is None:
+            found = Scalar(self, op, args, dtype, param, len(self.nodes))
+            self.nodes.append(found)
+            self._known[key] = found
+        return found
+
+    def const(self, value: Any, dtype: str) -> Scalar:
+        """A literal of ``dtype``, kept bit-exact (NaN, infinities and -0.0 included)."""
+        v = numpy.asarray(value).astype(dtype)
+        return self.node("const", (), dtype, _literal_key(v))
+
+    def load(self, slot: int, offset: int, dtype: str, varying: bool) -> Scalar:
+        """Element ``offset`` of kernel operand ``slot``: of the current point (``varying``) or of
+        the whole operand (the same for every point)."""
+        return self.node("load", (), dtype, (slot, offset, varying))
+
+    def lift(self, x: Any, like: str) -> Scalar:
+        """A node for a Python or NumPy number met among nodes (a weak scalar: ``like``'s dtype)."""
+        if isinstance(x, Scalar):
+            return x
+        if isinstance(x, numpy.generic) and not isinstance(x, (numpy.bool_,)):
+            return self.const(x, str(numpy.result_type(x.dtype, like)))
+        return self.const(x, like)
+
+    def cast(self, x: Scalar, dtype: str) -> Scalar:
+        return x if x.dtype == dtype else self.node("cast", (x,), dtype)
+
+    def arith(self, op: str, a: Any, b: Any) -> Scalar:
+        """``a op b`` with NumPy's promotion (a Python number takes the other side's dtype). An
+        integer zero (what NumPy's object ``zeros`` hold) added to a node is that node."""
+        if op == "add" and type(a) is int and a == 0 and isinstance(b, Scalar):
+            return b
+        if op == "add" and type(b) is int and b == 0 and isinstance(a, Scalar):
+            return a
+        like = a.dtype if isinstance(a, Scalar) else b.dtype
+        a, b = self.lift(a, like), self.lift(b, like)
+        dtype = str(numpy.result_type(a.dtype, b.dtype))
+        return self.node(op, (self.cast(a, dtype), self.cast(b, dtype)), dtype)
+
+    def call(self, fn: str, *args: Scalar, dtype: str | None = None) -> Scalar:
+        return self.node(fn, args, dtype or args[0].dtype)
+
+    def select(self, c: Scalar, x: Scalar, y: Scalar) -> Scalar:
+        return self.node("select", (c, x, y), x.dtype)
+
+
+def _literal_key(v: numpy.ndarray) -> Any:
+    if v.dtype.kind == "f":
+        return float(v).hex()
+    if v.dtype.kind == "b":
+        return bool(v)
+    return int(v)
+
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise primitives, as nodes. Each takes the builder, the operand scalars (already of the
+# promoted dtype where the primitive computes in it), the primitive's params and the result dtype.
+# ---------------------------------------------------------------------------------------------
+
+# One-argument C99 math functions with the same meaning as the array library's (NumPy's rint is
+# round-half-even, as C's nearbyint in the default rounding mode).
+_C_UNARY = {
+    name: name for name in (
+        "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+        "atanh", "exp", "expm1", "log", "log1p", "log2", "log10", "sqrt", "floor", "ceil",
+        "trunc", "erf", "erfc",
+    )
+}
+_C_UNARY.update(abs="fabs", round="nearbyint")
+_C_BINARY = {"atan2": "atan2", "hypot": "hypot", "pow": "pow", "copysign": "copysign"}
+_ARITH = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
+_COMPARE = {"less": "lt", "less_equal": "le", "greater": "gt", "greater_equal": "ge", "equal": "eq", "not_equal": "ne"}
+_LOGICAL = {"logical_and": "and", "logical_or": "or", "logical_xor": "ne"}
+_TESTS = {"isnan": "isnan", "isinf": "isinf", "isfinite": "isfinite", "signbit": "signbit"}
+
+
+def _promoted(b: Builder, xs: list[Scalar], dtype: str) -> list[Scalar]:
+    return [b.cast(x, dtype) for x in xs]
+
+
+def _integer_pow(b: Builder, x: Scalar, n: int) -> Scalar:
+    # As the table's impl: products for small powers (exact, as JAX's integer_pow), pow otherwise.
+    one = b.const(1, x.dtype)
+    if n == 0:
+        return one
+    if n == 1:
+        return x
+    if n in (2, 3):
+        return b.arith("mul", b.arith("mul", x, x), x) if n == 3 else b.arith("mul", x, x)
+    if n in (-1, -2):
+        return b.arith("div", one, x if n == -1 else b.arith("mul", x, x))
+    return b.call("pow", x, b.const(float(n), x.dtype))  # host-ok: n is a Python int parameter
+
+
+def _logistic(b: Builder, x: Scalar) -> Scalar:
+    # The table's impl: exp(-|x|) never overflows.
+    e = b.call("exp", b.node("neg", (b.call("fabs", x),), x.dtype))
+    one = b.const(1, x.dtype)
+    return b.select(b.node("ge", (x, b.const(0, x.dtype)), "bool"), b.arith("div", one, b.arith("add", one, e)), b.arith("div", e, b.arith("add", one, e)))
+
+
+def _logaddexp(b: Builder, x: Scalar, y: Scalar) -> Scalar:
+    delta = b.arith("sub", x, y)
+    main = b.arith("add", b.node("max", (x, y), x.dtype), b.call("log1p", b.call("exp", b.node("neg", (b.call("fabs", delta),), x.dtype))))
+    return b.select(b.node("isnan", (delta,), "bool"), b.arith("add", x, y), main)
+
+
+def _sign(b: Builder, x: Scalar) -> Scalar:
+    # NumPy's: 1, -1, 0 for either zero, NaN for NaN.
+    zero, one = b.const(0, x.dtype), b.const(1, x.dtype)
+    neg_one = b.const(-1, x.dtype)
+    rest = b.select(b.node("eq", (x, zero), "bool"), zero, x)
+    return b.select(b.node("gt", (x, zero), "bool"), one, b.select(b.node("lt", (x, zero), "bool"), neg_one, rest))
+
+
+def _elementwise_rule(name: str, params: dict[str, Any], operand_dtypes: list[str], out: str) -> Callable[..., Scalar] | None:
+    """The node-building rule of an elementwise primitive on operands of these dtypes giving
+    ``out``, or None where the compiler does not know it (the op then stays with the library)."""
+    floating = out in ("float32", "float64")
+    common = str(numpy.result_type(*operand_dtypes)) if operand_dtypes else out
+    if name in _C_UNARY and floating and not params:
+        fn = _C_UNARY[name]
+        return lambda b, x: b.call(fn, b.cast(x, out))
+    if name in _C_BINARY and floating and not params:
+        fn = _C_BINARY[name]
+        return lambda b, x, y: b.call(fn, *_promoted(b, [x, y], out))
+    if name in _ARITH and not params and out != "bool" and not (name == "divide" and not floating):
+        op = _ARITH[name]
+        return lambda b, x, y: b.node(op, tuple(_promoted(b, [x, y], out)), out)
+    if name == "negative" and out != "bool" and not params:
+        return lambda b, x: b.node("neg", (b.cast(x, out),), out)
+    if name == "square" and out != "bool":
+        return lambda b, x: b.arith("mul", b.cast(x, out), b.cast(x, out))
+    if name == "reciprocal" and floating:
+        return lambda b, x: b.arith("div", b.const(1, out), b.cast(x, out))
+    if name in ("maximum", "minimum") and floating:
+        op = "max" if name == "maximum" else "min"
+        return lambda b, x, y: b.node(op, tuple(_promoted(b, [x, y], out)), out)
+    if name == "relu" and floating:
+        return lambda b, x: b.node("max", (b.cast(x, out), b.const(0, out)), out)
+    if name == "logistic" and floating:
+        return lambda b, x: _logistic(b, b.cast(x, out))
+    if name == "logaddexp" and floating:
+        return lambda b, x, y: _logaddexp(b, *_promoted(b, [x, y], out))
+    if name == "integer_pow" and floating:
+        n = params["n"]
+        return lambda b, x: _integer_pow(b, b.cast(x, out), n)
+    if name == "sign" and floating:
+        return lambda b, x: _sign(b, b.cast(x, out))
+    if name in _COMPARE and out == "bool" and common in C_TYPES:
+        op = _COMPARE[name]
+        return lambda b, x, y: b.node(op, tuple(_promoted(b, [x, y], common)), "bool")
+    if name in _LOGICAL and out == "bool" and common == "bool":
+        op = _LOGICAL[name]
+        return lambda b, x, y: b.node(op, (x, y), "bool")
+    if name == "logical_not" and out == "bool" and common == "bool":
+        return lambda b, x: b.node("not", (x,), "bool")
+    if name in _TESTS and out == "bool" and common in ("float32", "float64"):
+        op = _TESTS[name]
+        return lambda b, x: b.node(op, (x,), "bool")
+    if name == "where" and operand_dtypes and operand_dtypes[0] == "bool":
+        return lambda b, c, x, y: b.select(c, *_promoted(b, [x, y], out))
+    if name in ("astype", "convert", "stop_gradient", "real", "conj") and common != "complex":
+        return lambda b, x: b.cast(x, out)
+    return None
+
+
+ELEMENTWISE = frozenset(
+    set(_C_UNARY) | set(_C_BINARY) | set(_ARITH) | set(_COMPARE) | set(_LOGICAL) | set(_TESTS)
+    | {"negative", "square", "reciprocal", "maximum", "minimum", "relu", "logistic", "logaddexp",
+       "integer_pow", "sign", "logical_not", "where", "astype", "convert", "stop_gradient", "real", "conj"}
+)
+
+
+def elementwise_rule(name: str, params: dict[str, Any], operand_dtypes: list[str], out: str) -> Callable[..., Scalar] | None:
+    if out not in C_TYPES or any(d not in C_TYPES for d in operand_dtypes):
+        return None
+    return _elementwise_rule(name, params, operand_dtypes, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+# ---------------------------------------------------------------------------------------------
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!=", "and": "&&", "or": "||"}
+
+
+def _literal(node: Scalar, types: dict[str, str]) -> str:
+    v, dtype = node.param, node.dtype
+    if dtype in ("float64", "float32"):
+        x = float.fromhex(v)
+        f = "f" if dtype == "float32" else ""
+        if math.isnan(x):
+            return f"(({types[dtype]})NAN)"
+        if math.isinf(x):
+            return f"(({types[dtype]}){'-' if x < 0 else ''}INFINITY)"
+        return f"{v}{f}"
+    if dtype == "bool":
+        return "1" if v else "0"
+    return f"(({types[dtype]}){v}LL)" if dtype == "int64" else f"(({types[dtype]}){v})"
+
+
+def expression(node: Scalar, name: Callable[[Scalar], str], types: dict[str, str]) -> str:
+    """The C (and CUDA) expression of one node over its arguments' names."""
+    a = [name(x) for x in node.args]
+    op, dtype = node.op, node.dtype
+    f = "f" if dtype == "float32" or (node.args and node.args[0].dtype == "float32") else ""
+    if op in _INFIX:
+        return f"({a[0]} {_INFIX[op]} {a[1]})"
+    if op == "neg":
+        return f"(-{a[0]})"
+    if op == "not":
+        return f"(!{a[0]})"
+    if op == "select":
+        return f"({a[0]} ? {a[1]} : {a[2]})"
+    if op == "cast":
+        if dtype == "bool":
+            return f"({a[0]} != 0)"
+        return f"(({types[dtype]}){a[0]})"
+    # NumPy's maximum/minimum: NaN wins, and of two equal values (0.0 and -0.0) the second.
+    if op == "max":
+        return f"(({a[0]} > {a[1]} || {a[0]} != {a[0]}) ? {a[0]} : {a[1]})"
+    if op == "min":
+        return f"(({a[0]} < {a[1]} || {a[0]} != {a[0]}) ? {a[0]} : {a[1]})"
+    if op in ("isnan", "isinf", "isfinite", "signbit"):
+        return f"({op}({a[0]}) != 0)"
+    return f"{op}{f}({', '.join(a)})"  # a C math function
+
+
+def _body(nodes: list[Scalar], outputs: list[list[Scalar]], out_sizes: list[int], types: dict[str, str], batched: bool) -> tuple[list[str], list[str]]:
+    """The invariant loads (before the loop) and the per-point lines (inside it) computing the
+    outputs: ``o{k}[i * size + j] = ...`` for output k's element j."""
+    live = set()
+    stack = [s for out in outputs for s in out]
+    while stack:
+        s = stack.pop()
+        if s.id not in live:
+            live.add(s.id)
+            stack.extend(s.args)
+    names: dict[int, str] = {}
+
+    def name(s: Scalar) -> str:
+        return names[s.id]
+
+    before, inside = [], []
+    for s in nodes:
+        if s.id not in live:
+            continue
+        if s.op == "const":
+            names[s.id] = _literal(s, types)
+            continue
+        names[s.id] = f"t{s.id}"
+        if s.op == "load":
+            slot, offset, varying = s.param
+            if varying:
+                inside.append(f"const {types[s.dtype]} t{s.id} = a{slot}[{'i * P' + str(slot) + ' + ' if batched else ''}{offset}];")
+            else:
+                before.append(f"const {types[s.dtype]} t{s.id} = a{slot}[{offset}];")
+            continue
+        inside.append(f"const {types[s.dtype]} t{s.id} = {expression(s, name, types)};")
+    for k, (out, size) in enumerate(zip(outputs, out_sizes)):
+        for j, s in enumerate(out):
+            inside.append(f"o{k}[{'i * ' + str(size) + ' + ' if batched else ''}{j}] = {name(s)};")
+    return before, inside
+
+
+def _signature(operands: list[tuple[str, int]], outputs: list[str], types: dict[str, str], restrict: str) -> str:
+    ins = [f"const {types[d]} *{restrict} a{k}" for k, (d, _) in enumerate(operands)]
+    outs = [f"{types[d]} *{restrict} o{k}" for k, d in enumerate(outputs)]
+    return ", ".join(ins + outs)
+
+
+def _sizes(operands: list[tuple[str, int]]) -> list[str]:
+    return [f"enum {{ P{k} = {size} }};" for k, (_, size) in enumerate(operands)]
+
+
+def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, list[Scalar]]], batched: bool) -> str:
+    """A C function ``fname(n, a0, a1, ..., o0, o1, ...)`` looping over ``n`` points. ``operands``:
+    (dtype, elements per point) of each operand; ``outputs``: (dtype, scalars per point)."""
+    before, inside = _body(builder.nodes, [o for _, o in outputs], [len(o) for _, o in outputs], C_TYPES, batched)
+    lines = [f"int {fname}(int64_t n, {_signature(operands, [d for d, _ in outputs], C_TYPES, 'restrict')}) {{"]
+    lines += ["  " + s for s in _sizes(operands)]
+    lines += ["  " + s for s in before]
+    # The floating-point exceptions the points raised (each thread has its own flags): the caller
+    # reruns the operations through the array library where NumPy would warn or raise about them.
+    lines.append("  int raised = 0;")
+    # Threads over strips of points for big batches only (a parallel region costs microseconds).
+    lines.append("  #pragma omp parallel reduction(|:raised) if(n >= 32768)")
+    lines.append("  {")
+    lines.append("    feclearexcept(FE_ALL_EXCEPT);")
+    lines.append("    #pragma omp for schedule(static)")
+    lines.append("    for (int64_t i = 0; i < n; i++) {")
+    lines += ["      " + s for s in inside]
+    lines.append("    }")
+    lines.append("    raised |= fetestexcept(FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW);")
+    lines.append("  }")
+    lines.append("  return (raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0);")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, list[Scalar]]], batched: bool) -> str:
+    """The same computation as ``emit_c`` as a CUDA kernel: one thread per point."""
+    before, inside = _body(builder.nodes, [o for _, o in outputs], [len(o) for _, o in outputs], _CUDA_TYPES, batched)
+    lines = [f'extern "C" __global__ void {fname}(long long n, {_signature(operands, [d for d, _ in outputs], _CUDA_TYPES, "__restrict__")}) {{']
+    lines += ["  " + s for s in _sizes(operands)]
+    lines.append("  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
+    lines.append("  if (i >= n) return;")
+    lines += ["  " + s for s in before + inside]
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""The system C compiler, the compile cache, and loading what they build.
+
+A kernel library is built from one C source with the system compiler (``CC``, else ``cc``) and kept
+in the user's cache directory (``GPUAD_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpuad``, else
+``~/.cache/gpuad``; created private to the user) under a name that is the hash of everything that
+made it: the source, the compiler's identity, the flags and the CPU. A library is written to a
+temporary file and renamed into place (two processes compiling the same source at once each
+rename a complete file), and it carries its own hash as a symbol: a file whose symbol does not
+match its name (a truncated or foreign file) is rebuilt, never run.
+
+Flags: ``-O3 -march=native`` with ``-fno-math-errno -fno-trapping-math`` so that calls to the math
+functions vectorize through glibc's vector math library (libmvec), but none of ``-ffast-math``'s
+value-changing parts: NaN, infinities and signed zeros behave as in the array library, and
+``-ffp-contract=off`` keeps a * b + c two roundings as NumPy has it. ``sin`` and ``cos`` of one
+argument are kept apart (``-fno-builtin-sin``...): gcc would merge them into ``sincos``, which has
+no vector form and stops the whole loop from vectorizing. The straight-line (SLP) vectorizer is
+off: the loop over points is what vectorizes, and gcc 12's SLP pass drops the rounding of
+double -> float -> double conversion chains (found by tests/test_compiler.py's astype row).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+__all__ = ["CompileError", "compiler", "cache_dir", "build", "C_FLAGS", "PRELUDE", "cuda_ptx"]
+
+CACHE_ENV = "GPUAD_CACHE_DIR"
+
+
+class CompileError(RuntimeError):
+    """The C compiler is missing or refused a generated source."""
+
+
+C_FLAGS = (
+    "-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+    "-ffp-contract=off", "-fwrapv", "-fno-builtin-sin", "-fno-builtin-cos", "-fno-builtin-sinf",
+    "-fno-builtin-cosf", "-fno-tree-slp-vectorize", "-fopenmp",
+)
+
+# Vector forms of the math functions for the loop over points, declared where glibc's libmvec has
+# them (its own header declares them only under -ffast-math).
+_VECTOR_MATH = {
+    (2, 22): ("sin", "cos", "exp", "log", "pow"),
+    (2, 35): ("acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "cosh", "erf", "erfc",
+              "expm1", "hypot", "log10", "log1p", "log2", "sinh", "tan", "tanh"),
+}
+
+
+def _prelude() -> str:
+    lines = ["#include <math.h>", "#include <stdint.h>", "#include <fenv.h>", "#if defined(__x86_64__) && defined(__GLIBC__) && !defined(GPUAD_NO_VECTOR_MATH)"]
+    for (major, minor), names in _VECTOR_MATH.items():
+        lines.append(f"#if __GLIBC_PREREQ({major}, {minor})")
+        for fn in names:
+            two = fn in ("atan2", "hypot", "pow")
+            for t, s in (("double", ""), ("float", "f")):
+                args = f"{t}, {t}" if two else t
+                lines.append(f'__attribute__((simd("notinbranch"), const, nothrow)) {t} {fn}{s}({args});')
+        lines.append("#endif")
+    lines.append("#endif")
+    return "\n".join(lines)
+
+
+PRELUDE = _prelude()
+
+
+@functools.lru_cache(maxsize=8)
+def _compiler_identity(cc: str) -> str:
+    """The compiler's version line; raises CompileError where it does not run."""
+    path = shutil.which(cc)
+    if path is None:
+        raise CompileError(f"no C compiler: {cc!r} (from CC, else cc) is not on PATH")
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise CompileError(f"the C compiler {cc!r} does not run: {e}") from None
+    return path + "\n" + out.stdout.splitlines()[0] if out.stdout else path
+
+
+def compiler() -> tuple[str, str]:
+    """The C compiler to use (``CC``, else ``cc``) and its identity; CompileError if it is missing."""
+    cc = os.environ.get("CC") or "cc"
+    return cc, _compiler_identity(cc)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu() -> str:
+    """What -march=native builds for: the CPU's model and feature flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        keep = [line for line in info.splitlines() if line.startswith(("model name", "flags"))][:2]
+        return "\n".join(keep)
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
+def cache_dir() -> str:
+    """The compile cache's directory, created private to the user."""
+    path = os.environ.get(CACHE_ENV)
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "gpuad")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _load(path: str, key: str) -> Any | None:
+    """The library at ``path`` if it loads and was built from the source named ``key``."""
+    try:
+        lib = ctypes.CDLL(path)
+        built_from = (ctypes.c_char * (len(key) + 1)).in_dll(lib, "gpuad_source_hash").value
+    except (OSError, ValueError):
+        return None
+    return lib if built_from == key.encode() else None
+
+
+def build(source: str) -> tuple[Any, float, bool]:
+    """The loaded library of ``source`` (C, without the prelude): from the cache where it is
+    there, else compiled now. Returns (library, seconds spent compiling, whether it was cached)."""
+    cc, identity = compiler()
+    full = PRELUDE + "\n" + source
+    key = hashlib.sha256("\0".join((full, identity, " ".join(C_FLAGS), _cpu())).encode()).hexdigest()[:40]
+    full += f'\nconst char gpuad_source_hash[] = "{key}";\n'
+    directory = cache_dir()
+    path = os.path.join(directory, f"gpuad-{key}.so")
+    if os.path.exists(path):
+        lib = _load(path, key)
+        if lib is not None:
+            return lib, 0.0, True
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=directory) as work:
+        c_file = os.path.join(work, "kernels.c")
+        with open(c_file, "w") as f:
+            f.write(full)
+        tmp_lib = os.path.join(work, "kernels.so")
+        errors = _run_cc(cc, c_file, tmp_lib, C_FLAGS)
+        if errors is not None:  # without OpenMP or vector math, before giving up
+            flags = tuple(f for f in C_FLAGS if f != "-fopenmp") + ("-DGPUAD_NO_VECTOR_MATH",)
+            again = _run_cc(cc, c_file, tmp_lib, flags)
+            if again is not None:
+                raise CompileError(f"the C compiler {cc!r} refused a generated kernel:\n{errors[-2000:]}")
+        os.replace(tmp_lib, path)  # atomic: readers see the old file, no file, or this one whole
+    seconds = time.perf_counter() - start
+    lib = _load(path, key)
+    if lib is None:
+        raise CompileError(f"a kernel library just built does not load: {path}")
+    return lib, seconds, False
+
+
+def _run_cc(cc: str, c_file: str, out: str, flags: tuple[str, ...]) -> str | None:
+    """Compile; None on success, else the compiler's messages."""
+    libs = ["-lmvec", "-lm"] if "-DGPUAD_NO_VECTOR_MATH" not in flags else ["-lm"]
+    try:
+        done = subprocess.run([cc, *flags, "-o", out, c_file, *libs], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        return str(e)
+    return None if done.returncode == 0 else done.stderr or f"exit status {done.returncode}"
+
+
+def cuda_ptx(source: str, nvcc: str = "nvcc") -> str:
+    """PTX of a generated CUDA source by ``nvcc --ptx`` (what the tests use to check the CUDA
+    emitter where no GPU is present); CompileError with nvcc's messages if it refuses."""
+    with tempfile.TemporaryDirectory() as work:
+        cu = os.path.join(work, "kernels.cu")
+        with open(cu, "w") as f:
+            f.write(source)
+        out = os.path.join(work, "kernels.ptx")
+        try:
+            done = subprocess.run([nvcc, "--ptx", "-o", out, cu], capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise CompileError(f"nvcc does not run: {e}") from None
+        if done.returncode != 0:
+            raise CompileError(f"nvcc refused a generated kernel:\n{done.stderr[-2000:]}")
+        with open(out) as f:
+            return f.read()
