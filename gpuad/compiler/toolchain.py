@@ -148,11 +148,13 @@ def build(source: str) -> tuple[Any, float, bool]:
             again = _run_cc(cc, c_file, tmp_lib, flags)
             if again is not None:
                 raise CompileError(f"the C compiler {cc!r} refused a generated kernel:\n{errors[-2000:]}")
+        # Loaded under its own new name: the dynamic loader hands out a library already loaded
+        # under the cache's name (a foreign file found there earlier) instead of reading it again.
+        lib = _load(tmp_lib, key)
+        if lib is None:
+            raise CompileError(f"a kernel library just built does not load: {tmp_lib}")
         os.replace(tmp_lib, path)  # atomic: readers see the old file, no file, or this one whole
     seconds = time.perf_counter() - start
-    lib = _load(path, key)
-    if lib is None:
-        raise CompileError(f"a kernel library just built does not load: {path}")
     return lib, seconds, False
 
 

@@ -1,0 +1,346 @@
+"""gpuad.jit's compiler (issue 21): recorded programs run as compiled C kernels give what the
+eager transforms give (held against JAX by the oracle tests) on every row of the spec table,
+batched and on one point, in float64 and float32; special values behave as in NumPy; the compile
+cache survives corruption and concurrent writers; the CUDA text compiles with nvcc; without a
+compiler (or on another library) jit replays, saying why once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import gpuad
+import gpuad.numpy as gnp
+from gpuad.compiler import fusion, lowering, scalar, toolchain
+
+from .helpers import batch_inputs, close, inputs, tolerances
+from .spec import SPECS, GpuadNS, core
+
+GNS = GpuadNS()
+# The rows test_jit replays (small points), split into chunks that each compile as one source:
+# one compiler run per chunk rather than per row keeps the suite's time in bounds.
+ROWS = core([s for s in SPECS if s.runs_on("numpy") and all(int(np.prod(d.shape)) <= 12 for d in s.args)])
+CHUNKS = 6
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A compile cache of this test's own."""
+    monkeypatch.setenv(toolchain.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(lowering.JIT_ENV, raising=False)
+    return tmp_path / "cache"
+
+
+def _row_transform(spec, batched):
+    def loss(*a):
+        return gnp.sum(spec.fn(GNS, *a))
+
+    t = gpuad.value_and_grad(loss, argnums=tuple(range(len(spec.args))))
+    return gpuad.vmap(t) if batched else t
+
+
+def _row_inputs(spec, dtype, batched, seed):
+    if batched:
+        return batch_inputs(spec, dtype, "all", seed=seed)[0]
+    return inputs(spec, dtype, seed=seed)
+
+
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("batched", [True, False], ids=["vmap", "one_point"])
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_every_row_compiled_equals_eager(chunk, batched, dtype):
+    """vmap(value_and_grad) (and value_and_grad on one point) of every row, all rows of a chunk in
+    one jitted function: compiled kernels on new inputs equal the eager transforms."""
+    rows = ROWS[chunk::CHUNKS]
+    transforms = [_row_transform(spec, batched) for spec in rows]
+    jitted = gpuad.jit(lambda arglists: [t(*a) for t, a in zip(transforms, arglists)])
+    jitted([_row_inputs(spec, dtype, batched, 0) for spec in rows])
+    arglists = [_row_inputs(spec, dtype, batched, 1) for spec in rows]
+    got = jitted(arglists)
+    report = jitted.reports()[0]
+    assert report.target == "C" and report.kernels, report
+    assert report.compiled >= report.operations // 2, report
+    for spec, t, a, g in zip(rows, transforms, arglists, got):
+        tol = tolerances(spec, dtype) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+        try:
+            close(g, t(*a), **tol)
+        except AssertionError as e:
+            raise AssertionError(f"row {spec.name}: {e}") from None
+
+
+def _seed1(x):
+    return gnp.log(x[..., 0]) + x[..., 0] * x[..., 1] - gnp.sin(x[..., 1])
+
+
+def _compiled(f, *args):
+    """f jitted, called twice (the second call runs the compiled program), and its report."""
+    jitted = gpuad.jit(f)
+    jitted(*args)
+    return jitted(*args), jitted.reports()[0]
+
+
+def test_seed_function_is_one_kernel_per_point_and_one_point_is_one_kernel(cache):
+    X = np.random.default_rng(0).uniform(1, 3, size=(1000, 2))
+    f = gpuad.vmap(gpuad.value_and_grad(_seed1))
+    got, report = _compiled(f, X)
+    close(got, f(X), rtol=1e-14, atol=0)
+    assert report.kernels == ["per point over 1000 points: 13 operations"] and report.compiled == report.operations
+    g = gpuad.value_and_grad(_seed1)
+    got, report = _compiled(g, X[0])
+    close(got, g(X[0]), rtol=1e-14, atol=0)
+    assert len(report.kernels) == 1 and report.kernels[0].startswith("one point")
+    assert "1 kernel(s)" in str(report)
+
+
+def test_big_matrix_products_stay_with_the_library_between_kernels(cache):
+    """The MLP: 64 x 64 weight products are the library's; the elementwise runs between them
+    are kernels; gradients of the weights (sums over the points) equal eager ones."""
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((8, 64)) / 3, rng.standard_normal((64, 3)) / 8
+    X = rng.standard_normal((50, 8))
+
+    def loss(w1, w2, X):
+        h = gnp.tanh(X @ w1)
+        return gnp.mean(gnp.sum(gnp.sin(h @ w2) ** 2, axis=-1))
+
+    f = gpuad.value_and_grad(loss, argnums=(0, 1))
+    got, report = _compiled(f, w1, w2, X)
+    close(got, f(w1, w2, X), rtol=1e-12, atol=1e-14)
+    assert len(report.kernels) >= 2 and report.compiled < report.operations
+
+
+def test_points_of_a_big_batch_are_split_over_threads(cache):
+    """Above 32768 points the loop runs in threads: the same numbers as one point at a time."""
+    X = np.random.default_rng(1).uniform(1, 3, size=(40_000, 2))
+    f = gpuad.vmap(gpuad.value_and_grad(_seed1))
+    got, _ = _compiled(f, X)
+    small, _ = _compiled(f, X[:5])
+    close(got, f(X), rtol=1e-14, atol=0)
+    close([got[0][:5], got[1][:5]], small, rtol=0, atol=0)
+
+
+def test_special_values_and_ties_behave_as_eager(cache):
+    """NaN, infinities, -0.0 and ties at kinks (maximum/minimum, abs, sign, relu, where): the
+    compiled kernel gives the eager path's values and derivatives, signs of zeros included
+    (every pair of special values, in both orders)."""
+    vals = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.5, -2.5])
+    X = np.stack(np.meshgrid(vals, vals), axis=-1).reshape(-1, 2)
+
+    def f(x):
+        a, b = x[..., 0], x[..., 1]
+        kinks = gnp.maximum(a, b) + 2 * gnp.minimum(a, b) + gnp.abs(a) * gnp.sign(b) + gnp.relu(a - b)
+        return kinks + gnp.where(a > b, a * b, -b) + gnp.copysign(1.0, a) * gnp.sqrt(gnp.abs(b))
+
+    for t in (gpuad.vmap(gpuad.value_and_grad(f)), gpuad.vmap(lambda x: f(x))):
+        with np.errstate(all="ignore"):
+            got, report = _compiled(t, X)
+            want = t(X)
+        assert report.compiled == report.operations, report
+        for g, w in zip(gpuad.tree_leaves(got), gpuad.tree_leaves(want)):
+            np.testing.assert_array_equal(g, w)
+            signed = ~np.isnan(w)  # (a NaN's sign bit means nothing)
+            np.testing.assert_array_equal(np.signbit(g)[signed], np.signbit(w)[signed])
+
+
+def test_floating_point_errors_are_numpys_own(cache):
+    """A kernel meeting log(0) reruns as array operations: NumPy's warning (naming log), and
+    np.errstate's "raise" raises; with "ignore" the kernel's own results stand."""
+    t = gpuad.vmap(gpuad.grad(lambda x: gnp.log(x[..., 0]) * x[..., 1]))
+    f = gpuad.jit(t)
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    f(X)
+    Z = np.array([[0.0, 2.0], [3.0, 4.0]])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = f(Z)
+        t(Z)
+    said = [str(w.message) for w in caught]
+    assert said[: len(said) // 2] == said[len(said) // 2 :]  # the compiled call's, then eager's
+    assert "divide by zero encountered in log" in said
+    np.testing.assert_array_equal(got, [[np.inf, -np.inf], [4 / 3, np.log(3.0)]])
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError, match="divide by zero encountered in log"):
+        f(Z)
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(f(Z), got)
+    assert f.reports()[0].target == "C"
+
+
+def test_compile_cache_hit_miss_and_a_new_process(cache):
+    lib, seconds, cached = toolchain.build("int k0(void) { return 7; }")
+    assert not cached and seconds > 0 and lib.k0() == 7
+    lib, seconds, cached = toolchain.build("int k0(void) { return 7; }")
+    assert cached and seconds == 0.0 and lib.k0() == 7
+    _, _, cached = toolchain.build("int k0(void) { return 8; }")
+    assert not cached
+    assert len(list(cache.glob("gpuad-*.so"))) == 2
+    # A new process loads from the cache: a jitted seed function compiled here is not rebuilt there.
+    code = (
+        "import time, numpy as np, gpuad, gpuad.numpy as gnp\n"
+        "f = gpuad.jit(gpuad.vmap(gpuad.grad(lambda x: gnp.log(x[0]) * x[1])))\n"
+        "f(np.ones((4, 2)))\n"
+        "print(f.reports()[0].cached)\n"
+    )
+    env = dict(os.environ, **{toolchain.CACHE_ENV: str(cache)})
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True) for _ in range(2)]
+    assert [r.stdout.strip() for r in runs] == ["False", "True"]
+
+
+def _build_elsewhere(cache, source):
+    """toolchain.build(source) in a new process: (what its k0 returns, whether it was cached)."""
+    code = f"from gpuad.compiler import toolchain\nlib, _, cached = toolchain.build({source!r})\nprint(lib.k0(), cached)\n"
+    env = dict(os.environ, **{toolchain.CACHE_ENV: str(cache)})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    return int(out[0]), out[1] == "True"
+
+
+def test_a_corrupt_or_foreign_cached_library_is_rebuilt_never_run(cache):
+    """(In new processes: a process keeps the library it loaded, whatever happens to the file.)"""
+    source = "int k0(void) { return 41; }"
+    assert _build_elsewhere(cache, source) == (41, False)
+    (path,) = cache.glob("gpuad-*.so")
+    path.write_bytes(b"not a library")
+    assert _build_elsewhere(cache, source) == (41, False)
+    assert _build_elsewhere(cache, source) == (41, True)
+    # A real library under another source's name: its embedded hash does not match, so rebuilt.
+    assert _build_elsewhere(cache, "int k0(void) { return 42; }") == (42, False)
+    other = next(p for p in cache.glob("gpuad-*.so") if p != path)
+    shutil.copyfile(other, path)
+    assert _build_elsewhere(cache, source) == (41, False)
+    # In this process too: a foreign library loaded under the cache's name is not handed out.
+    shutil.copyfile(other, path)
+    lib, _, cached = toolchain.build(source)
+    assert not cached and lib.k0() == 41
+
+
+def test_concurrent_writers_leave_a_whole_library(cache):
+    """Several processes compiling the same source at once: each gets a working library, and
+    the cache holds one complete file."""
+    code = (
+        "from gpuad.compiler import toolchain\n"
+        "lib, _, _ = toolchain.build('int k0(void) { return 5; }  /* concurrent */')\n"
+        "print(lib.k0())\n"
+    )
+    env = dict(os.environ, **{toolchain.CACHE_ENV: str(cache)})
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)]
+    outs = [p.communicate()[0].strip() for p in procs]
+    assert outs == ["5"] * 4 and all(p.returncode == 0 for p in procs)
+    assert len(list(cache.glob("gpuad-*.so"))) == 1
+    assert not [p for p in cache.iterdir() if not p.name.endswith(".so")]  # no temporary left behind
+
+
+def test_without_a_compiler_jit_replays_and_says_why_once(cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    X = np.random.default_rng(0).uniform(1, 3, size=(6, 2))
+    f = gpuad.vmap(gpuad.value_and_grad(_seed1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(2):  # two recordings from the same line: one warning
+            jitted = gpuad.jit(f)
+            for _ in range(3):
+                got = jitted(X)
+    assert len(caught) == 1 and caught[0].category is lowering.CompileWarning
+    assert "no-such-cc" in str(caught[0].message) and "GPUAD_JIT=replay" in str(caught[0].message)
+    assert caught[0].filename == __file__
+    close(got, f(X), rtol=0, atol=0)
+    assert jitted.reports()[0].target == "replay"
+    monkeypatch.setenv(lowering.JIT_ENV, "compile")
+    with pytest.raises(toolchain.CompileError, match="no-such-cc"):
+        gpuad.jit(f)(X)
+
+
+def test_the_jit_mode_setting(cache, monkeypatch):
+    X = np.ones((3, 2))
+    f = gpuad.vmap(gpuad.grad(_seed1))
+    monkeypatch.setenv(lowering.JIT_ENV, "replay")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jitted = gpuad.jit(f)
+        jitted(X)
+    assert jitted.reports()[0].target == "replay" and "GPUAD_JIT=replay" in str(jitted.reports()[0])
+    monkeypatch.setenv(lowering.JIT_ENV, "fast")
+    with pytest.raises(ValueError, match="GPUAD_JIT='fast' is not a jit mode; use 'replay', 'compile'"):
+        gpuad.jit(f)(X)
+    # "compile" with nothing to compile (an argsort alone) says so.
+    monkeypatch.setenv(lowering.JIT_ENV, "compile")
+    with pytest.raises(toolchain.CompileError, match="nothing in this recording compiles.*argsort"):
+        gpuad.jit(lambda x: gnp.argsort(x))(X)
+
+
+def test_other_libraries_replay_with_one_warning(cache):
+    xs = pytest.importorskip("array_api_strict")
+    x = xs.asarray([[1.0, 2.0], [3.0, 4.0]], device=xs.Device("device1"))
+    f = gpuad.vmap(gpuad.grad(_seed1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        jitted = gpuad.jit(f)
+        jitted(x)
+    assert [w.category for w in caught] == [lowering.CompileWarning]
+    assert "NumPy and CuPy arrays, not array_api_strict" in str(caught[0].message)
+    close(jitted(x), f(x), rtol=0, atol=0)
+
+
+def _sources(f, *args):
+    """The C and CUDA sources of f's recording."""
+    seen = []
+    original = lowering.sources
+
+    def spy(builts):
+        seen.append(original(builts))
+        return seen[-1]
+
+    lowering.sources = spy
+    try:
+        gpuad.jit(f)(*args)
+    finally:
+        lowering.sources = original
+    return seen[0]
+
+
+def test_c_and_cuda_say_the_same_and_the_cuda_compiles(cache):
+    """The per-point statements of both emitters are the same text apart from type names; every
+    generated CUDA source compiles with nvcc --ptx (where nvcc is installed)."""
+    rng = np.random.default_rng(0)
+    programs = [
+        (gpuad.vmap(gpuad.value_and_grad(_seed1)), rng.uniform(1, 3, (8, 2))),
+        (gpuad.vmap(gpuad.hessian(lambda x: gnp.sum(gnp.exp(-x * x) * gnp.sin(x)))), rng.standard_normal((8, 3)).astype(np.float32)),
+        (gpuad.vmap(gpuad.grad(lambda x: gnp.sum(gnp.maximum(x, 0.5) * (x > 0)))), rng.standard_normal((8, 4))),
+    ]
+    for f, x in programs:
+        c, cuda = _sources(f, x)
+        c_lines = [line.strip() for line in c.splitlines() if line.strip().startswith(("const", "o"))]
+        cuda_lines = [line.strip() for line in cuda.splitlines() if line.strip().startswith(("const", "o")) and "long long i" not in line]
+        as_c = {"long long": "int64_t", "bool": "_Bool", "signed char": "int8_t", "unsigned char": "uint8_t", "short": "int16_t", "int ": "int32_t "}
+        for cu, cc in as_c.items():
+            cuda_lines = [line.replace(f"const {cu}", f"const {cc}") for line in cuda_lines]
+        assert [line.replace("i * P", "i * P") for line in c_lines] == cuda_lines
+        if shutil.which("nvcc"):
+            ptx = toolchain.cuda_ptx(cuda)
+            assert ".entry k0" in ptx
+
+
+def test_cuda_emitter_refusal_is_reported():
+    if not shutil.which("nvcc"):
+        pytest.skip("nvcc is not installed")
+    with pytest.raises(toolchain.CompileError, match="nvcc refused a generated kernel"):
+        toolchain.cuda_ptx('extern "C" __global__ void k0() { undefined_thing(); }')
+
+
+def test_scalar_literals_keep_every_bit():
+    b = scalar.Builder()
+    for value, dtype in [(-0.0, "float64"), (np.inf, "float32"), (np.nan, "float64"), (0.1, "float32"), (True, "bool"), (-3, "int64")]:
+        node = b.const(value, dtype)
+        text = scalar._literal(node, scalar.C_TYPES)
+        if dtype == "float64" and value == 0:
+            assert text.startswith("-0x0")
+        if dtype == "float32" and value == 0.1:
+            assert float.fromhex(text.rstrip("f")) == float(np.float32(0.1))
+    assert b.const(1.0, "float64") is b.const(1, "float64")  # one node per distinct literal
+
