@@ -45,6 +45,15 @@ def _values_and_jacobian(f):
     return both
 
 
+def _hvp(ad, f):
+    """Per-point Hessian-vector product, forward over reverse: the tangent of the gradient along v."""
+    return lambda x, v: ad.jvp(ad.grad(f), (x,), (v,))[1]
+
+
+# Kinds whose result is one array rather than a tuple of results.
+_SINGLE = ("hess_point", "hvp_point")
+
+
 class Library:
     name = "?"
     module: str | None = None
@@ -110,6 +119,10 @@ class Gpuad(Library):
         elif w.kind == "jac_point":
             call = ad.vmap(ad.jacrev(_values_and_jacobian(f), has_aux=True))
             args = (d["Z"], d["F"])
+        elif w.kind == "hess_point":
+            call, args = ad.vmap(ad.hessian(f)), (d["X"],)
+        elif w.kind == "hvp_point":
+            call, args = ad.vmap(_hvp(ad, f)), (d["X"], d["V"])
         else:
             raise ValueError(w.kind)
         if self.jit:
@@ -124,6 +137,8 @@ class Gpuad(Library):
             if w.kind == "jac_point":
                 jac, value = out
                 return _flat_numpy(value, jac)
+            if w.kind in _SINGLE:
+                return _flat_numpy(out)
             return _flat_numpy(*out)
 
         return run, to_numpy
@@ -155,6 +170,10 @@ class Jax(Library):
             args = (d["params"], d["X"], d["Y"])
         elif w.kind == "jac_point":
             call, args = jax.vmap(jax.jacrev(_values_and_jacobian(f), has_aux=True)), (d["Z"], d["F"])
+        elif w.kind == "hess_point":
+            call, args = jax.vmap(jax.hessian(f)), (d["X"],)
+        elif w.kind == "hvp_point":
+            call, args = jax.vmap(_hvp(jax, f)), (d["X"], d["V"])
         else:
             raise ValueError(w.kind)
         if self.jit:
@@ -166,6 +185,8 @@ class Jax(Library):
         def to_numpy(out):
             if w.kind == "jac_point":
                 return _flat_numpy(out[1], out[0])
+            if w.kind in _SINGLE:
+                return _flat_numpy(out)
             return _flat_numpy(*out)
 
         return run, to_numpy
@@ -231,6 +252,22 @@ class TorchAutograd(Library):
                 rows = [torch.autograd.grad(out[:, j].sum(), z, retain_graph=j + 1 < out.shape[1])[0] for j in range(out.shape[1])]
                 return out.detach(), torch.stack(rows, dim=1)
 
+        elif w.kind == "hess_point":  # reverse over reverse: one backward pass per Hessian row
+
+            def run():
+                x = d["X"].detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+                n = g.shape[1]
+                rows = [torch.autograd.grad(g[:, i].sum(), x, retain_graph=i + 1 < n)[0] for i in range(n)]
+                return (torch.stack(rows, dim=1),)
+
+        elif w.kind == "hvp_point":  # reverse over reverse: the gradient of <grad f, v>
+
+            def run():
+                x = d["X"].detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+                return torch.autograd.grad((g * d["V"]).sum(), x)
+
         else:
             raise ValueError(w.kind)
         return run, lambda out: _flat_numpy(*out)
@@ -264,6 +301,10 @@ class TorchFunc(Library):
             args, flip = (d["params"], d["X"], d["Y"]), True
         elif w.kind == "jac_point":
             call, args, flip = tf.vmap(tf.jacrev(_values_and_jacobian(f), has_aux=True)), (d["Z"], d["F"]), True
+        elif w.kind == "hess_point":
+            call, args, flip = tf.vmap(tf.hessian(f)), (d["X"],), None
+        elif w.kind == "hvp_point":
+            call, args, flip = tf.vmap(_hvp(tf, f)), (d["X"], d["V"]), None
         else:
             raise ValueError(w.kind)
 
@@ -272,6 +313,8 @@ class TorchFunc(Library):
                 return call(*args)
 
         def to_numpy(out):
+            if flip is None:  # one array
+                return _flat_numpy(out)
             return _flat_numpy(out[1], out[0]) if flip else _flat_numpy(*out)
 
         return run, to_numpy
@@ -324,6 +367,25 @@ class HipsAutograd(Library):
                     e[:, j] = 1
                     rows.append(vjp(e))
                 return out, np.stack(rows, axis=1)
+
+        elif w.kind == "hess_point":  # reverse over reverse: the per-point gradient's VJP, one row at a time
+            g = autograd.elementwise_grad(f)
+
+            def run():
+                vjp, gx = autograd.make_vjp(g)(d["X"])
+                rows = []
+                for i in range(gx.shape[1]):
+                    e = np.zeros_like(gx)
+                    e[:, i] = 1
+                    rows.append(vjp(e))
+                return (np.stack(rows, axis=1),)
+
+        elif w.kind == "hvp_point":  # reverse over reverse: the gradient of <grad f, v>
+            g = autograd.elementwise_grad(f)
+            hv = autograd.grad(lambda x: anp.sum(g(x) * d["V"]))
+
+            def run():
+                return (hv(d["X"]),)
 
         else:
             raise ValueError(w.kind)

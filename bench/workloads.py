@@ -9,7 +9,9 @@ A workload has a *kind*, which says what is differentiated and how each library 
   ``jvp_point``       per-point value and directional derivative of ``f`` along T (B, n);
   ``vg_shared``       value and gradient of a batch loss ``f(params, *data)`` w.r.t. the shared params;
   ``vg_point_input``  per-example loss and gradient w.r.t. the example, params shared;
-  ``jac_point``       per-point Jacobian of a vector function ``f(z, c)`` w.r.t. z.
+  ``jac_point``       per-point Jacobian of a vector function ``f(z, c)`` w.r.t. z;
+  ``hess_point``      per-point Hessian of ``f(x)`` (forward over reverse), x = one row of X (B, n);
+  ``hvp_point``       per-point Hessian-vector product of ``f`` along V (B, n): ``jvp(grad(f), (x,), (v,))``.
 
 Functions index with ``x[..., i]`` and reduce over ``axis=-1`` so that the same code serves one point
 (vmap-style libraries) and a whole batch (libraries without vmap).
@@ -412,6 +414,93 @@ def gauss3_hand(d):
     return value, grad
 
 
+# ------------------------------------------------------------------------------------------------
+# Second order (issue 21): a per-point Hessian of a 4-input function, and a per-point
+# Hessian-vector product of a 3-input function (forward over reverse). Both mix exp, log, sin, cos,
+# products and division; the references are the second derivatives written out.
+# ------------------------------------------------------------------------------------------------
+
+
+def hess4_fn(ns):
+    def f(x):
+        x0, x1, x2, x3 = x[..., 0], x[..., 1], x[..., 2], x[..., 3]
+        return ns.sin(x0 * x1) + ns.exp(-(x2 * x2)) * x3 + ns.log(1 + x0 * x0 + x3 * x3) + x1 * x2 / (1 + x3 * x3)
+
+    return f
+
+
+def hess4_data(B, dtype, rng):
+    return {"X": rng.uniform(-1.5, 1.5, size=(B, 4)).astype(dtype)}
+
+
+def hess4_hand(d):
+    """The 10 distinct entries of the symmetric 4 x 4 Hessian, term by term, mirrored into (B, 4, 4)."""
+    X = d["X"]
+    x0, x1, x2, x3 = X[:, 0], X[:, 1], X[:, 2], X[:, 3]
+    # sin(x0 x1)
+    a = x0 * x1
+    s, c = np.sin(a), np.cos(a)
+    # exp(-x2^2) x3
+    e = np.exp(-(x2 * x2))
+    # log(q), q = 1 + x0^2 + x3^2: d2/dxi dxj = 2 delta_ij / q - 4 xi xj / q^2
+    q = 1 + x0 * x0 + x3 * x3
+    iq = 1 / q
+    iq2 = iq * iq
+    # x1 x2 r(x3), r = 1 / p, p = 1 + x3^2: r' = -2 x3 / p^2, r'' = (6 x3^2 - 2) / p^3
+    r = 1 / (1 + x3 * x3)
+    r1 = -2 * x3 * r * r
+    r2 = (6 * x3 * x3 - 2) * r * r * r
+    h00 = 2 * iq - 4 * x0 * x0 * iq2 - x1 * x1 * s
+    h01 = c - a * s
+    h02 = np.zeros_like(x0)
+    h03 = -4 * x0 * x3 * iq2
+    h11 = -x0 * x0 * s
+    h12 = r
+    h13 = x2 * r1
+    h22 = (4 * x2 * x2 - 2) * e * x3
+    h23 = x1 * r1 - 2 * x2 * e
+    h33 = 2 * iq - 4 * x3 * x3 * iq2 + x1 * x2 * r2
+    H = np.stack([h00, h01, h02, h03,
+                  h01, h11, h12, h13,
+                  h02, h12, h22, h23,
+                  h03, h13, h23, h33], axis=-1)
+    return (H.reshape(X.shape[0], 4, 4),)
+
+
+def hvp3_fn(ns):
+    def f(x):
+        x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
+        return ns.exp(-(x0 * x1)) + x2 * ns.log(1 + x0 * x0) + ns.sin(x1) * ns.cos(x2) + x0 / (1 + x2 * x2)
+
+    return f
+
+
+def hvp3_data(B, dtype, rng):
+    return {"X": rng.uniform(-1.5, 1.5, size=(B, 3)).astype(dtype), "V": rng.standard_normal(size=(B, 3)).astype(dtype)}
+
+
+def hvp3_hand(d):
+    """The 6 distinct entries of the 3 x 3 Hessian, term by term, applied to V."""
+    X, V = d["X"], d["V"]
+    x0, x1, x2 = X[:, 0], X[:, 1], X[:, 2]
+    v0, v1, v2 = V[:, 0], V[:, 1], V[:, 2]
+    E = np.exp(-(x0 * x1))  # exp(-x0 x1)
+    iq = 1 / (1 + x0 * x0)  # x2 log(1 + x0^2)
+    s1, c1, s2, c2 = np.sin(x1), np.cos(x1), np.sin(x2), np.cos(x2)  # sin(x1) cos(x2)
+    ip = 1 / (1 + x2 * x2)  # x0 / (1 + x2^2)
+    s1c2 = s1 * c2
+    h00 = x1 * x1 * E + 2 * x2 * (1 - x0 * x0) * iq * iq
+    h01 = (x0 * x1 - 1) * E
+    h02 = 2 * x0 * iq - 2 * x2 * ip * ip
+    h11 = x0 * x0 * E - s1c2
+    h12 = -c1 * s2
+    h22 = x0 * (6 * x2 * x2 - 2) * ip * ip * ip - s1c2
+    hv = np.stack([h00 * v0 + h01 * v1 + h02 * v2,
+                   h01 * v0 + h11 * v1 + h12 * v2,
+                   h02 * v0 + h12 * v1 + h22 * v2], axis=-1)
+    return (hv,)
+
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in [
@@ -483,6 +572,22 @@ WORKLOADS: dict[str, Workload] = {
             gauss3_data,
             gauss3_hand,
             max_size=1_000_000,
+        ),
+        Workload(
+            "hess4",
+            "hess_point",
+            "sin(x0 x1) + exp(-x2^2) x3 + log(1 + x0^2 + x3^2) + x1 x2 / (1 + x3^2): 4 x 4 Hessian per point",
+            hess4_fn,
+            hess4_data,
+            hess4_hand,
+        ),
+        Workload(
+            "hvp3",
+            "hvp_point",
+            "exp(-x0 x1) + x2 log(1 + x0^2) + sin x1 cos x2 + x0 / (1 + x2^2): Hessian-vector product per point (forward over reverse)",
+            hvp3_fn,
+            hvp3_data,
+            hvp3_hand,
         ),
     ]
 }

@@ -27,7 +27,7 @@ def test_quick_run_checks_every_workload_and_writes_the_report(tmp_path):
     data = json.loads((out / "suite.json").read_text())
     runs = data["runs"]
     workloads = {r["workload"] for r in runs}
-    assert workloads == {"seed1", "seed2", "elem16_grad", "elem16_jvp", "mlp_weights", "mlp_inputs", "ba_jacobian", "gmm_grad", "gauss3_grad"}
+    assert workloads == {"seed1", "seed2", "elem16_grad", "elem16_jvp", "mlp_weights", "mlp_inputs", "ba_jacobian", "gmm_grad", "gauss3_grad", "hess4", "hvp3"}
     assert {r["lib"] for r in runs} == {"gpuad", "gpuad-jit", "hand"}
     assert all(r["ok"] for r in runs), [r for r in runs if not r["ok"]]
     assert all(r["seconds"] > 0 for r in runs)
@@ -182,3 +182,77 @@ def test_one_workload_timed_alone_and_its_usage_error():
     bad = subprocess.run([sys.executable, "-m", "bench.one", "nope", "1e3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0
     assert "usage: python -m bench.one WORKLOAD B" in bad.stderr and "elem16_jvp" in bad.stderr
+
+
+SECOND_ORDER = ("hess4", "hvp3")
+
+
+def _bench_modules():
+    sys.path.insert(0, ROOT)
+    try:
+        from bench.libs import LIBRARIES
+        from bench.run import check, reference
+        from bench.workloads import WORKLOADS
+    finally:
+        sys.path.remove(ROOT)
+    return LIBRARIES, WORKLOADS, check, reference
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_order_hand_derivatives_match_jax(name, jax_x64):
+    """The written-out Hessian (hess4) and Hessian-vector product (hvp3) against JAX's
+    vmap(hessian(f)) and vmap(jvp(grad(f))), float64, on points over the data's whole range."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    jax = jax_x64
+    _, WORKLOADS, _, _ = _bench_modules()
+    w = WORKLOADS[name]
+    d = w.data(200, "float64", np.random.default_rng(3))
+    f = w.fn(jnp)
+    if w.kind == "hess_point":
+        want = jax.jit(jax.vmap(jax.hessian(f)))(d["X"])
+    else:
+        want = jax.jit(jax.vmap(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1]))(d["X"], d["V"])
+    (got,) = w.hand(d)
+    assert got.shape == want.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12, atol=1e-12)
+    if w.kind == "hess_point":
+        np.testing.assert_array_equal(got, np.swapaxes(got, -1, -2))
+
+
+@pytest.mark.parametrize(
+    "lib, dtype",
+    [(lib, "float64") for lib in ("gpuad", "gpuad-jit", "jax-jit", "jax-eager", "torch", "torch-func", "autograd")]
+    + [("gpuad", "float32"), ("gpuad-jit", "float32")],
+)
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_order_workloads_match_the_hand_reference_in_every_library(name, lib, dtype):
+    """Each library's adapter does the second-order kinds (hess_point, hvp_point) and its result
+    passes the suite's own check against the hand-written reference (gpuad in float32 too);
+    libraries not installed skip."""
+    import numpy as np
+
+    LIBRARIES, WORKLOADS, check, reference = _bench_modules()
+    ok, why = LIBRARIES[lib].available()
+    if not ok:
+        pytest.skip(why)
+    w = WORKLOADS[name]
+    d = w.data(16, dtype, np.random.default_rng(1))
+    _, ref, tolerances = reference(w, d, dtype)
+    run, to_numpy = LIBRARIES[lib].build(w, d)
+    run()  # jit: the first call records or compiles
+    assert check(to_numpy(run()), ref, dtype, tolerances) is None
+
+
+def test_cost_counter_counts_the_second_order_workloads():
+    """The cost counter runs the second-order workloads (gpuad and hand) and counts their operations."""
+    sys.path.insert(0, ROOT)
+    try:
+        from bench.cost import count_costs
+    finally:
+        sys.path.remove(ROOT)
+    rows = count_costs(list(SECOND_ORDER), ["float64"], [100])
+    assert [r["workload"] for r in rows] == list(SECOND_ORDER)
+    for r in rows:
+        assert r["hand_ops"] > 0 and r["gpuad_ops"] > 0 and r["hand_bytes"] > 0 and r["gpuad_bytes"] > 0
