@@ -51,8 +51,10 @@ class Kernel:
 
     batched: bool
     n: int
+    flat: bool = False  # every value of one shape, elementwise: its elements are the points
     ops: list[int] = field(default_factory=list)
     inside: set[int] = field(default_factory=set)  # variables its operations compute
+    summed: set[int] = field(default_factory=set)  # of them, sums over the points (read only outside)
     elements: int = 0
 
 
@@ -208,24 +210,42 @@ def _partition(program: list, avals: list[Any], n: int | None, taken: set[int]) 
         if k not in taken and _known(prim, refs, params, out, avals):
             shape = avals[out][0]
             if (n is None or (len(shape) >= 1 and shape[0] == n)) and _point_elements(shape, n) <= MAX_POINT_ELEMENTS:
-                forms = _operand_forms(prim, refs, params, shape, avals, n, current.inside if current else set())
+                inside = current.inside - current.summed if current else set()
+                forms = _operand_forms(prim, refs, params, shape, avals, n, inside)
+                if forms is not None and current and any(type(r) is int and r in current.summed for r in refs):
+                    forms = None
                 if forms is not None and n is None and any(math.prod(_shape_dtype(r, avals)[0]) > MAX_POINT_ELEMENTS for r in refs):
                     forms = None
                 if forms is not None and prim.name == "matmul" and _matmul_cost(refs, avals, n) > MAX_MATMUL:
                     forms = None
-        if forms is not None:
-            size = _point_elements(avals[out][0], n)
+        sums_points = forms is None and k not in taken and _sums_points(prim, refs, params, out, avals, n)
+        if forms is not None or sums_points:
+            size = _point_elements(avals[out][0], n) if forms is not None else math.prod(avals[out][0])
             if current is None or current.elements + size > MAX_KERNEL_ELEMENTS:
                 current = Kernel(batched=n is not None, n=n if n is not None else 1)
                 kernels.append(current)
             current.ops.append(k)
             current.inside.add(out)
+            if sums_points:
+                current.summed.add(out)
             current.elements += size
             continue
         # An array-library operation: a kernel whose value it reads ends here (it runs before it).
         if current is not None and any(type(r) is int and r in current.inside for r in refs):
             current = None
     return [kern for kern in kernels if len(kern.ops) >= MIN_OPS]
+
+
+def _sums_points(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: Any, avals: list[Any], n: int | None) -> bool:
+    """A floating sum over the points' axis (and per-point axes) of one operand read per point:
+    the kernel adds up each point's part as it goes (a shared parameter's gradient)."""
+    if n is None or prim.name != "sum" or not _known(prim, refs, params, out, avals):
+        return False
+    shape, dtype = _shape_dtype(refs[0], avals)
+    return (
+        dtype in ("float32", "float64") and len(shape) >= 1 and shape[0] == n and -len(shape) in params["axis"]
+        and math.prod(shape[1:]) <= MAX_POINT_ELEMENTS
+    )
 
 
 def _matmul_cost(refs: tuple[Any, ...], avals: list[Any], n: int | None) -> int:
@@ -248,10 +268,65 @@ def plan(program: list, avals: list[Any], in_vars: list[int]) -> list[Kernel]:
         if sum(len(k.ops) for k in kernels) > sum(len(k.ops) for k in best):
             best = kernels
     taken = {i for k in best for i in k.ops}
-    # Where a kernel's results are read by a later kernel of the other reading, the closing
-    # rule (an operation outside a kernel that reads it ends it) keeps every kernel's launch,
-    # placed after its last operation, after everything it reads.
-    return sorted(best + _partition(program, avals, None, taken), key=lambda k: k.ops[0])
+    # Where a kernel's results are read by a later kernel of another reading, the closing rule
+    # (an operation outside a kernel that reads it ends it) keeps every kernel's launch, placed
+    # after its last operation, after everything it reads.
+    kernels = best + _partition(program, avals, None, taken)
+    taken |= {i for k in kernels for i in k.ops}
+    # What is left of elementwise work on values too wide per point (an MLP's hidden layers):
+    # fused loops over all their elements, one shape at a time.
+    for shape in _elementwise_shapes(program, avals, taken):
+        more = _partition_flat(program, avals, shape, taken)
+        kernels += more
+        taken |= {i for k in more for i in k.ops}
+    return sorted(kernels, key=lambda k: k.ops[0])
+
+
+def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> list[tuple[int, ...]]:
+    shapes: list[tuple[int, ...]] = []
+    for k, (prim, refs, params, out) in enumerate(program):
+        if k not in taken and prim.name not in _STRUCTURAL and _known(prim, refs, params, out, avals):
+            shape = tuple(avals[out][0])
+            if math.prod(shape) > 1 and shape not in shapes:
+                shapes.append(shape)
+    return shapes
+
+
+def _flat_forms(refs: tuple[Any, ...], shape: tuple[int, ...], avals: list[Any], inside: set[int]) -> list[str] | None:
+    """Operand forms of an elementwise operation in a flat kernel over ``shape``: of that shape
+    (read element by element), or single numbers from outside."""
+    forms = []
+    for r in refs:
+        s = _shape_dtype(r, avals)[0]
+        if tuple(s) == shape:
+            forms.append("point")
+        elif math.prod(s) == 1 and not (type(r) is int and r in inside):
+            forms.append("whole")
+        else:
+            return None
+    return forms
+
+
+def _partition_flat(program: list, avals: list[Any], shape: tuple[int, ...], taken: set[int]) -> list[Kernel]:
+    kernels: list[Kernel] = []
+    current: Kernel | None = None
+    for k, (prim, refs, params, out) in enumerate(program):
+        ok = (
+            k not in taken and prim.name not in _STRUCTURAL and _known(prim, refs, params, out, avals)
+            and tuple(avals[out][0]) == shape
+            and _flat_forms(refs, shape, avals, current.inside if current else set()) is not None
+        )
+        if ok:
+            if current is None or current.elements >= MAX_KERNEL_ELEMENTS:
+                current = Kernel(batched=True, n=math.prod(shape), flat=True)
+                kernels.append(current)
+            current.ops.append(k)
+            current.inside.add(out)
+            current.elements += 1
+            continue
+        if current is not None and any(type(r) is int and r in current.inside for r in refs):
+            current = None
+    return [kern for kern in kernels if len(kern.ops) >= MIN_OPS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,9 +417,10 @@ class Built:
     refs: list[Any]  # program refs of the operands, in slot order
     operand_specs: list[tuple[str, int, tuple[int, ...]]]
     outputs: list[int]  # program variables it writes
-    scalars: list[list[Scalar]]  # per output, its per-point scalars
+    scalars: list[list[Scalar]]  # per output, its per-point scalars (or per-point parts of a sum)
     out_shapes: list[tuple[int, ...]]
     out_dtypes: list[str]
+    out_kinds: list[str]  # "point", or "sum" over the points
 
 
 def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: set[int]) -> Built:
@@ -356,14 +432,28 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
         prim, refs, params, out = program[k]
         out_shape = tuple(avals[out][0])
         out_dtype = backend.dtype_name(avals[out][1])
-        forms = _operand_forms(prim, refs, params, out_shape, avals, n, kernel.inside)
+        if out in kernel.summed:  # each point's part of a sum over the points
+            (r,) = refs
+            x = values[r] if type(r) is int and r in values else operands.read(r, "point", _shape_dtype(r, avals)[0], out_dtype)
+            per_point_axes = tuple(a for a in params["axis"] if a != -x.ndim)
+            part = prim.impl(_NP, x, axis=per_point_axes, keepdims=True) if per_point_axes else x
+            values[out] = _as_scalars(b, part, tuple(part.shape), out_dtype)
+            continue
+        if kernel.flat:  # every value seen as (n,): one element per point
+            forms = _flat_forms(refs, out_shape, avals, kernel.inside)
+            out_shape = (kernel.n,)
+        else:
+            forms = _operand_forms(prim, refs, params, out_shape, avals, n, kernel.inside)
         dtypes = _concrete([_shape_dtype(r, avals)[1] for r in refs], out_dtype)
         args = []
         for r, form, dtype in zip(refs, forms, dtypes):
             if type(r) is int and r in values:
                 args.append(values[r])
             else:
-                args.append(operands.read(r, form, _shape_dtype(r, avals)[0], dtype))
+                shape = _shape_dtype(r, avals)[0]
+                if kernel.flat:
+                    shape = (kernel.n,) if form == "point" else ()
+                args.append(operands.read(r, form, shape, dtype))
         point_shape = ((1,) + out_shape[1:]) if n is not None else out_shape
         if prim.name in _STRUCTURAL:
             result = _run_structural(b, prim, args, params, out_shape, n)
@@ -381,4 +471,5 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
     return Built(
         kernel, b, operands.refs, operands.specs, outputs, [list(values[v].reshape(-1)) for v in outputs],
         [tuple(avals[v][0]) for v in outputs], [backend.dtype_name(avals[v][1]) for v in outputs],
+        ["sum" if v in kernel.summed else "point" for v in outputs],
     )

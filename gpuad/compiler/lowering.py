@@ -89,7 +89,7 @@ def sources(builts: list[fusion.Built]) -> tuple[str, str]:
     c, cuda = [], []
     for i, built in enumerate(builts):
         ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
-        outs = [(backend.dtype_name(d), s) for d, s in zip(built.out_dtypes, built.scalars)]
+        outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
         c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched))
         cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched))
     return "\n\n".join(c), "#include <math.h>\n\n" + "\n\n".join(cuda)
@@ -152,11 +152,12 @@ class _CUDALaunch:
         self.kernel = module.get_function(name)
         self.n = built.kernel.n
         self.in_dtypes = [d for d, _, _ in built.operand_specs]
-        self.outs = [(tuple(s), d) for s, d in zip(built.out_shapes, built.out_dtypes)]
+        self.outs = [(tuple(s), d, kind) for s, d, kind in zip(built.out_shapes, built.out_dtypes, built.out_kinds)]
 
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
         arrays = [xp.ascontiguousarray(xp.asarray(a, dtype=backend.backend_dtype(xp, d))) for a, d in zip(operands, self.in_dtypes)]
-        outs = [xp.empty(shape, dtype=backend.backend_dtype(xp, d)) for shape, d in self.outs]
+        # Sums over the points are added into zeros by the points' threads.
+        outs = [(xp.zeros if kind == "sum" else xp.empty)(shape, dtype=backend.backend_dtype(xp, d)) for shape, d, kind in self.outs]
         grid = (max(1, -(-self.n // self.BLOCK)),)
         self.kernel(grid, (self.BLOCK,), (numpy.int64(self.n), *arrays, *outs))
         return tuple(outs)
@@ -210,7 +211,11 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
             built, launch = last[i]
             prim = Primitive(f"kernel{len(report.kernels)}", launch, residuals=(), fresh=True)
             new_program.append((prim, tuple(built.refs), {}, tuple(built.outputs)))
-            where = f"per point over {built.kernel.n} points" if built.kernel.batched else "one point"
+            kernel = built.kernel
+            where = (
+                f"elementwise over {kernel.n} elements" if kernel.flat
+                else f"per point over {kernel.n} points" if kernel.batched else "one point"
+            )
             report.kernels.append(f"{where}: {len(built.kernel.ops)} operations")
     report.compiled = len(compiled_ops)
     return new_program, report

@@ -306,11 +306,12 @@ def expression(node: Scalar, name: Callable[[Scalar], str], types: dict[str, str
     return f"{op}{f}({', '.join(a)})"  # a C math function
 
 
-def _body(nodes: list[Scalar], outputs: list[list[Scalar]], out_sizes: list[int], types: dict[str, str], batched: bool) -> tuple[list[str], list[str]]:
-    """The invariant loads (before the loop) and the per-point lines (inside it) computing the
-    outputs: ``o{k}[i * size + j] = ...`` for output k's element j."""
+def _body(nodes: list[Scalar], outputs: list[tuple[str, str, list[Scalar]]], types: dict[str, str], batched: bool, cuda: bool) -> tuple[list[str], list[str], list[str]]:
+    """The invariant loads (before the loop), the per-point lines (inside it) and, for outputs
+    summed over the points, the sums' names. ``outputs``: (dtype, kind, scalars) with kind
+    "point" (``o{k}[i * size + j] = ...``) or "sum" (``o{k}[j]`` is the sum over the points)."""
     live = set()
-    stack = [s for out in outputs for s in out]
+    stack = [s for _, _, out in outputs for s in out]
     while stack:
         s = stack.pop()
         if s.id not in live:
@@ -321,7 +322,7 @@ def _body(nodes: list[Scalar], outputs: list[list[Scalar]], out_sizes: list[int]
     def name(s: Scalar) -> str:
         return names[s.id]
 
-    before, inside = [], []
+    before, inside, sums = [], [], []
     for s in nodes:
         if s.id not in live:
             continue
@@ -337,10 +338,17 @@ def _body(nodes: list[Scalar], outputs: list[list[Scalar]], out_sizes: list[int]
                 before.append(f"const {types[s.dtype]} t{s.id} = a{slot}[{offset}];")
             continue
         inside.append(f"const {types[s.dtype]} t{s.id} = {expression(s, name, types)};")
-    for k, (out, size) in enumerate(zip(outputs, out_sizes)):
+    for k, (_, kind, out) in enumerate(outputs):
         for j, s in enumerate(out):
-            inside.append(f"o{k}[{'i * ' + str(size) + ' + ' if batched else ''}{j}] = {name(s)};")
-    return before, inside
+            if kind == "sum":
+                if cuda:  # the points' threads add into the zeroed output
+                    inside.append(f"atomicAdd(&o{k}[{j}], {name(s)});")
+                else:
+                    sums.append(f"s{k}_{j}")
+                    inside.append(f"s{k}_{j} += {name(s)};")
+            else:
+                inside.append(f"o{k}[{'i * ' + str(len(out)) + ' + ' if batched else ''}{j}] = {name(s)};")
+    return before, inside, sums
 
 
 def _signature(operands: list[tuple[str, int]], outputs: list[str], types: dict[str, str], restrict: str) -> str:
@@ -353,35 +361,44 @@ def _sizes(operands: list[tuple[str, int]]) -> list[str]:
     return [f"enum {{ P{k} = {size} }};" for k, (_, size) in enumerate(operands)]
 
 
-def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, list[Scalar]]], batched: bool) -> str:
+def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool) -> str:
     """A C function ``fname(n, a0, a1, ..., o0, o1, ...)`` looping over ``n`` points. ``operands``:
-    (dtype, elements per point) of each operand; ``outputs``: (dtype, scalars per point)."""
-    before, inside = _body(builder.nodes, [o for _, o in outputs], [len(o) for _, o in outputs], C_TYPES, batched)
-    lines = [f"int {fname}(int64_t n, {_signature(operands, [d for d, _ in outputs], C_TYPES, 'restrict')}) {{"]
+    (dtype, elements per point) of each operand; ``outputs``: (dtype, kind, scalars per point),
+    kind "point" or "sum" (summed over the points)."""
+    before, inside, sums = _body(builder.nodes, outputs, C_TYPES, batched, cuda=False)
+    lines = [f"int {fname}(int64_t n, {_signature(operands, [d for d, _, _ in outputs], C_TYPES, 'restrict')}) {{"]
     lines += ["  " + s for s in _sizes(operands)]
     lines += ["  " + s for s in before]
+    for k, (dtype, kind, out) in enumerate(outputs):
+        if kind == "sum":
+            lines.append(f"  {C_TYPES[dtype]} {', '.join(f's{k}_{j} = 0' for j in range(len(out)))};")
     # The floating-point exceptions the points raised (each thread has its own flags): the caller
     # reruns the operations through the array library where NumPy would warn or raise about them.
     lines.append("  int raised = 0;")
-    # Threads over strips of points for big batches only (a parallel region costs microseconds).
+    # Threads over strips of points for big batches only (a parallel region costs microseconds);
+    # the loop over points is what vectorizes (sums over the points included).
     lines.append("  #pragma omp parallel reduction(|:raised) if(n >= 32768)")
     lines.append("  {")
     lines.append("    feclearexcept(FE_ALL_EXCEPT);")
-    lines.append("    #pragma omp for schedule(static)")
+    lines.append(f"    #pragma omp for simd schedule(static){' reduction(+:' + ', '.join(sums) + ')' if sums else ''}")
     lines.append("    for (int64_t i = 0; i < n; i++) {")
     lines += ["      " + s for s in inside]
     lines.append("    }")
     lines.append("    raised |= fetestexcept(FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW);")
     lines.append("  }")
+    for k, (_, kind, out) in enumerate(outputs):
+        if kind == "sum":
+            lines += [f"  o{k}[{j}] = s{k}_{j};" for j in range(len(out))]
     lines.append("  return (raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0);")
     lines.append("}")
     return "\n".join(lines)
 
 
-def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, list[Scalar]]], batched: bool) -> str:
-    """The same computation as ``emit_c`` as a CUDA kernel: one thread per point."""
-    before, inside = _body(builder.nodes, [o for _, o in outputs], [len(o) for _, o in outputs], _CUDA_TYPES, batched)
-    lines = [f'extern "C" __global__ void {fname}(long long n, {_signature(operands, [d for d, _ in outputs], _CUDA_TYPES, "__restrict__")}) {{']
+def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool) -> str:
+    """The same computation as ``emit_c`` as a CUDA kernel: one thread per point (sums over the
+    points added atomically into outputs the launcher zeroes)."""
+    before, inside, _ = _body(builder.nodes, outputs, _CUDA_TYPES, batched, cuda=True)
+    lines = [f'extern "C" __global__ void {fname}(long long n, {_signature(operands, [d for d, _, _ in outputs], _CUDA_TYPES, "__restrict__")}) {{']
     lines += ["  " + s for s in _sizes(operands)]
     lines.append("  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
     lines.append("  if (i >= n) return;")
