@@ -7,7 +7,9 @@ and writes, then turn the counts into a GPU estimate:
 next to the floor (the inputs and outputs moved once at 3 TB/s). Views (reshape, broadcast_to,
 transposes, basic indexing) move no data and launch nothing, so they count for nothing; array
 creation (zeros, ones, full) counts as one operation writing its bytes, as a memset kernel would.
-The same instrument runs the hand-written NumPy derivative, for comparison.
+The same instrument runs the hand-written NumPy derivative, for comparison, and gpuad.jit's
+compiled program (``gpuad-jit``): each compiled kernel counts as one operation reading its operands
+and writing its outputs once (the array operations left to NumPy count as above).
 
     python -m bench.cost [--tasks seed1,mlp_weights] [--sizes 1e5] [--dtypes float64]
 """
@@ -120,11 +122,23 @@ def counting() -> Iterator[Tally]:
     for name in ("zeros", "ones", "full", "empty", "eye"):
         patched[name], replacement = creator(name)
         setattr(compat, name, replacement)
+    # A compiled kernel (gpuad.jit): one launch, its operands read and its outputs written once.
+    from gpuad.compiler import lowering
+
+    launch = lowering._CPULaunch.__call__
+
+    def counted_launch(self, xp, *operands):
+        outs = launch(self, xp, *[_plain(a) for a in operands])
+        tally.add(_arrays(list(operands)), _arrays(list(outs)))
+        return _wrap(outs)
+
+    lowering._CPULaunch.__call__ = counted_launch
     _TALLY.append(tally)
     try:
         yield tally
     finally:
         _TALLY.pop()
+        lowering._CPULaunch.__call__ = launch
         for name, original in patched.items():
             setattr(compat, name, original)
 
@@ -147,9 +161,9 @@ def count_costs(tasks: list[str], dtypes: list[str], sizes: list[int], seed: int
                 data = w.data(B, dtype, np.random.default_rng(seed))
                 io_bytes = _nbytes(data) + _nbytes(w.hand(data))
                 row = {"workload": name, "dtype": dtype, "B": B, "io_bytes": io_bytes}
-                for lib in ("gpuad", "hand"):
+                for lib in ("gpuad", "gpuad-jit", "hand"):
                     run, _ = LIBRARIES[lib].build(w, _counted_data(data))
-                    run()  # warm-up: nothing cached that a second call would skip, but keep it fair
+                    run()  # warm-up (and gpuad.jit's recording and compile)
                     with counting() as tally:
                         run()
                     row[f"{lib}_ops"] = tally.ops
@@ -162,13 +176,15 @@ def count_costs(tasks: list[str], dtypes: list[str], sizes: list[int], seed: int
 
 def cost_table(rows: list[dict]) -> str:
     lines = [
-        "| workload | dtype | B | gpuad ops | hand ops | gpuad MB moved | hand MB moved | gpuad GPU est. ms | hand GPU est. ms | floor ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| workload | dtype | B | gpuad ops | gpuad-jit ops | hand ops | gpuad MB moved | gpuad-jit MB moved | hand MB moved | "
+        "inputs + outputs MB | gpuad GPU est. ms | gpuad-jit GPU est. ms | hand GPU est. ms | floor ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['workload']} | {r['dtype']} | {r['B']:.0e} | {r['gpuad_ops']} | {r['hand_ops']} | "
-            f"{r['gpuad_bytes'] / 1e6:.1f} | {r['hand_bytes'] / 1e6:.1f} | {r['gpuad_gpu_seconds'] * 1e3:.3f} | "
+            f"| {r['workload']} | {r['dtype']} | {r['B']:.0e} | {r['gpuad_ops']} | {r['gpuad-jit_ops']} | {r['hand_ops']} | "
+            f"{r['gpuad_bytes'] / 1e6:.1f} | {r['gpuad-jit_bytes'] / 1e6:.1f} | {r['hand_bytes'] / 1e6:.1f} | {r['io_bytes'] / 1e6:.1f} | "
+            f"{r['gpuad_gpu_seconds'] * 1e3:.3f} | {r['gpuad-jit_gpu_seconds'] * 1e3:.3f} | "
             f"{r['hand_gpu_seconds'] * 1e3:.3f} | {r['floor_gpu_seconds'] * 1e3:.4f} |"
         )
     return "\n".join(lines)

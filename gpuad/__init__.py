@@ -13,6 +13,8 @@ from .primitives import PRIMITIVES, Primitive
 from .tracing import LeakedTracerError, to_numpy
 from .custom import custom_jvp, custom_vjp
 from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
+from .compiler.lowering import CompileWarning
+from .compiler.toolchain import CompileError
 from .jit import ConcretizationError, jit
 from .transforms import checkpoint, grad, jacrev, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
@@ -33,6 +35,8 @@ __all__ = [
     "vmap",
     "jit",
     "ConcretizationError",
+    "CompileWarning",
+    "CompileError",
     "checkpoint",
     "jacfwd",
     "jacobian",

@@ -150,3 +150,15 @@ def jax_x64():
 
     jax.config.update("jax_enable_x64", True)
     return jax
+
+
+# gpuad.jit compiles kernels with the system C compiler (issue 21): a compiler run per new
+# recording. The modules about jit itself run the compiled path; elsewhere jit is a means (jit of
+# a linalg or fft program, a bench run) and replays, which keeps the suite's CPU time in bounds.
+COMPILED_MODULES = {"test_compiler", "test_jit", "test_ownership", "test_differential", "test_buffers", "test_user_trips"}
+
+
+@pytest.fixture(autouse=True)
+def _jit_mode(request, monkeypatch):
+    if os.environ.get("GPUAD_JIT") is None and request.module.__name__.rsplit(".", 1)[-1] not in COMPILED_MODULES:
+        monkeypatch.setenv("GPUAD_JIT", "replay")

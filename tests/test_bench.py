@@ -111,7 +111,7 @@ def test_float32_results_are_checked_against_float64_to_the_accuracy_float32_all
     assert hand64 is ref64 and tols64 == [TOLERANCE["float64"]] * 2
 
 
-def test_cost_counter_counts_operations_and_bytes():
+def test_cost_counter_counts_operations_and_bytes(monkeypatch):
     """The instrumented run sees every array operation: the hand-written seed1 derivative is
     exactly log, multiply, add, sin, subtract (the value) and divide, add, cos, subtract (the
     gradient, written into one empty array)."""
@@ -120,12 +120,15 @@ def test_cost_counter_counts_operations_and_bytes():
         from bench.cost import count_costs
     finally:
         sys.path.remove(ROOT)
+    monkeypatch.delenv("GPUAD_JIT")  # gpuad-jit compiles here (see conftest)
     (row,) = count_costs(["seed1"], ["float64"], [1000])
     assert row["hand_ops"] == 9
     # Each operation reads and writes whole per-point vectors: 8 kB per (1000,) float64 array.
     assert 9 * 2 * 8000 <= row["hand_bytes"] <= 9 * 3 * 8000
     assert row["gpuad_ops"] >= row["hand_ops"] and row["gpuad_bytes"] > 0
     assert row["gpuad_gpu_seconds"] == pytest.approx(row["gpuad_ops"] * 5e-6 + row["gpuad_bytes"] / 3e12)
+    # gpuad.jit compiles it into one kernel: one launch, the inputs read and the outputs written once.
+    assert row["gpuad-jit_ops"] == 1 and row["gpuad-jit_bytes"] == row["io_bytes"]
 
 
 @pytest.mark.parametrize(

@@ -52,12 +52,16 @@ def _row_inputs(spec, dtype, batched, seed):
     return inputs(spec, dtype, seed=seed)
 
 
-@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("batched", [True, False], ids=["vmap", "one_point"])
+@pytest.mark.parametrize(
+    "batched, dtype",
+    [(True, "float64"), (False, "float64"), pytest.param(True, "float32", marks=pytest.mark.slow)],
+    ids=["vmap-float64", "one_point-float64", "vmap-float32"],
+)
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_every_row_compiled_equals_eager(chunk, batched, dtype):
     """vmap(value_and_grad) (and value_and_grad on one point) of every row, all rows of a chunk in
-    one jitted function: compiled kernels on new inputs equal the eager transforms."""
+    one jitted function: compiled kernels on new inputs equal the eager transforms. (float32 on
+    one point adds no kernel shape the others lack.)"""
     rows = ROWS[chunk::CHUNKS]
     transforms = [_row_transform(spec, batched) for spec in rows]
     jitted = gpuad.jit(lambda arglists: [t(*a) for t, a in zip(transforms, arglists)])
@@ -193,9 +197,18 @@ def test_compile_cache_hit_miss_and_a_new_process(cache):
     assert [r.stdout.strip() for r in runs] == ["False", "True"]
 
 
+# The toolchain module alone (it imports only the standard library): a new process in milliseconds.
+_TOOLCHAIN = (
+    "import importlib.util\n"
+    f"spec = importlib.util.spec_from_file_location('toolchain', {toolchain.__file__!r})\n"
+    "toolchain = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(toolchain)\n"
+)
+
+
 def _build_elsewhere(cache, source):
     """toolchain.build(source) in a new process: (what its k0 returns, whether it was cached)."""
-    code = f"from gpuad.compiler import toolchain\nlib, _, cached = toolchain.build({source!r})\nprint(lib.k0(), cached)\n"
+    code = _TOOLCHAIN + f"lib, _, cached = toolchain.build({source!r})\nprint(lib.k0(), cached)\n"
     env = dict(os.environ, **{toolchain.CACHE_ENV: str(cache)})
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
     return int(out[0]), out[1] == "True"
@@ -223,11 +236,7 @@ def test_a_corrupt_or_foreign_cached_library_is_rebuilt_never_run(cache):
 def test_concurrent_writers_leave_a_whole_library(cache):
     """Several processes compiling the same source at once: each gets a working library, and
     the cache holds one complete file."""
-    code = (
-        "from gpuad.compiler import toolchain\n"
-        "lib, _, _ = toolchain.build('int k0(void) { return 5; }  /* concurrent */')\n"
-        "print(lib.k0())\n"
-    )
+    code = _TOOLCHAIN + "lib, _, _ = toolchain.build('int k0(void) { return 5; }  /* concurrent */')\nprint(lib.k0())\n"
     env = dict(os.environ, **{toolchain.CACHE_ENV: str(cache)})
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)]
     outs = [p.communicate()[0].strip() for p in procs]
@@ -344,3 +353,24 @@ def test_scalar_literals_keep_every_bit():
             assert float.fromhex(text.rstrip("f")) == float(np.float32(0.1))
     assert b.const(1.0, "float64") is b.const(1, "float64")  # one node per distinct literal
 
+
+
+def test_loop_bodies_compile_too(cache, monkeypatch):
+    """gpuad.lax.scan runs its step (and the step's backward sweep) as a recorded program: those
+    compile as well (test_lax holds the loops against JAX with the replay)."""
+    rng = np.random.default_rng(0)
+    W, xs = rng.standard_normal((3, 3)) / 2, rng.standard_normal((7, 4, 3))
+
+    def loss(W, xs):
+        def step(h, x):
+            h = gnp.tanh(h @ W + x) * gnp.exp(-0.1 * x * x)
+            return h, gnp.sum(h * h, axis=-1)
+
+        _, ys = gpuad.lax.scan(step, gnp.zeros((4, 3)), xs)
+        return gnp.sum(ys)
+
+    f = gpuad.value_and_grad(loss, argnums=(0, 1))
+    got = f(W, xs)
+    monkeypatch.setenv(lowering.JIT_ENV, "replay")
+    close(got, f(W, xs), rtol=1e-13, atol=1e-14)
+    assert any(p.name.startswith("gpuad-") for p in cache.iterdir())  # kernels were built

@@ -131,7 +131,7 @@ class _CPULaunch:
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
         arrays = []
         for a, dtype in zip(operands, self.in_dtypes):
-            if type(a) is not numpy.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
+            if not isinstance(a, numpy.ndarray) or a.dtype != dtype or not a.flags.c_contiguous:
                 a = numpy.ascontiguousarray(a, dtype=dtype)
             arrays.append(a)
         outs = [numpy.empty(shape, dtype) for shape, dtype in self.outs]
