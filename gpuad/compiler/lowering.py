@@ -148,16 +148,17 @@ class _CUDALaunch:
 
     BLOCK = 256
 
-    def __init__(self, module: Any, name: str, built: fusion.Built):
-        self.kernel = module.get_function(name)
+    def __init__(self, cupy: Any, module: Any, name: str, built: fusion.Built):
+        self.cupy, self.kernel = cupy, module.get_function(name)
         self.n = built.kernel.n
         self.in_dtypes = [d for d, _, _ in built.operand_specs]
         self.outs = [(tuple(s), d, kind) for s, d, kind in zip(built.out_shapes, built.out_dtypes, built.out_kinds)]
 
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
-        arrays = [xp.ascontiguousarray(xp.asarray(a, dtype=backend.backend_dtype(xp, d))) for a, d in zip(operands, self.in_dtypes)]
+        cp = self.cupy
+        arrays = [cp.ascontiguousarray(cp.asarray(a, dtype=d)) for a, d in zip(operands, self.in_dtypes)]
         # Sums over the points are added into zeros by the points' threads.
-        outs = [(xp.zeros if kind == "sum" else xp.empty)(shape, dtype=backend.backend_dtype(xp, d)) for shape, d, kind in self.outs]
+        outs = [(cp.zeros if kind == "sum" else cp.empty)(shape, dtype=d) for shape, d, kind in self.outs]
         grid = (max(1, -(-self.n // self.BLOCK)),)
         self.kernel(grid, (self.BLOCK,), (numpy.int64(self.n), *arrays, *outs))
         return tuple(outs)
@@ -193,7 +194,7 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
         import cupy  # the CuPy backend is in use, so CuPy is installed
 
         module = cupy.RawModule(code=cuda_source)
-        launches = [_CUDALaunch(module, f"k{i}", b) for i, b in enumerate(builts)]
+        launches = [_CUDALaunch(cupy, module, f"k{i}", b) for i, b in enumerate(builts)]
         report.target = "CUDA"
     else:
         lib, seconds, cached = toolchain.build(c_source)
