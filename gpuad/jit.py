@@ -384,8 +384,23 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
             raise TypeError(f"jit: static_argnums must be ints, got {static_argnums!r}")
     cache: OrderedDict[Any, tuple[_Compiled, tuple[Any, Any, Any]]] = OrderedDict()
 
+    # The signatures of calls whose arguments are all NumPy arrays, straight to their cache key:
+    # a compiled call on one point costs microseconds, and building the general key is several.
+    plain_keys: dict[Any, Any] = {}
+
     @functools.wraps(fun)
     def jitted(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs and not statics:
+            try:
+                plain = tuple((a.shape, a.dtype) for a in args if type(a) in backend.FAST_ARRAY_TYPES)
+            except AttributeError:
+                plain = ()
+            if len(plain) == len(args):
+                key = plain_keys.get(plain)
+                entry = cache.get(key) if key is not None else None
+                if entry is not None:
+                    cache.move_to_end(key)
+                    return entry[0](list(args))
         static_pos = {s % len(args) for s in statics if -len(args) <= s < len(args)}
         dynamic = [a for i, a in enumerate(args) if i not in static_pos]
         leaves, treedef = tree_flatten((dynamic, kwargs))
@@ -403,6 +418,10 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
             cache[key] = (compiled, scalars)
             if len(cache) > CACHE_SIZE:
                 cache.popitem(last=False)
+            if not kwargs and not statics and all(type(a) in backend.FAST_ARRAY_TYPES for a in args):
+                if len(plain_keys) > 4 * CACHE_SIZE:  # keys of evicted recordings
+                    plain_keys.clear()
+                plain_keys[tuple((a.shape, a.dtype) for a in args)] = key
             return result
         cache.move_to_end(key)
         compiled, (xp, dtype, device) = entry

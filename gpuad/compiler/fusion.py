@@ -255,31 +255,32 @@ def _matmul_cost(refs: tuple[Any, ...], avals: list[Any], n: int | None) -> int:
 
 
 def plan(program: list, avals: list[Any], in_vars: list[int]) -> list[Kernel]:
-    """The kernels of the reading with points along an input's leading axis that compiles the
-    most operations, then one-point kernels over the rest (the shared parameters' own work)."""
+    """The kernels of the best reading: points along an input's leading axis (then one-point
+    kernels over the rest: the shared parameters' own work), or one point for everything; then
+    flat kernels for what is left. Best: the most operations compiled, then the fewest kernels."""
     sizes = []
     for v in in_vars:
         shape = avals[v][0] if avals[v] is not None else ()
         if len(shape) >= 1 and shape[0] not in sizes:
             sizes.append(shape[0])
     best: list[Kernel] = []
-    for n in sizes:
+    for n in [*sizes, None]:
         kernels = _partition(program, avals, n, set())
-        if sum(len(k.ops) for k in kernels) > sum(len(k.ops) for k in best):
+        if n is not None:
+            # Where a kernel's results are read by a later kernel of another reading, the closing
+            # rule (an operation outside a kernel that reads it ends it) keeps every kernel's
+            # launch, placed after its last operation, after everything it reads.
+            kernels = kernels + _partition(program, avals, None, {i for k in kernels for i in k.ops})
+        taken = {i for k in kernels for i in k.ops}
+        # What is left of elementwise work on values too wide per point (an MLP's hidden layers):
+        # fused loops over all their elements, one shape at a time.
+        for shape in _elementwise_shapes(program, avals, taken):
+            more = _partition_flat(program, avals, shape, taken)
+            kernels = kernels + more
+            taken |= {i for k in more for i in k.ops}
+        if (len(taken), -len(kernels)) > (sum(len(k.ops) for k in best), -len(best)):
             best = kernels
-    taken = {i for k in best for i in k.ops}
-    # Where a kernel's results are read by a later kernel of another reading, the closing rule
-    # (an operation outside a kernel that reads it ends it) keeps every kernel's launch, placed
-    # after its last operation, after everything it reads.
-    kernels = best + _partition(program, avals, None, taken)
-    taken |= {i for k in kernels for i in k.ops}
-    # What is left of elementwise work on values too wide per point (an MLP's hidden layers):
-    # fused loops over all their elements, one shape at a time.
-    for shape in _elementwise_shapes(program, avals, taken):
-        more = _partition_flat(program, avals, shape, taken)
-        kernels += more
-        taken |= {i for k in more for i in k.ops}
-    return sorted(kernels, key=lambda k: k.ops[0])
+    return sorted(best, key=lambda k: k.ops[0])
 
 
 def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> list[tuple[int, ...]]:
