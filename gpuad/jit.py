@@ -290,10 +290,11 @@ def _compiled_kernels(xp: Any, program: list, avals: list, in_vars: list[int], o
         return program, lowering.CompileReport("replay", len(program), reason=f"{lowering.JIT_ENV}=replay")
     try:
         new_program, report = lowering.compile_program(xp, program, avals, in_vars, outputs)
-    except toolchain.CompileError as e:
+    except Exception as e:  # noqa: BLE001  (a missing compiler, or a compiler bug: the replay is always right)
         if mode == "compile":
             raise
-        new_program, report = program, lowering.CompileReport("replay", len(program), reason=str(e))
+        why = str(e) if isinstance(e, toolchain.CompileError) else f"internal compiler error, please report: {type(e).__name__}: {e}"
+        new_program, report = program, lowering.CompileReport("replay", len(program), reason=why)
         report.warn = True
     if not report.kernels and mode == "compile":
         raise toolchain.CompileError(f"jit: {lowering.JIT_ENV}=compile, but nothing in this recording compiles: {report.reason}")

@@ -18,7 +18,7 @@ import pytest
 
 import gpuad
 import gpuad.numpy as gnp
-from gpuad.compiler import fusion, lowering, scalar, toolchain
+from gpuad.compiler import lowering, scalar, toolchain
 
 from .helpers import batch_inputs, close, inputs, tolerances
 from .spec import SPECS, GpuadNS, core
@@ -390,3 +390,29 @@ def test_cuda_kernels_on_a_gpu():
         got, report = _compiled(f, *args)
         assert report.target == "CUDA" and report.kernels, report
         close(got, f(*args), rtol=1e-12, atol=1e-14)
+
+
+def test_a_compiler_bug_falls_back_to_the_replay_and_says_so(cache, monkeypatch):
+    from gpuad.compiler import fusion
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(fusion, "build_kernel", broken)
+    X = np.random.default_rng(0).uniform(1, 3, size=(4, 2))
+    f = gpuad.vmap(gpuad.grad(_seed1))
+    with pytest.warns(lowering.CompileWarning, match="internal compiler error, please report: RuntimeError: a bug"):
+        jitted = gpuad.jit(f)
+        jitted(X)
+    close(jitted(X), f(X), rtol=0, atol=0)
+    monkeypatch.setenv(lowering.JIT_ENV, "compile")
+    with pytest.raises(RuntimeError, match="a bug"):
+        gpuad.jit(f)(X)
+
+
+def test_sums_of_booleans_count_in_integers(cache):
+    """NumPy's sum of booleans is an integer count: such a sum stays with the library."""
+    X = np.random.default_rng(0).uniform(-1, 1, size=(6, 5))
+    f = gpuad.vmap(lambda x: gnp.sum(x > 0) * gnp.sum(x))
+    got, _ = _compiled(f, X)
+    np.testing.assert_array_equal(got, np.sum(X > 0, axis=1) * np.sum(X, axis=1))

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy
+import numpy  # host-ok: object arrays of symbolic scalars (the compiler's data, not the user's)
 
 from .. import backend
 from ..primitives import Primitive, _TABLE
@@ -73,7 +73,7 @@ def _shape_dtype(ref: Any, avals: list[Any]) -> tuple[tuple[int, ...], str] | No
 def _concrete(dtypes: list[str], out_dtype: str) -> list[str]:
     """Operand dtypes with Python numbers given the dtype they compute in."""
     typed = [d for d in dtypes if d != "weak"]
-    common = str(numpy.result_type(*typed)) if typed else out_dtype
+    common = str(numpy.result_type(*typed)) if typed else out_dtype  # host-ok
     return [common if d == "weak" else d for d in dtypes]
 
 
@@ -192,7 +192,9 @@ def _known(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: 
         return False
     dtypes = _concrete([s[1] for s in shapes], out_dtype)
     if prim.name in _STRUCTURAL:
-        return all(d in scalar.C_TYPES for d in dtypes)
+        # In the result's dtype throughout: a sum of booleans counts in integers (NumPy's
+        # promotion), which the scalar form of its additions would not.
+        return all(d == out_dtype for d in dtypes)
     return scalar.elementwise_rule(prim.name, params, dtypes, out_dtype) is not None
 
 
@@ -352,7 +354,7 @@ class _Operands:
         1) or all of it."""
         point = form == "point" and self.kernel.batched
         if type(ref) is not int:
-            value = ref.value if backend.is_array(ref.value) else numpy.asarray(ref.value)
+            value = ref.value if backend.is_array(ref.value) else numpy.asarray(ref.value)  # host-ok
             uniform = all(s == 0 for s in getattr(value, "strides", ())) or math.prod(shape) == 1
             # Small constants read whole, and uniform ones (a symbolic zero's view), become literals;
             # a constant that varies along the points' axis is read per point like any operand.
@@ -360,7 +362,7 @@ class _Operands:
                 # host-ok: a constant of the recording, small or uniform, read once when compiling
                 host = backend.to_numpy(value[(0,) * value.ndim] if uniform and value.ndim else value)
                 flat = host.reshape(-1)
-                out = numpy.empty(shape, dtype=object)
+                out = numpy.empty(shape, dtype=object)  # host-ok
                 out_flat = out.reshape(-1)
                 for j in range(out_flat.size):
                     out_flat[j] = self.b.const(flat[j] if flat.size > 1 else flat[0], dtype)
@@ -372,7 +374,7 @@ class _Operands:
             self.refs.append(ref)
             self.specs.append((dtype, math.prod(shape[1:]) if point else math.prod(shape), shape))
         per_point = (1,) + tuple(shape[1:]) if point else shape
-        out = numpy.empty(per_point, dtype=object)
+        out = numpy.empty(per_point, dtype=object)  # host-ok
         flat = out.reshape(-1)
         for j in range(flat.size):
             flat[j] = self.b.load(slot, j, dtype, point or not self.kernel.batched)
@@ -381,7 +383,7 @@ class _Operands:
 
 def _extremum(builder: Builder, x: numpy.ndarray, op: str, axis: tuple[int, ...], keepdims: bool) -> numpy.ndarray:
     """max/min over negative axes with NumPy's NaN propagation, as one fold per axis."""
-    fold = numpy.frompyfunc(lambda a, b: builder.node(op, (a, b), a.dtype), 2, 1)
+    fold = numpy.frompyfunc(lambda a, b: builder.node(op, (a, b), a.dtype), 2, 1)  # host-ok
     for ax in sorted(axis):
         x = fold.reduce(x, axis=ax, keepdims=True)
     return x if keepdims else x.reshape(tuple(d for i, d in enumerate(x.shape) if i - x.ndim not in axis))
@@ -399,11 +401,11 @@ def _run_structural(builder: Builder, prim: Primitive, operands: list[numpy.ndar
 
 
 def _as_scalars(b: Builder, values: Any, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
-    arr = numpy.asarray(values, dtype=object)
+    arr = numpy.asarray(values, dtype=object)  # host-ok
     if tuple(arr.shape) != shape:
         raise toolchain.CompileError(f"internal: a kernel value has shape {arr.shape}, expected {shape}")
     flat = arr.reshape(-1)
-    out = numpy.empty(flat.size, dtype=object)
+    out = numpy.empty(flat.size, dtype=object)  # host-ok
     for j, s in enumerate(flat):
         out[j] = b.cast(s, dtype) if isinstance(s, Scalar) else b.const(s, dtype)
     return out.reshape(shape)
@@ -460,13 +462,13 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
             result = _run_structural(b, prim, args, params, out_shape, n)
         else:
             rule = scalar.elementwise_rule(prim.name, params, dtypes, out_dtype)
-            wide = numpy.broadcast_arrays(*args) if args else []
-            result = numpy.empty(wide[0].shape, dtype=object) if args else numpy.empty(point_shape, dtype=object)
+            wide = numpy.broadcast_arrays(*args) if args else []  # host-ok
+            result = numpy.empty(wide[0].shape, dtype=object) if args else numpy.empty(point_shape, dtype=object)  # host-ok
             flat = result.reshape(-1)
             parts = [w.reshape(-1) for w in wide]
             for j in range(flat.size):
                 flat[j] = rule(b, *(p[j] for p in parts))
-            result = numpy.broadcast_to(result, point_shape)
+            result = numpy.broadcast_to(result, point_shape)  # host-ok
         values[out] = _as_scalars(b, result, point_shape, out_dtype)
     outputs = [v for v in sorted(kernel.inside) if v in read_outside]
     return Built(

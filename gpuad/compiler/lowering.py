@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy
+import numpy  # host-ok: the C kernels run on NumPy memory (the CUDA launcher below on CuPy's)
 
 from .. import backend
 from ..primitives import Primitive
@@ -123,8 +123,8 @@ class _CPULaunch:
     def __init__(self, fn: Any, built: fusion.Built, fallback: _AsArrayOperations):
         self.fn, self.fallback = fn, fallback
         self.n = built.kernel.n
-        self.in_dtypes = [numpy.dtype(d) for d, _, _ in built.operand_specs]
-        self.outs = [(tuple(s), numpy.dtype(d)) for s, d in zip(built.out_shapes, built.out_dtypes)]
+        self.in_dtypes = [numpy.dtype(d) for d, _, _ in built.operand_specs]  # host-ok
+        self.outs = [(tuple(s), numpy.dtype(d)) for s, d in zip(built.out_shapes, built.out_dtypes)]  # host-ok
         fn.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * (len(self.in_dtypes) + len(self.outs))
         fn.restype = ctypes.c_int
 
@@ -132,12 +132,12 @@ class _CPULaunch:
         arrays = []
         for a, dtype in zip(operands, self.in_dtypes):
             if not isinstance(a, numpy.ndarray) or a.dtype != dtype or not a.flags.c_contiguous:
-                a = numpy.ascontiguousarray(a, dtype=dtype)
+                a = numpy.ascontiguousarray(a, dtype=dtype)  # host-ok
             arrays.append(a)
-        outs = [numpy.empty(shape, dtype) for shape, dtype in self.outs]
+        outs = [numpy.empty(shape, dtype) for shape, dtype in self.outs]  # host-ok
         raised = self.fn(self.n, *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
         if raised:
-            modes = numpy.geterr()
+            modes = numpy.geterr()  # host-ok
             if any(raised & bit and modes[name] != "ignore" for bit, name in _RAISED):
                 return self.fallback(xp, *operands)
         return tuple(outs)
@@ -156,7 +156,7 @@ class _CUDALaunch:
 
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
         cp = self.cupy
-        arrays = [cp.ascontiguousarray(cp.asarray(a, dtype=d)) for a, d in zip(operands, self.in_dtypes)]
+        arrays = [cp.ascontiguousarray(cp.asarray(a, dtype=d)) for a, d in zip(operands, self.in_dtypes)]  # host-ok
         # Sums over the points are added into zeros by the points' threads.
         outs = [(cp.zeros if kind == "sum" else cp.empty)(shape, dtype=d) for shape, d, kind in self.outs]
         grid = (max(1, -(-self.n // self.BLOCK)),)
@@ -191,7 +191,7 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
         return program, report
     c_source, cuda_source = sources(builts)
     if _is_cupy(xp):
-        import cupy  # the CuPy backend is in use, so CuPy is installed
+        import cupy  # host-ok: the CuPy backend is in use, so CuPy is installed
 
         module = cupy.RawModule(code=cuda_source)
         launches = [_CUDALaunch(cupy, module, f"k{i}", b) for i, b in enumerate(builts)]

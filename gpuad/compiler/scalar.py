@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-import numpy
+import numpy  # host-ok: dtype promotion of the compiler's own symbolic values
 
 __all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_cuda"]
 
@@ -85,7 +85,7 @@ class Builder:
 
     def const(self, value: Any, dtype: str) -> Scalar:
         """A literal of ``dtype``, kept bit-exact (NaN, infinities and -0.0 included)."""
-        v = numpy.asarray(value).astype(dtype)
+        v = numpy.asarray(value).astype(dtype)  # host-ok
         return self.node("const", (), dtype, _literal_key(v))
 
     def load(self, slot: int, offset: int, dtype: str, varying: bool) -> Scalar:
@@ -98,7 +98,7 @@ class Builder:
         if isinstance(x, Scalar):
             return x
         if isinstance(x, numpy.generic) and not isinstance(x, (numpy.bool_,)):
-            return self.const(x, str(numpy.result_type(x.dtype, like)))
+            return self.const(x, str(numpy.result_type(x.dtype, like)))  # host-ok
         return self.const(x, like)
 
     def cast(self, x: Scalar, dtype: str) -> Scalar:
@@ -113,7 +113,7 @@ class Builder:
             return a
         like = a.dtype if isinstance(a, Scalar) else b.dtype
         a, b = self.lift(a, like), self.lift(b, like)
-        dtype = str(numpy.result_type(a.dtype, b.dtype))
+        dtype = str(numpy.result_type(a.dtype, b.dtype))  # host-ok
         return self.node(op, (self.cast(a, dtype), self.cast(b, dtype)), dtype)
 
     def call(self, fn: str, *args: Scalar, dtype: str | None = None) -> Scalar:
@@ -125,7 +125,7 @@ class Builder:
 
 def _literal_key(v: numpy.ndarray) -> Any:
     if v.dtype.kind == "f":
-        return float(v).hex()
+        return float(v).hex()  # host-ok: a literal of the source, on the host already
     if v.dtype.kind == "b":
         return bool(v)
     return int(v)
@@ -196,7 +196,7 @@ def _elementwise_rule(name: str, params: dict[str, Any], operand_dtypes: list[st
     """The node-building rule of an elementwise primitive on operands of these dtypes giving
     ``out``, or None where the compiler does not know it (the op then stays with the library)."""
     floating = out in ("float32", "float64")
-    common = str(numpy.result_type(*operand_dtypes)) if operand_dtypes else out
+    common = str(numpy.result_type(*operand_dtypes)) if operand_dtypes else out  # host-ok
     if name in _C_UNARY and floating and not params:
         fn = _C_UNARY[name]
         return lambda b, x: b.call(fn, b.cast(x, out))
