@@ -173,10 +173,13 @@ class _Compiled:
     into a result changes neither the inputs nor what later calls return.
     """
 
-    def __init__(self, xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any], out_tree: Any):
+    def __init__(self, xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any], out_tree: Any, kernels: bool = True):
         self.xp = xp
         self.out_tree = out_tree
-        program, self.report = _compiled_kernels(xp, program, avals, in_vars, outputs)
+        if kernels:
+            program, self.report = _compiled_kernels(xp, program, avals, in_vars, outputs)
+        else:  # a loop's step (gpuad.lax)
+            self.report = lowering.CompileReport("replay", len(program), reason="a loop body")
         self.n_vars = len(avals)
         self.in_vars = in_vars
         # Aliasing: an elementwise result is a fresh buffer of its own (a "root"); any other

@@ -171,7 +171,9 @@ class _Body:
 
 
 def _compile(xp: Any, program: list, avals: list, in_vars: list[int], outputs: list[Any]) -> _Compiled:
-    return _Compiled(xp, program, avals, in_vars, outputs, tree_flatten((0,) * len(outputs))[1])
+    # A step replays its array operations: a compiled kernel per step costs more than NumPy's
+    # calls on a step's small arrays (bench/lstm.py), and eager loops would lower every call.
+    return _Compiled(xp, program, avals, in_vars, outputs, tree_flatten((0,) * len(outputs))[1], kernels=False)
 
 
 def _live(program: list, outputs: list[Any], in_vars: list[int]) -> list:

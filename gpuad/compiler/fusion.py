@@ -32,8 +32,8 @@ __all__ = ["Kernel", "Built", "plan", "build_kernel", "compiles"]
 
 MAX_POINT_ELEMENTS = 48  # elements of one value per point (wider values: the library, until fused loops come)
 MAX_KERNEL_ELEMENTS = 6000  # per-point elements written by one kernel's operations (compile time)
-MAX_WHOLE_ELEMENTS = 4096  # elements of an operand every point reads whole (a weight matrix)
-MAX_MATMUL = 2048  # multiply-adds per point of a matrix product in a kernel
+MAX_WHOLE_ELEMENTS = 256  # elements of an operand every point reads whole (more spill registers)
+MAX_MATMUL = 64  # multiply-adds per point of a matrix product in a kernel (bigger: BLAS does better)
 INLINE_CONSTANT = 64  # constants up to this size become literals of the source
 MIN_OPS = 2  # a kernel of one operation is no better than the library's own
 
