@@ -15,7 +15,8 @@ from .custom import custom_jvp, custom_vjp
 from .forward_transforms import hessian, hvp, jacfwd, jacobian, jvp, linearize
 from .compiler.lowering import CompileWarning
 from .compiler.toolchain import CompileError
-from .jit import ConcretizationError, jit
+from .jit import ConcretizationError
+from .calls import jit
 from .transforms import checkpoint, grad, jacrev, value_and_grad, vjp, vmap
 from .tree import tree_flatten, tree_leaves, tree_map, tree_structure, tree_unflatten
 from .wengert import make_tape

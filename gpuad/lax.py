@@ -122,6 +122,9 @@ class _Body:
         self.out_avals = [avals[o] if kind == "var" else (tuple(o.shape), o.dtype) for kind, o in outputs]
         self._compiled: _Compiled | None = None
         self._hoisted: tuple[int, _Compiled, _Compiled] | None = None
+        # Bodies derived from this one by a transform (their recordings depend only on the body
+        # and the flags): a recording called again (a jitted function under grad) reuses them.
+        self.derived: dict[Any, Any] = {}
 
     def replay(self, args: Sequence[Any]) -> list[Any]:
         """The outputs for inputs ``args`` (of any transform): one bind per operation."""
@@ -358,7 +361,7 @@ class _ScanCall(HigherOrderCall):
         if not any(active):
             return tuple(ReverseTracer(trace, o, None) for o in self._like(self.body, nc, nx, primals))
         while True:  # a carry is differentiated once the body makes it depend on a differentiated input
-            step = _VJPStep(self.body, active, nc, nx, self.remat)
+            step = _vjp_step(self.body, active, nc, nx, self.remat)
             grown = [a or b for a, b in zip(active[:nc], step.out_active[:nc])]
             if grown == active[:nc]:
                 break
@@ -386,7 +389,26 @@ def _empty_stack(pool: Any, xp: Any, shape: tuple[int, ...], dtype: Any, device:
     return out if out is not None else xp.empty(shape, dtype=dtype, device=device)
 
 
+def _derived(body: _Body, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    found = body.derived.get(key)
+    if found is None:
+        found = body.derived[key] = make()
+    return found
+
+
 def _jvp_body(body: _Body, nz: list[bool], nc: int, nx: int) -> tuple[_Body, list[bool]]:
+    return _derived(body, ("jvp", tuple(nz), nc, nx), lambda: _make_jvp_body(body, nz, nc, nx))
+
+
+def _batch_body(body: _Body, flags: list[bool], nc: int, size: int) -> tuple[_Body, list[bool]]:
+    return _derived(body, ("batch", tuple(flags), nc, size), lambda: _make_batch_body(body, flags, nc, size))
+
+
+def _vjp_step(body: _Body, active: list[bool], nc: int, nx: int, remat: bool) -> "_VJPStep":
+    return _derived(body, ("vjp", tuple(active), nc, nx, remat), lambda: _VJPStep(body, active, nc, nx, remat))
+
+
+def _make_jvp_body(body: _Body, nz: list[bool], nc: int, nx: int) -> tuple[_Body, list[bool]]:
     """The body of the forward-mode loop: inputs and outputs (carries, xs / ys, consts) each
     followed by the tangents of those that have one; and which outputs got a tangent."""
     n_in = len(body.in_vars)
@@ -421,7 +443,7 @@ def _jvp_body(body: _Body, nz: list[bool], nc: int, nx: int) -> tuple[_Body, lis
     return jbody, list(out_nz)
 
 
-def _batch_body(body: _Body, flags: list[bool], nc: int, size: int) -> tuple[_Body, list[bool]]:
+def _make_batch_body(body: _Body, flags: list[bool], nc: int, size: int) -> tuple[_Body, list[bool]]:
     """The body of the batched loop (batched inputs carry the batch axis first); and which outputs
     are batched. A carry batched on input is batched on output (broadcast where the body gives
     every point the same value)."""

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .primitives import Primitive
 
 __all__ = [
-    "Aval", "Trace", "Tracer", "PrimalTracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "current_pool", "context_namespace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
+    "Aval", "Trace", "Tracer", "PrimalTracer", "bind", "top_trace", "to_numpy", "HigherOrderCall", "call_higher_order", "eager", "open_trace", "current_pool", "context_namespace", "innermost_trace", "LeakedTracerError", "ConcretizationError", "reuses_buffers",
 ]
 
 
@@ -184,6 +184,12 @@ def context_namespace() -> tuple[Any, Any] | None:
     called inside a differentiated function put their arrays."""
     stack = _STACK.traces
     return (stack[-1].xp, stack[-1].device) if stack else None
+
+
+def innermost_trace() -> "Trace | None":
+    """The innermost active transform of this thread (None: none is active)."""
+    stack = _STACK.traces
+    return stack[-1] if stack else None
 
 
 def top_trace(values: Any) -> "Trace | None":

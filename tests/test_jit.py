@@ -91,11 +91,83 @@ def test_pytrees_keyword_arguments_and_closures():
         close(jvg(params, x, scale=s), vg(params, x, scale=s), **TOL)
 
 
+def test_transforms_of_a_jitted_function_work_on_its_recording():
+    """grad, vmap, jvp, hessian of jit(f) equal those of f, and f's Python runs once per signature
+    (not once per call): the transforms work on the recording (gpuad/calls.py)."""
+    runs = []
+
+    def f(x, w, scale=1.0):
+        runs.append(1)
+        return gnp.sum(gnp.sin(x * w) * gnp.exp(-x)) * scale + gnp.sum(w**2)
+
+    jf = gpuad.jit(f)
+    rng = np.random.default_rng(0)
+    x, w, X = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal((3, 5))
+    cases = [
+        lambda g: gpuad.grad(g, argnums=(0, 1))(x, w),
+        lambda g: gpuad.value_and_grad(lambda x, w: g(x, w, scale=2.5))(x, w),
+        lambda g: gpuad.vmap(gpuad.grad(g), in_axes=(0, None))(X, w),
+        lambda g: gpuad.jvp(g, (x, w), (w, x)),
+        lambda g: gpuad.hessian(g)(x, w),
+        lambda g: gpuad.jacrev(lambda w: gpuad.grad(g)(x, w))(w),
+    ]
+    for case in cases:
+        want = case(f)
+        runs.clear()
+        for _ in range(3):
+            close(case(jf), want, **TOL)
+        assert len(runs) <= 1, len(runs)  # recorded at most once (the earlier cases' recording serves)
+    runs.clear()
+    gpuad.grad(jf)(np.ones(7), np.ones(7))  # a new shape: one more recording
+    gpuad.grad(jf)(np.ones(7), np.ones(7))
+    assert len(runs) == 1
+
+
+def test_a_jitted_inner_solver_inside_an_outer_gradient():
+    """An inner loop jitted and called many times inside an outer grad: the gradient equals the
+    plain one, and the inner function's Python ran once."""
+    runs = []
+
+    def inner(z, c):
+        runs.append(1)
+        for _ in range(5):
+            z = z - 0.1 * (gnp.tanh(z) - c) * gnp.cos(z)
+        return z
+
+    def outer(c, solve):
+        z, total = gnp.zeros_like(c), 0.0
+        for _ in range(30):
+            z = solve(z, c)
+            total = total + gnp.sum(z * z)
+        return total
+
+    c = np.linspace(-0.5, 0.5, 6)
+    want = gpuad.grad(outer)(c, inner)
+    runs.clear()
+    close(gpuad.grad(outer)(c, gpuad.jit(inner)), want, **TOL)
+    assert len(runs) == 1
+
+
+def test_a_jitted_function_closing_over_a_traced_value():
+    """f closes over the outer transform's value: recorded with it each call (never reused)."""
+    x0 = np.linspace(0.1, 1.0, 4)
+
+    def loss(w):
+        return gnp.sum(gpuad.jit(lambda x: gnp.sin(x * w) * x)(x0))
+
+    for w in (0.5, 1.5):
+        np.testing.assert_allclose(gpuad.grad(loss)(w), np.sum(np.cos(x0 * w) * x0 * x0), rtol=1e-14)
+
+
 def test_jit_inside_a_transform_traces_through():
     f = gpuad.jit(lambda x: gnp.sin(x) * x)
     x = np.linspace(0.1, 1.0, 4)
     np.testing.assert_allclose(gpuad.vmap(gpuad.grad(f))(x), np.cos(x) * x + np.sin(x), rtol=1e-14)
     np.testing.assert_allclose(gpuad.grad(lambda v: gnp.sum(f(v)))(x), np.cos(x) * x + np.sin(x), rtol=1e-14)
+    # Inside another jit, the inner jit is part of the outer recording.
+    outer = gpuad.jit(gpuad.grad(lambda v: gnp.sum(f(v) * f(v))))
+    outer(x)
+    np.testing.assert_allclose(outer(x), 2 * np.sin(x) * x * (np.cos(x) * x + np.sin(x)), rtol=1e-14)
 
 
 def test_results_never_alias_inputs_or_constants():

@@ -39,8 +39,9 @@ ORDER = [
     "numpy._operators", "numpy",
     # special functions (jax.scipy.special), on the table's entries and gpuad.numpy's helpers
     "scipy.special", "scipy",
-    # control flow (jax.lax's loops and branches), above the namespace its selections use
-    "lax",
+    # control flow (jax.lax's loops and branches), above the namespace its selections use; jit's
+    # calls under other transforms (a recording called like a loop of one step)
+    "lax", "calls",
     # tools
     "wengert", "testing", "__main__", "__init__",
 ]
