@@ -180,11 +180,14 @@ def cost_table(rows: list[dict]) -> str:
         "inputs + outputs MB | gpuad GPU est. ms | gpuad-jit GPU est. ms | hand GPU est. ms | floor ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    def jit(key: str, scale: float, fmt: str) -> str:  # rows of runs before gpuad-jit was counted: n/a
+        return format(r[key] * scale, fmt) if key in r else "n/a"
+
     for r in rows:
         lines.append(
-            f"| {r['workload']} | {r['dtype']} | {r['B']:.0e} | {r['gpuad_ops']} | {r['gpuad-jit_ops']} | {r['hand_ops']} | "
-            f"{r['gpuad_bytes'] / 1e6:.1f} | {r['gpuad-jit_bytes'] / 1e6:.1f} | {r['hand_bytes'] / 1e6:.1f} | {r['io_bytes'] / 1e6:.1f} | "
-            f"{r['gpuad_gpu_seconds'] * 1e3:.3f} | {r['gpuad-jit_gpu_seconds'] * 1e3:.3f} | "
+            f"| {r['workload']} | {r['dtype']} | {r['B']:.0e} | {r['gpuad_ops']} | {jit('gpuad-jit_ops', 1, 'd')} | {r['hand_ops']} | "
+            f"{r['gpuad_bytes'] / 1e6:.1f} | {jit('gpuad-jit_bytes', 1e-6, '.1f')} | {r['hand_bytes'] / 1e6:.1f} | {r['io_bytes'] / 1e6:.1f} | "
+            f"{r['gpuad_gpu_seconds'] * 1e3:.3f} | {jit('gpuad-jit_gpu_seconds', 1e3, '.3f')} | "
             f"{r['hand_gpu_seconds'] * 1e3:.3f} | {r['floor_gpu_seconds'] * 1e3:.4f} |"
         )
     return "\n".join(lines)
