@@ -303,6 +303,8 @@ def expression(node: Scalar, name: Callable[[Scalar], str], types: dict[str, str
         return f"(({a[0]} < {a[1]} || {a[0]} != {a[0]}) ? {a[0]} : {a[1]})"
     if op in ("isnan", "isinf", "isfinite", "signbit"):
         return f"({op}({a[0]}) != 0)"
+    if op == "exp" and f:  # float32 exp without libmvec's slow path (toolchain.PRELUDE)
+        return f"gpuad_expf({a[0]})"
     return f"{op}{f}({', '.join(a)})"  # a C math function
 
 
