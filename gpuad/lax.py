@@ -278,6 +278,10 @@ class _ScanCall(HigherOrderCall):
         if self.length == 0:
             ys = [xp.empty((0, *shape), dtype=dtype, device=device) for shape, dtype in body.out_avals[nc:]]
             return (*carry, *ys)
+        if self.length == 1:  # one step (a jitted function called under a transform: gpuad.calls)
+            with user_error_state():
+                outs = body.run([*carry, *(x[0, ...] for x in xs), *consts])
+            return (*(xp.asarray(c) for c in outs[:nc]), *(y[None, ...] for y in outs[nc:]))
         # The xs as lists of slices (no indexing per step and leaf); each step's ys written into
         # their stacks (from the call's buffer pool where there is one), so that the memory of a
         # step's outputs serves the next step's.
