@@ -435,3 +435,31 @@ def test_float32_exp_over_its_whole_range(cache):
     np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
     ulps = np.abs(got[finite].view(np.int32).astype(np.int64) - want[finite].view(np.int32).astype(np.int64))
     assert ulps.max() <= 2, ulps.max()
+
+
+def _fake_cc(tmp_path, behaviour):
+    """A 'C compiler' that answers --version and then fails ("fail") or writes a non-library."""
+    script = tmp_path / "fake-cc"
+    action = 'echo "fake-cc: error: no" >&2; exit 1' if behaviour == "fail" else 'while [ "$1" != "-o" ]; do shift; done; echo junk > "$2"; exit 0'
+    script.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "fake-cc 1.0"; exit 0; fi\n{action}\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_compiler_that_refuses_or_builds_junk_is_a_clear_error(cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", _fake_cc(tmp_path, "fail"))
+    with pytest.raises(toolchain.CompileError, match="refused a generated kernel:\nfake-cc: error: no"):
+        toolchain.build("int k0(void) { return 1; }")
+    monkeypatch.setenv("CC", _fake_cc(tmp_path / "..", "junk"))
+    with pytest.raises(toolchain.CompileError, match="a kernel library just built does not load"):
+        toolchain.build("int k0(void) { return 2; }")
+    with pytest.raises(toolchain.CompileError, match="nvcc does not run"):
+        toolchain.cuda_ptx("", nvcc=str(tmp_path / "no-nvcc"))
+
+
+def test_bad_results_of_a_jitted_function_under_a_transform():
+    X = np.ones((3, 2))
+    with pytest.raises(TypeError, match="jit: a leaf of the result must be an array or a Python number, got str"):
+        gpuad.vmap(gpuad.jit(lambda x: {"a": x, "b": "text"}))(X)
+    with pytest.raises(TypeError, match="jit: an argument of type set is neither an array nor hashable"):
+        gpuad.vmap(gpuad.jit(lambda x, opts: x * len(opts)), in_axes=(0, None))(X, {1, 2})
