@@ -463,3 +463,19 @@ def test_bad_results_of_a_jitted_function_under_a_transform():
         gpuad.vmap(gpuad.jit(lambda x: {"a": x, "b": "text"}))(X)
     with pytest.raises(TypeError, match="jit: an argument of type set is neither an array nor hashable"):
         gpuad.vmap(gpuad.jit(lambda x, opts: x * len(opts)), in_axes=(0, None))(X, {1, 2})
+
+
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [((3, 2), (3, 2, 2)), ((3, 4, 2), (2, 5)), ((3, 2), (2, 4)), ((2,), (3, 2, 4)), ((3, 2, 4), (4,)), ((3, 1, 2, 2), (3, 2, 2))],
+)
+def test_matrix_products_of_every_broadcast_shape(cache, a_shape, b_shape):
+    """Which operand's leading axis is the points' axis depends on the other operand (NumPy
+    broadcasts stacks): every shape pair gives NumPy's product."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lowering.CompileWarning)  # a wrong plan falls back: not here
+        got, report = _compiled(lambda a, b: gnp.sin(a @ b) * 2.0, a, b)
+    assert report.kernels, report
+    np.testing.assert_allclose(got, np.sin(a @ b) * 2.0, rtol=1e-14, atol=1e-15)

@@ -157,10 +157,14 @@ def _aligned_structural(name: str, params: dict[str, Any], shape: tuple[int, ...
     if name == "concat":
         return params["axis"] % len(out_shape) != 0 and ndim == len(out_shape)
     if name == "matmul":
+        # The operand's leading axis is the result's: the rows of a single product, or a stack
+        # axis of a stack as deep as the result's (NumPy broadcasts the shallower one).
         va, vb = params.get("vec", (False, False))
-        if position == 0:
-            return ndim >= 3 or (ndim == 2 and not va) or (va and ndim >= 2)
-        return ndim >= 3 or (vb and ndim >= 2)
+        if position == 0 and ndim == 2 and not va:
+            return len(out_shape) == 2
+        stack = ndim - (1 if (va if position == 0 else vb) else 2)
+        out_stack = len(out_shape) - (0 if va else 1) - (0 if vb else 1)
+        return stack >= 1 and stack == out_stack
     return False
 
 
