@@ -479,3 +479,21 @@ def test_matrix_products_of_every_broadcast_shape(cache, a_shape, b_shape):
         got, report = _compiled(lambda a, b: gnp.sin(a @ b) * 2.0, a, b)
     assert report.kernels, report
     np.testing.assert_allclose(got, np.sin(a @ b) * 2.0, rtol=1e-14, atol=1e-15)
+
+
+def test_big_kernel_outputs_are_pooled_yet_stay_the_callers(cache):
+    """Outputs of a MiB or more come from the call's buffer pool (no fresh pages per call), and a
+    result the caller still holds is never written by a later call."""
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.uniform(1, 3, size=(100_000, 2)), rng.uniform(1, 3, size=(100_000, 2))
+    eager = gpuad.vmap(gpuad.value_and_grad(_seed1))
+    f = gpuad.jit(eager)
+    f(X1)
+    v1, g1 = f(X1)
+    kept = g1.copy()
+    for _ in range(3):
+        v2, g2 = f(X2)
+        assert not np.shares_memory(g1, g2)
+        np.testing.assert_array_equal(g1, kept)
+    del v2, g2
+    close(f(X2), eager(X2), rtol=1e-15, atol=0)

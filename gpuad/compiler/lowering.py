@@ -18,6 +18,8 @@ import numpy  # host-ok: the C kernels run on NumPy memory (the CUDA launcher be
 
 from .. import backend
 from ..primitives import Primitive
+from ..speedups import pooled_empty
+from ..tracing import current_pool
 from . import fusion, scalar, toolchain
 
 __all__ = ["CompileReport", "CompileWarning", "compile_program", "JIT_ENV", "jit_mode", "sources"]
@@ -136,7 +138,13 @@ class _CPULaunch:
             if not isinstance(a, numpy.ndarray) or a.dtype != dtype or not a.flags.c_contiguous:
                 a = numpy.ascontiguousarray(a, dtype=dtype)  # host-ok
             arrays.append(a)
-        outs = [numpy.empty(shape, dtype) for shape, dtype in self.outs]  # host-ok
+        # Large outputs from the call's buffer pool: fresh pages for a big result cost more in
+        # page faults than the kernel's arithmetic (README "Buffer reuse").
+        pool = current_pool()
+        outs = []
+        for shape, dtype in self.outs:
+            out = pooled_empty(pool, xp, shape, dtype)
+            outs.append(numpy.empty(shape, dtype) if out is None else out)  # host-ok
         raised = self.fn(self.n, *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
         if raised:
             modes = numpy.geterr()  # host-ok
