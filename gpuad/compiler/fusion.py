@@ -92,7 +92,7 @@ def _operand_forms(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any
         at_points = len(shape) >= 1 and shape[0] == n
         internal = type(r) is int and r in inside
         if name in _STRUCTURAL:
-            aligned = at_points and _aligned_structural(name, params, shape, out_shape, len(forms), len(refs))
+            aligned = at_points and _aligned_structural(name, params, shape, out_shape, len(forms))
         else:  # elementwise, with NumPy's broadcasting: an operand of full rank lines up with the result
             aligned = at_points and len(shape) == len(out_shape)
         if aligned:
@@ -131,7 +131,7 @@ def _index_ndim(index: tuple[Any, ...]) -> int:
     return sum(1 for item in index[1:] if item is None or isinstance(item, slice))
 
 
-def _aligned_structural(name: str, params: dict[str, Any], shape: tuple[int, ...], out_shape: tuple[int, ...], position: int, count: int) -> bool:
+def _aligned_structural(name: str, params: dict[str, Any], shape: tuple[int, ...], out_shape: tuple[int, ...], position: int) -> bool:
     """Whether the primitive maps the operand's axis 0 to the result's axis 0 point by point."""
     ndim = len(shape)
     if name == "embed_add" and params["has_base"] and position == 0:
