@@ -176,6 +176,8 @@ def _namespace_of_checked(arrays: tuple[Any, ...], names: list[str] | None, op: 
             ) from None
         if xp is None:
             xp, first = ns, i
+        elif ns is not xp and _dask_over_numpy(xp, ns, arrays) is not None:
+            xp = _dask_over_numpy(xp, ns, arrays)
         elif ns is not xp:
             la = names[first] if names else f"operand {first}"
             lb = names[i] if names else f"operand {i}"
@@ -187,6 +189,18 @@ def _namespace_of_checked(arrays: tuple[Any, ...], names: list[str] | None, op: 
     if xp is None:
         raise TypeError("no array among the arguments")
     return xp
+
+
+def _dask_over_numpy(a: Any, b: Any, arrays: tuple[Any, ...]) -> Any:
+    """Dask's namespace where NumPy arrays meet Dask arrays of NumPy chunks: they join the lazy
+    graph as Dask's own operators let them (no copy between devices; a term of a loss computed
+    in memory beside a loss over a Dask batch). None for any other pair."""
+    libs = {getattr(a, "__name__", ""): a, getattr(b, "__name__", ""): b}
+    dask_ns = libs.get("array_api_compat.dask.array")
+    if dask_ns is None or "array_api_compat.numpy" not in libs:
+        return None
+    metas = [type(getattr(x, "_meta", None)).__module__ for x in arrays if type(x).__module__.startswith("dask.")]
+    return dask_ns if all(m == "numpy" for m in metas) else None
 
 
 def _a_library(xp: Any) -> str:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Sequence
 
 from . import backend
+from .dask_batches import is_dask_array
 from .jit import CACHE_SIZE, StagedTracer, StagingTrace, _signature_of, _static_key
 from .jit import jit as _compiled_jit
 from .lax import _as_operand, _record, _representative, _ScanCall
@@ -34,6 +35,9 @@ def jit(fun: Callable[..., Any], static_argnums: int | Sequence[int] = ()) -> Ca
     @functools.wraps(fun)
     def jitted(*args: Any, **kwargs: Any) -> Any:
         inner = innermost_trace()
+        over_chunks = getattr(fun, "_gpuad_over_chunks", None)
+        if inner is None and over_chunks is not None and any(is_dask_array(leaf) for leaf in tree_flatten((args, kwargs))[0]):
+            return over_chunks(args, kwargs, jit=True)  # jit(vmap(f)) on a Dask batch: compiled per chunk
         if inner is None:  # no transform active: the compiled recording
             return compiled(*args, **kwargs)
         leaves = tree_flatten((args, kwargs))[0]

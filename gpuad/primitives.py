@@ -51,7 +51,7 @@ from .backend import namespace_of_backend, scatter_add, scatter_combine, special
 from .backend import default_float, dtype_name, finfo, is_complex_dtype, is_real_float, result_type, scalar_array
 from .speedups import empty_in_layout_of, reduce_short_rows, zeros_in_layout_of
 from .uniform import Uniform
-from .tracing import Aval, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
+from .tracing import Aval, PrimalTracer, Tracer, bind, context_namespace, eager  # the dispatcher (it knows traces, not ops); imports nothing of the table
 
 __all__ = ["Primitive", "PRIMITIVES"]
 
@@ -201,7 +201,14 @@ def _is_number(x: Any) -> bool:
 def namespace_and_device(x: Any) -> tuple[Any, Any]:
     """``(xp, device)`` of a traced value or a plain array."""
     if isinstance(x, Tracer):
-        return x._trace.xp, x.device
+        v = x
+        while isinstance(v, PrimalTracer):
+            v = v.primal
+        if isinstance(v, Tracer) or type(v) in NAMESPACE_BY_TYPE and NAMESPACE_BY_TYPE[type(v)] is x._trace.xp:
+            return x._trace.xp, x.device
+        # A value of another library than its trace's: a vmap over a Dask batch inside a gradient
+        # with respect to in-memory parameters (gpuad/dask_batches.py) gives Dask values.
+        return namespace_of(v), device_of(v)
     return namespace_of(x), device_of(x)
 
 

@@ -186,6 +186,9 @@ class BufferPool:
 
     __slots__ = ("buffers", "total", "high_water", "fresh", "reused")
 
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (BufferPool, ())  # pickled (a function shipped to Dask's workers): an empty pool
+
     def __init__(self) -> None:
         self.buffers: list[Any] = []  # flat uint8 arrays, oldest first
         self.total = 0  # bytes of all buffers followed

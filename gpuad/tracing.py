@@ -138,6 +138,15 @@ class _TraceStack(threading.local):
         self.traces: list[Trace] = []
         self.pool: BufferPool | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        # A transformed function pickled by value (Dask ships it to its workers) refers to the
+        # stack: the unpickled one uses its own process's.
+        return (_trace_stack, ())
+
+
+def _trace_stack() -> _TraceStack:
+    return _STACK
+
 
 _STACK = _TraceStack()
 _POOL_MIN_BYTES = BufferPool.MIN_BYTES

@@ -8,9 +8,10 @@ import inspect
 import types
 from typing import Any, Callable, Sequence
 
-from . import backend
+from . import backend, dask_batches
 from .batching import BatchTrace, BatchTracer, basis_rows
 from .forward import JVPTracer
+from .jit import jit as compiled_jit
 from .reverse import ReverseTrace, ReverseTracer, backward
 from .tracing import HigherOrderCall, Tracer, call_higher_order, open_trace, reuses_buffers
 from .primitives import axis_moved, broadcasted, cast, concat, filled_like, lone_scalar, reshaped
@@ -594,6 +595,8 @@ def vmap(
             leaves.extend(kw_leaves)
             axes.extend([0] * len(kw_leaves))
         labels = _input_labels(fun, args, range(len(args)), kwargs)
+        if dask_batches.wants_chunks(leaves, axes):
+            return over_chunks(args, kwargs, jit=False)
         size, moved, mapped = _batch_inputs(leaves, axes, labels)
         picked = [i for i, m in enumerate(mapped) if m]
         picked_labels = _Labels(lambda: [labels.resolved()[i] for i in picked])
@@ -626,7 +629,61 @@ def vmap(
             return tree_unflatten(out_tree, backend.unaliased(results, leaves))
         return _chunked(call, moved, mapped, size, chunk_size, xp, device)
 
-    return reuses_buffers(vmapped)
+    def over_chunks(args: tuple[Any, ...], kwargs: dict[str, Any], jit: bool) -> Any:
+        """Dask arrays mapped: one task per chunk of the batch (gpuad/dask_batches.py); with
+        ``jit``, each task runs the compiled recording (``jit(vmap(f))`` on a Dask batch)."""
+        specs = in_axes if isinstance(in_axes, (tuple, list)) else [in_axes] * len(args)
+        leaves, axes = [], []
+        for i, (arg, spec) in enumerate(zip(args, specs)):
+            leaves.extend(tree_flatten(arg)[0])
+            axes.extend(_axes_for_leaves(spec, arg, _arg_label(fun, i), "in_axes"))
+        kw_trees = {}
+        for k, v in kwargs.items():
+            kw_leaves, kw_trees[k] = tree_flatten(v)
+            leaves.extend(kw_leaves)
+            axes.extend([0] * len(kw_leaves))
+        per_chunk = _PerChunk(fun, in_axes, out_axes, chunk_size, [tree_flatten(a)[1] for a in args], kw_trees, jit)
+        return dask_batches.map_chunks(per_chunk, leaves, axes, _input_labels(fun, args, range(len(args)), kwargs))
+
+    pooled = reuses_buffers(vmapped)
+    pooled._gpuad_over_chunks = over_chunks  # type: ignore[attr-defined]  # jit(vmap(f)) on Dask arrays
+    return pooled
+
+
+class _PerChunk:
+    """``vmap(fun)`` on one chunk's flat arguments: what each task of a vmap over a Dask batch
+    runs. Picklable (Dask ships it to the workers); the vmapped (and jitted) function is made on
+    first use where it runs and kept for the other chunks that share this object."""
+
+    def __init__(self, fun, in_axes, out_axes, chunk_size, arg_trees, kw_trees, jit):
+        self.fun, self.in_axes, self.out_axes, self.chunk_size = fun, in_axes, out_axes, chunk_size
+        self.arg_trees, self.kw_trees, self.jit = arg_trees, kw_trees, jit
+        self._made: dict[bool, Callable[..., Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_made"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _made={})
+
+    def __call__(self, leaves: list[Any], on_chunk: bool) -> tuple[list[Any], Any, list[Any]]:
+        """The outputs' leaves, tree and batch axes. ``on_chunk``: a chunk's plain arrays (jit
+        may compile); otherwise a probe of no points or a traced run."""
+        compiled = on_chunk and self.jit
+        f = self._made.get(compiled)
+        if f is None:
+            f = vmap(self.fun, self.in_axes, self.out_axes, chunk_size=self.chunk_size)
+            self._made[compiled] = f = compiled_jit(f) if compiled else f
+        it = iter(leaves)
+        args = [tree_unflatten(t, [next(it) for _ in range(t.num_leaves)]) for t in self.arg_trees]
+        kwargs = {k: tree_unflatten(t, [next(it) for _ in range(t.num_leaves)]) for k, t in self.kw_trees.items()}
+        out = f(*args, **kwargs)
+        out_flat, out_tree = tree_flatten(out)
+        if self.out_axes is None or type(self.out_axes) is int:
+            axes = [self.out_axes] * len(out_flat)
+        else:
+            axes = _axes_for_leaves(self.out_axes, out, "the output", "out_axes")
+        return out_flat, out_tree, axes
 
 
 def _batch_inputs(leaves: list[Any], axes: list[Any], labels: Any) -> tuple[int, list[Any], list[bool]]:

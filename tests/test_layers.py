@@ -25,6 +25,8 @@ ORDER = [
     "cotangents", "forward", "reverse", "batching",
     # the compiler jit uses (issue 21): toolchain, scalar form and its text, kernel plans, lowering
     "compiler", "compiler.toolchain", "compiler.scalar", "compiler.fusion", "compiler.lowering", "jit",
+    # vmap over Dask arrays, one task per chunk (issue 24)
+    "dask_batches",
     # the transforms
     "transforms", "forward_transforms", "custom",
     # the gpuad.numpy namespace: its functions, indexing, composites with custom rules, the
