@@ -147,6 +147,13 @@ class _Layout:
         # Unmapped arrays enter the graph once (not hashed: a parameter array may be big).
         self.shared = [None if m else (dask.delayed(v, pure=False) if backend.is_array(v) else v) for v, m in zip(leaves, self.mapped)]
 
+    def shared_function(self, chunk_fn: Callable[..., Any]) -> Any:
+        """The per-chunk function as one value of the graph that every task reads: a worker
+        process gets it once, so what it makes on first use (a jit's recording and compiled
+        kernels) serves all the chunks it computes; shipped inside each task it would be unpickled
+        anew per task and a jit would record every chunk again."""
+        return self.dask.delayed(chunk_fn, pure=False)
+
     def task_args(self, i: int) -> list[Any]:
         return [b[i] if m else s for b, s, m in zip(self.blocks, self.shared, self.mapped)]
 
@@ -191,12 +198,38 @@ class _Layout:
 # ---------------------------------------------------------------------------------------------
 
 
+# Per-chunk functions a distributed worker keeps for later computes (its recordings and kernels).
+WORKER_KEEPS = 16
+
+
+def _kept(chunk_fn: Any) -> Any:
+    """On a ``dask.distributed`` worker, the copy of ``chunk_fn`` this worker already holds (made
+    by an earlier task or compute of the same vmap), so that a jit records and compiles once per
+    worker rather than once per compute. Kept by the worker object, the most recent few."""
+    token = getattr(chunk_fn, "token", None)
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return chunk_fn  # a local scheduler: the graph holds the one object itself
+    if token is None:
+        return chunk_fn
+    kept = worker.__dict__.setdefault("_gpuad_chunk_functions", {})
+    if token not in kept:
+        kept[token] = chunk_fn
+        while len(kept) > WORKER_KEEPS:
+            kept.pop(next(iter(kept)))
+    return kept[token]
+
+
 def _run_chunk(chunk_fn: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
-    return tuple(chunk_fn(list(args), True)[0])
+    return tuple(_kept(chunk_fn)(list(args), True)[0])
 
 
 def _vjp_chunk(chunk_fn: Callable[..., Any], active: tuple[bool, ...], n_out: int, *args: Any) -> tuple[Any, ...]:
     """The chunk's cotangents for its active arguments: its values recomputed, then swept back."""
+    chunk_fn = _kept(chunk_fn)
     cts, ins = list(args[:n_out]), list(args[n_out:])
     xp = backend.namespace_of(*[a for a in ins if backend.is_array(a)])
     _, in_tree = tree_flatten(tuple(ins))
@@ -206,6 +239,7 @@ def _vjp_chunk(chunk_fn: Callable[..., Any], active: tuple[bool, ...], n_out: in
 
 def _jvp_chunk(chunk_fn: Callable[..., Any], active: tuple[bool, ...], n_in: int, *args: Any) -> tuple[Any, ...]:
     """The chunk's outputs and their tangents (zeros where none arrives), one forward pass."""
+    chunk_fn = _kept(chunk_fn)
     ins, tangents = list(args[:n_in]), iter(args[n_in:])
     xp = backend.namespace_of(*[a for a in ins if backend.is_array(a)])
     with open_trace(JVPTrace, xp, device=None) as trace:
@@ -245,7 +279,8 @@ def _outputs_of(chunk_fn: Callable[..., Any], layout: _Layout, leaves: Sequence[
 def _map(chunk_fn: Callable[..., Any], leaves: Sequence[Any], layout: _Layout) -> tuple[list[Any], Any]:
     out_tree, specs = _outputs_of(chunk_fn, layout, leaves)
     delayed = layout.dask.delayed
-    parts = [delayed(_run_chunk, pure=True)(chunk_fn, *layout.task_args(i)) for i in range(len(layout.chunks))]
+    fn = layout.shared_function(chunk_fn)
+    parts = [delayed(_run_chunk, pure=True)(fn, *layout.task_args(i)) for i in range(len(layout.chunks))]
     return [layout.assemble(parts, k, pp, dt, ax) for k, (pp, dt, ax) in enumerate(specs)], out_tree
 
 
@@ -270,8 +305,9 @@ def _dask_map_vjp(gs: Sequence[Any], ans: Any, *args: Any, chunk_fn: Any, axes: 
                 g = da.from_array(g, chunks=tuple(chunks if a == ax else (s,) for a, s in enumerate(g.shape)), asarray=False)
             ct_blocks.append(_blocks(g, ax, chunks))
     delayed = layout.dask.delayed
+    fn = layout.shared_function(chunk_fn)
     parts = [
-        delayed(_vjp_chunk, pure=True)(chunk_fn, active, len(gs), *[b[i] for b in ct_blocks], *layout.task_args(i))
+        delayed(_vjp_chunk, pure=True)(fn, active, len(gs), *[b[i] for b in ct_blocks], *layout.task_args(i))
         for i in range(len(chunks))
     ]
     # Only unmapped values are differentiated here (a traced Dask batch is traced op by op).
@@ -351,8 +387,9 @@ class _DaskMapCall(HigherOrderCall):
                 t = v.tangent
                 tangents.append(layout.dask.delayed(t, pure=False) if backend.is_array(t) else t)
         delayed = layout.dask.delayed
+        fn = layout.shared_function(self.chunk_fn)
         parts = [
-            delayed(_jvp_chunk, pure=True)(self.chunk_fn, active, len(values), *layout.task_args(i), *tangents)
+            delayed(_jvp_chunk, pure=True)(fn, active, len(values), *layout.task_args(i), *tangents)
             for i in range(len(self.chunks))
         ]
         n_out = len(specs)

@@ -6,6 +6,7 @@ import functools
 import math
 import inspect
 import types
+import uuid
 from typing import Any, Callable, Sequence
 
 from . import backend, dask_batches
@@ -629,6 +630,8 @@ def vmap(
             return tree_unflatten(out_tree, backend.unaliased(results, leaves))
         return _chunked(call, moved, mapped, size, chunk_size, xp, device)
 
+    made: dict[Any, _PerChunk] = {}
+
     def over_chunks(args: tuple[Any, ...], kwargs: dict[str, Any], jit: bool) -> Any:
         """Dask arrays mapped: one task per chunk of the batch (gpuad/dask_batches.py); with
         ``jit``, each task runs the compiled recording (``jit(vmap(f))`` on a Dask batch)."""
@@ -642,7 +645,11 @@ def vmap(
             kw_leaves, kw_trees[k] = tree_flatten(v)
             leaves.extend(kw_leaves)
             axes.extend([0] * len(kw_leaves))
-        per_chunk = _PerChunk(fun, in_axes, out_axes, chunk_size, [tree_flatten(a)[1] for a in args], kw_trees, jit)
+        arg_trees = [tree_flatten(a)[1] for a in args]
+        key = (str(arg_trees), str(sorted(kw_trees.items())), jit)
+        per_chunk = made.get(key)
+        if per_chunk is None:  # one per call signature: its jit's recordings serve later calls
+            per_chunk = made[key] = _PerChunk(fun, in_axes, out_axes, chunk_size, arg_trees, kw_trees, jit)
         return dask_batches.map_chunks(per_chunk, leaves, axes, _input_labels(fun, args, range(len(args)), kwargs))
 
     pooled = reuses_buffers(vmapped)
@@ -658,6 +665,7 @@ class _PerChunk:
     def __init__(self, fun, in_axes, out_axes, chunk_size, arg_trees, kw_trees, jit):
         self.fun, self.in_axes, self.out_axes, self.chunk_size = fun, in_axes, out_axes, chunk_size
         self.arg_trees, self.kw_trees, self.jit = arg_trees, kw_trees, jit
+        self.token = uuid.uuid4().hex  # names this function on the workers that keep it
         self._made: dict[bool, Callable[..., Any]] = {}
 
     def __getstate__(self) -> dict[str, Any]:

@@ -216,7 +216,7 @@ def test_errors():
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0", silence_logs=40
     )
     with distributed.Client(cluster) as c:
         yield c
@@ -258,3 +258,18 @@ def test_cluster_survives_a_killed_worker(client):
         timer.cancel()
     np.testing.assert_array_equal(got, gpuad.vmap(gpuad.grad(seed1))(Xn))
     assert victim not in client.run(os.getpid).values()  # the nanny started a new worker; its tasks ran again
+
+
+def test_demo_on_a_local_cluster(capsys):
+    from gpuad.__main__ import main
+
+    main(["--dask", "1", "--size", "40000", "--chunk", "10000", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "a local cluster of 1 single-threaded worker" in out and "per worker" in out
+    X = (1 + 2 * da.random.default_rng(0).random((40000, 2), dtype="float32", chunks=(10000, 2))).compute()
+    want = float(np.sum(gpuad.vmap(seed1)(X), dtype=np.float64))
+    got = float(out.split("sum of values ")[1].split(",")[0])
+    assert abs(got - want) <= 1e-5 * abs(want)
+    with pytest.raises(SystemExit):
+        main(["--dask", "-1"])
+    assert "--dask takes a number of workers" in capsys.readouterr().err
