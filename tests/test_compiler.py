@@ -79,6 +79,86 @@ def test_every_row_compiled_equals_eager(chunk, batched, dtype):
             raise AssertionError(f"row {spec.name}: {e}") from None
 
 
+LINALG_ROWS = [s for s in SPECS if s.name in (
+    "linalg_det", "linalg_det_one", "linalg_slogdet", "linalg_inv", "linalg_solve", "linalg_solve_vector",
+    "linalg_solve_shared", "linalg_cholesky", "linalg_cholesky_upper", "linalg_matrix_power_neg2",
+)]
+
+
+@pytest.mark.parametrize(
+    "batched, dtype", [(True, "float64"), (False, "float64"), (True, "float32")], ids=["vmap-float64", "one_point-float64", "vmap-float32"]
+)
+def test_small_linear_algebra_compiles_per_point(cache, batched, dtype):
+    """det, slogdet, inv, solve (stacked, a vector, a shared matrix) and cholesky of small
+    matrices are unrolled into the kernels (every operation of each row compiled, the rows
+    in one kernel per point), with values and gradients equal to the eager path's (LAPACK's)."""
+    assert len(LINALG_ROWS) == 10
+    transforms = [_row_transform(spec, batched) for spec in LINALG_ROWS]
+    jitted = gpuad.jit(lambda arglists: [t(*a) for t, a in zip(transforms, arglists)])
+    jitted([_row_inputs(spec, dtype, batched, 0) for spec in LINALG_ROWS])
+    arglists = [_row_inputs(spec, dtype, batched, 1) for spec in LINALG_ROWS]
+    got = jitted(arglists)
+    report = jitted.reports()[0]
+    # (cholesky_upper's vmap folds the points into the rows of one product with a constant: the
+    # library's reshape-matmul-reshape; everything else compiles)
+    assert report.library == ([] if not batched else ["matmul", "reshape"]), report
+    assert "(the library runs matmul, reshape)" in str(report) or not batched
+    for spec, t, a, g in zip(LINALG_ROWS, transforms, arglists, got):
+        tol = tolerances(spec, dtype) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+        try:
+            close(g, t(*a), **tol)
+        except AssertionError as e:
+            raise AssertionError(f"row {spec.name}: {e}") from None
+
+
+def _degenerate_matrices():
+    """A batch of 3 x 3 matrices: regular ones, with a singular one, one that is symmetric but not
+    positive definite, one holding NaN and one holding inf, and one needing a row swap."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((8, 3, 3))
+    A = A @ np.swapaxes(A, -1, -2) + np.eye(3)
+    A[1] = [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.5, 1.0, 2.0]]  # rank 2: a zero pivot
+    A[2] = [[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]  # symmetric, eigenvalues -1, 1, 3
+    A[3, 1, 2] = A[3, 2, 1] = np.nan
+    A[4, 0, 0] = np.inf
+    A[5] = [[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [4.0, 5.0, 0.0]]  # a zero first pivot, regular
+    return A
+
+
+def _linalg_degenerate(x):
+    sign, logdet = gnp.linalg.slogdet(x)
+    b = gnp.ones(x.shape[:-1])
+    return [
+        gnp.linalg.inv(x), gnp.linalg.solve(x, b), gnp.linalg.cholesky(x), gnp.linalg.det(x), sign, logdet,
+    ]
+
+
+@pytest.mark.parametrize("kernel_only", [False, True], ids=["cpu", "kernel_values"])
+def test_degenerate_matrices_give_the_eager_values(cache, monkeypatch, kernel_only):
+    """Singular, not positive definite, NaN and inf matrices among regular ones: the CPU kernel
+    leaves the batch to the array library (the eager values and warnings, bit for bit); the
+    kernel's own values (what the CUDA kernel gives, which has no such fallback) are the table's:
+    NaN for inv and solve, NaN on and below the diagonal for cholesky, det 0, slogdet (0, -inf)
+    at the singular point, and LAPACK's values to rounding elsewhere."""
+    A = _degenerate_matrices()
+    f = gpuad.vmap(_linalg_degenerate)
+    if kernel_only:
+        monkeypatch.setattr(lowering, "_LEFT_TO_LIBRARY", 0)
+    with np.errstate(all="ignore"):
+        got, report = _compiled(f, A)
+        want = f(A)
+    assert report.compiled == report.operations, report
+    for g, w in zip(got, want):
+        if kernel_only:
+            close(g, w, rtol=1e-12, atol=1e-12)  # NaN where NaN: close() checks the NaN masks
+        else:
+            np.testing.assert_array_equal(g, w)
+    inv, _, chol, det, sign, logdet = got
+    assert np.isnan(inv[1]).all() and det[1] == 0 and sign[1] == 0 and logdet[1] == -np.inf
+    assert np.isnan(chol[2][np.tril_indices(3)]).all() and (chol[2][np.triu_indices(3, 1)] == 0).all()
+    assert np.isfinite(inv[5]).all() and np.isfinite(inv[[0, 6, 7]]).all()
+
+
 def _seed1(x):
     return gnp.log(x[..., 0]) + x[..., 0] * x[..., 1] - gnp.sin(x[..., 1])
 
@@ -321,6 +401,7 @@ def test_c_and_cuda_say_the_same_and_the_cuda_compiles(cache):
         (gpuad.vmap(gpuad.value_and_grad(_seed1)), rng.uniform(1, 3, (8, 2))),
         (gpuad.vmap(gpuad.hessian(lambda x: gnp.sum(gnp.exp(-x * x) * gnp.sin(x)))), rng.standard_normal((8, 3)).astype(np.float32)),
         (gpuad.vmap(gpuad.grad(lambda x: gnp.sum(gnp.maximum(x, 0.5) * (x > 0)))), rng.standard_normal((8, 4))),
+        (gpuad.vmap(_linalg_degenerate), _degenerate_matrices()[[0, 5, 6]]),  # the unrolled linear algebra
     ]
     for f, x in programs:
         c, cuda = _sources(f, x)

@@ -24,7 +24,7 @@ ORDER = [
     # the engines
     "cotangents", "forward", "reverse", "batching",
     # the compiler jit uses (issue 21): toolchain, scalar form and its text, kernel plans, lowering
-    "compiler", "compiler.toolchain", "compiler.scalar", "compiler.fusion", "compiler.lowering", "jit",
+    "compiler", "compiler.toolchain", "compiler.scalar", "compiler.linalg", "compiler.fusion", "compiler.lowering", "jit",
     # vmap over Dask arrays, one task per chunk (issue 24)
     "dask_batches",
     # the transforms

@@ -25,7 +25,7 @@ import numpy  # host-ok: object arrays of symbolic scalars (the compiler's data,
 
 from .. import backend
 from ..primitives import Primitive, _TABLE
-from . import scalar, toolchain
+from . import linalg, scalar, toolchain
 from .scalar import Builder, Scalar
 
 __all__ = ["Kernel", "Built", "plan", "build_kernel", "compiles"]
@@ -37,10 +37,11 @@ MAX_MATMUL = 64  # multiply-adds per point of a matrix product in a kernel (bigg
 INLINE_CONSTANT = 64  # constants up to this size become literals of the source
 MIN_OPS = 2  # a kernel of one operation is no better than the library's own
 
+_LINALG = frozenset(linalg.RULES)  # small matrices per point, unrolled (linalg.py)
 _STRUCTURAL = frozenset((
     "getitem", "reshape", "broadcast_to", "permute_dims", "flip", "concat", "embed", "embed_add",
     "sum", "prod", "cumulative_sum", "matmul", "max", "min",
-))
+)) | _LINALG
 _ONE_OPERAND_LEAD = frozenset(("getitem", "permute_dims", "embed"))
 
 
@@ -156,6 +157,10 @@ def _aligned_structural(name: str, params: dict[str, Any], shape: tuple[int, ...
         return params["axis"] % ndim != 0
     if name == "concat":
         return params["axis"] % len(out_shape) != 0 and ndim == len(out_shape)
+    if name in _LINALG:  # stacks of matrices: the point's axis a stack axis of the result's depth
+        cores, out_core = linalg.CORE_AXES[name]
+        stack = ndim - cores[position]
+        return stack >= 1 and stack == len(out_shape) - out_core
     if name == "matmul":
         # The operand's leading axis is the result's: the rows of a single product, or a stack
         # axis of a stack as deep as the result's (NumPy broadcasts the shallower one).
@@ -170,7 +175,7 @@ def _aligned_structural(name: str, params: dict[str, Any], shape: tuple[int, ...
 
 def _whole_allowed(name: str, params: dict[str, Any], shape: tuple[int, ...], out_shape: tuple[int, ...], position: int) -> bool:
     """Whether an operand the points do not index may be read whole by this structural primitive."""
-    if name == "matmul":
+    if name == "matmul" or name in _LINALG:  # a matrix every point uses
         return True
     if name == "broadcast_to":  # a shared value repeated over the points
         return _lead(name, params, shape, position) == 0 and (len(shape) < len(params["shape"]) or shape[0] == 1)
@@ -195,6 +200,8 @@ def _known(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: 
     if any(s is None for s in shapes):
         return False
     dtypes = _concrete([s[1] for s in shapes], out_dtype)
+    if prim.name in _LINALG and (out_dtype not in ("float32", "float64") or not linalg.matrix_sizes_ok(prim.name, [s[0] for s in shapes])):
+        return False
     if prim.name in _STRUCTURAL:
         # In the result's dtype throughout: a sum of booleans counts in integers (NumPy's
         # promotion), which the scalar form of its additions would not.
@@ -396,6 +403,8 @@ def _extremum(builder: Builder, x: numpy.ndarray, op: str, axis: tuple[int, ...]
 def _run_structural(builder: Builder, prim: Primitive, operands: list[numpy.ndarray], params: dict[str, Any], out_shape: tuple[int, ...], n: int | None) -> numpy.ndarray:
     if prim.name in ("max", "min"):
         return _extremum(builder, operands[0], prim.name, params["axis"], params["keepdims"])
+    if prim.name in _LINALG:
+        return linalg.RULES[prim.name](builder, *operands)
     params = dict(params)
     if n is not None and prim.name in ("reshape", "broadcast_to") and len(params["shape"]) == len(out_shape):
         # A whole-shape reshape or broadcast that keeps the points' axis: per point, the same on a

@@ -45,6 +45,7 @@ class CompileReport:
     target: str  # "C", "CUDA", or "replay"
     operations: int  # in the recording
     compiled: int = 0  # of them, inside kernels
+    library: list[str] = field(default_factory=list)  # names of the operations left to the array library
     kernels: list[str] = field(default_factory=list)  # "per point over 1000 points: 14 operations"
     seconds: float = 0.0  # spent compiling (0 when loaded from the cache)
     cached: bool = False
@@ -55,9 +56,10 @@ class CompileReport:
         if not self.kernels:
             return f"replayed: {self.operations} array operations ({self.reason})"
         how = "loaded from the cache" if self.cached else f"compiled in {self.seconds:.2f} s"
+        left = f" (the library runs {', '.join(self.library)})" if self.library else ""
         return (
             f"{self.target}: {len(self.kernels)} kernel(s) ({'; '.join(self.kernels)}), {self.compiled} of "
-            f"{self.operations} operations compiled, {how}"
+            f"{self.operations} operations compiled{left}, {how}"
         )
 
 
@@ -101,12 +103,15 @@ def sources(builts: list[fusion.Built]) -> tuple[str, str]:
 
 # The kernel's report of floating-point exceptions, bit by bit, and NumPy's name for each.
 _RAISED = ((1, "divide"), (2, "invalid"), (4, "over"), (8, "under"))
+# A point the kernel leaves to the array library (a degenerate matrix: compiler/linalg.py).
+_LEFT_TO_LIBRARY = 16
 
 
 class _AsArrayOperations:
     """A kernel's operations run one by one through the array library: what a kernel falls back
     to on points where NumPy would warn or raise about a floating-point error, so that the
-    message (naming the operation) and the user's ``np.errstate`` are NumPy's own."""
+    message (naming the operation) and the user's ``np.errstate`` are NumPy's own, and where a
+    matrix of its small linear algebra is degenerate (singular, not positive definite)."""
 
     def __init__(self, program: list, built: fusion.Built):
         self.ops = [program[k] for k in built.kernel.ops]
@@ -146,6 +151,8 @@ class _CPULaunch:
             out = pooled_empty(pool, xp, shape, dtype)
             outs.append(numpy.empty(shape, dtype) if out is None else out)  # host-ok
         raised = self.fn(self.n, *[a.ctypes.data for a in arrays], *[o.ctypes.data for o in outs])
+        if raised & _LEFT_TO_LIBRARY:
+            return self.fallback(xp, *operands)
         if raised:
             modes = numpy.geterr()  # host-ok
             if any(raised & bit and modes[name] != "ignore" for bit, name in _RAISED):
@@ -229,4 +236,5 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
             )
             report.kernels.append(f"{where}: {len(built.kernel.ops)} operations")
     report.compiled = len(compiled_ops)
+    report.library = sorted({prim.name for i, (prim, *_) in enumerate(program) if i not in compiled_ops})
     return new_program, report

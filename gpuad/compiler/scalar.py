@@ -73,6 +73,9 @@ class Builder:
     def __init__(self) -> None:
         self.nodes: list[Scalar] = []
         self._known: dict[Any, Scalar] = {}
+        # Conditions under which a point is left to the array library (a degenerate matrix of
+        # the small linear algebra, see linalg.py): the CPU kernel reports that one held.
+        self.checks: list[Scalar] = []
 
     def node(self, op: str, args: tuple[Scalar, ...], dtype: str, param: Any = None) -> Scalar:
         key = (op, tuple(a.id for a in args), dtype, param)
@@ -120,7 +123,11 @@ class Builder:
         return self.node(fn, args, dtype or args[0].dtype)
 
     def select(self, c: Scalar, x: Scalar, y: Scalar) -> Scalar:
-        return self.node("select", (c, x, y), x.dtype)
+        return x if x is y else self.node("select", (c, x, y), x.dtype)
+
+    def check(self, condition: Scalar) -> None:
+        """Have the kernel report (on the CPU) when ``condition`` holds at any point."""
+        self.checks.append(condition)
 
 
 def _literal_key(v: numpy.ndarray) -> Any:
@@ -308,12 +315,13 @@ def expression(node: Scalar, name: Callable[[Scalar], str], types: dict[str, str
     return f"{op}{f}({', '.join(a)})"  # a C math function
 
 
-def _body(nodes: list[Scalar], outputs: list[tuple[str, str, list[Scalar]]], types: dict[str, str], batched: bool, cuda: bool) -> tuple[list[str], list[str], list[str]]:
+def _body(nodes: list[Scalar], outputs: list[tuple[str, str, list[Scalar]]], types: dict[str, str], batched: bool, cuda: bool, checks: list[Scalar] = ()) -> tuple[list[str], list[str], list[str]]:
     """The invariant loads (before the loop), the per-point lines (inside it) and, for outputs
     summed over the points, the sums' names. ``outputs``: (dtype, kind, scalars) with kind
-    "point" (``o{k}[i * size + j] = ...``) or "sum" (``o{k}[j]`` is the sum over the points)."""
+    "point" (``o{k}[i * size + j] = ...``) or "sum" (``o{k}[j]`` is the sum over the points).
+    ``checks``: conditions or-ed into ``bad`` (the C kernel's only)."""
     live = set()
-    stack = [s for _, _, out in outputs for s in out]
+    stack = [s for _, _, out in outputs for s in out] + list(checks)
     while stack:
         s = stack.pop()
         if s.id not in live:
@@ -350,6 +358,9 @@ def _body(nodes: list[Scalar], outputs: list[tuple[str, str, list[Scalar]]], typ
                     inside.append(f"s{k}_{j} += {name(s)};")
             else:
                 inside.append(f"o{k}[{'i * ' + str(len(out)) + ' + ' if batched else ''}{j}] = {name(s)};")
+    for s in checks:  # (on a GPU the table's values stand: no library to leave a point to)
+        if not cuda:
+            inside.append(f"bad |= {name(s)};")
     return before, inside, sums
 
 
@@ -367,7 +378,8 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
     """A C function ``fname(n, a0, a1, ..., o0, o1, ...)`` looping over ``n`` points. ``operands``:
     (dtype, elements per point) of each operand; ``outputs``: (dtype, kind, scalars per point),
     kind "point" or "sum" (summed over the points)."""
-    before, inside, sums = _body(builder.nodes, outputs, C_TYPES, batched, cuda=False)
+    checks = sorted(set(builder.checks), key=lambda s: s.id)
+    before, inside, sums = _body(builder.nodes, outputs, C_TYPES, batched, cuda=False, checks=checks)
     lines = [f"int {fname}(int64_t n, {_signature(operands, [d for d, _, _ in outputs], C_TYPES, 'restrict')}) {{"]
     lines += ["  " + s for s in _sizes(operands)]
     lines += ["  " + s for s in before]
@@ -376,13 +388,14 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
             lines.append(f"  {C_TYPES[dtype]} {', '.join(f's{k}_{j} = 0' for j in range(len(out)))};")
     # The floating-point exceptions the points raised (each thread has its own flags): the caller
     # reruns the operations through the array library where NumPy would warn or raise about them.
-    lines.append("  int raised = 0;")
+    lines.append("  int raised = 0, bad = 0;")
     # Threads over strips of points for big batches only (a parallel region costs microseconds);
     # the loop over points is what vectorizes (sums over the points included).
     lines.append("  #pragma omp parallel reduction(|:raised) if(n >= 32768)")
     lines.append("  {")
     lines.append("    feclearexcept(FE_ALL_EXCEPT);")
-    lines.append(f"    #pragma omp for simd schedule(static){' reduction(+:' + ', '.join(sums) + ')' if sums else ''}")
+    reductions = (f" reduction(+:{', '.join(sums)})" if sums else "") + (" reduction(|:bad)" if checks else "")
+    lines.append(f"    #pragma omp for simd schedule(static){reductions}")
     lines.append("    for (int64_t i = 0; i < n; i++) {")
     lines += ["      " + s for s in inside]
     lines.append("    }")
@@ -391,7 +404,7 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
     for k, (_, kind, out) in enumerate(outputs):
         if kind == "sum":
             lines += [f"  o{k}[{j}] = s{k}_{j};" for j in range(len(out))]
-    lines.append("  return (raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0);")
+    lines.append("  return (raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0) | (bad ? 16 : 0);")
     lines.append("}")
     return "\n".join(lines)
 
@@ -399,7 +412,8 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
 def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool) -> str:
     """The same computation as ``emit_c`` as a CUDA kernel: one thread per point (sums over the
     points added atomically into outputs the launcher zeroes)."""
-    before, inside, _ = _body(builder.nodes, outputs, _CUDA_TYPES, batched, cuda=True)
+    checks = sorted(set(builder.checks), key=lambda s: s.id)  # (computed, as in C; nvcc drops them)
+    before, inside, _ = _body(builder.nodes, outputs, _CUDA_TYPES, batched, cuda=True, checks=checks)
     lines = [f'extern "C" __global__ void {fname}(long long n, {_signature(operands, [d for d, _, _ in outputs], _CUDA_TYPES, "__restrict__")}) {{']
     lines += ["  " + s for s in _sizes(operands)]
     lines.append("  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
