@@ -53,6 +53,7 @@ class Kernel:
     batched: bool
     n: int
     flat: bool = False  # every value of one shape, elementwise: its elements are the points
+    inner: int | None = None  # a flat kernel with broadcast operands: its shape's last axis (a loop of its own)
     ops: list[int] = field(default_factory=list)
     inside: set[int] = field(default_factory=set)  # variables its operations compute
     summed: set[int] = field(default_factory=set)  # of them, sums over the points (read only outside)
@@ -308,14 +309,22 @@ def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> lis
 
 def _flat_forms(refs: tuple[Any, ...], shape: tuple[int, ...], avals: list[Any], inside: set[int]) -> list[str] | None:
     """Operand forms of an elementwise operation in a flat kernel over ``shape``: of that shape
-    (read element by element), or single numbers from outside."""
+    (read element by element), single numbers from outside, or (NumPy's broadcasting along the
+    last axis) from outside a vector along the last axis ("col": a bias) or a column of one
+    number per row ("row": a softmax's normaliser, shape (..., 1))."""
     forms = []
     for r in refs:
-        s = _shape_dtype(r, avals)[0]
-        if tuple(s) == shape:
+        s = tuple(_shape_dtype(r, avals)[0])
+        if s == shape:
             forms.append("point")
-        elif math.prod(s) == 1 and not (type(r) is int and r in inside):
+        elif type(r) is int and r in inside:
+            return None
+        elif math.prod(s) == 1:
             forms.append("whole")
+        elif len(shape) >= 2 and len(s) <= len(shape) and s[-1] == shape[-1] and math.prod(s) == shape[-1]:
+            forms.append("col")
+        elif len(s) == len(shape) and s[-1] == 1 and s[:-1] == shape[:-1]:
+            forms.append("row")
         else:
             return None
     return forms
@@ -334,6 +343,8 @@ def _partition_flat(program: list, avals: list[Any], shape: tuple[int, ...], tak
             if current is None or current.elements >= MAX_KERNEL_ELEMENTS:
                 current = Kernel(batched=True, n=math.prod(shape), flat=True)
                 kernels.append(current)
+            if any(f in ("row", "col") for f in _flat_forms(refs, shape, avals, current.inside)):
+                current.inner = shape[-1]
             current.ops.append(k)
             current.inside.add(out)
             current.elements += 1
@@ -363,6 +374,8 @@ class _Operands:
     def read(self, ref: Any, form: str, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
         """An object array of scalars for the operand: its point's slice (with a leading axis of
         1) or all of it."""
+        if form in ("row", "col"):  # one element per row, or per column, of a flat kernel
+            return self._read_broadcast(ref, form, shape, dtype)
         point = form == "point" and self.kernel.batched
         if type(ref) is not int:
             value = ref.value if backend.is_array(ref.value) else numpy.asarray(ref.value)  # host-ok
@@ -390,6 +403,16 @@ class _Operands:
         for j in range(flat.size):
             flat[j] = self.b.load(slot, j, dtype, point or not self.kernel.batched)
         return out
+
+
+    def _read_broadcast(self, ref: Any, form: str, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
+        key = (id(ref) if type(ref) is not int else ref, form)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = len(self.refs)
+            self.refs.append(ref)
+            self.specs.append((dtype, 1, shape))
+        return numpy.asarray(self.b.load(slot, 0, dtype, form), dtype=object)  # host-ok
 
 
 def _extremum(builder: Builder, x: numpy.ndarray, op: str, axis: tuple[int, ...], keepdims: bool) -> numpy.ndarray:
@@ -467,7 +490,7 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
                 args.append(values[r])
             else:
                 shape = _shape_dtype(r, avals)[0]
-                if kernel.flat:
+                if kernel.flat and form in ("point", "whole"):
                     shape = (kernel.n,) if form == "point" else ()
                 args.append(operands.read(r, form, shape, dtype))
         point_shape = ((1,) + out_shape[1:]) if n is not None else out_shape
