@@ -28,7 +28,7 @@ from ..primitives import Primitive, _TABLE
 from . import linalg, scalar, toolchain
 from .scalar import Builder, Scalar
 
-__all__ = ["Kernel", "Built", "plan", "build_kernel", "compiles"]
+__all__ = ["Kernel", "Built", "schedule", "plan", "build_kernel", "compiles"]
 
 MAX_POINT_ELEMENTS = 48  # elements of one value per point (wider values: the library, until fused loops come)
 MAX_KERNEL_ELEMENTS = 6000  # per-point elements written by one kernel's operations (compile time)
@@ -266,6 +266,35 @@ def _matmul_cost(refs: tuple[Any, ...], avals: list[Any], n: int | None) -> int:
     (a, _), (b, _) = (_shape_dtype(r, avals) for r in refs)
     a_pt = a[1:] if n is not None and len(a) >= 2 and a[0] == n else a
     return math.prod(a_pt) * (b[-1] if len(b) >= 2 else 1)
+
+
+def schedule(program: list, avals: list[Any], in_vars: list[int]) -> list:
+    """The program with the operations that work on no point (a loss's total, the shared
+    parameters' own arithmetic) moved after the per-point ones, except those a per-point
+    operation needs: one that reads a sum over the points would otherwise end the kernel that
+    computes the sum, and the per-point work after it would need a kernel of its own (a
+    gradient's backward sweep after its forward one). The points are the largest leading size
+    of the inputs. The order stays topological (the recording has no side effects)."""
+    sizes = [avals[v][0][0] for v in in_vars if avals[v] is not None and len(avals[v][0]) >= 1]
+    if not sizes:
+        return program
+    n = max(sizes)
+
+    def batched(ref: Any) -> bool:
+        return type(ref) is int and avals[ref] is not None and len(avals[ref][0]) >= 1 and avals[ref][0][0] == n
+
+    producer = {}
+    for k, (_, refs, _, out) in enumerate(program):
+        for o in (out if type(out) is tuple else (out,)):
+            producer[o] = k
+    needed = set()  # the per-point operations and everything they read, transitively
+    for k in reversed(range(len(program))):
+        _, refs, _, out = program[k]
+        outs = out if type(out) is tuple else (out,)
+        if k in needed or any(batched(r) for r in refs) or any(batched(o) for o in outs):
+            needed.add(k)
+            needed.update(producer[r] for r in refs if type(r) is int and r in producer)
+    return [op for k, op in enumerate(program) if k in needed] + [op for k, op in enumerate(program) if k not in needed]
 
 
 def plan(program: list, avals: list[Any], in_vars: list[int]) -> list[Kernel]:

@@ -198,6 +198,7 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
         report.reason = f"gpuad compiles kernels for NumPy and CuPy arrays, not {getattr(xp, '__name__', xp)}"
         report.warn = True
         return program, report
+    program = fusion.schedule(program, avals, in_vars)
     builts = build_all(program, avals, in_vars, outputs)
     if not builts:
         unknown = sorted({prim.name for prim, *_ in program if not fusion.compiles(prim)})
