@@ -200,6 +200,72 @@ def test_big_matrix_products_stay_with_the_library_between_kernels(cache):
     assert len(report.kernels) >= 2 and report.compiled < report.operations
 
 
+def _sigmoid_mlp_loss(w1, b1, w2, X):
+    h = 1 / (1 + gnp.exp(-(X @ w1 + b1)))  # written out, as the bench's MLP: no logistic primitive
+    p = h / gnp.sum(h, axis=-1, keepdims=True)  # a column of one number per row, broadcast
+    return gnp.mean(gnp.tanh(p @ w2) ** 2)
+
+
+def test_flat_kernels_read_biases_and_rows_and_recompute_short_chains(cache):
+    """Elementwise work on values too wide per point: the bias (along the last axis) and a
+    per-row normaliser (shape (B, 1)) are read inside the fused loops (no separate broadcast
+    add); the backward kernel computes the sigmoid's exp(-x) and 1 + exp(-x) again from the
+    pre-activation, so the forward kernel writes only the activation."""
+    rng = np.random.default_rng(2)
+    args = (rng.standard_normal((8, 96)) / 3, rng.standard_normal(96), rng.standard_normal((96, 3)) / 9, rng.standard_normal((300, 8)))
+    f = gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))
+    got, report = _compiled(f, *args)
+    close(got, f(*args), rtol=1e-12, atol=1e-14)
+    assert "add" not in report.library, report  # the bias add: inside the sigmoid's loop
+    c, _ = _sources(f, *args)
+    first = c[c.index("int k0(") : c.index("\n", c.index("int k0("))]
+    assert first.count("restrict o") == 1 and "a1[c]" in c[c.index("int k0("):], first  # the activation alone; the bias by column
+    assert "a2[r]" in c or "a1[r]" in c  # the normaliser, one per row
+    backward = [k for k in c.split("int k")[1:] if "gpuad_expf" in k or "exp(" in k]
+    assert len(backward) == 2  # exp in the forward kernel and again in the backward one
+
+
+def _gmm_like(params, X):
+    means, log_sigmas, alphas = params
+    diff = (X[:, None, :] - means) * gnp.exp(-log_sigmas)
+    q = -0.5 * gnp.sum(diff * diff, axis=-1) - gnp.sum(log_sigmas, axis=-1) + alphas
+    m = gnp.max(q, axis=-1, keepdims=True)
+    return -gnp.sum(gnp.log(gnp.sum(gnp.exp(q - m), axis=-1)) + m[..., 0])
+
+
+def test_a_gradient_of_shared_parameters_is_one_kernel_per_point(cache):
+    """The loss's total (read by work on no point) no longer splits the points' forward sweep
+    from their backward one: one per-point kernel, its gradient sums inside it."""
+    rng = np.random.default_rng(4)
+    params = (rng.standard_normal((5, 3)), 0.3 * rng.standard_normal((5, 3)), rng.standard_normal(5))
+    X = rng.standard_normal((200, 3))
+    f = gpuad.value_and_grad(_gmm_like)
+    got, report = _compiled(f, params, X)
+    close(got, f(params, X), rtol=1e-12, atol=1e-13)
+    assert sum(k.startswith("per point") for k in report.kernels) == 1, report
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC") or "cc") is None, reason="no C compiler")
+def test_every_generated_loop_vectorizes(cache):
+    """gcc vectorizes the loop over points of kernels whose points hold 5, 10, 12 or 15 numbers
+    (strides it cannot interleave) and that turn comparisons into numbers (the softmax's ties)."""
+    if "clang" in toolchain.compiler()[1]:
+        pytest.skip("the check reads gcc's vectorizer report")
+    rng = np.random.default_rng(5)
+    cases = [
+        (gpuad.vmap(gpuad.value_and_grad(lambda z: gnp.sum(gnp.sin(z) * z))), rng.standard_normal((64, n)))
+        for n in (5, 10, 12, 15)
+    ] + [(gpuad.vmap(gpuad.grad(lambda z: gnp.max(z) * gnp.sum(z))), rng.standard_normal((64, 10)).astype(np.float32))]
+    for f, x in cases:
+        c, _ = _sources(f, x)
+        path = cache.parent / "k.c"
+        path.write_text(toolchain.PRELUDE + "\n" + c)
+        flags = [f for f in toolchain.C_FLAGS if f not in ("-shared", "-fPIC")]
+        done = subprocess.run([toolchain.compiler()[0], *flags, "-c", "-fopt-info-vec-optimized", "-o", str(path) + ".o", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert c.count("int k") >= 1 and "loop vectorized" in done.stderr, (x.shape, done.stderr[-800:])
+
+
 def test_points_of_a_big_batch_are_split_over_threads(cache):
     """Above 32768 points the loop runs in threads: the same numbers as one point at a time."""
     X = np.random.default_rng(1).uniform(1, 3, size=(40_000, 2))

@@ -54,6 +54,7 @@ class Kernel:
     n: int
     flat: bool = False  # every value of one shape, elementwise: its elements are the points
     inner: int | None = None  # a flat kernel with broadcast operands: its shape's last axis (a loop of its own)
+    recomputed: set[int] = field(default_factory=set)  # operations of other kernels it computes again (never writes)
     ops: list[int] = field(default_factory=list)
     inside: set[int] = field(default_factory=set)  # variables its operations compute
     summed: set[int] = field(default_factory=set)  # of them, sums over the points (read only outside)
@@ -326,6 +327,56 @@ def plan(program: list, avals: list[Any], in_vars: list[int]) -> list[Kernel]:
     return sorted(best, key=lambda k: k.ops[0])
 
 
+MAX_RECOMPUTE = 8  # operations of an elementwise chain a flat kernel computes again rather than read
+
+
+def recompute(program: list, avals: list[Any], kernels: list[Kernel], outputs: list[Any]) -> None:
+    """Let flat kernels compute again the short elementwise chains of earlier flat kernels they
+    would read, where those values are written for them alone (a sigmoid's exp(-x) and 1 + exp(-x)
+    that its backward kernel needs: recomputed from the pre-activation, the forward kernel writes
+    one array instead of three and the backward one reads two instead of four)."""
+    native = {i: k for k in kernels for i in k.ops}
+    producer = {out: i for i, (_, _, _, out) in enumerate(program) if type(out) is int}
+    written = {o for kind, o in outputs if kind != "const"}  # read where a recomputation cannot help
+    for i, (_, refs, _, _) in enumerate(program):
+        if i not in native or not native[i].flat:
+            written.update(r for r in refs if type(r) is int)
+
+    def chain(v: int, shape: tuple[int, ...], ops: set[int]) -> bool:
+        """Add to ``ops`` the operations that compute ``v`` from values in memory; False if it
+        takes more than MAX_RECOMPUTE of them or anything but flat elementwise ones."""
+        j = producer.get(v)
+        if j is None or j not in native or not native[j].flat or j in ops:
+            return j is not None and j in ops
+        prim, refs, _, out = program[j]
+        if prim.name in _STRUCTURAL or tuple(avals[out][0]) != shape:
+            return False
+        ops.add(j)
+        if len(ops) > MAX_RECOMPUTE:
+            return False
+        for r in refs:
+            if type(r) is int and r in native_inside and r not in written and not chain(r, shape, ops):
+                return False
+        return True
+
+    native_inside = {v for k in kernels if k.flat for v in k.inside}
+    for k in kernels:
+        if not k.flat:
+            continue
+        shape = tuple(avals[program[k.ops[-1]][3]][0])
+        for i in sorted(k.ops):
+            for r in program[i][1]:
+                if type(r) is not int or r in k.inside or r in written or r not in native_inside:
+                    continue
+                ops: set[int] = set()
+                if chain(r, shape, ops):
+                    k.recomputed |= ops
+                    k.ops = sorted(set(k.ops) | ops)
+                    k.inside |= {program[j][3] for j in ops}
+                    if any(f in ("row", "col") for j in ops for f in _flat_forms(program[j][1], shape, avals, set())):
+                        k.inner = shape[-1]
+
+
 def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> list[tuple[int, ...]]:
     shapes: list[tuple[int, ...]] = []
     for k, (prim, refs, params, out) in enumerate(program):
@@ -535,7 +586,8 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
                 flat[j] = rule(b, *(p[j] for p in parts))
             result = numpy.broadcast_to(result, point_shape)  # host-ok
         values[out] = _as_scalars(b, result, point_shape, out_dtype)
-    outputs = [v for v in sorted(kernel.inside) if v in read_outside]
+    again = {program[j][3] for j in kernel.recomputed}  # (the kernels they come from write them)
+    outputs = [v for v in sorted(kernel.inside) if v in read_outside and v not in again]
     return Built(
         kernel, b, operands.refs, operands.specs, outputs, [list(values[v].reshape(-1)) for v in outputs],
         [tuple(avals[v][0]) for v in outputs], [backend.dtype_name(avals[v][1]) for v in outputs],

@@ -72,18 +72,22 @@ def _is_cupy(xp: Any) -> bool:
 
 
 def _read_outside(program: list, kernels: list[fusion.Kernel], outputs: list[Any]) -> set[int]:
-    owner = {v: id(k) for k in kernels for v in k.inside}
-    where = {}
+    """The kernels' values read by an operation of another kernel (one that does not compute
+    them itself), by the array library, or returned."""
+    owners: dict[int, set[int]] = {}
+    where: dict[int, set[int]] = {}
     for k in kernels:
+        for v in k.inside:
+            owners.setdefault(v, set()).add(id(k))
         for i in k.ops:
-            where[i] = id(k)
+            where.setdefault(i, set()).add(id(k))
     outside = set()
     for i, (_, refs, _, _) in enumerate(program):
         for r in refs:
-            if type(r) is int and r in owner and where.get(i) != owner[r]:
+            if type(r) is int and r in owners and not where.get(i, {None}) <= owners[r]:
                 outside.add(r)
     for kind, o in outputs:
-        if kind != "const" and o in owner:
+        if kind != "const" and o in owners:
             outside.add(o)
     return outside
 
@@ -183,6 +187,7 @@ class _CUDALaunch:
 
 def build_all(program: list, avals: list[Any], in_vars: list[int], outputs: list[Any]) -> list[fusion.Built]:
     kernels = fusion.plan(program, avals, in_vars)
+    fusion.recompute(program, avals, kernels, outputs)
     outside = _read_outside(program, kernels, outputs)
     builts = []
     for kernel in kernels:
