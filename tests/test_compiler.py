@@ -62,21 +62,27 @@ def test_every_row_compiled_equals_eager(chunk, batched, dtype):
     """vmap(value_and_grad) (and value_and_grad on one point) of every row, all rows of a chunk in
     one jitted function: compiled kernels on new inputs equal the eager transforms. (float32 on
     one point adds no kernel shape the others lack.)"""
-    rows = ROWS[chunk::CHUNKS]
+    report = _rows_compiled_equal_eager(ROWS[chunk::CHUNKS], batched, dtype)
+    assert report.target == "C" and report.kernels, report
+    assert report.compiled >= report.operations // 2, report
+
+
+def _rows_compiled_equal_eager(rows, batched, dtype):
+    """The rows' transforms in one jitted function: its second call (compiled) on new inputs
+    equals the eager transforms (float64 to 1e-10, float32 to the oracle tolerances); returns
+    the compile report."""
     transforms = [_row_transform(spec, batched) for spec in rows]
     jitted = gpuad.jit(lambda arglists: [t(*a) for t, a in zip(transforms, arglists)])
     jitted([_row_inputs(spec, dtype, batched, 0) for spec in rows])
     arglists = [_row_inputs(spec, dtype, batched, 1) for spec in rows]
     got = jitted(arglists)
-    report = jitted.reports()[0]
-    assert report.target == "C" and report.kernels, report
-    assert report.compiled >= report.operations // 2, report
     for spec, t, a, g in zip(rows, transforms, arglists, got):
         tol = tolerances(spec, dtype) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
         try:
             close(g, t(*a), **tol)
         except AssertionError as e:
             raise AssertionError(f"row {spec.name}: {e}") from None
+    return jitted.reports()[0]
 
 
 LINALG_ROWS = [s for s in SPECS if s.name in (
@@ -93,22 +99,21 @@ def test_small_linear_algebra_compiles_per_point(cache, batched, dtype):
     matrices are unrolled into the kernels (every operation of each row compiled, the rows
     in one kernel per point), with values and gradients equal to the eager path's (LAPACK's)."""
     assert len(LINALG_ROWS) == 10
-    transforms = [_row_transform(spec, batched) for spec in LINALG_ROWS]
-    jitted = gpuad.jit(lambda arglists: [t(*a) for t, a in zip(transforms, arglists)])
-    jitted([_row_inputs(spec, dtype, batched, 0) for spec in LINALG_ROWS])
-    arglists = [_row_inputs(spec, dtype, batched, 1) for spec in LINALG_ROWS]
-    got = jitted(arglists)
-    report = jitted.reports()[0]
+    report = _rows_compiled_equal_eager(LINALG_ROWS, batched, dtype)
     # (cholesky_upper's vmap folds the points into the rows of one product with a constant: the
     # library's reshape-matmul-reshape; everything else compiles)
     assert report.library == ([] if not batched else ["matmul", "reshape"]), report
     assert "(the library runs matmul, reshape)" in str(report) or not batched
-    for spec, t, a, g in zip(LINALG_ROWS, transforms, arglists, got):
-        tol = tolerances(spec, dtype) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
-        try:
-            close(g, t(*a), **tol)
-        except AssertionError as e:
-            raise AssertionError(f"row {spec.name}: {e}") from None
+
+
+def test_matrices_above_four_by_four_stay_with_lapack(cache):
+    """An unrolled 5 x 5 LU would cost gcc seconds: such matrices stay the library's operation,
+    the elementwise work around them compiled."""
+    A = np.random.default_rng(6).standard_normal((20, 5, 5)) + 5 * np.eye(5)
+    f = gpuad.vmap(gpuad.value_and_grad(lambda a: gnp.sum(gnp.sin(gnp.linalg.inv(a)))))
+    got, report = _compiled(f, A)
+    close(got, f(A), rtol=1e-13, atol=1e-13)
+    assert "inv" in report.library and report.kernels, report
 
 
 def _degenerate_matrices():

@@ -23,9 +23,9 @@ import numpy  # host-ok: object arrays of symbolic scalars (the compiler's data,
 
 from .scalar import Builder, Scalar
 
-__all__ = ["MAX_N", "RULES", "matrix_sizes_ok"]
+__all__ = ["MAX_N", "RULES", "CORE_AXES", "matrix_sizes_ok"]
 
-MAX_N = 6  # bigger matrices: the library's LAPACK (an unrolled LU grows as n^3 in source lines)
+MAX_N = 4  # bigger: the library's LAPACK (an unrolled LU grows as n^3 in source lines: 6 x 6 took gcc 12 s)
 
 
 def _lu(b: Builder, a: list[list[Scalar]], rhs: list[list[Scalar]]) -> tuple[list[list[Scalar]], list[list[Scalar]], Scalar, Scalar]:
