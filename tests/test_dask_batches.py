@@ -27,6 +27,8 @@ jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 
+from .dask_helpers import lazily  # noqa: E402
+
 # The cluster's workers get this module's functions by value (they may not import the tests).
 pytest.importorskip("cloudpickle").register_pickle_by_value(sys.modules[__name__])
 
@@ -58,26 +60,6 @@ def mlp_data(B, seed=0):
     X = rng.standard_normal((B, 6))
     Y = np.eye(4)[rng.integers(0, 4, size=B)]
     return tuple(params), X, Y
-
-
-class Computes(dask.callbacks.Callback):
-    """Counts the graphs computed while active (local schedulers)."""
-
-    def __init__(self):
-        super().__init__()
-        self.n = 0
-
-    def _start(self, dsk):
-        self.n += 1
-
-
-def lazily(fn, *args):
-    with Computes() as cb:
-        out = fn(*args)
-    assert cb.n == 0, "gpuad computed a Dask graph"
-    for leaf in gpuad.tree_leaves(out):
-        assert isinstance(leaf, da.Array), type(leaf)
-    return out
 
 
 def tasks_named(array, name):
