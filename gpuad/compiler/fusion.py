@@ -471,12 +471,7 @@ class _Operands:
                 for j in range(out_flat.size):
                     out_flat[j] = self.b.const(flat[j] if flat.size > 1 else flat[0], dtype)
                 return out[:1] if point else out
-        key = (id(ref) if type(ref) is not int else ref, point)
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = len(self.refs)
-            self.refs.append(ref)
-            self.specs.append((dtype, math.prod(shape[1:]) if point else math.prod(shape), shape))
+        slot = self._slot(ref, point, (dtype, math.prod(shape[1:]) if point else math.prod(shape), shape))
         per_point = (1,) + tuple(shape[1:]) if point else shape
         out = numpy.empty(per_point, dtype=object)  # host-ok
         flat = out.reshape(-1)
@@ -484,15 +479,19 @@ class _Operands:
             flat[j] = self.b.load(slot, j, dtype, point or not self.kernel.batched)
         return out
 
-
     def _read_broadcast(self, ref: Any, form: str, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
-        key = (id(ref) if type(ref) is not int else ref, form)
+        slot = self._slot(ref, form, (dtype, 1, shape))
+        return numpy.asarray(self.b.load(slot, 0, dtype, form), dtype=object)  # host-ok
+
+    def _slot(self, ref: Any, how: Any, spec: tuple[str, int, tuple[int, ...]]) -> int:
+        """The operand slot of ``ref`` read this way (per point, whole, by row or by column)."""
+        key = (id(ref) if type(ref) is not int else ref, how)
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = len(self.refs)
             self.refs.append(ref)
-            self.specs.append((dtype, 1, shape))
-        return numpy.asarray(self.b.load(slot, 0, dtype, form), dtype=object)  # host-ok
+            self.specs.append(spec)
+        return slot
 
 
 def _extremum(builder: Builder, x: numpy.ndarray, op: str, axis: tuple[int, ...], keepdims: bool) -> numpy.ndarray:

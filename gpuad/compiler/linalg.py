@@ -109,9 +109,15 @@ def _nan_where(b: Builder, bad: Scalar, rows: list[list[Scalar]]) -> numpy.ndarr
     return out
 
 
-def _solve(b: Builder, a: numpy.ndarray, rhs: numpy.ndarray) -> numpy.ndarray:
-    u, y, _, singular = _lu(b, _rows(a), _rows(rhs))
+def _factored(b: Builder, a: numpy.ndarray, rhs: list[list[Scalar]]) -> tuple[list[list[Scalar]], list[list[Scalar]], Scalar, Scalar]:
+    """``_lu`` of ``a``, with its degenerate points (a zero or non-finite pivot) checked."""
+    u, y, sign, singular = _lu(b, _rows(a), rhs)
     b.check(b.node("or", (singular, b.node("not", (_finite_pivots(b, u),), "bool")), "bool"))
+    return u, y, sign, singular
+
+
+def _solve(b: Builder, a: numpy.ndarray, rhs: numpy.ndarray) -> numpy.ndarray:
+    u, y, _, singular = _factored(b, a, _rows(rhs))
     return _nan_where(b, singular, _back_substitute(b, u, y))
 
 
@@ -122,15 +128,8 @@ def _inv(b: Builder, a: numpy.ndarray) -> numpy.ndarray:
     return _solve(b, a, numpy.asarray(eye, dtype=object))  # host-ok
 
 
-def _factored(b: Builder, a: numpy.ndarray) -> tuple[list[list[Scalar]], Scalar, Scalar]:
-    n = a.shape[0]
-    u, _, sign, singular = _lu(b, _rows(a), [[] for _ in range(n)])
-    b.check(b.node("or", (singular, b.node("not", (_finite_pivots(b, u),), "bool")), "bool"))
-    return u, sign, singular
-
-
 def _det(b: Builder, a: numpy.ndarray) -> numpy.ndarray:
-    u, sign, singular = _factored(b, a)
+    u, _, sign, singular = _factored(b, a, [[] for _ in range(a.shape[0])])
     product = sign
     for i in range(len(u)):
         product = b.arith("mul", product, u[i][i])
@@ -138,7 +137,7 @@ def _det(b: Builder, a: numpy.ndarray) -> numpy.ndarray:
 
 
 def _slogdet(b: Builder, a: numpy.ndarray) -> numpy.ndarray:
-    u, sign, singular = _factored(b, a)
+    u, _, sign, singular = _factored(b, a, [[] for _ in range(a.shape[0])])
     dtype = sign.dtype
     zero, one = b.const(0, dtype), b.const(1, dtype)
     log_abs = zero
