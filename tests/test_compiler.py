@@ -8,6 +8,7 @@ compiler (or on another library) jit replays, saying why once.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,9 +102,9 @@ def test_small_linear_algebra_compiles_per_point(cache, batched, dtype):
     assert len(LINALG_ROWS) == 10
     report = _rows_compiled_equal_eager(LINALG_ROWS, batched, dtype)
     # (cholesky_upper's vmap folds the points into the rows of one product with a constant: the
-    # library's reshape-matmul-reshape; everything else compiles)
-    assert report.library == ([] if not batched else ["matmul", "reshape"]), report
-    assert "(the library runs matmul, reshape)" in str(report) or not batched
+    # library's reshapes around a dense product; everything else compiles)
+    assert report.library == ([] if not batched else ["reshape"]), report
+    assert "(the library runs reshape)" in str(report) or not batched
 
 
 def test_matrices_above_four_by_four_stay_with_lapack(cache):
@@ -212,10 +213,11 @@ def _sigmoid_mlp_loss(w1, b1, w2, X):
 
 
 def test_flat_kernels_read_biases_and_rows_and_recompute_short_chains(cache):
-    """Elementwise work on values too wide per point: the bias (along the last axis) and a
-    per-row normaliser (shape (B, 1)) are read inside the fused loops (no separate broadcast
-    add); the backward kernel computes the sigmoid's exp(-x) and 1 + exp(-x) again from the
-    pre-activation, so the forward kernel writes only the activation."""
+    """Elementwise work on values too wide per point: the layer's product is computed in the
+    kernel (register tiles), the bias (along the last axis) and a per-row normaliser (shape
+    (B, 1)) are read inside the fused loops (no separate broadcast add); the backward kernel
+    computes the sigmoid's exp(-x) and 1 + exp(-x) again from the pre-activation, so the forward
+    kernel writes only the activation and the product (not the chain between them)."""
     rng = np.random.default_rng(2)
     args = (rng.standard_normal((8, 96)) / 3, rng.standard_normal(96), rng.standard_normal((96, 3)) / 9, rng.standard_normal((300, 8)))
     f = gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))
@@ -224,10 +226,57 @@ def test_flat_kernels_read_biases_and_rows_and_recompute_short_chains(cache):
     assert "add" not in report.library, report  # the bias add: inside the sigmoid's loop
     c, _ = _sources(f, *args)
     first = c[c.index("int k0(") : c.index("\n", c.index("int k0("))]
-    assert first.count("restrict o") == 1 and "a1[c]" in c[c.index("int k0("):], first  # the activation alone; the bias by column
+    body = c[c.index("int k0(") : c.index("int k1(")]
+    assert first.count("restrict o") == 2 and re.search(r"a\d\[c\]", body), first  # product and activation; the bias by column
+    assert "gpuad_dense_d(a0 + r0 * 8, 8, rows" in body  # X @ w1, 8 columns of X per row
     assert "a2[r]" in c or "a1[r]" in c  # the normaliser, one per row
     backward = [k for k in c.split("int k")[1:] if "gpuad_expf" in k or "exp(" in k]
     assert len(backward) == 2  # exp in the forward kernel and again in the backward one
+
+
+def test_dense_products_are_computed_in_the_kernels(cache):
+    """Rows times a shared matrix of up to 128 x 128 (a layer's product, its backward's product
+    with the transpose) is computed by the kernels themselves: every shape of the register tiles
+    (rows not a multiple of the tile's 6, columns not of a panel's, K and N from 1 to 128, a
+    transposed matrix, a constant one) equals NumPy's product; a 129-wide one stays BLAS's."""
+    rng = np.random.default_rng(7)
+    for dtype, tol in (("float64", dict(rtol=1e-12, atol=1e-12)), ("float32", dict(rtol=2e-5, atol=2e-5))):
+        for rows, k, n in ((13, 1, 1), (7, 3, 10), (6, 64, 64), (100, 10, 64), (31, 128, 128), (5, 64, 17)):
+            x = rng.standard_normal((rows, k)).astype(dtype)
+            w, v = rng.standard_normal((n, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+            b = rng.standard_normal(n).astype(dtype)
+
+            def layer(x, w, v, b):
+                return gnp.tanh(x @ w.T + b), x @ v, x @ gnp.asarray(np.ones((k, n), dtype))
+
+            got, report = _compiled(layer, x, w, v, b)
+            assert "matmul" not in report.library and report.target == "C", report
+            close(got, (np.tanh(x @ w.T + b), x @ v, x @ np.ones((k, n), dtype)), **tol)
+    x, w = rng.standard_normal((20, 129)), rng.standard_normal((129, 4))
+    got, report = _compiled(lambda x, w: gnp.sin(x @ w) * 2, x, w)
+    assert "matmul" in report.library, report
+    close(got, np.sin(x @ w) * 2, rtol=1e-14, atol=0)
+
+
+def test_dense_products_with_nan_and_inf_give_the_eager_values(cache):
+    """A NaN or an infinity in a product's rows: the kernel reports the invalid operation
+    (0 * inf in a padded panel column, inf - inf) and the launcher reruns the operations
+    through NumPy, so values and warnings are the eager path's."""
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal((9, 5)), rng.standard_normal((5, 3))
+    x[2, 1], x[4, 0], x[7, 3] = np.nan, np.inf, -np.inf
+
+    def f(x, w):
+        return gnp.exp(x @ w) - 1
+
+    jitted = gpuad.jit(f)
+    for _ in range(2):  # recording, then the compiled program: NumPy's own warning both times
+        with pytest.warns(RuntimeWarning, match="invalid value encountered in matmul"):
+            got = jitted(x, w)
+    assert "matmul" not in jitted.reports()[0].library, jitted.reports()[0]
+    with np.errstate(all="ignore"):
+        expected = np.exp(x @ w) - 1
+    close(got, expected, rtol=1e-13, atol=0)
 
 
 def _gmm_like(params, X):
@@ -468,16 +517,21 @@ def test_c_and_cuda_say_the_same_and_the_cuda_compiles(cache):
     """The per-point statements of both emitters are the same text apart from type names; every
     generated CUDA source compiles with nvcc --ptx (where nvcc is installed)."""
     rng = np.random.default_rng(0)
+    mlp = (rng.standard_normal((8, 96)) / 3, rng.standard_normal(96), rng.standard_normal((96, 3)) / 9)
     programs = [
         (gpuad.vmap(gpuad.value_and_grad(_seed1)), rng.uniform(1, 3, (8, 2))),
         (gpuad.vmap(gpuad.hessian(lambda x: gnp.sum(gnp.exp(-x * x) * gnp.sin(x)))), rng.standard_normal((8, 3)).astype(np.float32)),
         (gpuad.vmap(gpuad.grad(lambda x: gnp.sum(gnp.maximum(x, 0.5) * (x > 0)))), rng.standard_normal((8, 4))),
         (gpuad.vmap(_linalg_degenerate), _degenerate_matrices()[[0, 5, 6]]),  # the unrolled linear algebra
+        (lambda X: gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))(*mlp, X), rng.standard_normal((30, 8))),  # dense products
+        (lambda X: gpuad.grad(_sigmoid_mlp_loss)(*(p.astype(np.float32) for p in mlp), X), rng.standard_normal((30, 8)).astype(np.float32)),
     ]
     for f, x in programs:
         c, cuda = _sources(f, x)
-        c_lines = [line.strip() for line in c.splitlines() if line.strip().startswith(("const", "o"))]
-        cuda_lines = [line.strip() for line in cuda.splitlines() if line.strip().startswith(("const", "o")) and "long long i" not in line]
+        # (the loop's own indices, rows and columns, are each emitter's)
+        loop = re.compile(r"const (int64_t|long long) (i|r|rows) =|o\d+\[\d+\] = s\d+_\d+;")  # (and C's sums over the points)
+        c_lines = [line.strip() for line in c.splitlines() if line.strip().startswith(("const", "o")) and not loop.match(line.strip())]
+        cuda_lines = [line.strip() for line in cuda.splitlines() if line.strip().startswith(("const", "o")) and not loop.match(line.strip())]
         as_c = {"long long": "int64_t", "bool": "_Bool", "signed char": "int8_t", "unsigned char": "uint8_t", "short": "int16_t", "int ": "int32_t "}
         for cu, cc in as_c.items():
             cuda_lines = [line.replace(f"const {cu}", f"const {cc}") for line in cuda_lines]

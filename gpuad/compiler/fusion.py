@@ -36,6 +36,7 @@ MAX_WHOLE_ELEMENTS = 256  # elements of an operand every point reads whole (more
 MAX_MATMUL = 64  # multiply-adds per point of a matrix product in a kernel (bigger: BLAS does better)
 INLINE_CONSTANT = 64  # constants up to this size become literals of the source
 MIN_OPS = 2  # a kernel of one operation is no better than the library's own
+MAX_DENSE = 128  # rows times a shared matrix of up to this many rows and columns: the kernels' own product
 
 _LINALG = frozenset(linalg.RULES)  # small matrices per point, unrolled (linalg.py)
 _STRUCTURAL = frozenset((
@@ -338,14 +339,16 @@ def recompute(program: list, avals: list[Any], kernels: list[Kernel], outputs: l
     native = {i: k for k in kernels for i in k.ops}
     producer = {out: i for i, (_, _, _, out) in enumerate(program) if type(out) is int}
     written = {o for kind, o in outputs if kind != "const"}  # read where a recomputation cannot help
-    for i, (_, refs, _, _) in enumerate(program):
-        if i not in native or not native[i].flat:
+    for i, (prim, refs, _, _) in enumerate(program):
+        if i not in native or not native[i].flat or prim.name == "matmul":  # (a product reads whole rows)
             written.update(r for r in refs if type(r) is int)
 
     def chain(v: int, shape: tuple[int, ...], ops: set[int]) -> bool:
         """Add to ``ops`` the operations that compute ``v`` from values in memory; False if it
         takes more than MAX_RECOMPUTE of them or anything but flat elementwise ones."""
         j = producer.get(v)
+        if j is not None and j in native and program[j][0].name == "matmul":
+            return True  # a product is read from memory (its kernel writes it: one array, not the chain's)
         if j is None or j not in native or not native[j].flat or j in ops:
             return j is not None and j in ops
         prim, refs, _, out = program[j]
@@ -377,10 +380,23 @@ def recompute(program: list, avals: list[Any], kernels: list[Kernel], outputs: l
                         k.inner = shape[-1]
 
 
+def dense(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: Any, avals: list[Any]) -> bool:
+    """A product of rows (R, K) times a shared matrix (K, N), K and N up to MAX_DENSE, in float32
+    or float64: a flat kernel over (R, N) computes it itself (``toolchain``'s register tiles),
+    for the elementwise work on it (a layer's bias and activation) to read from its buffer."""
+    if prim.name != "matmul" or params.get("vec", (False, False))[1] or not _known(prim, refs, params, out, avals):
+        return False
+    (a, dtype), (b, _) = (_shape_dtype(r, avals) for r in refs)
+    return (
+        dtype in ("float32", "float64") and len(a) == 2 and len(b) == 2 and a[1] == b[0]
+        and 1 <= b[0] <= MAX_DENSE and 1 <= b[1] <= MAX_DENSE and a[0] >= 1
+    )
+
+
 def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> list[tuple[int, ...]]:
     shapes: list[tuple[int, ...]] = []
     for k, (prim, refs, params, out) in enumerate(program):
-        if k not in taken and prim.name not in _STRUCTURAL and _known(prim, refs, params, out, avals):
+        if k not in taken and (prim.name not in _STRUCTURAL or dense(prim, refs, params, out, avals)) and _known(prim, refs, params, out, avals):
             shape = tuple(avals[out][0])
             if math.prod(shape) > 1 and shape not in shapes:
                 shapes.append(shape)
@@ -414,7 +430,11 @@ def _partition_flat(program: list, avals: list[Any], shape: tuple[int, ...], tak
     kernels: list[Kernel] = []
     current: Kernel | None = None
     for k, (prim, refs, params, out) in enumerate(program):
-        ok = (
+        product = k not in taken and dense(prim, refs, params, out, avals) and tuple(avals[out][0]) == shape
+        reads_current = current is not None and any(type(r) is int and r in current.inside for r in refs)
+        if product and reads_current:
+            current = None  # a product reads whole rows: of values of an earlier kernel only
+        ok = product or (
             k not in taken and prim.name not in _STRUCTURAL and _known(prim, refs, params, out, avals)
             and tuple(avals[out][0]) == shape
             and _flat_forms(refs, shape, avals, current.inside if current else set()) is not None
@@ -423,15 +443,16 @@ def _partition_flat(program: list, avals: list[Any], shape: tuple[int, ...], tak
             if current is None or current.elements >= MAX_KERNEL_ELEMENTS:
                 current = Kernel(batched=True, n=math.prod(shape), flat=True)
                 kernels.append(current)
-            if any(f in ("row", "col") for f in _flat_forms(refs, shape, avals, current.inside)):
+            if product or any(f in ("row", "col") for f in _flat_forms(refs, shape, avals, current.inside)):
                 current.inner = shape[-1]
             current.ops.append(k)
             current.inside.add(out)
             current.elements += 1
             continue
-        if current is not None and any(type(r) is int and r in current.inside for r in refs):
+        if reads_current:
             current = None
-    return [kern for kern in kernels if len(kern.ops) >= MIN_OPS]
+    # A product alone is still a kernel: the register tiles beat the library's BLAS on these shapes.
+    return [kern for kern in kernels if len(kern.ops) >= MIN_OPS or any(program[i][0].name == "matmul" for i in kern.ops)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,6 +470,7 @@ class _Operands:
         self.b, self.kernel = builder, kernel
         self.refs: list[Any] = []  # program refs, in slot order
         self.specs: list[tuple[str, int, tuple[int, ...]]] = []  # (dtype, elements per point, shape)
+        self.products: list[tuple[int, int, int, int]] = []  # dense products: (rows' slot, matrix's slot, K, N)
         self._slots: dict[Any, int] = {}
 
     def read(self, ref: Any, form: str, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
@@ -478,6 +500,15 @@ class _Operands:
         for j in range(flat.size):
             flat[j] = self.b.load(slot, j, dtype, point or not self.kernel.batched)
         return out
+
+    def product(self, a: Any, b: Any, avals: list[Any], dtype: str) -> Scalar:
+        """The element (row r, column c) of a dense product ``a @ b`` of a flat kernel."""
+        (shape_a, _), (shape_b, _) = _shape_dtype(a, avals), _shape_dtype(b, avals)
+        k, n = shape_b
+        spec = (self._slot(a, "rows", (dtype, k, shape_a)), self._slot(b, "whole", (dtype, k * n, shape_b)), k, n)
+        if spec not in self.products:
+            self.products.append(spec)
+        return self.b.load(self.products.index(spec), 0, dtype, "product")
 
     def _read_broadcast(self, ref: Any, form: str, shape: tuple[int, ...], dtype: str) -> numpy.ndarray:
         slot = self._slot(ref, form, (dtype, 1, shape))
@@ -539,6 +570,7 @@ class Built:
     out_shapes: list[tuple[int, ...]]
     out_dtypes: list[str]
     out_kinds: list[str]  # "point", or "sum" over the points
+    products: list[tuple[int, int, int, int]] = field(default_factory=list)  # dense products (_Operands.products)
 
 
 def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: set[int]) -> Built:
@@ -556,6 +588,9 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
             per_point_axes = tuple(a for a in params["axis"] if a != -x.ndim)
             part = prim.impl(_NP, x, axis=per_point_axes, keepdims=True) if per_point_axes else x
             values[out] = _as_scalars(b, part, tuple(part.shape), out_dtype)
+            continue
+        if kernel.flat and prim.name == "matmul":  # a dense product: its element at the point
+            values[out] = numpy.asarray([operands.product(*refs, avals, out_dtype)], dtype=object)  # host-ok
             continue
         if kernel.flat:  # every value seen as (n,): one element per point
             forms = _flat_forms(refs, out_shape, avals, kernel.inside)
@@ -590,5 +625,5 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
     return Built(
         kernel, b, operands.refs, operands.specs, outputs, [list(values[v].reshape(-1)) for v in outputs],
         [tuple(avals[v][0]) for v in outputs], [backend.dtype_name(avals[v][1]) for v in outputs],
-        ["sum" if v in kernel.summed else "point" for v in outputs],
+        ["sum" if v in kernel.summed else "point" for v in outputs], operands.products,
     )

@@ -98,10 +98,15 @@ def sources(builts: list[fusion.Built]) -> tuple[str, str]:
     for i, built in enumerate(builts):
         ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
         outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
-        c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner))
-        cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner))
-    # CUDA's expf has no slow path to avoid: the C prelude's gpuad_expf is plain expf there.
-    cuda_prelude = "#include <math.h>\n__device__ __forceinline__ float gpuad_expf(float x) { return expf(x); }\n\n"
+        c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
+        cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
+    # CUDA's expf has no slow path to avoid: the C prelude's gpuad_expf is plain expf there. A
+    # dense product's element is its thread's dot product (row r of a times column c of b).
+    cuda_prelude = (
+        "#include <math.h>\n__device__ __forceinline__ float gpuad_expf(float x) { return expf(x); }\n"
+        "template <typename T> __device__ __forceinline__ T gpuad_dense(const T *a, const T *b, long long k, long long n, long long c) {\n"
+        "  T s = 0;\n  for (long long q = 0; q < k; q++) s += a[q] * b[q * n + c];\n  return s;\n}\n\n"
+    )
     return "\n\n".join(c), cuda_prelude + "\n\n".join(cuda)
 
 

@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import numpy  # host-ok: dtype promotion of the compiler's own symbolic values
 
+from . import toolchain
+
 __all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_cuda"]
 
 # The dtypes a kernel handles, and their C types (booleans are one byte holding 0 or 1 in both).
@@ -347,7 +349,9 @@ def _body(nodes: list[Scalar], outputs: list[tuple[str, str, list[Scalar]]], typ
         names[s.id] = f"t{s.id}"
         if s.op == "load":
             slot, offset, varying = s.param
-            if varying in ("row", "col"):
+            if varying == "product":  # a dense product's element (r, c): the emitters define D<slot>
+                inside.append(f"const {local(s)} t{s.id} = D{slot};")
+            elif varying in ("row", "col"):
                 inside.append(f"const {local(s)} t{s.id} = a{slot}[{'r' if varying == 'row' else 'c'}];")
             elif varying:
                 inside.append(f"const {local(s)} t{s.id} = a{slot}[{'i * P' + str(slot) + ' + ' if batched else ''}{offset}];")
@@ -396,16 +400,24 @@ def _sizes(operands: list[tuple[str, int]], outputs: list[int], opaque: bool) ->
     return lines
 
 
-def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None) -> str:
+def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None, products: list[tuple[int, int, int, int]] = ()) -> str:
     """A C function ``fname(n, a0, a1, ..., o0, o1, ...)`` looping over ``n`` points. ``operands``:
     (dtype, elements per point) of each operand; ``outputs``: (dtype, kind, scalars per point),
     kind "point" or "sum" (summed over the points). ``inner``: the points are rows of ``inner``
-    columns, looped over as such (operands read per row or per column, see ``Builder.load``)."""
+    columns, looped over as such (operands read per row or per column, see ``Builder.load``).
+    ``products``: dense products (rows' operand, matrix's operand, K, N) the kernel computes
+    itself, a block of rows at a time (toolchain's register tiles), before the block's loop."""
     checks = sorted(set(builder.checks), key=lambda s: s.id)
     before, inside, sums = _body(builder.nodes, outputs, C_TYPES, batched, cuda=False, checks=checks)
-    lines = [f"int {fname}(int64_t n, {_signature(operands, [d for d, _, _ in outputs], C_TYPES, 'restrict')}) {{"]
+    from_tiles = [_tile_layout(p, operands) for p in products]
+    lines = [f"#define D{j} tl{j}[(r - r0) * {width} + c]" for j, (_, width, _, _) in enumerate(from_tiles)]
+    lines += [f"int {fname}(int64_t n, {_signature(operands, [d for d, _, _ in outputs], C_TYPES, 'restrict')}) {{"]
     lines += ["  " + s for s in _sizes(operands, [len(out) for _, _, out in outputs], opaque=True)]
     lines += ["  " + s for s in before]
+    for j, ((a, b, k, n), (ctype, width, panels, suffix)) in enumerate(zip(products, from_tiles)):
+        # each shared matrix packed once per call, read by every thread
+        lines.append(f"  {ctype} pk{j}[{k * width}] __attribute__((aligned(64)));")
+        lines.append(f"  gpuad_pack_{suffix}(a{b}, {k}, {n}, pk{j});")
     for k, (dtype, kind, out) in enumerate(outputs):
         if kind == "sum":
             lines.append(f"  {C_TYPES[dtype]} {', '.join(f's{k}_{j} = 0' for j in range(len(out)))};")
@@ -418,7 +430,23 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
     lines.append("  {")
     lines.append("    feclearexcept(FE_ALL_EXCEPT);")
     reductions = (f" reduction(+:{', '.join(sums)})" if sums else "") + (" reduction(|:bad)" if checks else "")
-    if inner is None:
+    if products:  # threads over blocks of rows: each block's products, then its elementwise loop
+        rows = toolchain.DENSE_ROWS
+        lines += [f"    {ctype} tl{j}[{rows * width}] __attribute__((aligned(64)));" for j, (ctype, width, _, _) in enumerate(from_tiles)]
+        lines.append(f"    #pragma omp for schedule(static){reductions}")
+        lines.append(f"    for (int64_t r0 = 0; r0 < n / {inner}; r0 += {rows}) {{")
+        lines.append(f"      const int64_t rows = n / {inner} - r0 < {rows} ? n / {inner} - r0 : {rows};")
+        for j, ((a, _, k, _), (_, _, panels, suffix)) in enumerate(zip(products, from_tiles)):
+            lines.append(f"      gpuad_dense_{suffix}(a{a} + r0 * {k}, {k}, rows, pk{j}, {panels}, tl{j});")
+        lines.append("      for (int64_t r = r0; r < r0 + rows; r++) {")
+        lines.append(f"        #pragma omp simd{reductions}")
+        lines.append(f"        for (int64_t c = 0; c < {inner}; c++) {{")
+        lines.append(f"          const int64_t i = r * {inner} + c;")
+        lines += ["          " + s for s in inside]
+        lines.append("        }")
+        lines.append("      }")
+        lines.append("    }")
+    elif inner is None:
         lines.append(f"    #pragma omp for simd schedule(static){reductions}")
         lines.append("    for (int64_t i = 0; i < n; i++) {")
         lines += ["      " + s for s in inside]
@@ -439,15 +467,28 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
             lines += [f"  o{k}[{j}] = s{k}_{j};" for j in range(len(out))]
     lines.append("  return (raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0) | (bad ? 16 : 0);")
     lines.append("}")
+    lines += [f"#undef D{j}" for j in range(len(products))]
     return "\n".join(lines)
 
 
-def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None) -> str:
+def _tile_layout(product: tuple[int, int, int, int], operands: list[tuple[str, int]]) -> tuple[str, int, int, str]:
+    """A dense product's C type, the width of its tile's rows (whole panels), its panels, and
+    the suffix of toolchain's functions for its type."""
+    _, b, _, n = product
+    ctype = C_TYPES[operands[b][0]]
+    cols = toolchain.dense_cols(ctype)
+    panels = -(-n // cols)
+    return ctype, panels * cols, panels, "d" if ctype == "double" else "f"
+
+
+def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None, products: list[tuple[int, int, int, int]] = ()) -> str:
     """The same computation as ``emit_c`` as a CUDA kernel: one thread per point (sums over the
-    points added atomically into outputs the launcher zeroes)."""
+    points added atomically into outputs the launcher zeroes; a dense product's element as its
+    thread's own dot product)."""
     checks = sorted(set(builder.checks), key=lambda s: s.id)  # (computed, as in C; nvcc drops them)
     before, inside, _ = _body(builder.nodes, outputs, _CUDA_TYPES, batched, cuda=True, checks=checks)
-    lines = [f'extern "C" __global__ void {fname}(long long n, {_signature(operands, [d for d, _, _ in outputs], _CUDA_TYPES, "__restrict__")}) {{']
+    lines = [f"#define D{j} gpuad_dense(a{a} + r * {k}, a{b}, {k}, {n}, c)" for j, (a, b, k, n) in enumerate(products)]
+    lines += [f'extern "C" __global__ void {fname}(long long n, {_signature(operands, [d for d, _, _ in outputs], _CUDA_TYPES, "__restrict__")}) {{']
     lines += ["  " + s for s in _sizes(operands, [len(out) for _, _, out in outputs], opaque=False)]
     lines.append("  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
     lines.append("  if (i >= n) return;")
@@ -455,4 +496,5 @@ def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], out
         lines.append(f"  const long long r = i / {inner}, c = i % {inner};")
     lines += ["  " + s for s in before + inside]
     lines.append("}")
+    lines += [f"#undef D{j}" for j in range(len(products))]
     return "\n".join(lines)

@@ -31,7 +31,7 @@ import tempfile
 import time
 from typing import Any
 
-__all__ = ["CompileError", "compiler", "cache_dir", "build", "C_FLAGS", "PRELUDE", "cuda_ptx"]
+__all__ = ["CompileError", "compiler", "cache_dir", "build", "C_FLAGS", "PRELUDE", "cuda_ptx", "DENSE_ROWS", "dense_cols"]
 
 CACHE_ENV = "GPUAD_CACHE_DIR"
 
@@ -74,8 +74,62 @@ def _prelude() -> str:
     lines.append("  const float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);")
     lines.append("  return (float)exp((double)c);")
     lines.append("}")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + _DENSE
 
+
+# Matrix products a kernel computes itself (fusion.py's dense products: rows of the points' values
+# times a small shared matrix, up to 128 x 128). The shared matrix is packed once per call into
+# panels of DENSE_COLS columns; a tile of DENSE_ROWS rows times one panel is held in 12 vector
+# registers over the products' sum (a register tile, as BLAS's kernels), and the tile of all
+# columns goes to a buffer the kernel's elementwise loop reads. Multiply-adds are fused here
+# only (the optimize attribute; the kernels' own arithmetic keeps -ffp-contract=off): BLAS fuses
+# them too, and a product's value is not NumPy's to the bit anyway (its blocking differs).
+DENSE_ROWS = 6
+DENSE_VECTOR_BYTES = 32
+
+
+def dense_cols(ctype: str) -> int:
+    """Columns of one packed panel: two vectors."""
+    return 2 * DENSE_VECTOR_BYTES // (8 if ctype == "double" else 4)
+
+
+def _dense_source(ctype: str, suffix: str) -> str:
+    lanes = DENSE_VECTOR_BYTES // (8 if ctype == "double" else 4)
+    cols = 2 * lanes
+    return f"""typedef {ctype} gpuad_v{suffix} __attribute__((vector_size({DENSE_VECTOR_BYTES}), aligned(sizeof({ctype}))));
+static inline void gpuad_pack_{suffix}(const {ctype} *restrict b, int64_t k, int64_t n, {ctype} *restrict pack) {{
+  for (int64_t j = 0; j < (n + {cols - 1}) / {cols}; j++)
+    for (int64_t q = 0; q < k; q++)
+      for (int64_t c = 0; c < {cols}; c++)
+        pack[(j * k + q) * {cols} + c] = j * {cols} + c < n ? b[q * n + j * {cols} + c] : 0;
+}}
+__attribute__((optimize("fp-contract=fast"), noinline))
+static void gpuad_dense_{suffix}(const {ctype} *restrict a, int64_t k, int64_t rows, const {ctype} *restrict pack, int64_t panels, {ctype} *restrict tile) {{
+  const {ctype} *row[{DENSE_ROWS}];
+  for (int r = 0; r < {DENSE_ROWS}; r++) row[r] = a + (r < rows ? r : rows - 1) * k;
+  for (int64_t j = 0; j < panels; j++) {{
+    gpuad_v{suffix} acc[{DENSE_ROWS}][2];
+    for (int r = 0; r < {DENSE_ROWS}; r++) acc[r][0] = acc[r][1] = (gpuad_v{suffix}){{0}};
+    const {ctype} *p = pack + j * k * {cols};
+    if (j == 0)  // the rows two blocks on: the hardware's prefetch misses the six rows' interleaved reads
+      for (int64_t q = 0; q < {DENSE_ROWS} * k; q += {64 // (8 if ctype == "double" else 4)}) __builtin_prefetch(a + {2 * DENSE_ROWS} * k + q);
+    for (int64_t q = 0; q < k; q++) {{
+      gpuad_v{suffix} b0, b1;
+      memcpy(&b0, p + q * {cols}, sizeof b0);
+      memcpy(&b1, p + q * {cols} + {lanes}, sizeof b1);
+      for (int r = 0; r < {DENSE_ROWS}; r++) {{
+        const {ctype} x = row[r][q];
+        acc[r][0] += x * b0;
+        acc[r][1] += x * b1;
+      }}
+    }}
+    for (int r = 0; r < {DENSE_ROWS}; r++) memcpy(tile + r * panels * {cols} + j * {cols}, acc[r], sizeof acc[r]);
+  }}
+}}
+"""
+
+
+_DENSE = "#include <string.h>\n" + _dense_source("double", "d") + _dense_source("float", "f")
 
 PRELUDE = _prelude()
 
