@@ -628,21 +628,24 @@ def test_sums_of_booleans_count_in_integers(cache):
 
 
 def test_float32_exp_over_its_whole_range(cache):
-    """float32 exp runs in double (libmvec's expf leaves its vector path past |x| > 87): NumPy's
-    values within 2 ulps (NumPy's own float32 exp is not correctly rounded) from underflow
-    (denormals and 0) to overflow (inf), NaN kept."""
+    """float32 exp stays on libmvec's vector path past |x| > 87 (exp(x -+ 44) times e^+-44):
+    NumPy's values within 4 ulps (glibc's bound for its vector functions; NumPy's own float32
+    exp is not correctly rounded either) from underflow (denormals and 0) to overflow (inf), NaN
+    kept; within 4 ulps of the correctly rounded value too."""
     x = np.concatenate([np.linspace(-120, 100, 4001), [np.nan, np.inf, -np.inf, -87.5, -103.9, 88.72, 88.73]]).astype(np.float32)
     f = gpuad.vmap(lambda v: gnp.exp(v) * 1.0)
     with np.errstate(all="ignore"):
         got, report = _compiled(f, x)
         want = np.exp(x)
+        exact = np.exp(x.astype(np.float64)).astype(np.float32)
     assert report.kernels, report
     assert got.dtype == np.float32
     finite = np.isfinite(want) & (want > 0)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
-    ulps = np.abs(got[finite].view(np.int32).astype(np.int64) - want[finite].view(np.int32).astype(np.int64))
-    assert ulps.max() <= 2, ulps.max()
+    for reference in (want, exact):
+        ulps = np.abs(got[finite].view(np.int32).astype(np.int64) - reference[finite].view(np.int32).astype(np.int64))
+        assert ulps.max() <= 4, ulps.max()
 
 
 def _fake_cc(tmp_path, behaviour):

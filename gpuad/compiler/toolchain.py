@@ -67,12 +67,16 @@ def _prelude() -> str:
         lines.append("#endif")
     lines.append("#endif")
     # libmvec's expf leaves its vector path for |x| > 87 (a scalar path 10x slower, and common:
-    # saturating sigmoids): computed in double instead, clamped to where a float result is 0 or
-    # inf anyway (NaN passes). gcc's PRE would move the clamp's choice outside the call
-    # (exp(c ? a : x) -> c ? exp(a) : exp(x)): -fno-tree-pre.
+    # saturating sigmoids): there exp(x) = expf(x -+ 44) * float(e^+-44) (x -+ 44 is exact in
+    # that range; 3.9 ulps at most, 2.5 elsewhere: libmvec's own), clamped to where a float
+    # result is 0 or inf anyway (NaN passes; overflow and underflow are raised as by expf).
+    # gcc's PRE would move the choices outside the call (exp(c ? a : x) -> c ? exp(a) :
+    # exp(x)): -fno-tree-pre.
     lines.append("static inline float gpuad_expf(float x) {")
-    lines.append("  const float c = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);")
-    lines.append("  return (float)exp((double)c);")
+    lines.append("  const float c = x < -104.0f ? -104.0f : (x > 100.0f ? 100.0f : x);")
+    lines.append("  const float s = c > 87.0f ? -44.0f : (c < -87.0f ? 44.0f : 0.0f);")
+    lines.append("  const float k = c > 87.0f ? 0x1.64b41cp+63f : (c < -87.0f ? 0x1.6f741ep-64f : 1.0f);")
+    lines.append("  return expf(c + s) * k;")
     lines.append("}")
     return "\n".join(lines) + "\n" + _DENSE
 
