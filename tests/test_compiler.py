@@ -648,6 +648,24 @@ def test_float32_exp_over_its_whole_range(cache):
         assert ulps.max() <= 4, ulps.max()
 
 
+def test_float64_tanh_over_its_whole_range(cache):
+    """float64 tanh as expm1(2x) / (expm1(2x) + 2) (toolchain.PRELUDE): within 4 ulps of NumPy's
+    and of the correctly rounded value, from subnormals through the cancellation near 0 to where
+    it rounds to +-1; 0, -0.0, +-inf and NaN exactly NumPy's."""
+    tiny = np.geomspace(5e-324, 1, 2000)
+    x = np.concatenate([np.linspace(-30, 30, 6001), tiny, -tiny, [0.0, -0.0, np.inf, -np.inf, np.nan, 19.9, 20.1]])
+    got, report = _compiled(gpuad.vmap(lambda v: gnp.tanh(v) * 1.0), x)
+    assert report.kernels, report
+    special = ~np.isfinite(x) | (x == 0)
+    np.testing.assert_array_equal(got[special], np.tanh(x[special]))
+    assert np.array_equal(np.signbit(got[special]), np.signbit(np.tanh(x[special])))
+    exact = np.tanh(x.astype(np.longdouble)).astype(np.float64)
+    for reference in (np.tanh(x), exact):
+        ok = ~special
+        ulps = np.abs(got[ok].view(np.int64) - reference[ok].view(np.int64))
+        assert ulps.max() <= 4, ulps.max()
+
+
 def _fake_cc(tmp_path, behaviour):
     """A 'C compiler' that answers --version and then fails ("fail") or writes a non-library."""
     script = tmp_path / "fake-cc"

@@ -100,10 +100,11 @@ def sources(builts: list[fusion.Built]) -> tuple[str, str]:
         outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
         c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
         cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
-    # CUDA's expf has no slow path to avoid: the C prelude's gpuad_expf is plain expf there. A
-    # dense product's element is its thread's dot product (row r of a times column c of b).
+    # CUDA's expf and tanh need no detour: the C prelude's gpuad_expf and gpuad_tanh are plain
+    # there. A dense product's element is its thread's dot product (row r of a, column c of b).
     cuda_prelude = (
         "#include <math.h>\n__device__ __forceinline__ float gpuad_expf(float x) { return expf(x); }\n"
+        "__device__ __forceinline__ double gpuad_tanh(double x) { return tanh(x); }\n"
         "template <typename T> __device__ __forceinline__ T gpuad_dense(const T *a, const T *b, long long k, long long n, long long c) {\n"
         "  T s = 0;\n  for (long long q = 0; q < k; q++) s += a[q] * b[q * n + c];\n  return s;\n}\n\n"
     )

@@ -315,6 +315,8 @@ def expression(node: Scalar, name: Callable[[Scalar], str], types: dict[str, str
         return f"({op}({a[0]}) != 0)"
     if op == "exp" and f:  # float32 exp without libmvec's slow path (toolchain.PRELUDE)
         return f"gpuad_expf({a[0]})"
+    if op == "tanh" and not f:  # float64 tanh through expm1 (toolchain.PRELUDE: 1.7x libmvec's)
+        return f"gpuad_tanh({a[0]})"
     return f"{op}{f}({', '.join(a)})"  # a C math function
 
 
