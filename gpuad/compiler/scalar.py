@@ -440,13 +440,7 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
         lines.append(f"      const int64_t rows = n / {inner} - r0 < {rows} ? n / {inner} - r0 : {rows};")
         for j, ((a, _, k, _), (_, _, panels, suffix)) in enumerate(zip(products, from_tiles)):
             lines.append(f"      gpuad_dense_{suffix}(a{a} + r0 * {k}, {k}, rows, pk{j}, {panels}, tl{j});")
-        lines.append("      for (int64_t r = r0; r < r0 + rows; r++) {")
-        lines.append(f"        #pragma omp simd{reductions}")
-        lines.append(f"        for (int64_t c = 0; c < {inner}; c++) {{")
-        lines.append(f"          const int64_t i = r * {inner} + c;")
-        lines += ["          " + s for s in inside]
-        lines.append("        }")
-        lines.append("      }")
+        lines += _row_loop("r = r0; r < r0 + rows", inner, reductions, inside, "      ")
         lines.append("    }")
     elif inner is None:
         lines.append(f"    #pragma omp for simd schedule(static){reductions}")
@@ -455,13 +449,7 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
         lines.append("    }")
     else:  # threads over rows, vectors along each row
         lines.append(f"    #pragma omp for schedule(static){reductions}")
-        lines.append(f"    for (int64_t r = 0; r < n / {inner}; r++) {{")
-        lines.append(f"      #pragma omp simd{reductions}")
-        lines.append(f"      for (int64_t c = 0; c < {inner}; c++) {{")
-        lines.append(f"        const int64_t i = r * {inner} + c;")
-        lines += ["        " + s for s in inside]
-        lines.append("      }")
-        lines.append("    }")
+        lines += _row_loop(f"r = 0; r < n / {inner}", inner, reductions, inside, "    ")
     lines.append("    raised |= fetestexcept(FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW);")
     lines.append("  }")
     for k, (_, kind, out) in enumerate(outputs):
@@ -471,6 +459,19 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
     lines.append("}")
     lines += [f"#undef D{j}" for j in range(len(products))]
     return "\n".join(lines)
+
+
+def _row_loop(rows: str, inner: int, reductions: str, inside: list[str], indent: str) -> list[str]:
+    """A loop over rows (``for (int64_t <rows>; r++)``) and, vectorized, over a row's columns."""
+    return [
+        f"{indent}for (int64_t {rows}; r++) {{",
+        f"{indent}  #pragma omp simd{reductions}",
+        f"{indent}  for (int64_t c = 0; c < {inner}; c++) {{",
+        f"{indent}    const int64_t i = r * {inner} + c;",
+        *[f"{indent}    {s}" for s in inside],
+        f"{indent}  }}",
+        f"{indent}}}",
+    ]
 
 
 def _tile_layout(product: tuple[int, int, int, int], operands: list[tuple[str, int]]) -> tuple[str, int, int, str]:
