@@ -396,7 +396,7 @@ def dense(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: A
 def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> list[tuple[int, ...]]:
     shapes: list[tuple[int, ...]] = []
     for k, (prim, refs, params, out) in enumerate(program):
-        if k not in taken and (prim.name not in _STRUCTURAL or dense(prim, refs, params, out, avals)) and _known(prim, refs, params, out, avals):
+        if k not in taken and ((prim.name not in _STRUCTURAL and _known(prim, refs, params, out, avals)) or dense(prim, refs, params, out, avals)):
             shape = tuple(avals[out][0])
             if math.prod(shape) > 1 and shape not in shapes:
                 shapes.append(shape)
