@@ -279,6 +279,91 @@ def test_dense_products_with_nan_and_inf_give_the_eager_values(cache):
     close(got, expected, rtol=1e-13, atol=0)
 
 
+def test_products_summed_over_rows_are_computed_by_a_kernel(cache):
+    """x.T @ g over many rows (a layer's weight gradient) and g's column sums (its bias
+    gradient) are one kernel reading x and g as they are: every tile shape (K and N from 1 to
+    128, not multiples of a tile's 6 rows or a panel's columns, rows not a multiple of a chunk),
+    with and without the column sums (kept dims or not), equals NumPy; fewer than 128 rows are
+    not summed this way."""
+    rng = np.random.default_rng(9)
+    for dtype, eps in (("float64", 1e-15), ("float32", 1e-6)):
+        for rows, k, n in ((128, 1, 1), (131, 3, 10), (1000, 64, 64), (300, 128, 128), (257, 32, 17), (40000, 7, 9)):
+            x, g = rng.standard_normal((rows, k)).astype(dtype), rng.standard_normal((rows, n)).astype(dtype)
+            # against the exact product of these numbers, to within a rounding of its terms' scale
+            tol = dict(rtol=0, atol=eps * float((np.abs(x.astype(float)).T @ np.abs(g.astype(float))).max()))
+            for keep in (None, True, False):
+                def f(x, g):
+                    if keep is None:
+                        return x.T @ g
+                    return x.T @ g, gnp.sum(g, axis=0, keepdims=keep)
+
+                got, report = _compiled(f, x, g)
+                assert "matmul" not in report.library and "sum" not in report.library, report
+                assert report.kernels == [f"a product summed over {rows} rows: {2 if keep is None else 3} operations"], report
+                close(got, f(x.astype(float), g.astype(float)), **tol)
+    x, g = rng.standard_normal((127, 4)), rng.standard_normal((127, 5))
+    got, report = _compiled(lambda x, g: x.T @ g, x, g)
+    assert not any(k.startswith("a product summed") for k in report.kernels), report  # (a dense product: 127 columns)
+    close(got, x.T @ g, rtol=1e-13, atol=0)
+
+
+def test_a_layers_weight_gradients_are_summed_products(cache):
+    """The MLP's weight and bias gradients through the summed-product kernels equal eager ones,
+    float64 and float32; a NaN or an infinity in a gradient gives the eager values (the kernel
+    reports the invalid operation and the launcher reruns NumPy) with NumPy's warning."""
+    rng = np.random.default_rng(10)
+    for dtype, tol in (("float64", dict(rtol=1e-12, atol=1e-13)), ("float32", dict(rtol=1e-4, atol=1e-6))):
+        args = [a.astype(dtype) for a in (rng.standard_normal((8, 96)) / 3, rng.standard_normal(96), rng.standard_normal((96, 3)) / 9, rng.standard_normal((300, 8)))]
+        f = gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))
+        got, report = _compiled(f, *args)
+        assert sum(k.startswith("a product summed over 300 rows") for k in report.kernels) == 2, report
+        close(got, f(*args), **tol)
+    x, g = rng.standard_normal((200, 3)), rng.standard_normal((200, 2))
+    x[5, 1], g[5, 0], g[9, 1] = np.inf, 0.0, np.nan
+    jitted = gpuad.jit(lambda x, g: x.T @ g)
+    for _ in range(2):  # recording, then the compiled program: NumPy's own warning both times
+        with pytest.warns(RuntimeWarning, match="invalid value encountered in matmul"):
+            got = jitted(x, g)
+    assert jitted.reports()[0].kernels[0].startswith("a product summed"), jitted.reports()[0]
+    with np.errstate(all="ignore"):
+        close(got, x.T @ g, rtol=1e-13, atol=0)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler")
+def test_the_cuda_summed_product_sums_what_the_c_one_does(tmp_path):
+    """No GPU here: the CUDA kernel's text, compiled as host C++ with a stand-in for CUDA's
+    thread indices and atomicAdd, run over every thread it is launched with, gives x.T @ g and
+    g's column sums."""
+    import ctypes
+
+    rng = np.random.default_rng(11)
+    for rows, k, n, sums in ((300, 5, 7, True), (129, 3, 2, False)):
+        source = scalar.emit_cuda_summed_product("k0", "float64", k, n, sums)
+        shim = (
+            "#define __global__\n#define __restrict__ __restrict\nstruct Index { long long x; };\n"
+            "static Index blockIdx, blockDim, threadIdx;\n"
+            "template <class T> static void atomicAdd(T *p, T v) { *p += v; }\n"
+        )
+        launch = (
+            'extern "C" void run(long long threads, long long n, const double *a0, const double *a1, double *o0, double *o1) {\n'
+            "  blockDim.x = 256;\n"
+            "  for (long long t = 0; t < threads; t++) { blockIdx.x = t / 256; threadIdx.x = t % 256; "
+            f"k0(n, a0, a1, o0{', o1' if sums else ''}); }}\n}}\n"
+        )
+        cpp = tmp_path / f"k{rows}.cpp"
+        cpp.write_text(shim + source + "\n" + launch)
+        lib_path = tmp_path / f"k{rows}.so"
+        done = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-o", str(lib_path), str(cpp)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        run = ctypes.CDLL(str(lib_path)).run
+        run.argtypes = [ctypes.c_longlong] * 2 + [ctypes.c_void_p] * 4
+        x, g = rng.standard_normal((rows, k)), rng.standard_normal((rows, n))
+        out, col = np.zeros((k, n)), np.zeros(n)  # (the launcher's zeros)
+        run(scalar.summed_product_threads(rows, k, n, sums), rows, x.ctypes.data, g.ctypes.data, out.ctypes.data, col.ctypes.data)
+        close(out, x.T @ g, rtol=1e-13, atol=1e-13)
+        close(col, g.sum(axis=0) if sums else np.zeros(n), rtol=1e-13, atol=1e-13)
+
+
 def _gmm_like(params, X):
     means, log_sigmas, alphas = params
     diff = (X[:, None, :] - means) * gnp.exp(-log_sigmas)
@@ -523,11 +608,23 @@ def test_c_and_cuda_say_the_same_and_the_cuda_compiles(cache):
         (gpuad.vmap(gpuad.hessian(lambda x: gnp.sum(gnp.exp(-x * x) * gnp.sin(x)))), rng.standard_normal((8, 3)).astype(np.float32)),
         (gpuad.vmap(gpuad.grad(lambda x: gnp.sum(gnp.maximum(x, 0.5) * (x > 0)))), rng.standard_normal((8, 4))),
         (gpuad.vmap(_linalg_degenerate), _degenerate_matrices()[[0, 5, 6]]),  # the unrolled linear algebra
-        (lambda X: gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))(*mlp, X), rng.standard_normal((30, 8))),  # dense products
+        # dense products, and (from 128 rows) products summed over the rows
+        (lambda X: gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))(*mlp, X), rng.standard_normal((130, 8))),
         (lambda X: gpuad.grad(_sigmoid_mlp_loss)(*(p.astype(np.float32) for p in mlp), X), rng.standard_normal((30, 8)).astype(np.float32)),
     ]
+    summed = 0
     for f, x in programs:
         c, cuda = _sources(f, x)
+        if shutil.which("nvcc"):
+            ptx = toolchain.cuda_ptx(cuda)
+            assert ".entry k0" in ptx
+        # The scalar kernels' statements (a summed product is a call in C, its own loop in CUDA:
+        # test_the_cuda_summed_product_sums_what_the_c_one_does).
+        c_functions, cuda_functions = re.split(r"(?m)^int k\d+\(", c)[1:], cuda.split('extern "C"')[1:]
+        scalar_kernels = [i for i, text in enumerate(c_functions) if "gpuad_tproduct" not in text]
+        summed += len(c_functions) - len(scalar_kernels)
+        c = "\n".join(c_functions[i] for i in scalar_kernels)
+        cuda = "\n".join(cuda_functions[i] for i in scalar_kernels)
         # (the loop's own indices, rows and columns, are each emitter's)
         loop = re.compile(r"const (int64_t|long long) (i|r|rows) =|o\d+\[\d+\] = s\d+_\d+;")  # (and C's sums over the points)
         c_lines = [line.strip() for line in c.splitlines() if line.strip().startswith(("const", "o")) and not loop.match(line.strip())]
@@ -538,9 +635,7 @@ def test_c_and_cuda_say_the_same_and_the_cuda_compiles(cache):
         # (truth values are int locals in both: compare int32 and them under one spelling)
         c_lines, cuda_lines = ([line.replace("const int32_t ", "const int ") for line in lines] for lines in (c_lines, cuda_lines))
         assert c_lines == cuda_lines
-        if shutil.which("nvcc"):
-            ptx = toolchain.cuda_ptx(cuda)
-            assert ".entry k0" in ptx
+    assert summed == 2  # the 130-row MLP's weight gradients
 
 
 def test_cuda_emitter_refusal_is_reported():

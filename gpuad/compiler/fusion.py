@@ -54,6 +54,7 @@ class Kernel:
     batched: bool
     n: int
     flat: bool = False  # every value of one shape, elementwise: its elements are the points
+    summed_product: bool = False  # x^T g summed over n rows (and g's column sums): ``summed_products``
     inner: int | None = None  # a flat kernel with broadcast operands: its shape's last axis (a loop of its own)
     recomputed: set[int] = field(default_factory=set)  # operations of other kernels it computes again (never writes)
     ops: list[int] = field(default_factory=list)
@@ -317,6 +318,9 @@ def plan(program: list, avals: list[Any], in_vars: list[int]) -> list[Kernel]:
             # launch, placed after its last operation, after everything it reads.
             kernels = kernels + _partition(program, avals, None, {i for k in kernels for i in k.ops})
         taken = {i for k in kernels for i in k.ops}
+        more = summed_products(program, avals, taken)
+        kernels = kernels + more
+        taken |= {i for k in more for i in k.ops}
         # What is left of elementwise work on values too wide per point (an MLP's hidden layers):
         # fused loops over all their elements, one shape at a time.
         for shape in _elementwise_shapes(program, avals, taken):
@@ -391,6 +395,51 @@ def dense(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: A
         dtype in ("float32", "float64") and len(a) == 2 and len(b) == 2 and a[1] == b[0]
         and 1 <= b[0] <= MAX_DENSE and 1 <= b[1] <= MAX_DENSE and a[0] >= 1
     )
+
+
+MIN_SUMMED_ROWS = toolchain.TPRODUCT_ROWS  # fewer rows: the library's product costs less than a call
+
+
+def summed_products(program: list, avals: list[Any], taken: set[int]) -> list[Kernel]:
+    """Kernels for products summed over rows, ``matmul(permute_dims(x), g)`` with x (R, K) and
+    g (R, N), K and N up to MAX_DENSE, in float32 or float64 (a layer's weight gradient): the
+    kernel reads x and g as they are (the transpose is never made) and sums over the rows in
+    register tiles (``toolchain``), with g's column sums (``sum(g, axis=-2)``: the bias
+    gradient) as a column of ones appended to x."""
+    producer = {out: i for i, (_, _, _, out) in enumerate(program) if type(out) is int}
+    readers: dict[int, list[int]] = {}
+    for i, (_, refs, _, _) in enumerate(program):
+        for r in refs:
+            if type(r) is int:
+                readers.setdefault(r, []).append(i)
+    taken = set(taken)
+    kernels = []
+    for m, (prim, refs, params, out) in enumerate(program):
+        if m in taken or prim.name != "matmul" or any(params.get("vec", ())) or not _known(prim, refs, params, out, avals):
+            continue
+        transposed, g = refs
+        p = producer.get(transposed) if type(transposed) is int else None
+        if p is None or p in taken or program[p][0].name != "permute_dims" or tuple(program[p][2]["axes"]) != (1, 0) or readers[transposed] != [m]:
+            continue
+        x = program[p][1][0]
+        (xs, dtype), (gs, _) = _shape_dtype(x, avals), _shape_dtype(g, avals)
+        if not (
+            dtype in ("float32", "float64") and len(xs) == 2 and len(gs) == 2 and xs[0] == gs[0] >= MIN_SUMMED_ROWS
+            and 1 <= xs[1] <= MAX_DENSE and 1 <= gs[1] <= MAX_DENSE
+        ):
+            continue
+        kernel = Kernel(batched=True, n=xs[0], summed_product=True, ops=sorted([p, m]), inside={transposed, out})
+        for s in readers.get(g, []) if type(g) is int else []:
+            s_prim, s_refs, s_params, s_out = program[s]
+            if s not in taken and s_prim.name == "sum" and tuple(s_params["axis"]) == (-2,) and _known(s_prim, s_refs, s_params, s_out, avals):
+                ops = sorted(kernel.ops + [s])
+                # The launch runs after its last operation: nothing before that may read a result.
+                if not any(type(r) is int and r in (s_out, out) for j in range(ops[0], ops[-1]) if j not in ops for r in program[j][1]):
+                    kernel.ops, kernel.inside = ops, kernel.inside | {s_out}
+                    break
+        taken.update(kernel.ops)
+        kernels.append(kernel)
+    return kernels
 
 
 def _elementwise_shapes(program: list, avals: list[Any], taken: set[int]) -> list[tuple[int, ...]]:
@@ -571,9 +620,12 @@ class Built:
     out_dtypes: list[str]
     out_kinds: list[str]  # "point", or "sum" over the points
     products: list[tuple[int, int, int, int]] = field(default_factory=list)  # dense products (_Operands.products)
+    summed_product: tuple[int, int] | None = None  # a summed-product kernel's (K, N) (Kernel.summed_product)
 
 
 def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: set[int]) -> Built:
+    if kernel.summed_product:
+        return _build_summed_product(kernel, program, avals)
     b = Builder()
     operands = _Operands(b, kernel)
     values: dict[int, numpy.ndarray] = {}
@@ -626,4 +678,19 @@ def build_kernel(kernel: Kernel, program: list, avals: list[Any], read_outside: 
         kernel, b, operands.refs, operands.specs, outputs, [list(values[v].reshape(-1)) for v in outputs],
         [tuple(avals[v][0]) for v in outputs], [backend.dtype_name(avals[v][1]) for v in outputs],
         ["sum" if v in kernel.summed else "point" for v in outputs], operands.products,
+    )
+
+
+def _build_summed_product(kernel: Kernel, program: list, avals: list[Any]) -> Built:
+    """Operands x and g, outputs x^T g and (where the kernel has it) g's column sums."""
+    ops = [program[i] for i in kernel.ops]
+    (x,) = next(refs for prim, refs, _, _ in ops if prim.name == "permute_dims")
+    product, sums = (next((out for prim, _, _, out in ops if prim.name == name), None) for name in ("matmul", "sum"))
+    g = next(refs for prim, refs, _, _ in ops if prim.name == "matmul")[1]
+    (xs, dtype), (gs, _) = _shape_dtype(x, avals), _shape_dtype(g, avals)
+    outputs = [product] + ([sums] if sums is not None else [])
+    return Built(
+        kernel, Builder(), [x, g], [(dtype, xs[1], xs), (dtype, gs[1], gs)], outputs, [[] for _ in outputs],
+        [tuple(avals[v][0]) for v in outputs], [dtype] * len(outputs), ["sum"] * len(outputs),
+        summed_product=(xs[1], gs[1]),
     )

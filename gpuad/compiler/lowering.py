@@ -96,6 +96,11 @@ def sources(builts: list[fusion.Built]) -> tuple[str, str]:
     """The C and the CUDA source of a recording's kernels (functions ``k0``, ``k1``, ...)."""
     c, cuda = [], []
     for i, built in enumerate(builts):
+        if built.summed_product is not None:
+            shape = (built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1)
+            c.append(scalar.emit_c_summed_product(f"k{i}", *shape))
+            cuda.append(scalar.emit_cuda_summed_product(f"k{i}", *shape))
+            continue
         ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
         outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
         c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
@@ -180,13 +185,14 @@ class _CUDALaunch:
         self.n = built.kernel.n
         self.in_dtypes = [d for d, _, _ in built.operand_specs]
         self.outs = [(tuple(s), d, kind) for s, d, kind in zip(built.out_shapes, built.out_dtypes, built.out_kinds)]
+        self.threads = self.n if built.summed_product is None else scalar.summed_product_threads(self.n, *built.summed_product, len(built.outputs) > 1)
 
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
         cp = self.cupy
         arrays = [cp.ascontiguousarray(cp.asarray(a, dtype=d)) for a, d in zip(operands, self.in_dtypes)]  # host-ok
         # Sums over the points are added into zeros by the points' threads.
         outs = [(cp.zeros if kind == "sum" else cp.empty)(shape, dtype=d) for shape, d, kind in self.outs]
-        grid = (max(1, -(-self.n // self.BLOCK)),)
+        grid = (max(1, -(-self.threads // self.BLOCK)),)
         self.kernel(grid, (self.BLOCK,), (numpy.int64(self.n), *arrays, *outs))
         return tuple(outs)
 
@@ -243,7 +249,8 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
             new_program.append((prim, tuple(built.refs), {}, tuple(built.outputs)))
             kernel = built.kernel
             where = (
-                f"elementwise over {kernel.n} elements" if kernel.flat
+                f"a product summed over {kernel.n} rows" if kernel.summed_product
+                else f"elementwise over {kernel.n} elements" if kernel.flat
                 else f"per point over {kernel.n} points" if kernel.batched else "one point"
             )
             report.kernels.append(f"{where}: {len(built.kernel.ops)} operations")

@@ -21,7 +21,7 @@ import numpy  # host-ok: dtype promotion of the compiler's own symbolic values
 
 from . import toolchain
 
-__all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_cuda"]
+__all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_cuda", "emit_c_summed_product", "emit_cuda_summed_product", "summed_product_threads"]
 
 # The dtypes a kernel handles, and their C types (booleans are one byte holding 0 or 1 in both).
 C_TYPES = {
@@ -402,6 +402,10 @@ def _sizes(operands: list[tuple[str, int]], outputs: list[int], opaque: bool) ->
     return lines
 
 
+# The floating-point exceptions raised, as the launcher reads them (lowering._RAISED).
+_REPORT = "(raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0)"
+
+
 def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None, products: list[tuple[int, int, int, int]] = ()) -> str:
     """A C function ``fname(n, a0, a1, ..., o0, o1, ...)`` looping over ``n`` points. ``operands``:
     (dtype, elements per point) of each operand; ``outputs``: (dtype, kind, scalars per point),
@@ -455,7 +459,7 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
     for k, (_, kind, out) in enumerate(outputs):
         if kind == "sum":
             lines += [f"  o{k}[{j}] = s{k}_{j};" for j in range(len(out))]
-    lines.append("  return (raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0) | (bad ? 16 : 0);")
+    lines.append(f"  return {_REPORT} | (bad ? 16 : 0);")
     lines.append("}")
     lines += [f"#undef D{j}" for j in range(len(products))]
     return "\n".join(lines)
@@ -501,3 +505,38 @@ def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], out
     lines.append("}")
     lines += [f"#undef D{j}" for j in range(len(products))]
     return "\n".join(lines)
+
+
+def emit_c_summed_product(fname: str, dtype: str, k: int, m: int, sums: bool) -> str:
+    """A C function ``fname(n, x, g, out[, sums])``: out (k, m) = x^T g over n rows, and g's
+    column sums (toolchain's ``gpuad_tproduct``)."""
+    t = C_TYPES[dtype]
+    also = f", {t} *restrict o1" if sums else ""
+    return (
+        f"int {fname}(int64_t n, const {t} *restrict a0, const {t} *restrict a1, {t} *restrict o0{also}) {{\n"
+        f"  const int raised = gpuad_tproduct_{'d' if dtype == 'float64' else 'f'}(n, {k}, {m}, a0, a1, o0, {'o1' if sums else '0'});\n"
+        f"  return {_REPORT};\n}}"
+    )
+
+
+def summed_product_threads(n: int, k: int, m: int, sums: bool) -> int:
+    """Threads of the CUDA summed product: one per output element and chunk of rows."""
+    return -(-n // toolchain.TPRODUCT_ROWS) * (k + sums) * m
+
+
+def emit_cuda_summed_product(fname: str, dtype: str, k: int, m: int, sums: bool) -> str:
+    """The same as a CUDA kernel: each thread sums one output element over a chunk of rows and
+    adds it atomically into the outputs the launcher zeroes."""
+    t, rows = _CUDA_TYPES[dtype], toolchain.TPRODUCT_ROWS
+    also = f", {t} *__restrict__ o1" if sums else ""
+    return "\n".join([
+        f'extern "C" __global__ void {fname}(long long n, const {t} *__restrict__ a0, const {t} *__restrict__ a1, {t} *__restrict__ o0{also}) {{',
+        "  const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;",
+        f"  const long long c = t % {m}, i = t / {m} % {k + sums}, r0 = t / {m * (k + sums)} * {rows};",
+        "  if (r0 >= n) return;",
+        f"  const long long r1 = n - r0 < {rows} ? n : r0 + {rows};",
+        f"  {t} s = 0;",
+        f"  for (long long r = r0; r < r1; r++) s += {f'(i < {k} ? a0[r * {k} + i] : ({t})1)' if sums else f'a0[r * {k} + i]'} * a1[r * {m} + c];",
+        f"  atomicAdd({f'i < {k} ? &o0[i * {m} + c] : &o1[c]' if sums else f'&o0[i * {m} + c]'}, s);",
+        "}",
+    ])

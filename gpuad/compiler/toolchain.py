@@ -140,7 +140,102 @@ static void gpuad_dense_{suffix}(const {ctype} *restrict a, int64_t k, int64_t r
 """
 
 
-_DENSE = "#include <string.h>\n" + _dense_source("double", "d") + _dense_source("float", "f")
+# Products summed over the rows, x^T g for x (n, K) and g (n, N) (a layer's weight gradient), and
+# g's column sums with them (its bias gradient: a column of ones appended to x). Each thread takes
+# chunks of TPRODUCT_ROWS rows: both chunks regrouped in runs (x in tiles of 6 columns, g in
+# panels of two vectors: contiguous reads, and no cache set conflicts from the rows' power-of-two
+# strides) and multiplied into the thread's register tiles, while the next chunk is prefetched
+# (without it the chunk's reads stall the arithmetic: 1.4x the time). The threads' sums are added
+# in thread order: the result does not depend on timing.
+TPRODUCT_ROWS = 128
+
+
+def _tproduct_source(ctype: str, suffix: str) -> str:
+    lanes = DENSE_VECTOR_BYTES // (8 if ctype == "double" else 4)
+    cols, rows = 2 * lanes, TPRODUCT_ROWS
+    return f"""static void gpuad_runs_{suffix}(const {ctype} *restrict src, int64_t n, int64_t rows, int64_t w, int ones, {ctype} *restrict dst) {{
+  // dst[t][r][w] = src[r][t * w + i]: zeros past column n, or ones at column n (``ones``)
+  const int64_t full = n / w, wide = n + (ones != 0);
+  for (int64_t t = 0; t < full; t++)
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t i = 0; i < w; i++) dst[(t * rows + r) * w + i] = src[r * n + t * w + i];
+  if (full * w < wide)
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t i = 0; i < w; i++) dst[(full * rows + r) * w + i] = full * w + i < n ? src[r * n + full * w + i] : (full * w + i == n && ones ? 1 : 0);
+}}
+__attribute__((optimize("fp-contract=fast"), noinline))
+static void gpuad_tchunk_{suffix}(const {ctype} *restrict xp, int64_t tiles, const {ctype} *restrict gp, int64_t panels, int64_t rows, {ctype} *restrict acc, const char *nx, int64_t bx, const char *ng, int64_t bg) {{
+  const int64_t lines = (bx + bg + 127) / 64;  // the next chunk's rows of x and of g
+  for (int64_t t = 0; t < tiles; t++)
+    for (int64_t j = 0; j < panels; j++) {{
+      gpuad_v{suffix} s[6][2];
+      for (int i = 0; i < 6; i++) s[i][0] = s[i][1] = (gpuad_v{suffix}){{0}};
+      const {ctype} *x = xp + t * rows * 6, *g = gp + j * rows * {cols};
+      for (int64_t r = 0; r < rows; r++) {{
+        gpuad_v{suffix} b0, b1;
+        memcpy(&b0, g + r * {cols}, sizeof b0);
+        memcpy(&b1, g + r * {cols} + {lanes}, sizeof b1);
+        for (int i = 0; i < 6; i++) {{
+          const {ctype} v = x[r * 6 + i];
+          s[i][0] += v * b0;
+          s[i][1] += v * b1;
+        }}
+      }}
+      for (int i = 0; i < 6; i++) {{
+        {ctype} *o = acc + ((t * 6 + i) * panels + j) * {cols};
+        gpuad_v{suffix} o0, o1;
+        memcpy(&o0, o, sizeof o0);
+        memcpy(&o1, o + {lanes}, sizeof o1);
+        o0 += s[i][0];
+        o1 += s[i][1];
+        memcpy(o, &o0, sizeof o0);
+        memcpy(o + {lanes}, &o1, sizeof o1);
+      }}
+      const int64_t run = t * panels + j;  // the next chunk's lines, spread over the tiles
+      for (int64_t l = lines * run / (tiles * panels); l < lines * (run + 1) / (tiles * panels); l++)
+        __builtin_prefetch(l * 64 < bx ? nx + l * 64 : ng + (l * 64 - bx), 0, 2);
+    }}
+}}
+static int gpuad_tproduct_{suffix}(int64_t n, int64_t k, int64_t m, const {ctype} *restrict x, const {ctype} *restrict g, {ctype} *restrict out, {ctype} *restrict sums) {{
+  // out (k, m) = x^T g over n rows; sums (m) = g's column sums unless NULL
+  const int64_t tiles = (k + (sums != 0) + 5) / 6, panels = (m + {cols - 1}) / {cols};
+  int raised = 0;
+  #pragma omp parallel reduction(|:raised) if(n >= 32768)
+  {{
+    feclearexcept(FE_ALL_EXCEPT);
+    {ctype} acc[tiles * 6 * panels * {cols}], xp[{rows} * tiles * 6], gp[{rows} * panels * {cols}];
+    for (int64_t j = 0; j < tiles * 6 * panels * {cols}; j++) acc[j] = 0;
+    const int t = GPUAD_THREAD, threads = GPUAD_THREADS;
+    const int64_t chunks = (n + {rows - 1}) / {rows}, lo = chunks * t / threads, hi = chunks * (t + 1) / threads;
+    for (int64_t c = lo; c < hi; c++) {{
+      const int64_t r0 = c * {rows}, rows = n - r0 < {rows} ? n - r0 : {rows};
+      gpuad_runs_{suffix}(x + r0 * k, k, rows, 6, sums != 0, xp);
+      gpuad_runs_{suffix}(g + r0 * m, m, rows, {cols}, 0, gp);
+      const int64_t more = c + 1 < hi ? (n - r0 - rows < {rows} ? n - r0 - rows : {rows}) : 0;  // the next chunk's rows
+      gpuad_tchunk_{suffix}(xp, tiles, gp, panels, rows, acc, (const char *)(x + (r0 + rows) * k), more * k * (int64_t)sizeof({ctype}), (const char *)(g + (r0 + rows) * m), more * m * (int64_t)sizeof({ctype}));
+    }}
+    for (int u = 0; u < threads; u++) {{
+      #pragma omp barrier
+      if (u == t) {{
+        for (int64_t i = 0; i < k + (sums != 0); i++)
+          for (int64_t j = 0; j < m; j++) {{
+            {ctype} *o = i < k ? out + i * m + j : sums + j;
+            *o = u ? *o + acc[i * panels * {cols} + j] : acc[i * panels * {cols} + j];
+          }}
+      }}
+    }}
+    raised |= fetestexcept(FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW);
+  }}
+  return raised;
+}}
+"""
+
+
+_DENSE = (
+    "#include <string.h>\n#ifdef _OPENMP\n#include <omp.h>\n#define GPUAD_THREAD omp_get_thread_num()\n"
+    "#define GPUAD_THREADS omp_get_num_threads()\n#else\n#define GPUAD_THREAD 0\n#define GPUAD_THREADS 1\n#endif\n" + _dense_source("double", "d") + _dense_source("float", "f")
+    + _tproduct_source("double", "d") + _tproduct_source("float", "f")
+)
 
 PRELUDE = _prelude()
 
