@@ -216,8 +216,8 @@ def test_flat_kernels_read_biases_and_rows_and_recompute_short_chains(cache):
     """Elementwise work on values too wide per point: the layer's product is computed in the
     kernel (register tiles), the bias (along the last axis) and a per-row normaliser (shape
     (B, 1)) are read inside the fused loops (no separate broadcast add); the backward kernel
-    computes the sigmoid's exp(-x) and 1 + exp(-x) again from the pre-activation, so the forward
-    kernel writes only the activation and the product (not the chain between them)."""
+    computes the sigmoid's 1 + exp(-x) again from exp(-x) (never exp itself), so the forward
+    kernel writes only the activation and exp(-x) (not the chain between them)."""
     rng = np.random.default_rng(2)
     args = (rng.standard_normal((8, 96)) / 3, rng.standard_normal(96), rng.standard_normal((96, 3)) / 9, rng.standard_normal((300, 8)))
     f = gpuad.value_and_grad(_sigmoid_mlp_loss, argnums=(0, 1, 2))
@@ -227,11 +227,14 @@ def test_flat_kernels_read_biases_and_rows_and_recompute_short_chains(cache):
     c, _ = _sources(f, *args)
     first = c[c.index("int k0(") : c.index("\n", c.index("int k0("))]
     body = c[c.index("int k0(") : c.index("int k1(")]
-    assert first.count("restrict o") == 2 and re.search(r"a\d\[c\]", body), first  # product and activation; the bias by column
+    assert first.count("restrict o") == 2 and re.search(r"a\d\[c\]", body), first  # exp(-x) and activation; the bias by column
     assert "gpuad_dense_d(a0 + r0 * 8, 8, rows" in body  # X @ w1, 8 columns of X per row
     assert "a2[r]" in c or "a1[r]" in c  # the normaliser, one per row
-    backward = [k for k in c.split("int k")[1:] if "gpuad_expf" in k or "exp(" in k]
-    assert len(backward) == 2  # exp in the forward kernel and again in the backward one
+    kernels = c.split("int k")[1:]
+    assert sum("gpuad_expf" in k or "exp(" in k for k in kernels) == 1  # exp once, in the forward kernel
+    # 1 + exp(-x) again in the backward kernel, from exp(-x) as the forward kernel wrote it
+    again = re.compile(r"const double (t\d+) = a\d+\[i \* P\d+ \+ 0\];\s*const double t\d+ = \(0x1\.0+p\+0 \+ \1\);")
+    assert any(again.search(k) for k in kernels[1:]), c
 
 
 def test_dense_products_are_computed_in_the_kernels(cache):

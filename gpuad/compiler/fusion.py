@@ -336,10 +336,12 @@ MAX_RECOMPUTE = 8  # operations of an elementwise chain a flat kernel computes a
 
 
 def recompute(program: list, avals: list[Any], kernels: list[Kernel], outputs: list[Any]) -> None:
-    """Let flat kernels compute again the short elementwise chains of earlier flat kernels they
-    would read, where those values are written for them alone (a sigmoid's exp(-x) and 1 + exp(-x)
-    that its backward kernel needs: recomputed from the pre-activation, the forward kernel writes
-    one array instead of three and the backward one reads two instead of four)."""
+    """Let flat kernels compute again the short chains of cheap elementwise operations of earlier
+    flat kernels they would read, where those values are written for them alone (a sigmoid's
+    1 + exp(-x) that its backward kernel needs: computed again from exp(-x), the forward kernel
+    writes one array instead of two and the backward one reads one instead of two). A chain
+    starts from values in memory: a product's, or a math function's (exp, tanh: never computed
+    twice)."""
     native = {i: k for k in kernels for i in k.ops}
     producer = {out: i for i, (_, _, _, out) in enumerate(program) if type(out) is int}
     written = {o for kind, o in outputs if kind != "const"}  # read where a recomputation cannot help
@@ -351,8 +353,10 @@ def recompute(program: list, avals: list[Any], kernels: list[Kernel], outputs: l
         """Add to ``ops`` the operations that compute ``v`` from values in memory; False if it
         takes more than MAX_RECOMPUTE of them or anything but flat elementwise ones."""
         j = producer.get(v)
-        if j is not None and j in native and program[j][0].name == "matmul":
-            return True  # a product is read from memory (its kernel writes it: one array, not the chain's)
+        if j is not None and j in native and (program[j][0].name == "matmul" or program[j][0].name in scalar.TRANSCENDENTAL):
+            # Read from memory (its kernel writes it: one array, not the chain's): a product, or a
+            # math function's value (an exp costs more than reading the number it gives).
+            return True
         if j is None or j not in native or not native[j].flat or j in ops:
             return j is not None and j in ops
         prim, refs, _, out = program[j]

@@ -254,6 +254,12 @@ def _elementwise_rule(name: str, params: dict[str, Any], operand_dtypes: list[st
     return None
 
 
+# Primitives that call a math library function per element (vector exp, log, tanh...): worth
+# computing once and reading after, where a cheap operation (add, multiply) is worth computing again.
+TRANSCENDENTAL = frozenset(
+    (set(_C_UNARY) - {"abs", "round", "floor", "ceil", "trunc", "sqrt"}) | {"atan2", "hypot", "pow", "logistic", "logaddexp"}
+)
+
 ELEMENTWISE = frozenset(
     set(_C_UNARY) | set(_C_BINARY) | set(_ARITH) | set(_COMPARE) | set(_LOGICAL) | set(_TESTS)
     | {"negative", "square", "reciprocal", "maximum", "minimum", "relu", "logistic", "logaddexp",
