@@ -225,23 +225,62 @@ def test_flat_kernels_read_biases_and_rows_and_recompute_short_chains(cache):
     close(got, f(*args), rtol=1e-12, atol=1e-14)
     assert "add" not in report.library, report  # the bias add: inside the sigmoid's loop
     c, _ = _sources(f, *args)
-    first = c[c.index("int k0(") : c.index("\n", c.index("int k0("))]
-    body = c[c.index("int k0(") : c.index("int k1(")]
-    assert first.count("restrict o") == 2 and re.search(r"a\d\[c\]", body), first  # exp(-x) and activation; the bias by column
-    assert "gpuad_dense_d(a0 + r0 * 8, 8, rows" in body  # X @ w1, 8 columns of X per row
+    functions = _c_functions(c)
+    (forward,) = [k for k in functions if re.search(r"gpuad_dense_dw?\(a0 \+ s0 \* 8, 8, sub", k)]  # X @ w1: 8 columns per row
+    first = forward[: forward.index("\n")]
+    assert first.count("restrict o") == 2 and re.search(r"a\d\[c\]", forward), first  # exp(-x) and activation; the bias by column
     assert "a2[r]" in c or "a1[r]" in c  # the normaliser, one per row
-    kernels = c.split("int k")[1:]
-    assert sum("gpuad_expf" in k or "exp(" in k for k in kernels) == 1  # exp once, in the forward kernel
+    assert sum("gpuad_expf" in k or "exp(" in k for k in functions) == 1  # exp once, in the forward kernel
     # 1 + exp(-x) again in the backward kernel, from exp(-x) as the forward kernel wrote it
     again = re.compile(r"const double (t\d+) = a\d+\[i \* P\d+ \+ 0\];\s*const double t\d+ = \(0x1\.0+p\+0 \+ \1\);")
-    assert any(again.search(k) for k in kernels[1:]), c
+    assert any(again.search(k) for k in functions if k is not forward), c
 
 
-def test_dense_products_are_computed_in_the_kernels(cache):
+def _mlp_example_loss(params, x, y):
+    w1, b1, w2, b2, w3 = params
+    h1 = 1 / (1 + gnp.exp(-(x @ w1 + b1)))
+    h2 = gnp.tanh(h1 @ w2 + b2)
+    z = h2 @ w3
+    return gnp.log(gnp.sum(gnp.exp(z), axis=-1)) - gnp.sum(z * y, axis=-1)
+
+
+def test_layers_run_as_one_launch_block_of_rows_by_block(cache):
+    """A network's layers (flat kernels whose products read the layer before) run as one C
+    function, a block of rows through every layer in turn; a value only the next layer's
+    product reads (the backward's da2, da1) stays in the thread's block buffer, never in
+    memory. Values, float64 and float32, with rows not a multiple of a block's (48) and enough
+    for threads, equal eager ones; an infinity gives the eager values and NumPy's warnings."""
+    rng = np.random.default_rng(12)
+    for dtype, tol, rows in (("float64", dict(rtol=1e-12, atol=1e-13), 301), ("float32", dict(rtol=2e-5, atol=2e-6), 700)):
+        params = tuple(a.astype(dtype) for a in (rng.standard_normal((8, 64)) / 3, rng.standard_normal(64), rng.standard_normal((64, 64)) / 8, rng.standard_normal(64), rng.standard_normal((64, 5)) / 8))
+        x, y = rng.standard_normal((rows, 8)).astype(dtype), np.eye(5, dtype=dtype)[rng.integers(0, 5, rows)]
+        f = gpuad.vmap(gpuad.value_and_grad(_mlp_example_loss, argnums=1), in_axes=(None, 0, 0))
+        got, report = _compiled(f, params, x, y)
+        close(got, f(params, x, y), **tol)
+        c, _ = _sources(f, params, x, y)
+        drivers = [k for k in _c_functions(c) if re.search(r"k\d+_1\(r0, rows", k)]
+        assert len(drivers) == 2, c  # the forward's layers, the backward's
+        assert sum(len(re.findall(r"bf\d\[\d+\]", k)) for k in drivers) == 2  # da2 and da1 in block buffers
+    x[3, 2] = np.inf
+    jitted = gpuad.jit(f)
+    for _ in range(2):  # recording, then the compiled program (its kernels report the invalid operation)
+        with pytest.warns(RuntimeWarning):
+            got = jitted(params, x, y)
+    with np.errstate(all="ignore"):
+        close(got, f(params, x, y), rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_dense_products_are_computed_in_the_kernels(cache, monkeypatch, wide):
     """Rows times a shared matrix of up to 128 x 128 (a layer's product, its backward's product
     with the transpose) is computed by the kernels themselves: every shape of the register tiles
     (rows not a multiple of the tile's 6, columns not of a panel's, K and N from 1 to 128, a
-    transposed matrix, a constant one) equals NumPy's product; a 129-wide one stays BLAS's."""
+    transposed matrix, a constant one), with 32-byte vectors and with 64-byte ones (AVX-512's,
+    forced here: elsewhere gcc splits them), equals NumPy's product; a 129-wide one stays BLAS's."""
+    monkeypatch.setattr(toolchain, "_wide_vectors", lambda: wide)
+    # Wide panels where they pad no more than narrow ones: 64 columns, not 10 floats or 17 doubles.
+    assert toolchain.dense_layout("double", 64) == ((16, "dw") if wide else (8, "d"))
+    assert toolchain.dense_layout("float", 10) == (16, "f") and toolchain.dense_layout("double", 17) == (8, "d")
     rng = np.random.default_rng(7)
     for dtype, tol in (("float64", dict(rtol=1e-12, atol=1e-12)), ("float32", dict(rtol=2e-5, atol=2e-5))):
         for rows, k, n in ((13, 1, 1), (7, 3, 10), (6, 64, 64), (100, 10, 64), (31, 128, 128), (5, 64, 17)):
@@ -290,11 +329,12 @@ def test_products_summed_over_rows_are_computed_by_a_kernel(cache):
     not summed this way."""
     rng = np.random.default_rng(9)
     for dtype, eps in (("float64", 1e-15), ("float32", 1e-6)):
-        for rows, k, n in ((128, 1, 1), (131, 3, 10), (1000, 64, 64), (300, 128, 128), (257, 32, 17), (40000, 7, 9)):
+        shapes = ((128, 1, 1), (131, 3, 10), (1000, 64, 64), (300, 128, 128), (257, 32, 17), (40000, 7, 9))
+        for case, (rows, k, n) in enumerate(shapes):
             x, g = rng.standard_normal((rows, k)).astype(dtype), rng.standard_normal((rows, n)).astype(dtype)
             # against the exact product of these numbers, to within a rounding of its terms' scale
             tol = dict(rtol=0, atol=eps * float((np.abs(x.astype(float)).T @ np.abs(g.astype(float))).max()))
-            for keep in (None, True, False):
+            for keep in [(None, True, False)[(case + (dtype == "float32")) % 3]]:  # (each shape one way)
                 def f(x, g):
                     if keep is None:
                         return x.T @ g
@@ -584,14 +624,20 @@ def test_other_libraries_replay_with_one_warning(cache):
     close(jitted(x), f(x), rtol=0, atol=0)
 
 
-def _sources(f, *args):
-    """The C and CUDA sources of f's recording."""
+def _c_functions(c):
+    """The functions of a C source: kernels, and the stages of runs of kernels (``k0_1``)."""
+    return ["k" + text for text in re.split(r"(?m)^(?:static inline void|int) k", c)[1:]]
+
+
+def _sources(f, *args, runs=True):
+    """The C and CUDA sources of f's recording (``runs=False``: its C with a function per kernel,
+    as CUDA has it, instead of per run of kernels)."""
     seen = []
     original = lowering.sources
 
-    def spy(builts):
-        seen.append(original(builts))
-        return seen[-1]
+    def spy(builts, c_runs=None):
+        seen.append(original(builts, c_runs if runs else None))
+        return original(builts, c_runs)
 
     lowering.sources = spy
     try:
@@ -617,19 +663,18 @@ def test_c_and_cuda_say_the_same_and_the_cuda_compiles(cache):
     ]
     summed = 0
     for f, x in programs:
-        c, cuda = _sources(f, x)
+        c, cuda = _sources(f, x, runs=False)
         if shutil.which("nvcc"):
             ptx = toolchain.cuda_ptx(cuda)
             assert ".entry k0" in ptx
         # The scalar kernels' statements (a summed product is a call in C, its own loop in CUDA:
         # test_the_cuda_summed_product_sums_what_the_c_one_does).
-        c_functions, cuda_functions = re.split(r"(?m)^int k\d+\(", c)[1:], cuda.split('extern "C"')[1:]
-        scalar_kernels = [i for i, text in enumerate(c_functions) if "gpuad_tproduct" not in text]
-        summed += len(c_functions) - len(scalar_kernels)
-        c = "\n".join(c_functions[i] for i in scalar_kernels)
-        cuda = "\n".join(cuda_functions[i] for i in scalar_kernels)
-        # (the loop's own indices, rows and columns, are each emitter's)
-        loop = re.compile(r"const (int64_t|long long) (i|r|rows) =|o\d+\[\d+\] = s\d+_\d+;")  # (and C's sums over the points)
+        c_functions, cuda_functions = _c_functions(c), cuda.split('extern "C"')[1:]
+        summed += sum("gpuad_tproduct" in text for text in c_functions)
+        c = "\n".join(text for text in c_functions if "gpuad_tproduct" not in text)
+        cuda = "\n".join(text for text in cuda_functions if "r0 = t /" not in text)
+        # (the loop's own indices, rows, blocks of rows and columns, are each emitter's)
+        loop = re.compile(r"const (int64_t|long long) (i|r|rows|sub|i0) =|o\d+\[\d+\] = s\d+_\d+;")  # (and C's sums over the points)
         c_lines = [line.strip() for line in c.splitlines() if line.strip().startswith(("const", "o")) and not loop.match(line.strip())]
         cuda_lines = [line.strip() for line in cuda.splitlines() if line.strip().startswith(("const", "o")) and not loop.match(line.strip())]
         as_c = {"long long": "int64_t", "bool": "_Bool", "signed char": "int8_t", "unsigned char": "uint8_t", "short": "int16_t", "int ": "int32_t "}

@@ -28,7 +28,7 @@ from ..primitives import Primitive, _TABLE
 from . import linalg, scalar, toolchain
 from .scalar import Builder, Scalar
 
-__all__ = ["Kernel", "Built", "schedule", "plan", "build_kernel", "compiles"]
+__all__ = ["Kernel", "Built", "schedule", "plan", "chains", "build_kernel", "compiles"]
 
 MAX_POINT_ELEMENTS = 48  # elements of one value per point (wider values: the library, until fused loops come)
 MAX_KERNEL_ELEMENTS = 6000  # per-point elements written by one kernel's operations (compile time)
@@ -386,6 +386,45 @@ def recompute(program: list, avals: list[Any], kernels: list[Kernel], outputs: l
                     k.inside |= {program[j][3] for j in ops}
                     if any(f in ("row", "col") for j in ops for f in _flat_forms(program[j][1], shape, avals, set())):
                         k.inner = shape[-1]
+
+
+def _has_products(kernel: Kernel, program: list) -> bool:
+    return kernel.flat and any(program[i][0].name == "matmul" for i in kernel.ops)
+
+
+def chains(program: list, kernels: list[Kernel]) -> list[list[Kernel]]:
+    """The kernels in runs that the C code runs as one launch, block of rows by block: flat
+    kernels with dense products over the same rows where each one's products read values of the
+    one before (a network's layers, forward or backward), so that a layer's product reads the
+    rows the layer before has just written from the cache instead of memory, and a value only
+    later layers' products read is never written to memory at all (``lowering.runs``: the MLP's
+    input gradient in float64 13% faster from B = 1e5, 3% at 1e4; float32 unchanged). The
+    launch runs after the run's last operation: no operation outside the run may read its
+    values before. Every other kernel is a run of its own (on CUDA every kernel is)."""
+    runs: list[list[Kernel]] = []
+    for kernel in sorted(kernels, key=lambda k: k.ops[-1]):
+        run = runs[-1] if runs else None
+        if run is not None and _has_products(kernel, program) and _has_products(run[-1], program) and _chains_onto(run, kernel, program):
+            run.append(kernel)
+        else:
+            runs.append([kernel])
+    return runs
+
+
+def _chains_onto(run: list[Kernel], kernel: Kernel, program: list) -> bool:
+    """Whether ``kernel`` can join the run: the same rows, a product of the run's last kernel's
+    value, and nothing else reading the run's values before the run's launch."""
+    last = run[-1]
+    if last.n // last.inner != kernel.n // kernel.inner:
+        return False
+    if not any(program[i][0].name == "matmul" and program[i][1][0] in last.inside for i in kernel.ops if i not in kernel.recomputed):
+        return False
+    inside = {i for k in run + [kernel] for i in k.ops}
+    values = {v for k in run for v in k.inside}
+    return not any(
+        type(r) is int and r in values
+        for j in range(run[0].ops[-1] + 1, kernel.ops[-1]) if j not in inside for r in program[j][1]
+    )
 
 
 def dense(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: Any, avals: list[Any]) -> bool:

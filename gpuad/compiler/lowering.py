@@ -92,18 +92,118 @@ def _read_outside(program: list, kernels: list[fusion.Kernel], outputs: list[Any
     return outside
 
 
-def sources(builts: list[fusion.Built]) -> tuple[str, str]:
-    """The C and the CUDA source of a recording's kernels (functions ``k0``, ``k1``, ...)."""
-    c, cuda = [], []
+@dataclass
+class _Run:
+    """Kernels launched as one C function (``fusion.chains``; on CUDA each kernel is a run of its
+    own): the refs it reads, in argument order, the variables it writes, and each kernel's
+    arguments by the function's names for them (a later kernel reads an earlier one's output).
+    ``local``: values only later kernels' products of the run read, never written to memory: a
+    block's rows go through a buffer of the thread's (``blocks``: their dtypes and row widths)."""
+
+    builts: list[fusion.Built]
+    local: set[int] = field(default_factory=set)
+    blocks: list[tuple[str, int]] = field(default_factory=list)
+    refs: list[Any] = field(default_factory=list)
+    in_dtypes: list[str] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    out_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    out_dtypes: list[str] = field(default_factory=list)
+    out_kinds: list[str] = field(default_factory=list)
+    args: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        slots: dict[Any, int] = {}
+        buffers: dict[int, str] = {}
+        for built in self.builts:
+            names = []
+            for r, (dtype, _, _) in zip(built.refs, built.operand_specs):
+                if type(r) is int and r in buffers:
+                    names.append(buffers[r])
+                    continue
+                if type(r) is int and r in self.outputs:
+                    names.append(f"o{self.outputs.index(r)}")
+                    continue
+                key = r if type(r) is int else id(r)
+                if key not in slots:
+                    slots[key] = len(self.refs)
+                    self.refs.append(r)
+                    self.in_dtypes.append(dtype)
+                names.append(f"a{slots[key]}")
+            for v, shape, dtype, kind in zip(built.outputs, built.out_shapes, built.out_dtypes, built.out_kinds):
+                if v in self.local:
+                    buffers[v] = f"bf{len(self.blocks)}"
+                    names.append(buffers[v])
+                    self.blocks.append((dtype, built.kernel.inner))
+                    continue
+                names.append(f"o{len(self.outputs)}")
+                self.outputs.append(v)
+                self.out_shapes.append(tuple(shape))
+                self.out_dtypes.append(dtype)
+                self.out_kinds.append(kind)
+            self.args.append(names)
+
+    @property
+    def ops(self) -> list[int]:
+        return sorted({i for b in self.builts for i in b.kernel.ops})
+
+
+def runs(program: list, builts: list[fusion.Built], target: str, outputs: list[Any]) -> list[_Run]:
+    """The launches of a recording's kernels on ``target`` ("C" or "CUDA"), in program order."""
+    if target != "C":
+        return [_Run([b]) for b in builts]
+    of = {id(b.kernel): b for b in builts}
+    readers: dict[int, list[int]] = {}
+    for i, (_, refs, _, _) in enumerate(program):
+        for r in refs:
+            if type(r) is int:
+                readers.setdefault(r, []).append(i)
+    returned = {o for kind, o in outputs if kind != "const"}
+    launched = []
+    for chain in fusion.chains(program, [b.kernel for b in builts]):
+        local = set()
+        for s, kernel in enumerate(chain):
+            later = {i for k in chain[s + 1:] for i in k.ops}
+            for v in of[id(kernel)].outputs:
+                # read by later kernels' products alone (whole rows of the block), and not returned
+                if v not in returned and readers.get(v) and all(
+                    i in later and program[i][0].name == "matmul" and program[i][1][0] == v and program[i][1][1] != v
+                    for i in readers[v]
+                ):
+                    local.add(v)
+        launched.append(_Run([of[id(k)] for k in chain], local))
+    return launched
+
+
+def _c_function(name: str, run: _Run) -> str:
+    built = run.builts[0]
+    if built.summed_product is not None:
+        return scalar.emit_c_summed_product(name, built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1)
+    if len(run.builts) == 1 and not built.products:
+        ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
+        outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
+        return scalar.emit_c(name, built.builder, ops, outs, built.kernel.batched, built.kernel.inner)
+    stages = [
+        scalar.RowStage(
+            b.builder, [(d, per_point) for d, per_point, _ in b.operand_specs],
+            [(backend.dtype_name(d), kind, s) for d, kind, s in zip(b.out_dtypes, b.out_kinds, b.scalars)],
+            b.kernel.inner, b.products, args,
+        )
+        for b, args in zip(run.builts, run.args)
+    ]
+    return scalar.emit_c_rows(name, run.in_dtypes, run.out_dtypes, stages, run.blocks)
+
+
+def sources(builts: list[fusion.Built], c_runs: list[_Run] | None = None) -> tuple[str, str]:
+    """The C source of a recording's runs of kernels (functions ``k0``, ``k1``..., one per run;
+    default: one run per kernel) and the CUDA source of its kernels (``k0``, ``k1``...)."""
+    c = [_c_function(f"k{i}", run) for i, run in enumerate(c_runs if c_runs is not None else [_Run([b]) for b in builts])]
+    cuda = []
     for i, built in enumerate(builts):
         if built.summed_product is not None:
-            shape = (built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1)
-            c.append(scalar.emit_c_summed_product(f"k{i}", *shape))
-            cuda.append(scalar.emit_cuda_summed_product(f"k{i}", *shape))
+            cuda.append(scalar.emit_cuda_summed_product(f"k{i}", built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1))
             continue
         ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
         outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
-        c.append(scalar.emit_c(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
         cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
     # CUDA's expf and tanh need no detour: the C prelude's gpuad_expf and gpuad_tanh are plain
     # there. A dense product's element is its thread's dot product (row r of a, column c of b).
@@ -128,9 +228,9 @@ class _AsArrayOperations:
     message (naming the operation) and the user's ``np.errstate`` are NumPy's own, and where a
     matrix of its small linear algebra is degenerate (singular, not positive definite)."""
 
-    def __init__(self, program: list, built: fusion.Built):
-        self.ops = [program[k] for k in built.kernel.ops]
-        self.refs, self.outputs = built.refs, built.outputs
+    def __init__(self, program: list, run: _Run):
+        self.ops = [program[k] for k in run.ops]
+        self.refs, self.outputs = run.refs, run.outputs
 
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
         values = {r: v for r, v in zip(self.refs, operands) if type(r) is int}
@@ -141,14 +241,14 @@ class _AsArrayOperations:
 
 
 class _CPULaunch:
-    """Runs one C kernel on NumPy arrays: operands made C-contiguous in their dtype (a copy only
-    where they are not already), outputs allocated fresh."""
+    """Runs one C function (a run of kernels) on NumPy arrays: operands made C-contiguous in
+    their dtype (a copy only where they are not already), outputs allocated fresh."""
 
-    def __init__(self, fn: Any, built: fusion.Built, fallback: _AsArrayOperations):
+    def __init__(self, fn: Any, run: _Run, fallback: _AsArrayOperations):
         self.fn, self.fallback = fn, fallback
-        self.n = built.kernel.n
-        self.in_dtypes = [numpy.dtype(d) for d, _, _ in built.operand_specs]  # host-ok
-        self.outs = [(tuple(s), numpy.dtype(d)) for s, d in zip(built.out_shapes, built.out_dtypes)]  # host-ok
+        self.n = run.builts[0].kernel.n
+        self.in_dtypes = [numpy.dtype(d) for d in run.in_dtypes]  # host-ok
+        self.outs = [(s, numpy.dtype(d)) for s, d in zip(run.out_shapes, run.out_dtypes)]  # host-ok
         fn.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * (len(self.in_dtypes) + len(self.outs))
         fn.restype = ctypes.c_int
 
@@ -224,36 +324,39 @@ def compile_program(xp: Any, program: list, avals: list[Any], in_vars: list[int]
             else "no run of operations worth compiling"
         )
         return program, report
-    c_source, cuda_source = sources(builts)
-    if _is_cupy(xp):
+    target = "CUDA" if _is_cupy(xp) else "C"
+    launched = runs(program, builts, target, outputs)
+    c_source, cuda_source = sources(builts, launched if target == "C" else None)
+    if target == "CUDA":
         import cupy  # host-ok: the CuPy backend is in use, so CuPy is installed
 
         module = cupy.RawModule(code=cuda_source)
-        launches = [_CUDALaunch(cupy, module, f"k{i}", b) for i, b in enumerate(builts)]
-        report.target = "CUDA"
+        launches = [_CUDALaunch(cupy, module, f"k{i}", run.builts[0]) for i, run in enumerate(launched)]
     else:
         lib, seconds, cached = toolchain.build(c_source)
-        launches = [_CPULaunch(getattr(lib, f"k{i}"), b, _AsArrayOperations(program, b)) for i, b in enumerate(builts)]
-        report.target, report.seconds, report.cached = "C", seconds, cached
-    # Each kernel's operations give way to one operation that launches it, placed after its last
+        launches = [_CPULaunch(getattr(lib, f"k{i}"), run, _AsArrayOperations(program, run)) for i, run in enumerate(launched)]
+        report.seconds, report.cached = seconds, cached
+    report.target = target
+    # Each run's operations give way to one operation that launches it, placed after its last
     # operation: every operand it reads is computed by then, and nothing before reads its results.
-    last = {b.kernel.ops[-1]: (b, launch) for b, launch in zip(builts, launches)}
+    last = {run.ops[-1]: (run, launch) for run, launch in zip(launched, launches)}
     compiled_ops = {i for b in builts for i in b.kernel.ops}
     new_program = []
     for i, op in enumerate(program):
         if i not in compiled_ops:
             new_program.append(op)
         if i in last:
-            built, launch = last[i]
+            run, launch = last[i]
             prim = Primitive(f"kernel{len(report.kernels)}", launch, residuals=(), fresh=True)
-            new_program.append((prim, tuple(built.refs), {}, tuple(built.outputs)))
-            kernel = built.kernel
-            where = (
-                f"a product summed over {kernel.n} rows" if kernel.summed_product
-                else f"elementwise over {kernel.n} elements" if kernel.flat
-                else f"per point over {kernel.n} points" if kernel.batched else "one point"
-            )
-            report.kernels.append(f"{where}: {len(built.kernel.ops)} operations")
+            new_program.append((prim, tuple(run.refs), {}, tuple(run.outputs)))
+            for built in run.builts:
+                kernel = built.kernel
+                where = (
+                    f"a product summed over {kernel.n} rows" if kernel.summed_product
+                    else f"elementwise over {kernel.n} elements" if kernel.flat
+                    else f"per point over {kernel.n} points" if kernel.batched else "one point"
+                )
+                report.kernels.append(f"{where}: {len(kernel.ops)} operations")
     report.compiled = len(compiled_ops)
     report.library = sorted({prim.name for i, (prim, *_) in enumerate(program) if i not in compiled_ops})
     return new_program, report

@@ -15,13 +15,14 @@ loop (``emit_c`` / ``emit_cuda``): ``tests/test_compiler.py`` checks that both s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy  # host-ok: dtype promotion of the compiler's own symbolic values
 
 from . import toolchain
 
-__all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_cuda", "emit_c_summed_product", "emit_cuda_summed_product", "summed_product_threads"]
+__all__ = ["Scalar", "Builder", "ELEMENTWISE", "C_TYPES", "emit_c", "emit_c_rows", "RowStage", "emit_cuda", "emit_c_summed_product", "emit_cuda_summed_product", "summed_product_threads"]
 
 # The dtypes a kernel handles, and their C types (booleans are one byte holding 0 or 1 in both).
 C_TYPES = {
@@ -376,7 +377,8 @@ def _body(nodes: list[Scalar], outputs: list[tuple[str, str, list[Scalar]]], typ
                     sums.append(f"s{k}_{j}")
                     inside.append(f"s{k}_{j} += {name(s)};")
             else:
-                inside.append(f"o{k}[{'i * Q' + str(k) + ' + ' if batched else ''}{j}] = {name(s)};")
+                at = "(i - i0)" if kind == "block" else "i"  # (a buffer of the block's rows: emit_c_rows)
+                inside.append(f"o{k}[{at + ' * Q' + str(k) + ' + ' if batched else ''}{j}] = {name(s)};")
     for s in checks:  # (on a GPU the table's values stand: no library to leave a point to)
         if not cuda:
             inside.append(f"bad |= {name(s)};")
@@ -412,24 +414,17 @@ def _sizes(operands: list[tuple[str, int]], outputs: list[int], opaque: bool) ->
 _REPORT = "(raised & FE_DIVBYZERO ? 1 : 0) | (raised & FE_INVALID ? 2 : 0) | (raised & FE_OVERFLOW ? 4 : 0) | (raised & FE_UNDERFLOW ? 8 : 0)"
 
 
-def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None, products: list[tuple[int, int, int, int]] = ()) -> str:
+def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None) -> str:
     """A C function ``fname(n, a0, a1, ..., o0, o1, ...)`` looping over ``n`` points. ``operands``:
     (dtype, elements per point) of each operand; ``outputs``: (dtype, kind, scalars per point),
     kind "point" or "sum" (summed over the points). ``inner``: the points are rows of ``inner``
     columns, looped over as such (operands read per row or per column, see ``Builder.load``).
-    ``products``: dense products (rows' operand, matrix's operand, K, N) the kernel computes
-    itself, a block of rows at a time (toolchain's register tiles), before the block's loop."""
+    (Kernels with dense products: ``emit_c_rows``.)"""
     checks = sorted(set(builder.checks), key=lambda s: s.id)
     before, inside, sums = _body(builder.nodes, outputs, C_TYPES, batched, cuda=False, checks=checks)
-    from_tiles = [_tile_layout(p, operands) for p in products]
-    lines = [f"#define D{j} tl{j}[(r - r0) * {width} + c]" for j, (_, width, _, _) in enumerate(from_tiles)]
-    lines += [f"int {fname}(int64_t n, {_signature(operands, [d for d, _, _ in outputs], C_TYPES, 'restrict')}) {{"]
+    lines = [f"int {fname}(int64_t n, {_signature(operands, [d for d, _, _ in outputs], C_TYPES, 'restrict')}) {{"]
     lines += ["  " + s for s in _sizes(operands, [len(out) for _, _, out in outputs], opaque=True)]
     lines += ["  " + s for s in before]
-    for j, ((a, b, k, n), (ctype, width, panels, suffix)) in enumerate(zip(products, from_tiles)):
-        # each shared matrix packed once per call, read by every thread
-        lines.append(f"  {ctype} pk{j}[{k * width}] __attribute__((aligned(64)));")
-        lines.append(f"  gpuad_pack_{suffix}(a{b}, {k}, {n}, pk{j});")
     for k, (dtype, kind, out) in enumerate(outputs):
         if kind == "sum":
             lines.append(f"  {C_TYPES[dtype]} {', '.join(f's{k}_{j} = 0' for j in range(len(out)))};")
@@ -442,17 +437,7 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
     lines.append("  {")
     lines.append("    feclearexcept(FE_ALL_EXCEPT);")
     reductions = (f" reduction(+:{', '.join(sums)})" if sums else "") + (" reduction(|:bad)" if checks else "")
-    if products:  # threads over blocks of rows: each block's products, then its elementwise loop
-        rows = toolchain.DENSE_ROWS
-        lines += [f"    {ctype} tl{j}[{rows * width}] __attribute__((aligned(64)));" for j, (ctype, width, _, _) in enumerate(from_tiles)]
-        lines.append(f"    #pragma omp for schedule(static){reductions}")
-        lines.append(f"    for (int64_t r0 = 0; r0 < n / {inner}; r0 += {rows}) {{")
-        lines.append(f"      const int64_t rows = n / {inner} - r0 < {rows} ? n / {inner} - r0 : {rows};")
-        for j, ((a, _, k, _), (_, _, panels, suffix)) in enumerate(zip(products, from_tiles)):
-            lines.append(f"      gpuad_dense_{suffix}(a{a} + r0 * {k}, {k}, rows, pk{j}, {panels}, tl{j});")
-        lines += _row_loop("r = r0; r < r0 + rows", inner, reductions, inside, "      ")
-        lines.append("    }")
-    elif inner is None:
+    if inner is None:
         lines.append(f"    #pragma omp for simd schedule(static){reductions}")
         lines.append("    for (int64_t i = 0; i < n; i++) {")
         lines += ["      " + s for s in inside]
@@ -467,7 +452,81 @@ def emit_c(fname: str, builder: Builder, operands: list[tuple[str, int]], output
             lines += [f"  o{k}[{j}] = s{k}_{j};" for j in range(len(out))]
     lines.append(f"  return {_REPORT} | (bad ? 16 : 0);")
     lines.append("}")
-    lines += [f"#undef D{j}" for j in range(len(products))]
+    return "\n".join(lines)
+
+
+@dataclass
+class RowStage:
+    """One flat kernel with dense products, as a stage of ``emit_c_rows``: its scalars, operands,
+    outputs and products as for ``emit_c``, its rows' width, and the driver's name of each of its
+    operands and then outputs ("a3", "o0")."""
+
+    builder: Builder
+    operands: list[tuple[str, int]]
+    outputs: list[tuple[str, str, list[Scalar]]]
+    inner: int
+    products: list[tuple[int, int, int, int]]
+    args: list[str]
+
+
+def emit_c_rows(fname: str, operands: list[str], outputs: list[str], stages: list[RowStage], blocks: list[tuple[str, int]] = ()) -> str:
+    """A C function ``fname(n, a0, ..., o0, ...)`` over the rows of flat kernels with dense
+    products (``n``: the first stage's elements), a block of rows at a time: each stage's products
+    of the block (toolchain's register tiles), then its elementwise loop over the block, one
+    stage after the other, so that a stage's product reads the rows the stage before it has
+    just written from the cache. Threads over blocks. ``operands``, ``outputs``: the dtypes of
+    the function's arguments (the stages' ``args`` name them); ``blocks``: (dtype, row width) of
+    values kept in each thread's buffer of a block's rows (args ``bf0``, ``bf1``...)."""
+    tile, rows = toolchain.DENSE_ROWS, (toolchain.CHAIN_ROWS if len(stages) > 1 else toolchain.DENSE_ROWS)
+    lines, calls, packs, tiles = [], [], [], []
+    for s, stage in enumerate(stages):
+        if any(kind != "point" for _, kind, _ in stage.outputs) or stage.builder.checks:
+            raise toolchain.CompileError("internal: a stage over rows has sums over the points or checks")
+        # Values only later stages' products read go to the thread's buffer of the block's rows.
+        local = [arg.startswith("bf") for arg in stage.args]
+        kinds = [(d, "block" if local[len(stage.operands) + k] else kind, out) for k, (d, kind, out) in enumerate(stage.outputs)]
+        before, inside, _ = _body(stage.builder.nodes, kinds, C_TYPES, True, cuda=False)
+        layouts = [_tile_layout(p, stage.operands) for p in stage.products]
+        extra = [f"const {ctype} *restrict pk{j}, {ctype} *restrict tl{j}" for j, (ctype, _, _, _) in enumerate(layouts)]
+        lines += [f"#define D{j} tl{j}[(r - s0) * {width} + c]" for j, (_, width, _, _) in enumerate(layouts)]
+        lines.append(f"static inline void {fname}_{s}(int64_t r0, int64_t rows, {', '.join([_signature(stage.operands, [d for d, _, _ in stage.outputs], C_TYPES, 'restrict')] + extra)}) {{")
+        lines += ["  " + line for line in _sizes(stage.operands, [len(out) for _, _, out in stage.outputs], opaque=True)]
+        lines += ["  " + line for line in before]
+        if any(local[len(stage.operands):]):
+            lines.append(f"  const int64_t i0 = r0 * {stage.inner};")
+        lines.append(f"  for (int64_t s0 = r0; s0 < r0 + rows; s0 += {tile}) {{  // the register tiles' rows")
+        lines.append(f"    const int64_t sub = r0 + rows - s0 < {tile} ? r0 + rows - s0 : {tile};")
+        for j, ((a, _, k, _), (_, _, panels, suffix)) in enumerate(zip(stage.products, layouts)):
+            lines.append(f"    gpuad_dense_{suffix}(a{a} + {'(s0 - r0)' if local[a] else 's0'} * {k}, {k}, sub, pk{j}, {panels}, tl{j});")
+        lines += _row_loop("r = s0; r < s0 + sub", stage.inner, "", inside, "    ")
+        lines.append("  }")
+        lines.append("}")
+        lines += [f"#undef D{j}" for j in range(len(layouts))]
+        for j, ((_, b, k, n), (ctype, width, _, suffix)) in enumerate(zip(stage.products, layouts)):
+            # each shared matrix packed once per call, read by every thread
+            packs.append(f"  {ctype} pk{s}_{j}[{k * width}] __attribute__((aligned(64)));")
+            packs.append(f"  gpuad_pack_{suffix}({stage.args[b]}, {k}, {n}, pk{s}_{j});")
+            tiles.append(f"    {ctype} tl{s}_{j}[{tile * width}] __attribute__((aligned(64)));")
+        calls.append(f"      {fname}_{s}(r0, rows, {', '.join(stage.args + [f'pk{s}_{j}, tl{s}_{j}' for j in range(len(layouts))])});")
+    signature = ", ".join([f"const {C_TYPES[d]} *restrict a{k}" for k, d in enumerate(operands)] + [f"{C_TYPES[d]} *restrict o{k}" for k, d in enumerate(outputs)])
+    total = f"n / {stages[0].inner}"
+    lines.append(f"int {fname}(int64_t n, {signature}) {{")
+    lines += packs
+    lines.append("  int raised = 0;")
+    lines.append("  #pragma omp parallel reduction(|:raised) if(n >= 32768)")
+    lines.append("  {")
+    lines.append("    feclearexcept(FE_ALL_EXCEPT);")
+    lines += tiles
+    lines += [f"    {C_TYPES[d]} bf{j}[{rows * width}] __attribute__((aligned(64)));" for j, (d, width) in enumerate(blocks)]
+    lines.append("    #pragma omp for schedule(static)")
+    lines.append(f"    for (int64_t r0 = 0; r0 < {total}; r0 += {rows}) {{")
+    lines.append(f"      const int64_t rows = {total} - r0 < {rows} ? {total} - r0 : {rows};")
+    lines += calls
+    lines.append("    }")
+    lines.append("    raised |= fetestexcept(FE_DIVBYZERO | FE_INVALID | FE_OVERFLOW | FE_UNDERFLOW);")
+    lines.append("  }")
+    lines.append(f"  return {_REPORT};")
+    lines.append("}")
     return "\n".join(lines)
 
 
@@ -489,9 +548,9 @@ def _tile_layout(product: tuple[int, int, int, int], operands: list[tuple[str, i
     the suffix of toolchain's functions for its type."""
     _, b, _, n = product
     ctype = C_TYPES[operands[b][0]]
-    cols = toolchain.dense_cols(ctype)
+    cols, suffix = toolchain.dense_layout(ctype, n)
     panels = -(-n // cols)
-    return ctype, panels * cols, panels, "d" if ctype == "double" else "f"
+    return ctype, panels * cols, panels, suffix
 
 
 def emit_cuda(fname: str, builder: Builder, operands: list[tuple[str, int]], outputs: list[tuple[str, str, list[Scalar]]], batched: bool, inner: int | None = None, products: list[tuple[int, int, int, int]] = ()) -> str:
