@@ -28,7 +28,7 @@ from ..primitives import Primitive, _TABLE
 from . import linalg, scalar, toolchain
 from .scalar import Builder, Scalar
 
-__all__ = ["Kernel", "Built", "schedule", "plan", "chains", "build_kernel", "compiles"]
+__all__ = ["Kernel", "Built", "schedule", "plan", "chains", "readers", "build_kernel", "compiles"]
 
 MAX_POINT_ELEMENTS = 48  # elements of one value per point (wider values: the library, until fused loops come)
 MAX_KERNEL_ELEMENTS = 6000  # per-point elements written by one kernel's operations (compile time)
@@ -440,6 +440,16 @@ def dense(prim: Primitive, refs: tuple[Any, ...], params: dict[str, Any], out: A
     )
 
 
+def readers(program: list) -> dict[int, list[int]]:
+    """The operations (indices) that read each variable."""
+    read_by: dict[int, list[int]] = {}
+    for i, (_, refs, _, _) in enumerate(program):
+        for r in refs:
+            if type(r) is int:
+                read_by.setdefault(r, []).append(i)
+    return read_by
+
+
 MIN_SUMMED_ROWS = toolchain.TPRODUCT_ROWS  # fewer rows: the library's product costs less than a call
 
 
@@ -450,11 +460,7 @@ def summed_products(program: list, avals: list[Any], taken: set[int]) -> list[Ke
     register tiles (``toolchain``), with g's column sums (``sum(g, axis=-2)``: the bias
     gradient) as a column of ones appended to x."""
     producer = {out: i for i, (_, _, _, out) in enumerate(program) if type(out) is int}
-    readers: dict[int, list[int]] = {}
-    for i, (_, refs, _, _) in enumerate(program):
-        for r in refs:
-            if type(r) is int:
-                readers.setdefault(r, []).append(i)
+    read_by = readers(program)
     taken = set(taken)
     kernels = []
     for m, (prim, refs, params, out) in enumerate(program):
@@ -462,7 +468,7 @@ def summed_products(program: list, avals: list[Any], taken: set[int]) -> list[Ke
             continue
         transposed, g = refs
         p = producer.get(transposed) if type(transposed) is int else None
-        if p is None or p in taken or program[p][0].name != "permute_dims" or tuple(program[p][2]["axes"]) != (1, 0) or readers[transposed] != [m]:
+        if p is None or p in taken or program[p][0].name != "permute_dims" or tuple(program[p][2]["axes"]) != (1, 0) or read_by[transposed] != [m]:
             continue
         x = program[p][1][0]
         (xs, dtype), (gs, _) = _shape_dtype(x, avals), _shape_dtype(g, avals)
@@ -472,7 +478,7 @@ def summed_products(program: list, avals: list[Any], taken: set[int]) -> list[Ke
         ):
             continue
         kernel = Kernel(batched=True, n=xs[0], summed_product=True, ops=sorted([p, m]), inside={transposed, out})
-        for s in readers.get(g, []) if type(g) is int else []:
+        for s in read_by.get(g, []) if type(g) is int else []:
             s_prim, s_refs, s_params, s_out = program[s]
             if s not in taken and s_prim.name == "sum" and tuple(s_params["axis"]) == (-2,) and _known(s_prim, s_refs, s_params, s_out, avals):
                 ops = sorted(kernel.ops + [s])

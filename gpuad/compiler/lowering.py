@@ -152,11 +152,7 @@ def runs(program: list, builts: list[fusion.Built], target: str, outputs: list[A
     if target != "C":
         return [_Run([b]) for b in builts]
     of = {id(b.kernel): b for b in builts}
-    readers: dict[int, list[int]] = {}
-    for i, (_, refs, _, _) in enumerate(program):
-        for r in refs:
-            if type(r) is int:
-                readers.setdefault(r, []).append(i)
+    readers = fusion.readers(program)
     returned = {o for kind, o in outputs if kind != "const"}
     launched = []
     for chain in fusion.chains(program, [b.kernel for b in builts]):
@@ -174,20 +170,29 @@ def runs(program: list, builts: list[fusion.Built], target: str, outputs: list[A
     return launched
 
 
+def _operands(built: fusion.Built) -> list[tuple[str, int]]:
+    """(dtype, elements per point) of each operand, as the emitters take them."""
+    return [(d, per_point) for d, per_point, _ in built.operand_specs]
+
+
+def _outputs(built: fusion.Built) -> list[tuple[str, str, list[Any]]]:
+    """(dtype, kind, scalars) of each output, as the emitters take them."""
+    return [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
+
+
+def _summed_shape(built: fusion.Built) -> tuple[str, int, int, bool]:
+    """A summed-product kernel's dtype, K, N and whether it sums the columns too."""
+    return (built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1)
+
+
 def _c_function(name: str, run: _Run) -> str:
     built = run.builts[0]
     if built.summed_product is not None:
-        return scalar.emit_c_summed_product(name, built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1)
+        return scalar.emit_c_summed_product(name, *_summed_shape(built))
     if len(run.builts) == 1 and not built.products:
-        ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
-        outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
-        return scalar.emit_c(name, built.builder, ops, outs, built.kernel.batched, built.kernel.inner)
+        return scalar.emit_c(name, built.builder, _operands(built), _outputs(built), built.kernel.batched, built.kernel.inner)
     stages = [
-        scalar.RowStage(
-            b.builder, [(d, per_point) for d, per_point, _ in b.operand_specs],
-            [(backend.dtype_name(d), kind, s) for d, kind, s in zip(b.out_dtypes, b.out_kinds, b.scalars)],
-            b.kernel.inner, b.products, args,
-        )
+        scalar.RowStage(b.builder, _operands(b), _outputs(b), b.kernel.inner, b.products, args)
         for b, args in zip(run.builts, run.args)
     ]
     return scalar.emit_c_rows(name, run.in_dtypes, run.out_dtypes, stages, run.blocks)
@@ -200,11 +205,9 @@ def sources(builts: list[fusion.Built], c_runs: list[_Run] | None = None) -> tup
     cuda = []
     for i, built in enumerate(builts):
         if built.summed_product is not None:
-            cuda.append(scalar.emit_cuda_summed_product(f"k{i}", built.out_dtypes[0], *built.summed_product, len(built.outputs) > 1))
-            continue
-        ops = [(d, per_point) for d, per_point, _ in built.operand_specs]
-        outs = [(backend.dtype_name(d), kind, s) for d, kind, s in zip(built.out_dtypes, built.out_kinds, built.scalars)]
-        cuda.append(scalar.emit_cuda(f"k{i}", built.builder, ops, outs, built.kernel.batched, built.kernel.inner, built.products))
+            cuda.append(scalar.emit_cuda_summed_product(f"k{i}", *_summed_shape(built)))
+        else:
+            cuda.append(scalar.emit_cuda(f"k{i}", built.builder, _operands(built), _outputs(built), built.kernel.batched, built.kernel.inner, built.products))
     # CUDA's expf and tanh need no detour: the C prelude's gpuad_expf and gpuad_tanh are plain
     # there. A dense product's element is its thread's dot product (row r of a, column c of b).
     cuda_prelude = (
@@ -285,7 +288,7 @@ class _CUDALaunch:
         self.n = built.kernel.n
         self.in_dtypes = [d for d, _, _ in built.operand_specs]
         self.outs = [(tuple(s), d, kind) for s, d, kind in zip(built.out_shapes, built.out_dtypes, built.out_kinds)]
-        self.threads = self.n if built.summed_product is None else scalar.summed_product_threads(self.n, *built.summed_product, len(built.outputs) > 1)
+        self.threads = self.n if built.summed_product is None else scalar.summed_product_threads(self.n, *_summed_shape(built)[1:])
 
     def __call__(self, xp: Any, *operands: Any) -> tuple[Any, ...]:
         cp = self.cupy
