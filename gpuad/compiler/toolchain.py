@@ -94,6 +94,8 @@ def _prelude() -> str:
     lines.append("}")
     # libmvec's float64 tanh costs 1.7x this (and 1.2x NumPy's): expm1(2x) / (expm1(2x) + 2),
     # 3.5 ulps at most, exact at 0, -0.0, +-inf (clamped where tanh rounds to +-1) and NaN.
+    # gcc's PRE would move the clamp's choices outside the call (expm1(c ? a : x) -> c ?
+    # expm1(a) : expm1(x), two vector calls): -fno-tree-pre.
     lines.append("static inline double gpuad_tanh(double x) {")
     lines.append("  const double c = x < -20.0 ? -20.0 : (x > 20.0 ? 20.0 : x);")
     lines.append("  const double e = expm1(2.0 * c);")
